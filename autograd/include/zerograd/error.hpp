@@ -1,0 +1,30 @@
+#pragma once
+// The one error family every zerograd failure belongs to. Messages name the
+// operation and the offending shapes, values or file offsets.
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace zg {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+class ShapeError : public Error { public: using Error::Error; };
+class DTypeError : public Error { public: using Error::Error; };
+class ValueError : public Error { public: using Error::Error; };
+class IOError : public Error { public: using Error::Error; };
+
+using Shape = std::vector<std::size_t>;
+
+// "(2, 3)" for a shape, "()" for 0-d.
+std::string shape_str(const Shape& shape);
+
+template <class S>
+std::string shape_str(const S& shape) {
+  return shape_str(Shape(shape.begin(), shape.end()));
+}
+
+}  // namespace zg

@@ -1,0 +1,282 @@
+#pragma once
+// The autograd core: Variable handles, graph nodes, Function and the backward
+// engine's public options. Rules the engine keeps are written as Note: blocks
+// in autograd/src/engine.cpp.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "zerograd/error.hpp"
+
+namespace zg {
+
+template <class T>
+using Tensor = xt::xarray<T>;
+
+template <class T> class BasicVariable;
+template <class T> class Function;
+
+// ---- grad mode (thread-local) ----------------------------------------------
+
+bool is_grad_enabled();
+void set_grad_enabled(bool enabled);
+
+// While alive, no op records a graph: no creator and no inputs are stored.
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(is_grad_enabled()) { set_grad_enabled(false); }
+  ~NoGradGuard() { set_grad_enabled(previous_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// While alive, ops record a graph even inside a NoGradGuard.
+class EnableGradGuard {
+ public:
+  EnableGradGuard() : previous_(is_grad_enabled()) { set_grad_enabled(true); }
+  ~EnableGradGuard() { set_grad_enabled(previous_); }
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// ---- graph node ---------------------------------------------------------------
+
+template <class T>
+struct Node;
+
+// A cheap handle to a graph node: copying a Variable shares the node.
+template <class T>
+class BasicVariable {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "zerograd Variables hold float (Variable) or double (Variable64)");
+
+ public:
+  using value_type = T;
+
+  BasicVariable() = default;  // an empty handle: defined() is false
+  BasicVariable(T scalar, std::string name = {});
+  BasicVariable(Tensor<T> data, std::string name = {});
+  BasicVariable(xt::nested_initializer_list_t<T, 1> values, std::string name = {});
+  BasicVariable(xt::nested_initializer_list_t<T, 2> values, std::string name = {});
+  BasicVariable(xt::nested_initializer_list_t<T, 3> values, std::string name = {});
+  BasicVariable(xt::nested_initializer_list_t<T, 4> values, std::string name = {});
+
+  bool defined() const { return node_ != nullptr; }
+
+  const Tensor<T>& data() const;
+  Tensor<T>& data();  // in-place writes bypass the graph (optimizers use this)
+  void set_data(Tensor<T> data);
+
+  // The gradient, an empty Variable until a backward pass reaches this node.
+  BasicVariable grad() const;
+  void set_grad(BasicVariable grad) const;
+  void cleargrad() const;
+
+  const std::string& name() const;
+  BasicVariable& set_name(std::string name);
+
+  Shape shape() const;
+  std::size_t ndim() const;
+  std::size_t size() const;
+  T item() const;  // the only element of a one-element Variable
+
+  bool requires_grad() const;
+  // Marks a leaf as needing a gradient (PyTorch's requires_grad_()).
+  BasicVariable& requires_grad_(bool on = true);
+
+  // The Function that made this Variable (null for leaves and under no_grad).
+  std::shared_ptr<Function<T>> creator() const;
+  int generation() const;
+
+  // A new leaf holding the same values, cut from the graph.
+  BasicVariable detach() const;
+  // Explicit conversion between float and double (a leaf, cut from the graph).
+  template <class U>
+  BasicVariable<U> to() const;
+
+  struct BackwardStep;
+  struct BackwardOptions;
+  void backward() const;
+  void backward(const BackwardOptions& options) const;
+
+  // Identity of the node, for maps and graph drawing.
+  const Node<T>* id() const { return node_.get(); }
+  const std::shared_ptr<Node<T>>& node() const { return node_; }
+  explicit BasicVariable(std::shared_ptr<Node<T>> node) : node_(std::move(node)) {}
+
+ private:
+  Node<T>& checked() const;
+  std::shared_ptr<Node<T>> node_;
+};
+
+using Variable = BasicVariable<float>;
+using Variable64 = BasicVariable<double>;
+
+template <class T>
+struct Node {
+  Tensor<T> data;
+  BasicVariable<T> grad;
+  std::shared_ptr<Function<T>> creator;
+  std::string name;
+  int generation = 0;
+  std::uint32_t output_index = 0;  // position among creator's outputs
+  bool requires_grad = false;
+
+  Node() = default;
+  explicit Node(Tensor<T> d) : data(std::move(d)) {}
+  ~Node();  // tears the creator chain down iteratively (engine.cpp)
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+};
+
+// ---- Function -----------------------------------------------------------------
+
+// Read-only list of a Function's input arrays.
+template <class T>
+class TensorList {
+ public:
+  explicit TensorList(std::vector<const Tensor<T>*> items) : items_(std::move(items)) {}
+  const Tensor<T>& operator[](std::size_t i) const { return *items_[i]; }
+  std::size_t size() const { return items_.size(); }
+
+ private:
+  std::vector<const Tensor<T>*> items_;
+};
+
+// What forward returns: one array, or several for multi-output Functions.
+template <class T>
+class Outputs {
+ public:
+  Outputs() = default;
+  Outputs(Tensor<T>&& y) { items.push_back(std::move(y)); }
+  Outputs(const Tensor<T>& y) { items.push_back(y); }
+  template <class E>
+  Outputs(const xt::xexpression<E>& e) { items.emplace_back(e); }
+  Outputs(std::vector<Tensor<T>>&& ys) : items(std::move(ys)) {}
+  std::vector<Tensor<T>> items;
+};
+
+template <class T>
+using Variables = std::vector<BasicVariable<T>>;
+
+// An operation in the graph. Subclasses implement forward on raw arrays and
+// backward on Variables, so that backward itself can be recorded
+// (create_graph) and differentiated again.
+template <class T>
+class Function {
+ public:
+  virtual ~Function() = default;
+  virtual std::string name() const = 0;
+  virtual Outputs<T> forward(const TensorList<T>& xs) = 0;
+  // gys[i] is the gradient of output i. Return one gradient per input, in
+  // input order; an empty Variable where an input needs none.
+  virtual Variables<T> backward(const Variables<T>& gys) = 0;
+  // Drops what backward needed. The engine calls it after backward unless the
+  // graph is retained; override it to free extra saved arrays too.
+  virtual void release() { inputs_.clear(); }
+  // Attributes shown in graph drawings, e.g. "axes=(1)".
+  virtual std::string attributes() const { return {}; }
+
+  const Variables<T>& inputs() const { return inputs_; }
+  const BasicVariable<T>& input(std::size_t i) const;
+  BasicVariable<T> output(std::size_t i) const;  // empty if that output died
+  std::size_t num_inputs() const { return inputs_.size(); }
+  std::size_t num_outputs() const { return output_shapes_.size(); }
+  const Shape& output_shape(std::size_t i) const { return output_shapes_.at(i); }
+  bool needs_input_grad(std::size_t i) const;
+  int generation() const { return generation_; }
+  bool released() const { return released_; }
+
+ private:
+  template <class U>
+  friend Variables<U> apply(std::shared_ptr<Function<U>> f, Variables<U> inputs);
+  template <class U>
+  friend struct Engine;
+  Variables<T> inputs_;
+  std::vector<std::weak_ptr<Node<T>>> outputs_;
+  std::vector<Shape> output_shapes_;
+  int generation_ = 0;
+  bool released_ = false;
+};
+
+// Runs f forward on the inputs and, when recording, links it into the graph.
+template <class T>
+Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs);
+
+template <class Op, class T, class... Args>
+BasicVariable<T> apply1(std::initializer_list<BasicVariable<T>> inputs, Args&&... args) {
+  return apply<T>(std::make_shared<Op>(std::forward<Args>(args)...), Variables<T>(inputs))[0];
+}
+
+// ---- backward ------------------------------------------------------------------
+
+// What the step observer sees for each Function the engine runs.
+template <class T>
+struct BasicVariable<T>::BackwardStep {
+  const Function<T>& function;
+  const Variables<T>& inputs;
+  const Variables<T>& outputs;  // an entry is empty if that output died
+  const Variables<T>& output_grads;  // upstream gradients, one per output
+  const Variables<T>& input_grads;   // what backward sends to each input
+};
+
+template <class T>
+struct BasicVariable<T>::BackwardOptions {
+  BasicVariable<T> seed;      // default: ones shaped like the output
+  bool retain_grad = false;   // also keep gradients of intermediate Variables
+  bool retain_graph = false;  // keep the graph for another backward
+  bool create_graph = false;  // record backward itself (higher-order grads)
+  std::function<void(const BackwardStep&)> observer;
+};
+
+template <class T>
+using BackwardOptions = typename BasicVariable<T>::BackwardOptions;
+template <class T>
+using BackwardStep = typename BasicVariable<T>::BackwardStep;
+
+// ---- forward observer (thread-local) --------------------------------------------
+
+template <class T>
+struct ForwardStep {
+  const Function<T>& function;
+  const Variables<T>& inputs;
+  const Variables<T>& outputs;
+};
+
+// While alive, fn is called after every forward of a Function in this thread
+// (float or double, as T says).
+template <class T>
+class ForwardObserverGuard {
+ public:
+  explicit ForwardObserverGuard(std::function<void(const ForwardStep<T>&)> fn);
+  ~ForwardObserverGuard();
+  ForwardObserverGuard(const ForwardObserverGuard&) = delete;
+  ForwardObserverGuard& operator=(const ForwardObserverGuard&) = delete;
+
+ private:
+  std::function<void(const ForwardStep<T>&)> fn_;
+  std::function<void(const ForwardStep<T>&)>* previous_;
+};
+
+// Mixing float and double in one op is a compile-time error naming both.
+template <class A, class B>
+struct MixedDTypes {
+  static_assert(std::is_same_v<A, B>,
+                "zerograd: an op received a float Variable and a double Variable (Variable "
+                "and Variable64); convert one explicitly with .to<float>() or .to<double>()");
+};
+
+}  // namespace zg

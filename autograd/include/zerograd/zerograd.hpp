@@ -1,0 +1,7 @@
+#pragma once
+// The one header users include: #include <zerograd/zerograd.hpp>
+#include "zerograd/dot.hpp"
+#include "zerograd/error.hpp"
+#include "zerograd/gradcheck.hpp"
+#include "zerograd/ops.hpp"
+#include "zerograd/variable.hpp"

@@ -1,0 +1,30 @@
+#pragma once
+// Helpers shared by the op families (private to the library).
+#include <algorithm>
+#include <string>
+
+#include <xtensor/xarray.hpp>
+
+#include "zerograd/ops.hpp"
+
+namespace zg::detail {
+
+template <class T>
+Shape shape_of(const Tensor<T>& t) {
+  return Shape(t.shape().begin(), t.shape().end());
+}
+
+// Sorted, unique, non-negative axes; empty means every axis.
+std::vector<std::size_t> normalize_axes(const Axes& axes, std::size_t ndim, const char* op);
+
+// The shape a reduction over axes keeps with keepdims = true.
+Shape keepdims_shape(const Shape& in, const std::vector<std::size_t>& axes);
+
+template <class T>
+Tensor<T> sum_to_array(const Tensor<T>& x, const Shape& shape);
+
+}  // namespace zg::detail
+
+// Instantiates a function template for float and double: pass a macro that
+// expands to one explicit instantiation for type T.
+#define ZG_FOR_FLOAT_AND_DOUBLE(M) M(float) M(double)

@@ -1,0 +1,143 @@
+// Shape ops: reshape, broadcast_to and sum_to (each other's backward).
+#include <numeric>
+
+#include <xtensor/xbroadcast.hpp>
+#include <xtensor/xreducer.hpp>
+#include <xtensor/xmath.hpp>
+
+#include "ops_common.hpp"
+
+namespace zg {
+namespace detail {
+
+std::vector<std::size_t> normalize_axes(const Axes& axes, std::size_t ndim, const char* op) {
+  std::vector<std::size_t> out;
+  if (axes.empty()) {
+    out.resize(ndim);
+    std::iota(out.begin(), out.end(), std::size_t{0});
+    return out;
+  }
+  for (std::ptrdiff_t a : axes) {
+    const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(ndim);
+    if (a < -n || a >= n)
+      throw ShapeError(std::string(op) + ": axis " + std::to_string(a) + " is out of range for " +
+                       std::to_string(ndim) + "-d input");
+    out.push_back(static_cast<std::size_t>(a < 0 ? a + n : a));
+  }
+  std::sort(out.begin(), out.end());
+  if (std::adjacent_find(out.begin(), out.end()) != out.end())
+    throw ShapeError(std::string(op) + ": an axis is repeated");
+  return out;
+}
+
+Shape keepdims_shape(const Shape& in, const std::vector<std::size_t>& axes) {
+  Shape out = in;
+  for (std::size_t a : axes) out[a] = 1;
+  return out;
+}
+
+template <class T>
+Tensor<T> sum_to_array(const Tensor<T>& x, const Shape& shape) {
+  const Shape xs = shape_of(x);
+  const std::size_t lead = xs.size() - shape.size();
+  std::vector<std::size_t> axes;
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    if (i < lead || (shape[i - lead] == 1 && xs[i] != 1)) axes.push_back(i);
+  if (axes.empty()) return x;
+  Tensor<T> summed = xt::sum(x, axes, xt::evaluation_strategy::immediate);
+  summed.reshape(shape);
+  return summed;
+}
+template Tensor<float> sum_to_array(const Tensor<float>&, const Shape&);
+template Tensor<double> sum_to_array(const Tensor<double>&, const Shape&);
+
+}  // namespace detail
+
+namespace {
+
+std::size_t element_count(const Shape& s) {
+  return std::accumulate(s.begin(), s.end(), std::size_t{1}, std::multiplies<>());
+}
+
+template <class T>
+struct Reshape final : Function<T> {
+  explicit Reshape(Shape shape) : shape(std::move(shape)) {}
+  Shape shape;
+  std::string name() const override { return "Reshape"; }
+  std::string attributes() const override { return "shape=" + shape_str(shape); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    if (element_count(shape) != x[0].size())
+      throw ShapeError("Reshape: cannot reshape " + shape_str(x[0].shape()) + " (" +
+                       std::to_string(x[0].size()) + " elements) to " + shape_str(shape));
+    Tensor<T> y = x[0];
+    y.reshape(shape);
+    return y;
+  }
+  // reshape back
+  Variables<T> backward(const Variables<T>& gy) override {
+    return {zg::reshape(gy[0], this->input(0).shape())};
+  }
+};
+
+template <class T>
+struct BroadcastTo final : Function<T> {
+  explicit BroadcastTo(Shape shape) : shape(std::move(shape)) {}
+  Shape shape;
+  std::string name() const override { return "BroadcastTo"; }
+  std::string attributes() const override { return "shape=" + shape_str(shape); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Shape xs = detail::shape_of(x[0]);
+    if (xs.size() > shape.size() || broadcast_shapes(xs, shape, "BroadcastTo") != shape)
+      throw ShapeError("BroadcastTo: cannot broadcast " + shape_str(xs) + " to " + shape_str(shape));
+    return Tensor<T>(xt::broadcast(x[0], shape));
+  }
+  // the reverse of broadcasting is summing
+  Variables<T> backward(const Variables<T>& gy) override {
+    return {zg::sum_to(gy[0], this->input(0).shape())};
+  }
+};
+
+template <class T>
+struct SumTo final : Function<T> {
+  explicit SumTo(Shape shape) : shape(std::move(shape)) {}
+  Shape shape;
+  std::string name() const override { return "SumTo"; }
+  std::string attributes() const override { return "shape=" + shape_str(shape); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Shape xs = detail::shape_of(x[0]);
+    if (shape.size() > xs.size() || broadcast_shapes(xs, shape, "SumTo") != xs)
+      throw ShapeError("SumTo: cannot sum " + shape_str(xs) + " down to " + shape_str(shape));
+    return detail::sum_to_array(x[0], shape);
+  }
+  // the reverse of summing is broadcasting
+  Variables<T> backward(const Variables<T>& gy) override {
+    return {zg::broadcast_to(gy[0], this->input(0).shape())};
+  }
+};
+
+}  // namespace
+
+template <class T>
+Var<T> reshape(const Var<T>& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  return apply1<Reshape<T>>({x}, shape);
+}
+template <class T>
+Var<T> broadcast_to(const Var<T>& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  return apply1<BroadcastTo<T>>({x}, shape);
+}
+template <class T>
+Var<T> sum_to(const Var<T>& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  return apply1<SumTo<T>>({x}, shape);
+}
+
+#define ZG_INSTANTIATE(T)                                     \
+  template Var<T> reshape(const Var<T>&, const Shape&);       \
+  template Var<T> broadcast_to(const Var<T>&, const Shape&);  \
+  template Var<T> sum_to(const Var<T>&, const Shape&);
+ZG_FOR_FLOAT_AND_DOUBLE(ZG_INSTANTIATE)
+#undef ZG_INSTANTIATE
+
+}  // namespace zg

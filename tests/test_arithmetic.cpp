@@ -1,0 +1,133 @@
+// Arithmetic, broadcast_to / sum_to / reshape / sum, and the apple-shopping
+// golden values of BOOK.md.
+#include "testing.hpp"
+
+using namespace zg;
+using zg::testing::message_of;
+using zg::testing::uniform;
+using V = std::vector<Variable64>;
+
+TEST_CASE_TEMPLATE("apple shopping golden values", T, float, double) {
+  SUBCASE("2 apples at 100, tax 1.1") {
+    BasicVariable<T> apple(T(100), "apple"), num(T(2), "apple_num"), tax(T(1.1), "tax");
+    apple.requires_grad_(); num.requires_grad_(); tax.requires_grad_();
+    auto price = apple * num * tax;
+    CHECK(price.item() == doctest::Approx(220).epsilon(1e-6));
+    price.backward();
+    CHECK(apple.grad().item() == doctest::Approx(2.2).epsilon(1e-6));
+    CHECK(num.grad().item() == doctest::Approx(110).epsilon(1e-6));
+    CHECK(tax.grad().item() == doctest::Approx(200).epsilon(1e-6));
+  }
+  SUBCASE("apples and oranges") {
+    BasicVariable<T> apple(T(100)), apple_num(T(2)), orange(T(150)), orange_num(T(3)), tax(T(1.1));
+    for (auto* v : {&apple, &apple_num, &orange, &orange_num, &tax}) v->requires_grad_();
+    auto price = (apple * apple_num + orange * orange_num) * tax;
+    CHECK(price.item() == doctest::Approx(715).epsilon(1e-6));
+    price.backward();
+    CHECK(apple_num.grad().item() == doctest::Approx(110).epsilon(1e-6));
+    CHECK(apple.grad().item() == doctest::Approx(2.2).epsilon(1e-6));
+    CHECK(orange.grad().item() == doctest::Approx(3.3).epsilon(1e-6));
+    CHECK(orange_num.grad().item() == doctest::Approx(165).epsilon(1e-6));
+    CHECK(tax.grad().item() == doctest::Approx(650).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("binary ops: values and broadcasting") {
+  Variable a({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  Variable b({10.f, 20.f, 30.f});
+  CHECK((a + b).data() == Tensor<float>({{11, 22, 33}, {14, 25, 36}}));
+  CHECK((a - b).data() == Tensor<float>({{-9, -18, -27}, {-6, -15, -24}}));
+  CHECK((a * b).data() == Tensor<float>({{10, 40, 90}, {40, 100, 180}}));
+  CHECK((b / a).data() == Tensor<float>({{10, 10, 10}, {2.5, 4, 5}}));
+  CHECK((-a).data() == Tensor<float>({{-1, -2, -3}, {-4, -5, -6}}));
+  CHECK((2 * a + 1).data() == Tensor<float>({{3, 5, 7}, {9, 11, 13}}));
+  CHECK((1 - a).data() == Tensor<float>({{0, -1, -2}, {-3, -4, -5}}));
+  CHECK((6.0 / a).data() == Tensor<float>({{6, 3, 2}, {1.5, 1.2, 1}}));
+  CHECK((a / 2).data() == Tensor<float>({{0.5, 1, 1.5}, {2, 2.5, 3}}));
+  CHECK(zg::pow(a, 2.f).data() == zg::square(a).data());
+}
+
+TEST_CASE("binary ops: gradcheck with broadcasting") {
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{3, 1}, {1, 4}}, {{2, 3}, {3}}, {{}, {2, 3}}, {{2, 3}, {}}, {{2, 3}, {2, 3}}, {{4, 1, 3}, {2, 1}}};
+  unsigned seed = 1;
+  for (const auto& [sa, sb] : shapes) {
+    CAPTURE(shape_str(sa));
+    CAPTURE(shape_str(sb));
+    V xs = {uniform(sa, 0.5, 2.0, seed++, true), uniform(sb, 0.5, 2.0, seed++, true)};
+    CHECK_GRADCHECK([](const V& x) { return x[0] + x[1]; }, xs);
+    CHECK_GRADCHECK([](const V& x) { return x[0] - x[1]; }, xs);
+    CHECK_GRADCHECK([](const V& x) { return x[0] * x[1]; }, xs);
+    CHECK_GRADCHECK([](const V& x) { return x[0] / x[1]; }, xs);
+    CHECK_GRADGRADCHECK([](const V& x) { return x[0] * x[1]; }, xs);
+    CHECK_GRADGRADCHECK([](const V& x) { return x[0] / x[1]; }, xs);
+  }
+}
+
+TEST_CASE("unary arithmetic: gradcheck") {
+  V x = {uniform({2, 3}, 0.5, 2.0, 7, true)};
+  V pos = {uniform({2, 3}, 0.5, 2.0, 8)};
+  CHECK_GRADCHECK([](const V& v) { return -v[0]; }, x);
+  CHECK_GRADCHECK([](const V& v) { return zg::square(v[0]); }, x);
+  CHECK_GRADCHECK([](const V& v) { return zg::pow(v[0], 3.0); }, x);
+  CHECK_GRADCHECK([](const V& v) { return zg::pow(v[0], -1.5); }, pos);
+  CHECK_GRADCHECK([](const V& v) { return 3.0 * v[0] + 2.0; }, x);
+  CHECK_GRADCHECK([](const V& v) { return 2.0 - v[0]; }, x);
+  CHECK_GRADCHECK([](const V& v) { return 2.0 / v[0]; }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::pow(v[0], 3.0); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(v[0]); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return 2.0 / v[0]; }, x);
+}
+
+TEST_CASE("sum: axes and keepdims") {
+  Variable a({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  CHECK(zg::sum(a).item() == 21);
+  CHECK(zg::sum(a).ndim() == 0);
+  CHECK(zg::sum(a, {0}).data() == Tensor<float>({5, 7, 9}));
+  CHECK(zg::sum(a, {1}, true).data() == zg::testing::column({6.f, 15.f}));
+  CHECK(zg::sum(a, {-1}).data() == Tensor<float>({6, 15}));
+  CHECK(zg::sum(a, {0, 1}, true).shape() == Shape{1, 1});
+  V x = {uniform({2, 3, 4}, 0.5, 2.0, 11, true)};
+  for (bool keep : {false, true}) {
+    CAPTURE(keep);
+    for (const Axes& axes : std::vector<Axes>{{}, {0}, {1}, {2}, {-1}, {0, 2}, {1, 2}}) {
+      CHECK_GRADCHECK([&](const V& v) { return zg::sum(v[0], axes, keep); }, x);
+      CHECK_GRADGRADCHECK([&](const V& v) { return zg::sum(v[0] * v[0], axes, keep); }, x);
+    }
+  }
+  CHECK(message_of<ShapeError>([&] { zg::sum(a, {2}); }).find("Sum: axis 2 is out of range") != std::string::npos);
+}
+
+TEST_CASE("broadcast_to, sum_to and reshape") {
+  Variable a({1.f, 2.f, 3.f});
+  CHECK(zg::broadcast_to(a, {2, 3}).data() == Tensor<float>({{1, 2, 3}, {1, 2, 3}}));
+  Variable m({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  CHECK(zg::sum_to(m, {3}).data() == Tensor<float>({5, 7, 9}));
+  CHECK(zg::sum_to(m, {2, 1}).data() == zg::testing::column({6.f, 15.f}));
+  CHECK(zg::sum_to(m, {}).item() == 21);
+  CHECK(zg::reshape(m, {3, 2}).data() == Tensor<float>({{1, 2}, {3, 4}, {5, 6}}));
+
+  V x = {uniform({3, 1}, 0.5, 2.0, 21, true)};
+  CHECK_GRADCHECK([](const V& v) { return zg::broadcast_to(v[0], {2, 3, 4}); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::broadcast_to(v[0], {2, 3, 4})); }, x);
+  V y = {uniform({2, 3, 4}, 0.5, 2.0, 22, true)};
+  for (const Shape& s : std::vector<Shape>{{3, 4}, {3, 1}, {1, 4}, {4}, {}, {2, 1, 4}, {2, 3, 4}}) {
+    CAPTURE(shape_str(s));
+    CHECK_GRADCHECK([&](const V& v) { return zg::sum_to(v[0], s); }, y);
+  }
+  CHECK_GRADCHECK([](const V& v) { return zg::reshape(v[0], {4, 6}); }, y);
+  CHECK_GRADCHECK([](const V& v) { return zg::reshape(v[0], {24}); }, y);
+
+  CHECK(message_of<ShapeError>([&] { zg::reshape(m, {4}); }) ==
+        "Reshape: cannot reshape (2, 3) (6 elements) to (4)");
+  CHECK(message_of<ShapeError>([&] { zg::broadcast_to(m, {3, 3}); }).find("BroadcastTo") == 0);
+  CHECK(message_of<ShapeError>([&] { zg::sum_to(m, {2}); }).find("SumTo") == 0);
+}
+
+TEST_CASE("bad input: shapes that do not broadcast") {
+  Variable a({1.f, 2.f, 3.f}), b({1.f, 2.f});
+  CHECK(message_of<ShapeError>([&] { a + b; }) == "Add: shapes (3) and (2) cannot be broadcast together");
+  CHECK(message_of<ShapeError>([&] { a - b; }).find("Sub: shapes (3) and (2)") == 0);
+  CHECK(message_of<ShapeError>([&] { a * b; }).find("Mul: shapes (3) and (2)") == 0);
+  CHECK(message_of<ShapeError>([&] { a / b; }).find("Div: shapes (3) and (2)") == 0);
+}

@@ -1,0 +1,301 @@
+// The backward engine: order, accumulation, release, create_graph, no_grad,
+// validation, observers, deep graphs and graph export.
+#include <thread>
+
+#include "testing.hpp"
+
+using namespace zg;
+using zg::testing::message_of;
+using V = std::vector<Variable64>;
+
+TEST_CASE("diamond graph: each Function runs once, after all its output grads") {
+  Variable64 x(2.0, "x");
+  x.requires_grad_();
+  auto a = zg::square(x);
+  auto y = zg::square(a) + zg::square(a);
+  CHECK(y.item() == 32);
+  std::vector<std::string> order;
+  Variable64::BackwardOptions o;
+  o.observer = [&](const BackwardStep<double>& s) { order.push_back(s.function.name()); };
+  y.backward(o);
+  CHECK(x.grad().item() == 64);
+  REQUIRE(order.size() == 4);
+  CHECK(order.front() == "Add");
+  CHECK(order.back() == "Square");  // a's creator runs last, once
+}
+
+TEST_CASE("x + x, x * x and one Variable reused many times") {
+  Variable64 x(3.0);
+  x.requires_grad_();
+  (x + x).backward();
+  CHECK(x.grad().item() == 2);
+  x.cleargrad();
+  (x * x).backward();
+  CHECK(x.grad().item() == 6);
+  x.cleargrad();
+  auto y = x * x * x + x * 2.0 + x;  // 3x^2 + 3
+  y.backward();
+  CHECK(x.grad().item() == 30);
+}
+
+TEST_CASE("leaf gradients accumulate over backward calls until cleared") {
+  Variable64 x(3.0);
+  x.requires_grad_();
+  (x * x).backward();
+  auto first = x.grad();
+  (x * x).backward();
+  CHECK(x.grad().item() == 12);
+  CHECK(first.item() == 6);  // accumulated into a new array, not in place
+  x.cleargrad();
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("retain_grad keeps intermediate gradients, off by default") {
+  Variable64 x(2.0);
+  x.requires_grad_();
+  auto a = x * 3.0;
+  auto y = a * a;
+  SUBCASE("off") {
+    y.backward();
+    CHECK_FALSE(a.grad().defined());
+    CHECK_FALSE(y.grad().defined());
+  }
+  SUBCASE("on") {
+    Variable64::BackwardOptions o;
+    o.retain_grad = true;
+    y.backward(o);
+    CHECK(a.grad().item() == 12);
+    CHECK(y.grad().item() == 1);
+  }
+  CHECK(x.grad().item() == 36);
+}
+
+TEST_CASE("the graph is freed after backward unless retained") {
+  Variable64 x(2.0);
+  x.requires_grad_();
+  auto y = zg::square(x) * 3.0;
+  SUBCASE("freed") {
+    y.backward();
+    CHECK(y.creator()->released());
+    CHECK(y.creator()->inputs().empty());
+    const std::string msg = message_of<Error>([&] { y.backward(); });
+    CHECK(msg.find("MulConst") != std::string::npos);
+    CHECK(msg.find("retain_graph") != std::string::npos);
+  }
+  SUBCASE("retained") {
+    Variable64::BackwardOptions o;
+    o.retain_graph = true;
+    y.backward(o);
+    y.backward(o);
+    CHECK(x.grad().item() == 24);
+  }
+}
+
+TEST_CASE("create_graph: second derivative of x^4 - 2x^2 at 2 is 44") {
+  Variable64 x(2.0, "x");
+  x.requires_grad_();
+  auto y = zg::pow(x, 4.0) - 2.0 * zg::square(x);
+  Variable64::BackwardOptions o;
+  o.create_graph = true;
+  y.backward(o);
+  auto gx = x.grad();
+  CHECK(gx.item() == doctest::Approx(24));
+  REQUIRE(gx.requires_grad());
+  x.cleargrad();
+  gx.backward();
+  CHECK(x.grad().item() == doctest::Approx(44));
+}
+
+TEST_CASE("NoGradGuard: nothing recorded, thread-local") {
+  Variable64 x(2.0);
+  x.requires_grad_();
+  {
+    NoGradGuard no_grad;
+    auto y = x * x;
+    CHECK_FALSE(y.requires_grad());
+    CHECK(y.creator() == nullptr);
+    CHECK(message_of<Error>([&] { y.backward(); }).find("does not require grad") != std::string::npos);
+    bool other_thread_records = false;
+    std::thread t([&] { other_thread_records = (x * x).requires_grad(); });
+    t.join();
+    CHECK(other_thread_records);
+  }
+  CHECK((x * x).requires_grad());
+  Variable64 constant(3.0);
+  CHECK_FALSE((constant * constant).requires_grad());  // no input requires grad
+}
+
+TEST_CASE("seed gradient: default ones, shape checked") {
+  Variable64 x({1.0, 2.0, 3.0});
+  x.requires_grad_();
+  auto y = x * 2.0;
+  Variable64::BackwardOptions o;
+  o.seed = Variable64({1.0, 10.0, 100.0});
+  o.retain_graph = true;
+  y.backward(o);
+  CHECK(x.grad().data() == Tensor<double>({2, 20, 200}));
+  o.seed = Variable64({1.0, 2.0});
+  CHECK(message_of<ShapeError>([&] { y.backward(o); }) ==
+        "backward: seed gradient has shape (2) but the output has shape (3)");
+}
+
+namespace {
+// Returns a gradient of the wrong shape: the engine must name it.
+struct BadShapeGrad final : Function<double> {
+  std::string name() const override { return "BadShapeGrad"; }
+  Outputs<double> forward(const TensorList<double>& x) override { return Tensor<double>(x[0] * 2.0); }
+  Variables<double> backward(const Variables<double>&) override { return {Variable64({1.0, 2.0})}; }
+};
+// Two outputs: (x * 2, x * 3).
+struct TwoOutputs final : Function<double> {
+  std::string name() const override { return "TwoOutputs"; }
+  Outputs<double> forward(const TensorList<double>& x) override {
+    std::vector<Tensor<double>> ys;
+    ys.emplace_back(x[0] * 2.0);
+    ys.emplace_back(x[0] * 3.0);
+    return ys;
+  }
+  Variables<double> backward(const Variables<double>& gy) override { return {gy[0] * 2.0 + gy[1] * 3.0}; }
+};
+}  // namespace
+
+TEST_CASE("every returned gradient is validated against its input") {
+  Variable64 x({1.0, 2.0, 3.0});
+  x.requires_grad_();
+  auto y = apply<double>(std::make_shared<BadShapeGrad>(), {x})[0];
+  CHECK(message_of<ShapeError>([&] { zg::sum(y).backward(); }) ==
+        "BadShapeGrad: backward returned a gradient of shape (2) for input 0 of shape (3)");
+}
+
+TEST_CASE("multiple outputs: an unused output contributes zeros") {
+  Variable64 x({1.0, 2.0});
+  x.requires_grad_();
+  auto ys = apply<double>(std::make_shared<TwoOutputs>(), {x});
+  REQUIRE(ys.size() == 2);
+  CHECK(ys[1].data() == Tensor<double>({3, 6}));
+  SUBCASE("both used") {
+    zg::sum(ys[0] + ys[1]).backward();
+    CHECK(x.grad().data() == Tensor<double>({5, 5}));
+  }
+  SUBCASE("second only, first dropped") {
+    auto second = ys[1];
+    ys.clear();
+    zg::sum(second).backward();
+    CHECK(x.grad().data() == Tensor<double>({3, 3}));
+  }
+}
+
+TEST_CASE("the step observer sees upstream and sent gradients") {
+  Variable64 a(100.0, "apple"), n(2.0, "num");
+  a.requires_grad_();
+  n.requires_grad_();
+  auto price = a * n;
+  int steps = 0;
+  Variable64::BackwardOptions o;
+  o.observer = [&](const BackwardStep<double>& s) {
+    ++steps;
+    CHECK(s.function.name() == "Mul");
+    CHECK(s.inputs.size() == 2);
+    CHECK(s.outputs[0].item() == 200);
+    CHECK(s.output_grads[0].item() == 1);
+    CHECK(s.input_grads[0].item() == 2);    // upstream times the other input
+    CHECK(s.input_grads[1].item() == 100);
+  };
+  price.backward(o);
+  CHECK(steps == 1);
+}
+
+TEST_CASE("the forward observer sees each Function as it runs") {
+  Variable64 a(3.0), b(4.0);
+  std::vector<std::string> seen;
+  {
+    ForwardObserverGuard<double> guard([&](const ForwardStep<double>& s) {
+      seen.push_back(s.function.name() + "=" + std::to_string(s.outputs[0].item()));
+    });
+    auto c = a * b + a;
+  }
+  auto d = a * b;  // the guard is gone
+  CHECK(seen == std::vector<std::string>{"Mul=12.000000", "Add=15.000000"});
+}
+
+TEST_CASE("a chain of 1,000,000 ops: backward and teardown without recursion") {
+  Variable x(1.0f);
+  x.requires_grad_();
+  {
+    Variable y = x;
+    for (int i = 0; i < 1'000'000; ++i) y = (i % 2) ? y + 0.0f : y * 1.0f;
+    CHECK(y.generation() == 1'000'000);
+    y.backward();
+    CHECK(x.grad().item() == 1.0f);
+  }  // y and its chain are destroyed here
+  {
+    Variable y = x;
+    for (int i = 0; i < 1'000'000; ++i) y = y * 1.0f;
+  }  // destroyed without backward
+  SUBCASE("under NoGradGuard no graph is held") {
+    NoGradGuard no_grad;
+    Variable y = x;
+    for (int i = 0; i < 1000; ++i) y = y * 1.0f;
+    CHECK(y.creator() == nullptr);
+    CHECK(y.generation() == 0);
+  }
+}
+
+TEST_CASE("to_dot draws Variables, Functions and data-flow edges") {
+  Variable64 a(100.0, "apple"), n(2.0, "num");
+  a.requires_grad_();
+  n.requires_grad_();
+  auto price = (a * n).set_name("price");
+  DotOptions o;
+  o.show_values = true;
+  const std::string dot = to_dot(price, o);
+  CHECK(dot.find("digraph") == 0);
+  CHECK(dot.find("apple") != std::string::npos);
+  CHECK(dot.find("price") != std::string::npos);
+  CHECK(dot.find("Mul") != std::string::npos);
+  CHECK(dot.find("= 200") != std::string::npos);
+  CHECK(dot.find("shape=box") != std::string::npos);
+  CHECK(dot.find("n0 [") != std::string::npos);
+  CHECK(dot.find("-> n0;") != std::string::npos);  // the Function points at its output
+}
+
+TEST_CASE("float and double convert only explicitly") {
+  Variable a({1.5f, 2.5f});
+  Variable64 b = a.to<double>();
+  CHECK(b.data() == Tensor<double>({1.5, 2.5}));
+  CHECK(b.to<float>().data() == a.data());
+  CHECK_FALSE(b.requires_grad());
+}
+
+TEST_CASE("gradcheck catches a wrong backward and a trivially zero one") {
+  struct WrongSquare final : Function<double> {
+    std::string name() const override { return "WrongSquare"; }
+    Outputs<double> forward(const TensorList<double>& x) override { return Tensor<double>(x[0] * x[0]); }
+    Variables<double> backward(const Variables<double>& gy) override { return {gy[0] * input(0)}; }  // misses 2
+  };
+  V x = {zg::testing::uniform({2, 3}, 0.5, 2.0, 3)};
+  auto wrong = gradcheck([](const V& v) { return apply<double>(std::make_shared<WrongSquare>(), {v[0]})[0]; }, x);
+  CHECK_FALSE(wrong.passed);
+  CHECK(wrong.analytic == doctest::Approx(wrong.numeric / 2).epsilon(1e-6));
+  CHECK(zg::testing::str(wrong).find("FAILED") != std::string::npos);
+  auto constant = gradcheck([](const V& v) { return v[0] * 0.0; }, x);
+  CHECK_FALSE(constant.passed);
+  CHECK(constant.reason.find("zero") != std::string::npos);
+}
+
+TEST_CASE("numerical_gradient as in the book") {
+  Variable x({3.0f, 4.0f});
+  auto g = numerical_gradient<float>([&] { return x.data()(0) * x.data()(0) + x.data()(1) * x.data()(1); }, x);
+  CHECK(g(0) == doctest::Approx(6.0).epsilon(1e-2));
+  CHECK(g(1) == doctest::Approx(8.0).epsilon(1e-2));
+  CHECK(x.data() == Tensor<float>({3, 4}));
+}
+
+TEST_CASE("empty Variables are reported, not dereferenced") {
+  Variable empty;
+  CHECK_FALSE(empty.defined());
+  CHECK(message_of<Error>([&] { empty.data(); }).find("empty Variable") != std::string::npos);
+  Variable x(1.0f);
+  CHECK(message_of<Error>([&] { x + empty; }).find("Add: input 1 is an empty Variable") == 0);
+  CHECK(message_of<ValueError>([&] { Variable({1.f, 2.f}).item(); }).find("Variable::item") == 0);
+}

@@ -1,0 +1,62 @@
+#pragma once
+// Helpers shared by the tests.
+#include <random>
+#include <sstream>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include <zerograd/zerograd.hpp>
+
+namespace zg::testing {
+
+// Uniform values in [lo, hi) with a random sign if signed_ is set, so inputs
+// stay away from 0 (kinks) when lo > 0.
+inline Variable64 uniform(const Shape& shape, double lo, double hi, unsigned seed, bool signed_ = false) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> dist(lo, hi);
+  Tensor<double> t = Tensor<double>::from_shape(shape);
+  for (auto& v : t) v = dist(gen) * (signed_ && gen() % 2 ? -1.0 : 1.0);
+  return Variable64(std::move(t));
+}
+
+// A column vector (n, 1): braces alone are ambiguous for xtensor here.
+template <class T = float>
+Tensor<T> column(std::initializer_list<T> values) {
+  Tensor<T> t = Tensor<T>::from_shape({values.size(), 1});
+  std::copy(values.begin(), values.end(), t.begin());
+  return t;
+}
+
+inline std::string str(const GradcheckReport& r) {
+  std::ostringstream out;
+  out << r;
+  return out.str();
+}
+
+// The exception's message, or "" if f did not throw E.
+template <class E, class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace zg::testing
+
+#define CHECK_GRADCHECK(...)                              \
+  do {                                                    \
+    auto zg_report_ = zg::gradcheck(__VA_ARGS__);         \
+    INFO(zg::testing::str(zg_report_));                   \
+    CHECK(zg_report_.passed);                             \
+  } while (0)
+
+#define CHECK_GRADGRADCHECK(...)                          \
+  do {                                                    \
+    auto zg_report_ = zg::gradgradcheck(__VA_ARGS__);     \
+    INFO(zg::testing::str(zg_report_));                   \
+    CHECK(zg_report_.passed);                             \
+  } while (0)
