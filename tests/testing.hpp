@@ -1,6 +1,9 @@
 #pragma once
 // Helpers shared by the tests.
+#include <functional>
+#include <map>
 #include <random>
+#include <vector>
 #include <sstream>
 #include <string>
 
@@ -45,7 +48,29 @@ std::string message_of(F&& f) {
   return "";
 }
 
+// Gradcheck cases registered by the name of the Function they exercise. One
+// test (test_op_coverage.cpp) walks zg::differentiable_ops() and fails for any
+// op without a case, or whose case never runs that op.
+inline std::map<std::string, std::vector<std::function<void()>>>& gradcheck_cases() {
+  static std::map<std::string, std::vector<std::function<void()>>> cases;
+  return cases;
+}
+inline bool register_gradcheck_case(const char* op, void (*fn)()) {
+  gradcheck_cases()[op].push_back(fn);
+  return true;
+}
+
 }  // namespace zg::testing
+
+#define ZG_CAT_(a, b) a##b
+#define ZG_CAT(a, b) ZG_CAT_(a, b)
+// ZG_GRADCHECK_CASE("Exp") { CHECK_GRADCHECK(...); ... }
+#define ZG_GRADCHECK_CASE(op) ZG_GRADCHECK_CASE_(op, ZG_CAT(zg_gradcheck_case_, __LINE__))
+#define ZG_GRADCHECK_CASE_(op, fn)                                                        \
+  static void fn();                                                                       \
+  [[maybe_unused]] static const bool ZG_CAT(fn, _registered) =                             \
+      zg::testing::register_gradcheck_case(op, &fn);                                      \
+  static void fn()
 
 #define CHECK_GRADCHECK(...)                              \
   do {                                                    \

@@ -2,6 +2,7 @@
 // Differentiable operations on Variables. Each is a Function defined in
 // autograd/src/ops_<family>.cpp and instantiated there for float and double.
 #include <cstddef>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -80,6 +81,9 @@ ZG_REFUSE_MIXED(sub)
 ZG_REFUSE_MIXED(mul)
 ZG_REFUSE_MIXED(div)
 #undef ZG_REFUSE_MIXED
+
+// Names of every differentiable Function in the library (autograd/src/op_list.cpp).
+const std::vector<std::string>& differentiable_ops();
 
 // The shape numpy broadcasting gives a and b; throws ShapeError naming op.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
