@@ -12,6 +12,13 @@ const std::vector<std::string>& differentiable_ops() {
       "Reshape", "BroadcastTo", "SumTo",
       // reductions
       "Sum",
+      // ops_math.hpp (math, activation, comparison)
+      "Exp", "Log", "Sqrt", "Sin", "Cos", "Tanh", "Abs", "Sigmoid", "ReLU", "LeakyReLU", "Clip",
+      "Maximum", "Minimum", "Softmax", "LogSoftmax", "Where",
+      // ops_tensor.hpp (shape and reductions)
+      "Transpose", "GetItem", "GetItemGrad", "Concat", "Split", "Max", "Min", "LogSumExp",
+      // ops_linalg.hpp
+      "MatMul", "Linear",
   };
   return names;
 }

@@ -10,8 +10,6 @@
 
 namespace zg {
 
-template <class T> using Var = BasicVariable<T>;
-using Axes = std::vector<std::ptrdiff_t>;
 
 // ---- arithmetic (ops_arithmetic.cpp), numpy broadcasting ------------------------
 template <class T> Var<T> add(const Var<T>& a, const Var<T>& b);
@@ -89,3 +87,8 @@ const std::vector<std::string>& differentiable_ops();
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
 }  // namespace zg
+
+// The other op families.
+#include "zerograd/ops_math.hpp"
+#include "zerograd/ops_tensor.hpp"
+#include "zerograd/ops_linalg.hpp"

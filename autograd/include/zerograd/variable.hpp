@@ -124,6 +124,9 @@ class BasicVariable {
 
 using Variable = BasicVariable<float>;
 using Variable64 = BasicVariable<double>;
+template <class T>
+using Var = BasicVariable<T>;  // short form used in op signatures
+using Axes = std::vector<std::ptrdiff_t>;
 
 template <class T>
 struct Node {
