@@ -10,6 +10,13 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
 namespace zg {
 namespace {
 
@@ -36,14 +43,22 @@ std::string values_str(const Tensor<T>& t) {
   return out.str();
 }
 
+// Lines: "name = value" (0-d) or "name", shape, values, grad; escaped
+// one by one and joined with DOT's \n.
 template <class T>
 std::string variable_label(const BasicVariable<T>& v, const DotOptions& o) {
-  std::string label = v.name().empty() ? "" : v.name() + "\\n";
   const bool small = v.size() <= o.max_elements;
-  if (!(small && v.ndim() == 0)) label += shape_str(v.shape());
-  if (o.show_values && small) label += (label.empty() || label.back() == 'n' ? "" : " ") + std::string("= ") + values_str(v.data());
-  if (o.show_grads && v.grad().defined() && small) label += "\\ngrad " + values_str(v.grad().data());
-  return escape(label);
+  const bool scalar = v.ndim() == 0;
+  std::vector<std::string> lines;
+  std::string first = v.name();
+  if (o.show_values && small && scalar) first += (first.empty() ? "" : " = ") + values_str(v.data());
+  if (!first.empty()) lines.push_back(first);
+  if (!scalar) lines.push_back(shape_str(v.shape()));
+  if (o.show_values && small && !scalar) lines.push_back(values_str(v.data()));
+  if (o.show_grads && v.grad().defined() && small) lines.push_back("grad " + values_str(v.grad().data()));
+  std::string label;
+  for (std::size_t i = 0; i < lines.size(); ++i) label += (i ? "\\n" : "") + escape(lines[i]);
+  return label;
 }
 
 }  // namespace
@@ -73,10 +88,10 @@ std::string to_dot(const BasicVariable<T>& y, const DotOptions& options) {
     auto f = todo.back();
     todo.pop_back();
     if (!seen.insert(f.get()).second) continue;
-    std::string label = f->name();
-    if (!f->attributes().empty()) label += "\\n" + f->attributes();
+    std::string label = escape(f->name());
+    if (!f->attributes().empty()) label += "\\n" + escape(f->attributes());
     out << "  " << id(f.get()) << " [shape=box, style=\"rounded,filled\", fillcolor=\"#e8e8e8\", label=\""
-        << escape(label) << "\"];\n";
+        << label << "\"];\n";
     for (std::size_t k = 0; k < f->num_outputs(); ++k) {
       BasicVariable<T> o = f->output(k);
       if (!o.defined()) continue;
@@ -116,9 +131,21 @@ void write_text_file(const std::string& path, const std::string& text) {
 }
 
 bool render_dot_to_png(const std::string& dot_path, const std::string& png_path) {
-  if (std::system("command -v dot >/dev/null 2>&1") != 0) return false;
-  const std::string cmd = "dot -Tpng '" + dot_path + "' -o '" + png_path + "' 2>/dev/null";
-  return std::system(cmd.c_str()) == 0;
+  // posix_spawnp, not system(): paths go to dot as arguments, never through a shell.
+  std::vector<std::string> args = {"dot", "-Tpng", dot_path, "-o", png_path};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int rc = posix_spawnp(&pid, "dot", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return false;  // dot is not installed
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 }  // namespace zg

@@ -21,6 +21,7 @@
 // input's shape (dtype is fixed by the type system); a mismatch throws
 // ShapeError naming the Function and both shapes.
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <queue>
 #include <sstream>
@@ -45,6 +46,32 @@ thread_local bool grad_enabled = true;
 template <class T>
 thread_local std::function<void(const ForwardStep<T>&)>* forward_observer = nullptr;
 }  // namespace
+
+thread_local bool anomaly_enabled = false;
+// Ops run inside a Function's backward are checked as that Function's
+// backward, not as forwards of their own.
+thread_local int backward_depth = 0;
+
+bool is_anomaly_enabled() { return anomaly_enabled; }
+void set_anomaly_enabled(bool enabled) { anomaly_enabled = enabled; }
+
+// Throws naming f, the pass and the first non-finite element of t.
+template <class T>
+void check_finite(const Function<T>& f, const Tensor<T>& t, const char* pass, const std::string& what) {
+  for (std::size_t j = 0; j < t.size(); ++j) {
+    const T v = t.data()[j];
+    if (std::isfinite(v)) continue;
+    Shape idx(t.dimension());
+    std::size_t flat = j;
+    for (std::size_t d = t.dimension(); d-- > 0;) {
+      idx[d] = flat % t.shape()[d];
+      flat /= t.shape()[d];
+    }
+    throw ValueError(f.name() + ": " + pass + " produced " + (std::isnan(v) ? "NaN" : "Inf") + " in " +
+                     what + " " + shape_str(t.shape()) + " at index " + shape_str(idx) +
+                     " (anomaly mode)");
+  }
+}
 
 bool is_grad_enabled() { return grad_enabled; }
 void set_grad_enabled(bool enabled) { grad_enabled = enabled; }
@@ -231,6 +258,9 @@ Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs) {
     any_requires_grad = any_requires_grad || inputs[i].requires_grad();
   }
   Outputs<T> ys = f->forward(TensorList<T>(std::move(arrays)));
+  if (anomaly_enabled && backward_depth == 0)
+    for (std::size_t k = 0; k < ys.items.size(); ++k)
+      check_finite(*f, ys.items[k], "forward", "output " + std::to_string(k));
   const bool record = any_requires_grad && is_grad_enabled();
 
   Variables<T> outputs;
@@ -329,8 +359,19 @@ struct Engine {
         }
         if (options.retain_grad && p.outputs[k].defined()) accumulate_into_node(p.outputs[k], p.grads[k]);
       }
-      Variables<T> gxs = f.backward(p.grads);
+      ++backward_depth;
+      Variables<T> gxs;
+      try {
+        gxs = f.backward(p.grads);
+      } catch (...) {
+        --backward_depth;
+        throw;
+      }
+      --backward_depth;
       validate(f, gxs);
+      if (anomaly_enabled)
+        for (std::size_t i = 0; i < gxs.size(); ++i)
+          if (gxs[i].defined()) check_finite(f, gxs[i].data(), "backward", "the gradient for input " + std::to_string(i));
       if (options.observer)
         options.observer(BackwardStep<T>{f, f.inputs_, p.outputs, p.grads, gxs});
       Variables<T> inputs = f.inputs_;

@@ -52,6 +52,24 @@ class EnableGradGuard {
   bool previous_;
 };
 
+// ---- anomaly mode (thread-local) --------------------------------------------------
+
+bool is_anomaly_enabled();
+void set_anomaly_enabled(bool enabled);
+
+// While alive, a NaN or Inf produced by any forward or backward throws a
+// ValueError naming the Function, the pass and the first bad element.
+class AnomalyModeGuard {
+ public:
+  AnomalyModeGuard() : previous_(is_anomaly_enabled()) { set_anomaly_enabled(true); }
+  ~AnomalyModeGuard() { set_anomaly_enabled(previous_); }
+  AnomalyModeGuard(const AnomalyModeGuard&) = delete;
+  AnomalyModeGuard& operator=(const AnomalyModeGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // ---- graph node ---------------------------------------------------------------
 
 template <class T>

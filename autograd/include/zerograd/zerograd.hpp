@@ -1,5 +1,6 @@
 #pragma once
 // The one header users include: #include <zerograd/zerograd.hpp>
+#include "zerograd/custom.hpp"
 #include "zerograd/dot.hpp"
 #include "zerograd/error.hpp"
 #include "zerograd/gradcheck.hpp"

@@ -1,0 +1,61 @@
+#pragma once
+// User-defined differentiable operations, written once for float and double.
+//
+//   struct Softplus {
+//     std::string name() const { return "Softplus"; }
+//     template <class T>
+//     zg::Outputs<T> forward(const zg::TensorList<T>& x) const {
+//       return zg::Tensor<T>(xt::log1p(xt::exp(x[0])));
+//     }
+//     // d softplus(x) = sigmoid(x) dx
+//     template <class T>
+//     zg::Variables<T> backward(const zg::Function<T>& self, const zg::Variables<T>& gy) const {
+//       return {gy[0] * zg::sigmoid(self.input(0))};
+//     }
+//   };
+//   auto y = zg::call(Softplus{}, x);  // x a Variable or a Variable64
+//
+// forward works on raw arrays; backward gets the Function (for its inputs
+// and outputs) and the upstream gradients and returns one gradient per input
+// (an empty Variable where none is needed). When backward uses Variable ops,
+// create_graph and higher-order derivatives work for the new op too.
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "zerograd/variable.hpp"
+
+namespace zg {
+
+template <class Op, class T>
+class CustomFunction final : public Function<T> {
+ public:
+  explicit CustomFunction(Op op) : op_(std::move(op)) {}
+  std::string name() const override { return op_.name(); }
+  Outputs<T> forward(const TensorList<T>& xs) override { return op_.template forward<T>(xs); }
+  Variables<T> backward(const Variables<T>& gys) override { return op_.template backward<T>(*this, gys); }
+  const Op& op() const { return op_; }
+
+ private:
+  Op op_;
+};
+
+// Applies a user op to Variables of one dtype; returns all outputs.
+template <class Op, class T, class... Rest>
+Variables<T> call_multi(Op op, const BasicVariable<T>& first, const Rest&... rest) {
+  static_assert((std::is_same_v<Rest, BasicVariable<T>> && ...),
+                "zg::call: every input must be a Variable of the same dtype (float or double)");
+  return apply<T>(std::make_shared<CustomFunction<Op, T>>(std::move(op)), Variables<T>{first, rest...});
+}
+
+// The same for ops with one output.
+template <class Op, class T, class... Rest>
+BasicVariable<T> call(Op op, const BasicVariable<T>& first, const Rest&... rest) {
+  Variables<T> ys = call_multi(std::move(op), first, rest...);
+  if (ys.size() != 1)
+    throw Error(ys.empty() ? "zg::call: the op returned no output" : "zg::call: the op returned " +
+                std::to_string(ys.size()) + " outputs; use zg::call_multi");
+  return ys[0];
+}
+
+}  // namespace zg

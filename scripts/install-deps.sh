@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what zerograd needs from Debian's packages, only what is missing.
+# Idempotent and quiet when everything is there. Runs apt-get as root, or
+# through sudo.
+set -euo pipefail
+
+packages=(
+  g++ cmake make ccache                      # toolchain (ccache: fast rebuilds)
+  libxtensor-dev libxtensor-blas-dev libxsimd-dev libopenblas-dev  # tensors and BLAS
+  doctest-dev                                # tests
+  libcli11-dev                               # command-line parsing in examples
+  libzip-dev zlib1g-dev                      # .npz checkpoints, gzip-compressed IDX data
+  graphviz                                   # graph pictures (dot)
+  gnuplot-nox                                # training plots (PNG)
+  dataset-fashion-mnist                      # the built-in data set
+  python3-numpy                              # checks that numpy reads our .npz files
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "zerograd: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
