@@ -5,4 +5,5 @@
 #include "zerograd/error.hpp"
 #include "zerograd/gradcheck.hpp"
 #include "zerograd/ops.hpp"
+#include "zerograd/random.hpp"
 #include "zerograd/variable.hpp"

@@ -1,0 +1,26 @@
+#pragma once
+// Weight initialisation, in place, from zg::generator().
+//
+// fan_in follows the book's layouts: a Linear weight is (in, out), so
+// fan_in = in; a Conv2d weight is (FN, C, KH, KW), so fan_in = C * KH * KW.
+#include "zerograd/variable.hpp"
+
+namespace zg::nn::init {
+
+std::size_t fan_in(const Shape& weight_shape);
+
+void normal(Variable& w, double std);           // the book's std 0.01
+void uniform(Variable& w, double low, double high);
+void xavier_normal(Variable& w);                // std sqrt(1 / fan_in) (the book's Xavier)
+void xavier_uniform(Variable& w);               // same variance: bound sqrt(3 / fan_in)
+void he_normal(Variable& w);                    // std sqrt(2 / fan_in)
+void he_uniform(Variable& w);                   // same variance: bound sqrt(6 / fan_in)
+void zeros(Variable& w);
+void constant(Variable& w, double value);
+
+// The std each scheme gives a weight of this shape ("std:0.01" style names
+// are parsed by layers that take an init name).
+enum class Scheme { Normal, Xavier, He };
+double init_std(Scheme scheme, const Shape& weight_shape, double normal_std = 0.01);
+
+}  // namespace zg::nn::init

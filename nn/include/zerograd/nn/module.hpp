@@ -1,0 +1,75 @@
+#pragma once
+// Module: parameters, buffers and submodules registered by name.
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "zerograd/nn/npz.hpp"
+#include "zerograd/variable.hpp"
+
+namespace zg::nn {
+
+using NamedVariables = std::vector<std::pair<std::string, Variable>>;
+
+// The base of every layer and model. Parameters are float Variables that
+// optimizers update in place; buffers (running statistics) are Variables
+// without gradients. Names are dotted paths: "fc1.weight", "bn.running_mean".
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  virtual Variable forward(const Variable& x) = 0;
+  Variable operator()(const Variable& x) { return forward(x); }
+
+  // "Linear", "Sequential", ...; extra_repr() adds "in=784, out=50".
+  virtual std::string type_name() const = 0;
+  virtual std::string extra_repr() const { return {}; }
+
+  NamedVariables named_parameters() const;
+  std::vector<Variable> parameters() const;
+  NamedVariables named_buffers() const;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children() const { return children_; }
+  std::size_t parameter_count() const;
+
+  void zero_grad();
+  // Train mode (the default) or eval mode, for this module and all below it.
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  // A table of submodules, parameter shapes and counts.
+  std::string summary() const;
+
+  // Parameters and buffers by dotted name (what checkpoints hold).
+  NamedArrays state() const;
+  // Replaces parameters and buffers from named arrays. Every name must be
+  // present with the right shape; nothing changes unless all are valid. The
+  // error lists every problem. Entries not belonging to the module are
+  // returned (e.g. an optimizer's state) unless strict, where they are errors.
+  NamedArrays load_state(const NamedArrays& arrays, bool strict = false);
+
+ protected:
+  Variable register_parameter(std::string name, Variable v);
+  Variable register_buffer(std::string name, Variable v);
+  template <class M>
+  std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> m) {
+    add_child(std::move(name), m);
+    return m;
+  }
+
+ private:
+  void add_child(std::string name, std::shared_ptr<Module> m);
+  void walk(const std::string& prefix, const std::function<void(const std::string&, const Module&)>& fn) const;
+  NamedVariables params_;
+  NamedVariables buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+}  // namespace zg::nn
