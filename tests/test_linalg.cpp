@@ -1,0 +1,225 @@
+// matmul (vector cases, transpose flags) and linear (with and without bias):
+// values against a triple loop, gradcheck, second order and shape errors.
+#include <array>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include <xtensor/xbuilder.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xreducer.hpp>
+
+#include "testing.hpp"
+
+using namespace zg;
+using zg::testing::message_of;
+using zg::testing::uniform;
+using V = std::vector<Variable64>;
+using Dims = std::array<std::size_t, 3>;
+
+namespace {
+
+// (M, K, N) triples: a row (1 x K), a column (K x 1), an outer product
+// (K = 1), 1 x 1 and shapes big enough for BLAS to block.
+const std::vector<Dims> kShapes = {{1, 1, 1}, {1, 7, 5}, {6, 7, 1}, {5, 1, 4}, {3, 4, 2}, {13, 17, 11}, {64, 33, 20}};
+
+template <class T>
+BasicVariable<T> random(const Shape& shape, unsigned seed) {
+  return BasicVariable<T>(Tensor<T>(uniform(shape, -1.0, 1.0, seed).data()));
+}
+
+// Element (i, j) of op(m) for a 2-D m, op transposing when trans is set.
+template <class T>
+T at(const Tensor<T>& m, bool trans, std::size_t i, std::size_t j) {
+  return trans ? m(j, i) : m(i, j);
+}
+
+// op(a) @ op(b) by the definition in long double, with sum |a_ik b_kj| per
+// element: a K-term dot product in precision u is within about K u of that.
+template <class T>
+void check_product(const Tensor<T>& y, const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb,
+                   const Tensor<T>* bias = nullptr) {
+  const std::size_t M = y.shape()[0], N = y.shape()[1], K = a.shape()[ta ? 0 : 1];
+  const long double u = std::numeric_limits<T>::epsilon();
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < M; ++i)
+    for (std::size_t j = 0; j < N; ++j) {
+      long double ref = bias ? (*bias)(j) : 0, mag = std::abs(ref);
+      for (std::size_t k = 0; k < K; ++k) {
+        const long double p = static_cast<long double>(at(a, ta, i, k)) * at(b, tb, k, j);
+        ref += p;
+        mag += std::abs(p);
+      }
+      if (std::abs(y(i, j) - ref) > 2 * (K + 1) * u * mag) ++bad;
+    }
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("matmul: values against a triple loop", T, float, double) {
+  unsigned seed = 1;
+  for (const Dims& d : kShapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        const std::size_t M = d[0], K = d[1], N = d[2];
+        CAPTURE(M); CAPTURE(K); CAPTURE(N); CAPTURE(ta); CAPTURE(tb);
+        auto a = random<T>(ta ? Shape{K, M} : Shape{M, K}, seed++);
+        auto b = random<T>(tb ? Shape{N, K} : Shape{K, N}, seed++);
+        auto y = zg::matmul(a, b, ta, tb);
+        REQUIRE(y.shape() == Shape{M, N});
+        check_product(y.data(), a.data(), b.data(), ta, tb);
+        if (!ta && !tb) CHECK(zg::matmul(a, b).data() == y.data());
+      }
+}
+
+TEST_CASE_TEMPLATE("matmul: vector cases follow numpy", T, float, double) {
+  auto v = random<T>({7}, 1), w = random<T>({7}, 2), m = random<T>({7, 5}, 3), n = random<T>({4, 7}, 4);
+  const auto row = [](const BasicVariable<T>& x) { return zg::reshape(x, {1, x.shape()[0]}); };
+  const auto col = [](const BasicVariable<T>& x) { return zg::reshape(x, {x.shape()[0], 1}); };
+
+  auto vm = zg::matmul(v, m);
+  REQUIRE(vm.shape() == Shape{5});
+  check_product(zg::reshape(vm, {1, 5}).data(), row(v).data(), m.data(), false, false);
+
+  auto nv = zg::matmul(n, v);
+  REQUIRE(nv.shape() == Shape{4});
+  check_product(zg::reshape(nv, {4, 1}).data(), n.data(), col(v).data(), false, false);
+
+  auto vw = zg::matmul(v, w);
+  REQUIRE(vw.shape() == Shape{});
+  check_product(zg::reshape(vw, {1, 1}).data(), row(v).data(), col(w).data(), false, false);
+}
+
+TEST_CASE_TEMPLATE("linear: values against a triple loop, with and without bias", T, float, double) {
+  unsigned seed = 50;
+  for (const Dims& d : kShapes) {
+    const std::size_t N = d[0], in = d[1], out = d[2];
+    CAPTURE(N); CAPTURE(in); CAPTURE(out);
+    auto x = random<T>({N, in}, seed++), W = random<T>({in, out}, seed++), b = random<T>({out}, seed++);
+    auto y = zg::linear(x, W, b);
+    REQUIRE(y.shape() == Shape{N, out});
+    check_product(y.data(), x.data(), W.data(), false, false, &b.data());
+    auto y0 = zg::linear(x, W);
+    check_product(y0.data(), x.data(), W.data(), false, false);
+    CHECK(y0.data() == zg::matmul(x, W).data());
+  }
+}
+
+TEST_CASE_TEMPLATE("matmul: backward against the definition", T, float, double) {
+  unsigned seed = 200;
+  for (const Dims& d : kShapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        const std::size_t M = d[0], K = d[1], N = d[2];
+        CAPTURE(M); CAPTURE(K); CAPTURE(N); CAPTURE(ta); CAPTURE(tb);
+        auto a = random<T>(ta ? Shape{K, M} : Shape{M, K}, seed++).requires_grad_();
+        auto b = random<T>(tb ? Shape{N, K} : Shape{K, N}, seed++).requires_grad_();
+        auto g = random<T>({M, N}, seed++);
+        typename BasicVariable<T>::BackwardOptions options;
+        options.seed = g;
+        zg::matmul(a, b, ta, tb).backward(options);
+        // d op(A)(i, k) = sum_j G(i, j) op(B)(k, j): the stored gradient is its transpose under ta.
+        Tensor<T> ga = Tensor<T>::from_shape(a.shape()), gb = Tensor<T>::from_shape(b.shape());
+        for (std::size_t i = 0; i < M; ++i)
+          for (std::size_t k = 0; k < K; ++k) {
+            long double s = 0;
+            for (std::size_t j = 0; j < N; ++j) s += static_cast<long double>(g.data()(i, j)) * at(b.data(), tb, k, j);
+            (ta ? ga(k, i) : ga(i, k)) = static_cast<T>(s);
+          }
+        for (std::size_t k = 0; k < K; ++k)
+          for (std::size_t j = 0; j < N; ++j) {
+            long double s = 0;
+            for (std::size_t i = 0; i < M; ++i) s += static_cast<long double>(at(a.data(), ta, i, k)) * g.data()(i, j);
+            (tb ? gb(j, k) : gb(k, j)) = static_cast<T>(s);
+          }
+        const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-12;
+        CHECK(xt::allclose(a.grad().data(), ga, tol, tol));
+        CHECK(xt::allclose(b.grad().data(), gb, tol, tol));
+      }
+}
+
+TEST_CASE_TEMPLATE("linear: db is the batch sum, dW is x^T gy, a data batch gets no gradient", T, float, double) {
+  auto x = random<T>({6, 4}, 300), W = random<T>({4, 3}, 301).requires_grad_();
+  auto b = random<T>({3}, 302).requires_grad_();
+  auto g = random<T>({6, 3}, 303);
+  typename BasicVariable<T>::BackwardOptions options;
+  options.seed = g;
+  zg::linear(x, W, b).backward(options);
+  CHECK_FALSE(x.grad().defined());
+  Tensor<T> db = xt::sum(g.data(), {0}, xt::evaluation_strategy::immediate);
+  CHECK(xt::allclose(b.grad().data(), db));
+  check_product(W.grad().data(), x.data(), g.data(), true, false);
+}
+
+ZG_GRADCHECK_CASE("MatMul") {
+  unsigned seed = 1000;
+  for (const Dims& d : kShapes) {
+    if (d[0] * d[1] * d[2] > 200) continue;  // gradcheck is O(size^2)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        const std::size_t M = d[0], K = d[1], N = d[2];
+        CAPTURE(M); CAPTURE(K); CAPTURE(N); CAPTURE(ta); CAPTURE(tb);
+        V xs = {uniform(ta ? Shape{K, M} : Shape{M, K}, 0.5, 2.0, seed++, true),
+                uniform(tb ? Shape{N, K} : Shape{K, N}, 0.5, 2.0, seed++, true)};
+        CHECK_GRADCHECK([=](const V& v) { return zg::matmul(v[0], v[1], ta, tb); }, xs);
+        CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(zg::matmul(v[0], v[1], ta, tb))); }, xs);
+      }
+  }
+  for (const auto& [sa, sb] : std::vector<std::pair<Shape, Shape>>{
+           {{5}, {5, 3}}, {{2, 5}, {5}}, {{5}, {5}}, {{1}, {1, 4}}, {{3, 1}, {1}}, {{4, 3}, {3, 2}}}) {
+    CAPTURE(shape_str(sa)); CAPTURE(shape_str(sb));
+    V xs = {uniform(sa, 0.5, 2.0, seed++, true), uniform(sb, 0.5, 2.0, seed++, true)};
+    CHECK_GRADCHECK([](const V& v) { return zg::matmul(v[0], v[1]); }, xs);
+    CHECK_GRADGRADCHECK([](const V& v) { return zg::sum(zg::square(zg::matmul(v[0], v[1]))); }, xs);
+  }
+  // One operand on both sides: a a^T and a^T a.
+  V a = {uniform({3, 4}, 0.5, 2.0, seed++, true)};
+  CHECK_GRADCHECK([](const V& v) { return zg::matmul(v[0], v[0], false, true); }, a);
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::sum(zg::square(zg::matmul(v[0], v[0], true, false))); }, a);
+}
+
+ZG_GRADCHECK_CASE("Linear") {
+  unsigned seed = 2000;
+  for (const Dims& d : std::vector<Dims>{{4, 3, 2}, {1, 5, 1}, {3, 1, 4}, {1, 1, 1}, {2, 6, 3}}) {
+    const std::size_t N = d[0], in = d[1], out = d[2];
+    CAPTURE(N); CAPTURE(in); CAPTURE(out);
+    V xs = {uniform({N, in}, 0.5, 2.0, seed++, true), uniform({in, out}, 0.5, 2.0, seed++, true),
+            uniform({out}, 0.5, 2.0, seed++, true)};
+    V no_bias = {xs[0], xs[1]};
+    CHECK_GRADCHECK([](const V& v) { return zg::linear(v[0], v[1], v[2]); }, xs);
+    CHECK_GRADCHECK([](const V& v) { return zg::linear(v[0], v[1]); }, no_bias);
+    CHECK_GRADGRADCHECK([](const V& v) { return zg::sum(zg::square(zg::linear(v[0], v[1], v[2]))); }, xs);
+    CHECK_GRADGRADCHECK([](const V& v) { return zg::sum(zg::square(zg::linear(v[0], v[1]))); }, no_bias);
+  }
+}
+
+TEST_CASE("bad input: matmul and linear shapes") {
+  const auto ones = [](const Shape& s) { return Variable(Tensor<float>(xt::ones<float>(s))); };
+  const auto matmul_error = [](const Variable& a, const Variable& b) {
+    return message_of<ShapeError>([&] { zg::matmul(a, b); });
+  };
+  CHECK(matmul_error(ones({2, 3}), ones({4, 5})) == "MatMul: inner dimensions differ: (2, 3) @ (4, 5)");
+  CHECK(matmul_error(ones({3}), ones({4, 5})) == "MatMul: inner dimensions differ: (3) @ (4, 5)");
+  CHECK(matmul_error(ones({2, 3}), ones({4})) == "MatMul: inner dimensions differ: (2, 3) @ (4)");
+  CHECK(matmul_error(ones({3}), ones({4})) == "MatMul: inner dimensions differ: (3) @ (4)");
+  CHECK(matmul_error(ones({2, 3, 4}), ones({4, 5})) == "MatMul: expects 1-D or 2-D operands, got (2, 3, 4) @ (4, 5)");
+  CHECK(matmul_error(Variable(1.f), ones({3})) == "MatMul: expects 1-D or 2-D operands, got () @ (3)");
+  CHECK(message_of<ShapeError>([&] { zg::matmul(ones({3, 2}), ones({4, 5}), true, false); }) ==
+        "MatMul: inner dimensions differ: (3, 2)^T @ (4, 5)");
+  CHECK(message_of<ShapeError>([&] { zg::matmul(ones({2, 3}), ones({5, 4}), false, true); }) ==
+        "MatMul: inner dimensions differ: (2, 3) @ (5, 4)^T");
+  CHECK(message_of<ShapeError>([&] { zg::matmul(ones({3}), ones({3, 4}), true, false); }) ==
+        "MatMul: transpose flags need 2-D operands, got (3)^T @ (3, 4)");
+
+  const auto linear_error = [](const Variable& x, const Variable& W, const Variable& b) {
+    return message_of<ShapeError>([&] { zg::linear(x, W, b); });
+  };
+  CHECK(linear_error(ones({2, 3, 4}), ones({12, 5}), Variable()) ==
+        "Linear: x must be 2-D (N, in), got x (2, 3, 4), W (12, 5)");
+  CHECK(linear_error(ones({2, 3}), ones({3}), Variable()) == "Linear: W must be 2-D (in, out), got x (2, 3), W (3)");
+  CHECK(linear_error(ones({2, 3}), ones({4, 5}), ones({5})) == "Linear: inner dimensions differ: x (2, 3) @ W (4, 5)");
+  CHECK(linear_error(ones({2, 3}), ones({3, 5}), ones({4})) == "Linear: bias (4) does not match W (3, 5): expected (5)");
+  CHECK(linear_error(ones({2, 3}), ones({3, 5}), ones({1, 5})) ==
+        "Linear: bias (1, 5) does not match W (3, 5): expected (5)");
+}
