@@ -82,7 +82,8 @@ AxisView view_around(std::ptrdiff_t axis, const Shape& shape, const char* op) {
                      " is out of range for an input of shape " + shape_str(shape));
   const std::size_t a = static_cast<std::size_t>(axis < 0 ? axis + ndim : axis);
   AxisView v;
-  for (std::size_t d = 0; d < shape.size(); ++d) (d < a ? v.outer : d == a ? v.n : v.inner) *= shape[d];
+  for (std::size_t d = 0; d < shape.size(); ++d)
+    (d < a ? v.outer : d == a ? v.n : v.inner) *= shape[d];
   return v;
 }
 

@@ -55,7 +55,9 @@ struct Sin final : Function<T> {
   std::string name() const override { return "Sin"; }
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(xt::sin(x[0])); }
   // d sin(x) = cos(x) dx
-  Variables<T> backward(const Variables<T>& gy) override { return {gy[0] * zg::cos(this->input(0))}; }
+  Variables<T> backward(const Variables<T>& gy) override {
+    return {gy[0] * zg::cos(this->input(0))};
+  }
 };
 
 template <class T>
@@ -63,7 +65,9 @@ struct Cos final : Function<T> {
   std::string name() const override { return "Cos"; }
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(xt::cos(x[0])); }
   // d cos(x) = -sin(x) dx
-  Variables<T> backward(const Variables<T>& gy) override { return {-(gy[0] * zg::sin(this->input(0)))}; }
+  Variables<T> backward(const Variables<T>& gy) override {
+    return {-(gy[0] * zg::sin(this->input(0)))};
+  }
 };
 
 template <class T>
@@ -91,7 +95,9 @@ struct Clip final : Function<T> {
   Clip(T lo, T hi) : lo(lo), hi(hi) {}
   T lo, hi;
   std::string name() const override { return "Clip"; }
-  std::string attributes() const override { return "lo=" + std::to_string(lo) + ", hi=" + std::to_string(hi); }
+  std::string attributes() const override {
+    return "lo=" + std::to_string(lo) + ", hi=" + std::to_string(hi);
+  }
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(xt::clip(x[0], lo, hi)); }
   // d clip(x) = dx strictly inside (lo, hi), 0 elsewhere
   Variables<T> backward(const Variables<T>& gy) override {
@@ -178,11 +184,18 @@ template <class T> Var<T> abs(const Var<T>& x) { return apply1<Abs<T>>({x}); }
 template <class T>
 Var<T> clip(const Var<T>& x, Scalar<T> lo, Scalar<T> hi) {
   if (!(lo <= hi))
-    throw ValueError("Clip: lo (" + std::to_string(lo) + ") must not exceed hi (" + std::to_string(hi) + ")");
+    throw ValueError("Clip: lo (" + std::to_string(lo) + ") must not exceed hi (" +
+                     std::to_string(hi) + ")");
   return apply1<Clip<T>>({x}, lo, hi);
 }
-template <class T> Var<T> maximum(const Var<T>& a, const Var<T>& b) { return apply1<Maximum<T>>({a, b}); }
-template <class T> Var<T> minimum(const Var<T>& a, const Var<T>& b) { return apply1<Minimum<T>>({a, b}); }
+template <class T>
+Var<T> maximum(const Var<T>& a, const Var<T>& b) {
+  return apply1<Maximum<T>>({a, b});
+}
+template <class T>
+Var<T> minimum(const Var<T>& a, const Var<T>& b) {
+  return apply1<Minimum<T>>({a, b});
+}
 template <class T>
 Var<T> where(const Var<T>& cond, const Var<T>& a, const Var<T>& b) {
   return apply1<Where<T>>({cond, a, b});

@@ -1,5 +1,6 @@
 #pragma once
-// Elementwise math, activations (softmax, log_softmax), comparisons and where: autograd/src/ops_math.cpp, ops_activation.cpp.
+// Elementwise math, activations (softmax, log_softmax), comparisons and where:
+// autograd/src/ops_math.cpp, ops_activation.cpp.
 #include <cstddef>
 #include <type_traits>
 
@@ -66,8 +67,10 @@ template <class T> Var<T> log_softmax(const Var<T>& x, std::ptrdiff_t axis = -1)
 // ---- comparison operators: masks, as the functions above ----------------------------
 template <class T> Var<T> operator>(const Var<T>& a, const Var<T>& b) { return zg::greater(a, b); }
 template <class T> Var<T> operator<(const Var<T>& a, const Var<T>& b) { return zg::less(a, b); }
-template <class T> Var<T> operator>=(const Var<T>& a, const Var<T>& b) { return zg::greater_equal(a, b); }
-template <class T> Var<T> operator<=(const Var<T>& a, const Var<T>& b) { return zg::less_equal(a, b); }
+template <class T>
+Var<T> operator>=(const Var<T>& a, const Var<T>& b) { return zg::greater_equal(a, b); }
+template <class T>
+Var<T> operator<=(const Var<T>& a, const Var<T>& b) { return zg::less_equal(a, b); }
 
 template <class T, class S, std::enable_if_t<std::is_arithmetic_v<S>, int> = 0>
 Var<T> operator>(const Var<T>& a, S b) { return zg::greater(a, static_cast<T>(b)); }
