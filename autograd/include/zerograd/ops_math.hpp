@@ -1,7 +1,92 @@
 #pragma once
-// Elementwise math, activations (softmax, log_softmax), comparisons and where: autograd/src/ops_math.cpp, ops_activation.cpp.
+// Elementwise math, activations (softmax, log_softmax), comparisons and where:
+// autograd/src/ops_math.cpp, ops_activation.cpp.
+#include <cstddef>
+#include <type_traits>
+
 #include "zerograd/variable.hpp"
 
 namespace zg {
+
+// A scalar argument whose type comes from the Variable, so clip(x, 0, 1) and
+// leaky_relu(x, 0.2) work for float x without casts.
+template <class T>
+struct ScalarOf { using type = T; };
+template <class T>
+using Scalar = typename ScalarOf<T>::type;  // not deduced: T comes from the Variable
+
+// ---- elementwise math (ops_math.cpp) ----------------------------------------------
+template <class T> Var<T> exp(const Var<T>& x);
+template <class T> Var<T> log(const Var<T>& x);
+template <class T> Var<T> sqrt(const Var<T>& x);
+template <class T> Var<T> sin(const Var<T>& x);
+template <class T> Var<T> cos(const Var<T>& x);
+template <class T> Var<T> tanh(const Var<T>& x);
+// The gradient is sign(x), 0 at x = 0.
+template <class T> Var<T> abs(const Var<T>& x);
+// Values limited to [lo, hi]; the gradient is 1 strictly inside, 0 elsewhere.
+// Throws ValueError if lo > hi.
+template <class T> Var<T> clip(const Var<T>& x, Scalar<T> lo, Scalar<T> hi);
+// Elementwise, with numpy broadcasting. On ties (a == b) the whole gradient
+// goes to the first argument a, none to b.
+template <class T> Var<T> maximum(const Var<T>& a, const Var<T>& b);
+template <class T> Var<T> minimum(const Var<T>& a, const Var<T>& b);
+
+// ---- comparisons (ops_math.cpp) ----------------------------------------------------
+// 0/1 masks of the same dtype, with numpy broadcasting. They are constants:
+// requires_grad is false and no graph is recorded.
+template <class T> Var<T> greater(const Var<T>& a, const Var<T>& b);
+template <class T> Var<T> less(const Var<T>& a, const Var<T>& b);
+template <class T> Var<T> greater_equal(const Var<T>& a, const Var<T>& b);
+template <class T> Var<T> less_equal(const Var<T>& a, const Var<T>& b);
+template <class T> Var<T> equal(const Var<T>& a, const Var<T>& b);
+template <class T> Var<T> not_equal(const Var<T>& a, const Var<T>& b);
+template <class T> Var<T> greater(const Var<T>& a, Scalar<T> b);
+template <class T> Var<T> less(const Var<T>& a, Scalar<T> b);
+template <class T> Var<T> greater_equal(const Var<T>& a, Scalar<T> b);
+template <class T> Var<T> less_equal(const Var<T>& a, Scalar<T> b);
+template <class T> Var<T> equal(const Var<T>& a, Scalar<T> b);
+template <class T> Var<T> not_equal(const Var<T>& a, Scalar<T> b);
+
+// a where cond != 0, else b; cond, a and b broadcast together. cond gets no
+// gradient (it is a mask, e.g. from a comparison).
+template <class T> Var<T> where(const Var<T>& cond, const Var<T>& a, const Var<T>& b);
+
+// ---- activations (ops_activation.cpp) ----------------------------------------------
+// 1 / (1 + exp(-x)), computed from exp(-|x|) so that no exp overflows.
+template <class T> Var<T> sigmoid(const Var<T>& x);
+// max(x, 0); the gradient at x = 0 is 0.
+template <class T> Var<T> relu(const Var<T>& x);
+// x for x > 0, slope * x otherwise.
+template <class T> Var<T> leaky_relu(const Var<T>& x, Scalar<T> slope = Scalar<T>(0.01));
+// Along one axis (negative counts from the end), stable: the max along the
+// axis is subtracted first. A bad axis throws ShapeError.
+template <class T> Var<T> softmax(const Var<T>& x, std::ptrdiff_t axis = -1);
+template <class T> Var<T> log_softmax(const Var<T>& x, std::ptrdiff_t axis = -1);
+
+// ---- comparison operators: masks, as the functions above ----------------------------
+template <class T> Var<T> operator>(const Var<T>& a, const Var<T>& b) { return zg::greater(a, b); }
+template <class T> Var<T> operator<(const Var<T>& a, const Var<T>& b) { return zg::less(a, b); }
+template <class T>
+Var<T> operator>=(const Var<T>& a, const Var<T>& b) { return zg::greater_equal(a, b); }
+template <class T>
+Var<T> operator<=(const Var<T>& a, const Var<T>& b) { return zg::less_equal(a, b); }
+
+template <class T, class S, std::enable_if_t<std::is_arithmetic_v<S>, int> = 0>
+Var<T> operator>(const Var<T>& a, S b) { return zg::greater(a, static_cast<T>(b)); }
+template <class T, class S, std::enable_if_t<std::is_arithmetic_v<S>, int> = 0>
+Var<T> operator<(const Var<T>& a, S b) { return zg::less(a, static_cast<T>(b)); }
+template <class T, class S, std::enable_if_t<std::is_arithmetic_v<S>, int> = 0>
+Var<T> operator>=(const Var<T>& a, S b) { return zg::greater_equal(a, static_cast<T>(b)); }
+template <class T, class S, std::enable_if_t<std::is_arithmetic_v<S>, int> = 0>
+Var<T> operator<=(const Var<T>& a, S b) { return zg::less_equal(a, static_cast<T>(b)); }
+template <class T, class S, std::enable_if_t<std::is_arithmetic_v<S>, int> = 0>
+Var<T> operator>(S a, const Var<T>& b) { return zg::less(b, static_cast<T>(a)); }
+template <class T, class S, std::enable_if_t<std::is_arithmetic_v<S>, int> = 0>
+Var<T> operator<(S a, const Var<T>& b) { return zg::greater(b, static_cast<T>(a)); }
+template <class T, class S, std::enable_if_t<std::is_arithmetic_v<S>, int> = 0>
+Var<T> operator>=(S a, const Var<T>& b) { return zg::less_equal(b, static_cast<T>(a)); }
+template <class T, class S, std::enable_if_t<std::is_arithmetic_v<S>, int> = 0>
+Var<T> operator<=(S a, const Var<T>& b) { return zg::greater_equal(b, static_cast<T>(a)); }
 
 }  // namespace zg

@@ -1,0 +1,161 @@
+// Activations: sigmoid, relu, leaky_relu, softmax, log_softmax.
+#include <cfenv>
+#include <cmath>
+
+#include "testing.hpp"
+
+using namespace zg;
+using zg::testing::message_of;
+using zg::testing::uniform;
+using V = std::vector<Variable64>;
+
+namespace {
+
+template <class T>
+void check_values(const BasicVariable<T>& got, const Shape& shape, const std::vector<double>& want,
+                  double eps = 1e-6) {
+  REQUIRE(got.shape() == shape);
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    CAPTURE(i);
+    CHECK(static_cast<double>(got.data().data()[i]) == doctest::Approx(want[i]).epsilon(eps));
+  }
+}
+
+template <class T>
+bool all_finite(const BasicVariable<T>& v) {
+  for (T x : v.data())
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("sigmoid: values, no overflow at large |x|", T, float, double) {
+  using Var = BasicVariable<T>;
+  Var x({T(-1000), T(-1), T(0), T(2), T(1000)});
+  x.requires_grad_();
+  std::feclearexcept(FE_ALL_EXCEPT);
+  Var y = zg::sigmoid(x);
+  CHECK_FALSE(std::fetestexcept(FE_OVERFLOW | FE_INVALID | FE_DIVBYZERO));
+  REQUIRE(all_finite(y));
+  CHECK(y.data()(0) == T(0));
+  CHECK(y.data()(4) == T(1));
+  check_values(y, {5}, {0, 1 / (1 + std::exp(1.0)), 0.5, 1 / (1 + std::exp(-2.0)), 1});
+  // d sigmoid = y (1 - y)
+  zg::sum(y).backward();
+  REQUIRE(all_finite(x.grad()));
+  check_values(x.grad(), {5}, {0, 0.19661193324148185, 0.25, 0.10499358540350652, 0});
+}
+
+TEST_CASE_TEMPLATE("softmax: the book's reference values and stability", T, float, double) {
+  using Var = BasicVariable<T>;
+  check_values(zg::softmax(Var({T(0.3), T(2.9), T(4.0)})), {3},
+               {0.01821127, 0.24519181, 0.73659691});
+  check_values(zg::log_softmax(Var({T(0.3), T(2.9), T(4.0)})), {3},
+               {std::log(0.01821127), std::log(0.24519181), std::log(0.73659691)}, 1e-5);
+
+  const Var big({T(1000), T(1001), T(1002)});
+  const Var small({T(0), T(1), T(2)});
+  REQUIRE(all_finite(zg::softmax(big)));
+  REQUIRE(all_finite(zg::log_softmax(big)));
+  const double lse = std::log(1 + std::exp(1.0) + std::exp(2.0));
+  check_values(zg::softmax(big), {3}, {std::exp(-lse), std::exp(1 - lse), std::exp(2 - lse)});
+  check_values(zg::log_softmax(big), {3}, {-lse, 1 - lse, 2 - lse}, 1e-5);
+  check_values(zg::softmax(small), {3}, {std::exp(-lse), std::exp(1 - lse), std::exp(2 - lse)});
+}
+
+TEST_CASE("softmax and log_softmax: any axis") {
+  Variable64 x({{0.3, 2.9, 4.0}, {1.0, 2.0, 3.0}});
+  // Along axis 0 each column is a 2-class softmax.
+  const double c0 = 1 / (1 + std::exp(0.7)), c1 = 1 / (1 + std::exp(-0.9)),
+               c2 = 1 / (1 + std::exp(-1.0));
+  check_values(zg::softmax(x, 0), {2, 3}, {c0, c1, c2, 1 - c0, 1 - c1, 1 - c2});
+  check_values(zg::softmax(x, -2), {2, 3}, {c0, c1, c2, 1 - c0, 1 - c1, 1 - c2});
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  const std::vector<double> rows = {0.01821127, 0.24519181, 0.73659691,
+                                    std::exp(1.0) / z, std::exp(2.0) / z, std::exp(3.0) / z};
+  check_values(zg::softmax(x, 1), {2, 3}, rows);
+  check_values(zg::softmax(x), {2, 3}, rows);
+
+  Variable64 x3 = uniform({2, 3, 4}, 0.1, 3.0, 9, true);
+  for (std::ptrdiff_t axis : {0, 1, 2, -1}) {
+    CAPTURE(axis);
+    Variable64 y = zg::softmax(x3, axis);
+    const Shape reduced = axis == 0 ? Shape{3, 4} : axis == 1 ? Shape{2, 4} : Shape{2, 3};
+    check_values(zg::sum(y, {axis}), reduced, std::vector<double>(reduced[0] * reduced[1], 1.0));
+    // log_softmax is log(softmax), computed without the log of a tiny number.
+    Variable64 ly = zg::log_softmax(x3, axis);
+    std::vector<double> want;
+    for (double v : y.data()) want.push_back(std::log(v));
+    check_values(ly, {2, 3, 4}, want, 1e-9);
+  }
+}
+
+TEST_CASE("relu and leaky_relu: values, and the gradient at exactly 0") {
+  Variable64 x({-1.0, 0.0, 2.0});
+  x.requires_grad_();
+  check_values(zg::relu(x), {3}, {0, 0, 2});
+  check_values(zg::leaky_relu(x), {3}, {-0.01, 0, 2});
+  check_values(zg::leaky_relu(x, 0.2), {3}, {-0.2, 0, 2});
+  zg::sum(zg::relu(x)).backward();
+  check_values(x.grad(), {3}, {0, 0, 1});
+  x.cleargrad();
+  zg::sum(zg::leaky_relu(x, 0.2)).backward();
+  check_values(x.grad(), {3}, {0.2, 0.2, 1});
+  // Float with integer / double literals for the slope.
+  check_values(zg::leaky_relu(Variable({-2.f, 3.f}), 0.5), {2}, {-1, 3});
+}
+
+TEST_CASE("bad input: softmax axis out of range") {
+  Variable x({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  CHECK(message_of<ShapeError>([&] { zg::softmax(x, 2); }) ==
+        "Softmax: axis 2 is out of range for an input of shape (2, 3)");
+  CHECK(message_of<ShapeError>([&] { zg::softmax(x, -3); }) ==
+        "Softmax: axis -3 is out of range for an input of shape (2, 3)");
+  CHECK(message_of<ShapeError>([&] { zg::log_softmax(x, 5); }) ==
+        "LogSoftmax: axis 5 is out of range for an input of shape (2, 3)");
+  CHECK(message_of<ShapeError>([&] { zg::softmax(Variable(1.f)); }) ==
+        "Softmax: axis -1 is out of range for an input of shape ()");
+}
+
+// ---- gradcheck (float64) ----------------------------------------------------------------
+
+namespace {
+const std::vector<std::pair<Shape, std::ptrdiff_t>> kAxisCases = {
+    {{2, 3}, 0},    {{2, 3}, 1},    {{2, 3}, -1},    {{2, 3, 4}, 0},
+    {{2, 3, 4}, 1}, {{2, 3, 4}, 2}, {{2, 3, 4}, -1}, {{4}, 0}};
+
+template <class F>
+void check_axes(F f) {
+  unsigned seed = 300;
+  for (const auto& [shape, axis] : kAxisCases) {
+    CAPTURE(shape_str(shape));
+    CAPTURE(axis);
+    V x = {uniform(shape, 0.1, 2.0, seed++, true)};
+    CHECK_GRADCHECK([&, axis = axis](const V& v) { return f(v[0], axis); }, x);
+    CHECK_GRADGRADCHECK([&, axis = axis](const V& v) { return f(v[0], axis); }, x);
+  }
+}
+}  // namespace
+
+ZG_GRADCHECK_CASE("Sigmoid") {
+  V x = {uniform({2, 3}, 0.1, 3.0, 31, true)};
+  CHECK_GRADCHECK([](const V& v) { return zg::sigmoid(v[0]); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::sigmoid(v[0]); }, x);
+}
+ZG_GRADCHECK_CASE("ReLU") {
+  V x = {uniform({2, 3}, 0.2, 2.0, 32, true)};
+  CHECK_GRADCHECK([](const V& v) { return zg::relu(v[0]); }, x);
+}
+ZG_GRADCHECK_CASE("LeakyReLU") {
+  V x = {uniform({2, 3}, 0.2, 2.0, 33, true)};
+  CHECK_GRADCHECK([](const V& v) { return zg::leaky_relu(v[0]); }, x);
+  CHECK_GRADCHECK([](const V& v) { return zg::leaky_relu(v[0], 0.3); }, x);
+}
+ZG_GRADCHECK_CASE("Softmax") {
+  check_axes([](const Variable64& x, std::ptrdiff_t a) { return zg::softmax(x, a); });
+}
+ZG_GRADCHECK_CASE("LogSoftmax") {
+  check_axes([](const Variable64& x, std::ptrdiff_t a) { return zg::log_softmax(x, a); });
+}
