@@ -95,13 +95,14 @@ struct Extreme final : Function<T> {
   Axes axes;
   bool keepdims;
   Tensor<T> mask;  // 1 where each group's gradient goes
-  std::string name() const override { return Min ? "Min" : "Max"; }
+  static constexpr const char* kName = Min ? "Min" : "Max";
+  std::string name() const override { return kName; }
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape in = detail::shape_of(x[0]);
-    const auto ax = detail::normalize_axes(axes, in.size(), Min ? "Min" : "Max");
+    const auto ax = detail::normalize_axes(axes, in.size(), kName);
     Rows<T> rows(x[0], ax);
-    const auto pos = extreme_positions<Min>(rows, in, Min ? "Min" : "Max");
+    const auto pos = extreme_positions<Min>(rows, in, kName);
     Tensor<T> y = Tensor<T>::from_shape(reduced_shape(in, ax, keepdims));
     for (std::size_t g = 0; g < rows.count; ++g) y.data()[g] = rows.row(g)[pos[g]];
     mask = rows.mask(pos);
@@ -110,7 +111,7 @@ struct Extreme final : Function<T> {
   // d max(x) = dy at each group's (first) maximum, 0 elsewhere
   Variables<T> backward(const Variables<T>& gy) override {
     const Shape in = this->input(0).shape();
-    const auto kd = detail::keepdims_shape(in, detail::normalize_axes(axes, in.size(), "Max"));
+    const auto kd = detail::keepdims_shape(in, detail::normalize_axes(axes, in.size(), kName));
     return {zg::broadcast_to(zg::reshape(gy[0], kd), in) * Var<T>(mask)};
   }
   void release() override {
@@ -173,23 +174,15 @@ struct LogSumExp final : Function<T> {
 };
 
 template <bool Min, class T>
-xt::xarray<std::size_t> arg_extreme(const Var<T>& x, std::ptrdiff_t axis) {
+xt::xarray<std::size_t> arg_extreme(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
   const char* op = Min ? "argmin" : "argmax";
   const Shape in = x.shape();
   const auto ax = detail::normalize_axes({axis}, in.size(), op);
   Rows<T> rows(x.data(), ax);
   const auto pos = extreme_positions<Min>(rows, in, op);
-  xt::xarray<std::size_t> out = xt::xarray<std::size_t>::from_shape(reduced_shape(in, ax, false));
+  xt::xarray<std::size_t> out = xt::xarray<std::size_t>::from_shape(reduced_shape(in, ax, keepdims));
   std::copy(pos.begin(), pos.end(), out.begin());
   return out;
-}
-
-template <bool Min, class T>
-Var<T> arg_extreme_var(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
-  Tensor<T> out = xt::cast<T>(arg_extreme<Min>(x, axis));
-  if (keepdims)
-    out.reshape(detail::keepdims_shape(x.shape(), detail::normalize_axes({axis}, x.ndim(), "argmax")));
-  return Var<T>(std::move(out));
 }
 
 template <class T>
@@ -242,19 +235,19 @@ Var<T> logsumexp(const Var<T>& x, const Axes& axes, bool keepdims) {
 }
 template <class T>
 Var<T> argmax(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
-  return arg_extreme_var<false>(x, axis, keepdims);
+  return Var<T>(Tensor<T>(xt::cast<T>(arg_extreme<false>(x, axis, keepdims))));
 }
 template <class T>
 Var<T> argmin(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
-  return arg_extreme_var<true>(x, axis, keepdims);
+  return Var<T>(Tensor<T>(xt::cast<T>(arg_extreme<true>(x, axis, keepdims))));
 }
 template <class T>
 xt::xarray<std::size_t> argmax_indices(const Var<T>& x, std::ptrdiff_t axis) {
-  return arg_extreme<false>(x, axis);
+  return arg_extreme<false>(x, axis, false);
 }
 template <class T>
 xt::xarray<std::size_t> argmin_indices(const Var<T>& x, std::ptrdiff_t axis) {
-  return arg_extreme<true>(x, axis);
+  return arg_extreme<true>(x, axis, false);
 }
 
 #define ZG_INSTANTIATE(T)                                                         \
