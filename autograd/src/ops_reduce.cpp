@@ -30,42 +30,47 @@ Shape reduced_shape(const Shape& in, const std::vector<std::size_t>& axes, bool 
 // reduced group is one contiguous row, "first in row-major order within the
 // group" is first in the row, and rows come in the output's order. When the
 // reduced axes are already the last ones (the usual case) nothing is copied.
-template <class T>
-class Rows {
- public:
-  Rows(const Tensor<T>& x, const std::vector<std::size_t>& axes) : shape_(detail::shape_of(x)) {
-    for (std::size_t d = 0; d < shape_.size(); ++d)
+struct RowLayout {
+  RowLayout(Shape in, const std::vector<std::size_t>& axes) : shape(std::move(in)) {
+    for (std::size_t d = 0; d < shape.size(); ++d)
       if (!std::binary_search(axes.begin(), axes.end(), d)) {
-        perm_.push_back(d);
-        count *= shape_[d];
+        perm.push_back(d);
+        count *= shape[d];
       }
     for (std::size_t a : axes) {
-      perm_.push_back(a);
-      length *= shape_[a];
+      perm.push_back(a);
+      length *= shape[a];
     }
-    identity_ = std::is_sorted(perm_.begin(), perm_.end());
-    if (!identity_) copy_ = detail::permute_array(x, perm_);
-    data_ = identity_ ? x.data() : copy_.data();
+    identity = std::is_sorted(perm.begin(), perm.end());
+  }
+  Shape shape;
+  std::vector<std::size_t> perm;  // kept axes, then reduced axes
+  std::size_t count = 1, length = 1;
+  bool identity = true;
+
+  // 0/1 shaped like x with a 1 at position pos[g] of each row g.
+  template <class T>
+  Tensor<T> mask(const std::vector<std::size_t>& pos) const {
+    Shape rows_shape;
+    for (std::size_t p : perm) rows_shape.push_back(shape[p]);
+    Tensor<T> m = xt::zeros<T>(rows_shape);
+    for (std::size_t g = 0; g < count; ++g) m.data()[g * length + pos[g]] = T(1);
+    return identity ? m : detail::permute_array(m, detail::inverse_permutation(perm));
+  }
+};
+
+template <class T>
+class Rows : public RowLayout {
+ public:
+  Rows(const Tensor<T>& x, const std::vector<std::size_t>& axes) : RowLayout(detail::shape_of(x), axes) {
+    if (!identity) copy_ = detail::permute_array(x, perm);
+    data_ = identity ? x.data() : copy_.data();
   }
   Rows(const Rows&) = delete;
   Rows& operator=(const Rows&) = delete;
-
-  std::size_t count = 1, length = 1;
   const T* row(std::size_t g) const { return data_ + g * length; }
 
-  // 0/1 shaped like x with a 1 at position pos[g] of each row g.
-  Tensor<T> mask(const std::vector<std::size_t>& pos) const {
-    Shape rows_shape;
-    for (std::size_t p : perm_) rows_shape.push_back(shape_[p]);
-    Tensor<T> m = xt::zeros<T>(rows_shape);
-    for (std::size_t g = 0; g < count; ++g) m.data()[g * length + pos[g]] = T(1);
-    return identity_ ? m : detail::permute_array(m, detail::inverse_permutation(perm_));
-  }
-
  private:
-  Shape shape_;
-  std::vector<std::size_t> perm_;
-  bool identity_ = true;
   Tensor<T> copy_;
   const T* data_ = nullptr;
 };
@@ -94,7 +99,7 @@ struct Extreme final : Function<T> {
   Extreme(Axes axes, bool keepdims) : axes(std::move(axes)), keepdims(keepdims) {}
   Axes axes;
   bool keepdims;
-  Tensor<T> mask;  // 1 where each group's gradient goes
+  std::vector<std::size_t> pos;  // where each group's gradient goes (Note [Rows])
   static constexpr const char* kName = Min ? "Min" : "Max";
   std::string name() const override { return kName; }
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
@@ -102,21 +107,21 @@ struct Extreme final : Function<T> {
     const Shape in = detail::shape_of(x[0]);
     const auto ax = detail::normalize_axes(axes, in.size(), kName);
     Rows<T> rows(x[0], ax);
-    const auto pos = extreme_positions<Min>(rows, in, kName);
+    pos = extreme_positions<Min>(rows, in, kName);
     Tensor<T> y = Tensor<T>::from_shape(reduced_shape(in, ax, keepdims));
     for (std::size_t g = 0; g < rows.count; ++g) y.data()[g] = rows.row(g)[pos[g]];
-    mask = rows.mask(pos);
     return y;
   }
   // d max(x) = dy at each group's (first) maximum, 0 elsewhere
   Variables<T> backward(const Variables<T>& gy) override {
     const Shape in = this->input(0).shape();
-    const auto kd = detail::keepdims_shape(in, detail::normalize_axes(axes, in.size(), kName));
-    return {zg::broadcast_to(zg::reshape(gy[0], kd), in) * Var<T>(mask)};
+    const auto ax = detail::normalize_axes(axes, in.size(), kName);
+    Var<T> mask(RowLayout(in, ax).mask<T>(pos));
+    return {zg::broadcast_to(zg::reshape(gy[0], detail::keepdims_shape(in, ax)), in) * mask};
   }
   void release() override {
     Function<T>::release();
-    mask = Tensor<T>();
+    pos = {};
   }
 };
 
