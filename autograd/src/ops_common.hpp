@@ -23,6 +23,11 @@ Shape keepdims_shape(const Shape& in, const std::vector<std::size_t>& axes);
 template <class T>
 Tensor<T> sum_to_array(const Tensor<T>& x, const Shape& shape);
 
+// y.shape[i] = x.shape[perm[i]], copied by a raw loop (ops_tensor.cpp).
+template <class T>
+Tensor<T> permute_array(const Tensor<T>& x, const std::vector<std::size_t>& perm);
+std::vector<std::size_t> inverse_permutation(const std::vector<std::size_t>& perm);
+
 }  // namespace zg::detail
 
 // Instantiates a function template for float and double: pass a macro that

@@ -1,4 +1,8 @@
-// Reductions over axes, with keepdims.
+// Reductions over axes, with keepdims: sum, mean, max, min, logsumexp, argmax.
+#include <cmath>
+#include <limits>
+
+#include <xtensor/xbuilder.hpp>
 #include <xtensor/xreducer.hpp>
 #include <xtensor/xmath.hpp>
 
@@ -7,17 +11,192 @@
 namespace zg {
 namespace {
 
+std::string axes_attribute(const Axes& axes, bool keepdims) {
+  std::string s = "axes=(";
+  for (std::size_t i = 0; i < axes.size(); ++i) s += (i ? "," : "") + std::to_string(axes[i]);
+  return s + (keepdims ? "), keepdims" : ")");
+}
+
+Shape reduced_shape(const Shape& in, const std::vector<std::size_t>& axes, bool keepdims) {
+  if (keepdims) return detail::keepdims_shape(in, axes);
+  Shape out;
+  for (std::size_t d = 0; d < in.size(); ++d)
+    if (!std::binary_search(axes.begin(), axes.end(), d)) out.push_back(in[d]);
+  return out;
+}
+
+// Note [Rows]: Max, Min, LogSumExp and argmax see x as rows: the kept axes
+// first and the reduced axes last, each in their original order, so every
+// reduced group is one contiguous row, "first in row-major order within the
+// group" is first in the row, and rows come in the output's order. When the
+// reduced axes are already the last ones (the usual case) nothing is copied.
+struct RowLayout {
+  RowLayout(Shape in, const std::vector<std::size_t>& axes) : shape(std::move(in)) {
+    for (std::size_t d = 0; d < shape.size(); ++d)
+      if (!std::binary_search(axes.begin(), axes.end(), d)) {
+        perm.push_back(d);
+        count *= shape[d];
+      }
+    for (std::size_t a : axes) {
+      perm.push_back(a);
+      length *= shape[a];
+    }
+    identity = std::is_sorted(perm.begin(), perm.end());
+  }
+  Shape shape;
+  std::vector<std::size_t> perm;  // kept axes, then reduced axes
+  std::size_t count = 1, length = 1;
+  bool identity = true;
+
+  // 0/1 shaped like x with a 1 at position pos[g] of each row g.
+  template <class T>
+  Tensor<T> mask(const std::vector<std::size_t>& pos) const {
+    Shape rows_shape;
+    for (std::size_t p : perm) rows_shape.push_back(shape[p]);
+    Tensor<T> m = xt::zeros<T>(rows_shape);
+    for (std::size_t g = 0; g < count; ++g) m.data()[g * length + pos[g]] = T(1);
+    return identity ? m : detail::permute_array(m, detail::inverse_permutation(perm));
+  }
+};
+
+template <class T>
+class Rows : public RowLayout {
+ public:
+  Rows(const Tensor<T>& x, const std::vector<std::size_t>& axes) : RowLayout(detail::shape_of(x), axes) {
+    if (!identity) copy_ = detail::permute_array(x, perm);
+    data_ = identity ? x.data() : copy_.data();
+  }
+  Rows(const Rows&) = delete;
+  Rows& operator=(const Rows&) = delete;
+  const T* row(std::size_t g) const { return data_ + g * length; }
+
+ private:
+  Tensor<T> copy_;
+  const T* data_ = nullptr;
+};
+
+// The first maximum (Min: minimum) of row[0..n); a NaN wins, as in numpy.
+template <bool Min, class T>
+std::size_t first_extreme(const T* row, std::size_t n) {
+  std::size_t best = 0;
+  T v = row[0];
+  for (std::size_t i = 1; i < n && !std::isnan(v); ++i)
+    if ((Min ? row[i] < v : row[i] > v) || std::isnan(row[i])) v = row[best = i];
+  return best;
+}
+
+template <bool Min, class T>
+std::vector<std::size_t> extreme_positions(const Rows<T>& rows, const Shape& in, const char* op) {
+  if (rows.length == 0 && rows.count > 0)
+    throw ShapeError(std::string(op) + ": cannot reduce an empty axis of " + shape_str(in));
+  std::vector<std::size_t> pos(rows.count);
+  for (std::size_t g = 0; g < rows.count; ++g) pos[g] = first_extreme<Min>(rows.row(g), rows.length);
+  return pos;
+}
+
+template <class T, bool Min>
+struct Extreme final : Function<T> {
+  Extreme(Axes axes, bool keepdims) : axes(std::move(axes)), keepdims(keepdims) {}
+  Axes axes;
+  bool keepdims;
+  std::vector<std::size_t> pos;  // where each group's gradient goes (Note [Rows])
+  static constexpr const char* kName = Min ? "Min" : "Max";
+  std::string name() const override { return kName; }
+  std::string attributes() const override { return axes_attribute(axes, keepdims); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Shape in = detail::shape_of(x[0]);
+    const auto ax = detail::normalize_axes(axes, in.size(), kName);
+    Rows<T> rows(x[0], ax);
+    pos = extreme_positions<Min>(rows, in, kName);
+    Tensor<T> y = Tensor<T>::from_shape(reduced_shape(in, ax, keepdims));
+    for (std::size_t g = 0; g < rows.count; ++g) y.data()[g] = rows.row(g)[pos[g]];
+    return y;
+  }
+  // d max(x) = dy at each group's (first) maximum, 0 elsewhere
+  Variables<T> backward(const Variables<T>& gy) override {
+    const Shape in = this->input(0).shape();
+    const auto ax = detail::normalize_axes(axes, in.size(), kName);
+    Var<T> mask(RowLayout(in, ax).mask<T>(pos));
+    return {zg::broadcast_to(zg::reshape(gy[0], detail::keepdims_shape(in, ax)), in) * mask};
+  }
+  void release() override {
+    Function<T>::release();
+    pos = {};
+  }
+};
+
+// Note: exp is ops_math.cpp's (zg::exp, another op family); until that family
+// is merged this private Exp serves LogSumExp's backward. Replace exp_ by
+// zg::exp then.
+template <class T>
+struct Exp final : Function<T> {
+  std::string name() const override { return "Exp"; }
+  Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(xt::exp(x[0])); }
+  // d exp(x) = exp(x) dx
+  Variables<T> backward(const Variables<T>& gy) override;
+};
+template <class T>
+Var<T> exp_(const Var<T>& x) {
+  return apply1<Exp<T>>({x});
+}
+template <class T>
+Variables<T> Exp<T>::backward(const Variables<T>& gy) {
+  Var<T> y = this->output(0);
+  return {gy[0] * (y.defined() ? y : exp_(this->input(0)))};
+}
+
+template <class T>
+struct LogSumExp final : Function<T> {
+  LogSumExp(Axes axes, bool keepdims) : axes(std::move(axes)), keepdims(keepdims) {}
+  Axes axes;
+  bool keepdims;
+  std::string name() const override { return "LogSumExp"; }
+  std::string attributes() const override { return axes_attribute(axes, keepdims); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Shape in = detail::shape_of(x[0]);
+    const auto ax = detail::normalize_axes(axes, in.size(), "LogSumExp");
+    Rows<T> rows(x[0], ax);
+    Tensor<T> y = Tensor<T>::from_shape(reduced_shape(in, ax, keepdims));
+    for (std::size_t g = 0; g < rows.count; ++g) {
+      const T* r = rows.row(g);
+      const T m = rows.length ? r[first_extreme<false>(r, rows.length)] : -std::numeric_limits<T>::infinity();
+      T s = 0;
+      if (std::isfinite(m))
+        for (std::size_t i = 0; i < rows.length; ++i) s += std::exp(r[i] - m);
+      y.data()[g] = std::isfinite(m) ? m + std::log(s) : m;
+    }
+    return y;
+  }
+  // d logsumexp(x) = dy * exp(x - y), broadcast over the reduced axes
+  Variables<T> backward(const Variables<T>& gy) override {
+    const Var<T>& x = this->input(0);
+    const Shape in = x.shape();
+    const auto kd = detail::keepdims_shape(in, detail::normalize_axes(axes, in.size(), "LogSumExp"));
+    Var<T> y = this->output(0);
+    if (!y.defined()) y = zg::logsumexp(x, axes, keepdims);
+    return {zg::reshape(gy[0], kd) * exp_(x - zg::reshape(y, kd))};
+  }
+};
+
+template <bool Min, class T>
+xt::xarray<std::size_t> arg_extreme(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
+  const char* op = Min ? "argmin" : "argmax";
+  const Shape in = x.shape();
+  const auto ax = detail::normalize_axes({axis}, in.size(), op);
+  Rows<T> rows(x.data(), ax);
+  const auto pos = extreme_positions<Min>(rows, in, op);
+  xt::xarray<std::size_t> out = xt::xarray<std::size_t>::from_shape(reduced_shape(in, ax, keepdims));
+  std::copy(pos.begin(), pos.end(), out.begin());
+  return out;
+}
+
 template <class T>
 struct Sum final : Function<T> {
   Sum(Axes axes, bool keepdims) : axes(std::move(axes)), keepdims(keepdims) {}
   Axes axes;
   bool keepdims;
   std::string name() const override { return "Sum"; }
-  std::string attributes() const override {
-    std::string s = "axes=(";
-    for (std::size_t i = 0; i < axes.size(); ++i) s += (i ? "," : "") + std::to_string(axes[i]);
-    return s + (keepdims ? "), keepdims" : ")");
-  }
+  std::string attributes() const override { return axes_attribute(axes, keepdims); }
   Outputs<T> forward(const TensorList<T>& x) override {
     const auto ax = detail::normalize_axes(axes, x[0].dimension(), "Sum");
     Tensor<T> y = xt::sum(x[0], ax, xt::evaluation_strategy::immediate);
@@ -39,7 +218,54 @@ Var<T> sum(const Var<T>& x, const Axes& axes, bool keepdims) {
   return apply1<Sum<T>>({x}, axes, keepdims);
 }
 
-template Var<float> sum(const Var<float>&, const Axes&, bool);
-template Var<double> sum(const Var<double>&, const Axes&, bool);
+template <class T>
+Var<T> mean(const Var<T>& x, const Axes& axes, bool keepdims) {
+  const Shape in = x.shape();
+  std::size_t count = 1;
+  for (std::size_t a : detail::normalize_axes(axes, in.size(), "Mean")) count *= in[a];
+  return zg::sum(x, axes, keepdims) * (T(1) / static_cast<T>(count));
+}
+
+template <class T>
+Var<T> max(const Var<T>& x, const Axes& axes, bool keepdims) {
+  return apply1<Extreme<T, false>>({x}, axes, keepdims);
+}
+template <class T>
+Var<T> min(const Var<T>& x, const Axes& axes, bool keepdims) {
+  return apply1<Extreme<T, true>>({x}, axes, keepdims);
+}
+template <class T>
+Var<T> logsumexp(const Var<T>& x, const Axes& axes, bool keepdims) {
+  return apply1<LogSumExp<T>>({x}, axes, keepdims);
+}
+template <class T>
+Var<T> argmax(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
+  return Var<T>(Tensor<T>(xt::cast<T>(arg_extreme<false>(x, axis, keepdims))));
+}
+template <class T>
+Var<T> argmin(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
+  return Var<T>(Tensor<T>(xt::cast<T>(arg_extreme<true>(x, axis, keepdims))));
+}
+template <class T>
+xt::xarray<std::size_t> argmax_indices(const Var<T>& x, std::ptrdiff_t axis) {
+  return arg_extreme<false>(x, axis, false);
+}
+template <class T>
+xt::xarray<std::size_t> argmin_indices(const Var<T>& x, std::ptrdiff_t axis) {
+  return arg_extreme<true>(x, axis, false);
+}
+
+#define ZG_INSTANTIATE(T)                                                         \
+  template Var<T> sum(const Var<T>&, const Axes&, bool);                          \
+  template Var<T> mean(const Var<T>&, const Axes&, bool);                         \
+  template Var<T> max(const Var<T>&, const Axes&, bool);                          \
+  template Var<T> min(const Var<T>&, const Axes&, bool);                          \
+  template Var<T> logsumexp(const Var<T>&, const Axes&, bool);                    \
+  template Var<T> argmax(const Var<T>&, std::ptrdiff_t, bool);                    \
+  template Var<T> argmin(const Var<T>&, std::ptrdiff_t, bool);                    \
+  template xt::xarray<std::size_t> argmax_indices(const Var<T>&, std::ptrdiff_t); \
+  template xt::xarray<std::size_t> argmin_indices(const Var<T>&, std::ptrdiff_t);
+ZG_FOR_FLOAT_AND_DOUBLE(ZG_INSTANTIATE)
+#undef ZG_INSTANTIATE
 
 }  // namespace zg

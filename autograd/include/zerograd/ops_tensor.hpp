@@ -1,7 +1,117 @@
 #pragma once
 // Shape ops (transpose, expand_dims, squeeze, flatten, get_item, concat, stack, split) and reductions (mean, max, min, logsumexp, argmax): autograd/src/ops_tensor.cpp, ops_reduce.cpp.
+#include <cstddef>
+#include <initializer_list>
+#include <optional>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
 #include "zerograd/variable.hpp"
 
 namespace zg {
+
+// ---- axes (ops_tensor.cpp) ---------------------------------------------------------
+// Reverses the axes (a matrix transpose for 2-D; 0-d and 1-d are returned as is).
+template <class T> Var<T> transpose(const Var<T>& x);
+// y.shape[i] = x.shape[axes[i]]; axes is a permutation of x's axes, negatives allowed.
+template <class T> Var<T> transpose(const Var<T>& x, const Axes& axes);
+template <class T> Var<T> permute(const Var<T>& x, const Axes& axes);  // same as transpose
+// Keeps the axes before start_axis and flattens the rest into one:
+// (N, C, H, W) -> (N, C*H*W) by default. A 0-d x becomes (1).
+template <class T> Var<T> flatten(const Var<T>& x, std::ptrdiff_t start_axis = 1);
+// Inserts a size-1 axis at position axis of the result (-1 appends one).
+template <class T> Var<T> expand_dims(const Var<T>& x, std::ptrdiff_t axis);
+// Removes every size-1 axis, or only the given one (which must have size 1).
+template <class T> Var<T> squeeze(const Var<T>& x);
+template <class T> Var<T> squeeze(const Var<T>& x, std::ptrdiff_t axis);
+
+// ---- indexing (ops_tensor.cpp) -------------------------------------------------------
+// Python slice semantics: open ends are std::nullopt, negative bounds count from
+// the end, out-of-range bounds are clipped, step may be negative but not 0.
+//   Slice{}           x[:]        Slice{1, 3}       x[1:3]
+//   Slice{-2, {}}     x[-2:]      Slice{{}, {}, -1} x[::-1]
+struct Slice {
+  std::optional<std::ptrdiff_t> start, stop;
+  std::ptrdiff_t step = 1;
+};
+
+// One axis of a get_item index, as in numpy:
+//   an integer (5, -1) takes one position and removes the axis;
+//   a Slice keeps the axis;
+//   an index array ({0, 0, 2}, or a std::vector<std::ptrdiff_t>) replaces the
+//   axis, in place, by one entry per index; repeats are allowed.
+// So get_item(x, {1}) is x[1] and get_item(x, {{1}}) is x[[1]], like numpy.
+// A default Index is the whole axis.
+class Index {
+ public:
+  using Array = std::vector<std::ptrdiff_t>;
+  Index() : value_(Slice{}) {}
+  template <class I, std::enable_if_t<std::is_integral_v<I>, int> = 0>
+  Index(I position) : value_(static_cast<std::ptrdiff_t>(position)) {}
+  Index(Slice slice) : value_(slice) {}
+  Index(Array positions) : value_(std::move(positions)) {}
+  Index(std::initializer_list<std::ptrdiff_t> positions) : value_(Array(positions)) {}
+
+  bool is_integer() const { return std::holds_alternative<std::ptrdiff_t>(value_); }
+  bool is_slice() const { return std::holds_alternative<Slice>(value_); }
+  bool is_array() const { return std::holds_alternative<Array>(value_); }
+  std::ptrdiff_t integer() const { return std::get<std::ptrdiff_t>(value_); }
+  const Slice& slice() const { return std::get<Slice>(value_); }
+  const Array& array() const { return std::get<Array>(value_); }
+
+ private:
+  std::variant<std::ptrdiff_t, Slice, Array> value_;
+};
+
+// x[indices...]: one Index per leading axis; axes without one are taken whole.
+// At most one index array per call (numpy would pair several arrays up; that
+// is not supported). Unlike numpy, an index array's axis always stays in
+// place, also when a slice separates it from an integer index.
+// Out-of-range integers and array entries throw ShapeError naming the axis.
+template <class T> Var<T> get_item(const Var<T>& x, const std::vector<Index>& indices);
+// The backward of get_item: zeros of `shape` with gy added at the indexed
+// positions (repeated indices accumulate).
+template <class T>
+Var<T> get_item_grad(const Var<T>& gy, const std::vector<Index>& indices, const Shape& shape);
+
+// ---- joining and splitting (ops_tensor.cpp) -----------------------------------------
+// Joins along an existing axis; every other axis must match.
+template <class T> Var<T> concat(const std::vector<Var<T>>& xs, std::ptrdiff_t axis = 0);
+// Joins same-shaped inputs along a new axis (axis may be -1 for a new last axis).
+template <class T> Var<T> stack(const std::vector<Var<T>>& xs, std::ptrdiff_t axis = 0);
+// Pieces of the given lengths along axis; they must sum to that axis's length.
+template <class T>
+std::vector<Var<T>> split(const Var<T>& x, const std::vector<std::size_t>& sizes, std::ptrdiff_t axis = 0);
+
+namespace detail {
+// `sections` equal lengths for axis of shape; ShapeError if they do not divide it.
+std::vector<std::size_t> equal_sections(const Shape& shape, std::ptrdiff_t sections, std::ptrdiff_t axis);
+}  // namespace detail
+
+// `sections` equal pieces along axis (split(x, 3) is three pieces; a braced
+// list, split(x, {3}), is a list of sizes).
+template <class T, class I, std::enable_if_t<std::is_integral_v<I>, int> = 0>
+std::vector<Var<T>> split(const Var<T>& x, I sections, std::ptrdiff_t axis = 0) {
+  return zg::split(x, detail::equal_sections(x.shape(), static_cast<std::ptrdiff_t>(sections), axis), axis);
+}
+
+// ---- reductions (ops_reduce.cpp) ------------------------------------------------------
+// Empty axes reduce over all axes; negative axes count from the end.
+template <class T> Var<T> mean(const Var<T>& x, const Axes& axes = {}, bool keepdims = false);
+// The gradient goes to one element per reduced group: with ties, the first
+// maximum (minimum) in row-major order within the group. NaN wins over numbers.
+template <class T> Var<T> max(const Var<T>& x, const Axes& axes = {}, bool keepdims = false);
+template <class T> Var<T> min(const Var<T>& x, const Axes& axes = {}, bool keepdims = false);
+// log(sum(exp(x))), computed as m + log(sum(exp(x - m))) with m the group's
+// maximum, so it neither overflows nor underflows.
+template <class T> Var<T> logsumexp(const Var<T>& x, const Axes& axes = {}, bool keepdims = false);
+// Position of the first maximum (minimum) along axis, as a constant Variable of
+// x's dtype (requires_grad is false).
+template <class T> Var<T> argmax(const Var<T>& x, std::ptrdiff_t axis, bool keepdims = false);
+template <class T> Var<T> argmin(const Var<T>& x, std::ptrdiff_t axis, bool keepdims = false);
+// The same positions as integers.
+template <class T> xt::xarray<std::size_t> argmax_indices(const Var<T>& x, std::ptrdiff_t axis);
+template <class T> xt::xarray<std::size_t> argmin_indices(const Var<T>& x, std::ptrdiff_t axis);
 
 }  // namespace zg

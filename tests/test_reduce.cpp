@@ -1,0 +1,219 @@
+// mean, max, min, logsumexp, argmax / argmin (sum is in test_arithmetic.cpp).
+#include <cmath>
+#include <limits>
+
+#include "testing.hpp"
+
+using namespace zg;
+using zg::testing::column;
+using zg::testing::message_of;
+using zg::testing::uniform;
+using V = std::vector<Variable64>;
+
+namespace {
+template <class T = double>
+Tensor<T> iota(const Shape& shape) {
+  Tensor<T> t = Tensor<T>::from_shape(shape);
+  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<T>(i);
+  return t;
+}
+// Every axes argument the gradchecks run on a 3-D input.
+const std::vector<Axes> kAxes = {{}, {0}, {1}, {2}, {-1}, {0, 2}, {1, 2}, {-3, -2}, {0, 1, 2}};
+
+// The gradient of sum(f(x)) with respect to x.
+template <class F>
+Tensor<double> grad_of(F f, const Tensor<double>& data) {
+  Variable64 x(data);
+  x.requires_grad_();
+  zg::sum(f(x)).backward();
+  return x.grad().data();
+}
+}  // namespace
+
+// ---- mean ------------------------------------------------------------------------------------
+
+TEST_CASE("mean: values") {
+  Variable a({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  CHECK(zg::mean(a).item() == doctest::Approx(3.5));
+  CHECK(zg::mean(a).ndim() == 0);
+  CHECK(zg::mean(a, {0}).data() == Tensor<float>({2.5, 3.5, 4.5}));
+  CHECK(zg::mean(a, {1}, true).data() == column({2.f, 5.f}));
+  CHECK(zg::mean(a, {-1}).data() == Tensor<float>({2, 5}));
+  CHECK(zg::mean(a, {0, 1}, true).shape() == Shape{1, 1});
+  CHECK(grad_of([](const Variable64& x) { return zg::mean(x, {1}); }, iota({2, 4})) ==
+        Tensor<double>({{0.25, 0.25, 0.25, 0.25}, {0.25, 0.25, 0.25, 0.25}}));
+}
+
+// mean is sum times a constant.
+ZG_GRADCHECK_CASE("Sum") {
+  V x = {uniform({2, 3, 4}, 0.5, 2.0, 71, true)};
+  for (bool keep : {false, true})
+    for (const Axes& axes : kAxes) {
+      CAPTURE(keep);
+      CAPTURE(axes);
+      CHECK_GRADCHECK([&](const V& v) { return zg::mean(v[0], axes, keep); }, x);
+    }
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::mean(zg::square(v[0]), {1}); }, x);
+}
+
+// ---- max and min -----------------------------------------------------------------------------
+
+TEST_CASE("max and min: values") {
+  Variable a({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  CHECK(zg::max(a).item() == 6);
+  CHECK(zg::max(a).ndim() == 0);
+  CHECK(zg::min(a).item() == 1);
+  CHECK(zg::max(a, {0}).data() == Tensor<float>({4, 5, 6}));
+  CHECK(zg::max(a, {1}).data() == Tensor<float>({3, 6}));
+  CHECK(zg::min(a, {0}).data() == Tensor<float>({1, 2, 3}));
+  CHECK(zg::min(a, {-1}, true).data() == column({1.f, 4.f}));
+  CHECK(zg::max(a, {0, 1}, true).shape() == Shape{1, 1});
+  CHECK(zg::max(a, {0, 1}, true).item() == 6);
+
+  Variable64 x(iota({2, 3, 4}));  // x[i, j, k] = 12 i + 4 j + k
+  CHECK(zg::max(x, {0, 2}).data() == Tensor<double>({15, 19, 23}));
+  CHECK(zg::min(x, {0, 2}).data() == Tensor<double>({0, 4, 8}));
+  CHECK(zg::max(x, {1}, true).shape() == Shape{2, 1, 4});
+  CHECK(zg::max(x, {1}, true).data()(1, 0, 2) == 22);
+  CHECK(zg::min(x, {-3}).data() == Tensor<double>({{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9, 10, 11}}));
+
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  CHECK(std::isnan(zg::max(Variable64({1.0, nan, 3.0})).item()));
+  CHECK(std::isnan(zg::min(Variable64({1.0, 0.0, nan})).item()));
+}
+
+TEST_CASE("max and min: with ties the gradient goes to the first extreme in row-major order") {
+  Tensor<double> t = {{1, 3, 3}, {2, 2, 0}};
+  CHECK(grad_of([](const Variable64& x) { return zg::max(x, {1}); }, t) == Tensor<double>({{0, 1, 0}, {1, 0, 0}}));
+  CHECK(grad_of([](const Variable64& x) { return zg::max(x); }, t) == Tensor<double>({{0, 1, 0}, {0, 0, 0}}));
+  CHECK(grad_of([](const Variable64& x) { return zg::min(x, {1}); }, t) == Tensor<double>({{1, 0, 0}, {0, 0, 1}}));
+  CHECK(grad_of([](const Variable64& x) { return zg::max(x, {0}); }, Tensor<double>({{5, 1}, {5, 2}})) ==
+        Tensor<double>({{1, 0}, {0, 1}}));
+  CHECK(grad_of([](const Variable64& x) { return zg::min(x, {0}, true); }, Tensor<double>({{1, 0}, {1, 0}})) ==
+        Tensor<double>({{1, 1}, {0, 0}}));
+  // Groups spread over non-trailing axes: the first of each group is [0, j, 0].
+  Tensor<double> ones = xt::ones<double>({2, 2, 2});
+  CHECK(grad_of([](const Variable64& x) { return zg::max(x, {0, 2}); }, ones) ==
+        Tensor<double>({{{1, 0}, {1, 0}}, {{0, 0}, {0, 0}}}));
+  // The upstream gradient is carried, not just the mask.
+  Variable64 x(t);
+  x.requires_grad_();
+  zg::sum(zg::max(x, {1}) * Variable64({10.0, 100.0})).backward();
+  CHECK(x.grad().data() == Tensor<double>({{0, 10, 0}, {100, 0, 0}}));
+}
+
+ZG_GRADCHECK_CASE("Max") {
+  V x = {uniform({2, 3, 4}, 0.5, 2.0, 72, true)};
+  for (bool keep : {false, true})
+    for (const Axes& axes : kAxes) {
+      CAPTURE(keep);
+      CAPTURE(axes);
+      CHECK_GRADCHECK([&](const V& v) { return zg::max(v[0], axes, keep); }, x);
+    }
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::max(v[0], {1})); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::max(v[0], {0, 2}, true)); }, x);
+}
+
+ZG_GRADCHECK_CASE("Min") {
+  V x = {uniform({2, 3, 4}, 0.5, 2.0, 73, true)};
+  for (bool keep : {false, true})
+    for (const Axes& axes : kAxes) {
+      CAPTURE(keep);
+      CAPTURE(axes);
+      CHECK_GRADCHECK([&](const V& v) { return zg::min(v[0], axes, keep); }, x);
+    }
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::min(v[0], {-1})); }, x);
+}
+
+// ---- logsumexp ------------------------------------------------------------------------------
+
+TEST_CASE("logsumexp: values, stable for large and small inputs") {
+  CHECK(zg::logsumexp(Variable64({1.0, 2.0, 3.0})).item() == doctest::Approx(3.40760596444438).epsilon(1e-14));
+  CHECK(zg::logsumexp(Variable64({1000.0, 1000.0})).item() == doctest::Approx(1000.6931471805599).epsilon(1e-14));
+  CHECK(zg::logsumexp(Variable64({-1000.0, -1000.0})).item() == doctest::Approx(-999.3068528194401).epsilon(1e-14));
+  CHECK(zg::logsumexp(Variable({1000.f, 1000.f})).item() == doctest::Approx(1000.6931f).epsilon(1e-6));
+  CHECK(zg::logsumexp(Variable({-200.f, -200.f})).item() == doctest::Approx(-199.30685f).epsilon(1e-6));
+
+  Variable64 m({{1.0, 2.0, 3.0}, {0.0, 0.0, 0.0}});
+  Tensor<double> rows = zg::logsumexp(m, {1}).data();
+  CHECK(rows(0) == doctest::Approx(3.40760596444438));
+  CHECK(rows(1) == doctest::Approx(1.0986122886681098));
+  CHECK(zg::logsumexp(m, {-1}, true).shape() == Shape{2, 1});
+  CHECK(zg::logsumexp(m, {0}).data()(2) == doctest::Approx(3 + std::log1p(std::exp(-3.0))));
+
+  const double inf = std::numeric_limits<double>::infinity();
+  CHECK(zg::logsumexp(Variable64({-inf, -inf})).item() == -inf);
+  CHECK(zg::logsumexp(Variable64({inf, 1.0})).item() == inf);
+  CHECK(zg::logsumexp(Variable64(Tensor<double>::from_shape({0}))).item() == -inf);
+
+  // d logsumexp = softmax
+  Tensor<double> g = grad_of([](const Variable64& x) { return zg::logsumexp(x); }, Tensor<double>({1.0, 2.0, 3.0}));
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  CHECK(g(0) == doctest::Approx(std::exp(1.0) / z));
+  CHECK(g(2) == doctest::Approx(std::exp(3.0) / z));
+}
+
+ZG_GRADCHECK_CASE("LogSumExp") {
+  V x = {uniform({2, 3, 4}, 0.5, 2.0, 74, true)};
+  for (bool keep : {false, true})
+    for (const Axes& axes : kAxes) {
+      CAPTURE(keep);
+      CAPTURE(axes);
+      CHECK_GRADCHECK([&](const V& v) { return zg::logsumexp(v[0], axes, keep); }, x);
+      CHECK_GRADGRADCHECK([&](const V& v) { return zg::logsumexp(v[0], axes, keep); }, x);
+    }
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::logsumexp(zg::square(v[0]), {1}); }, x);
+}
+
+// ---- argmax and argmin -------------------------------------------------------------------------
+
+TEST_CASE("argmax and argmin: first extreme, constant, same dtype") {
+  Variable64 t({{1.0, 3.0, 3.0}, {2.0, 2.0, 0.0}});
+  t.requires_grad_();
+  CHECK(zg::argmax(t, 1).data() == Tensor<double>({1, 0}));
+  CHECK(zg::argmax(t, 0).data() == Tensor<double>({1, 0, 0}));
+  CHECK(zg::argmin(t, -1).data() == Tensor<double>({0, 2}));
+  CHECK(zg::argmin(t, 0).data() == Tensor<double>({0, 1, 1}));
+  CHECK(zg::argmax(t, -1, true).data() == column<double>({1, 0}));
+  CHECK_FALSE(zg::argmax(t, 1).requires_grad());
+  CHECK(zg::argmax(t, 1).creator() == nullptr);
+  CHECK(zg::argmax_indices(t, 1) == xt::xarray<std::size_t>({1, 0}));
+  CHECK(zg::argmin_indices(t, 0) == xt::xarray<std::size_t>({0, 1, 1}));
+
+  Variable f({4.f, 9.f, 2.f, 9.f});
+  CHECK(zg::argmax(f, 0).item() == 1.f);
+  CHECK(zg::argmin(f, 0).ndim() == 0);
+  CHECK(zg::argmin(f, 0).item() == 2.f);
+}
+
+// ---- bad input ------------------------------------------------------------------------------------
+
+TEST_CASE("reductions: bad axes and empty groups") {
+  Variable a({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  CHECK(message_of<ShapeError>([&] { zg::max(a, {2}); }) == "Max: axis 2 is out of range for 2-d input");
+  CHECK(message_of<ShapeError>([&] { zg::min(a, {-3}); }) == "Min: axis -3 is out of range for 2-d input");
+  CHECK(message_of<ShapeError>([&] { zg::mean(a, {5}); }) == "Mean: axis 5 is out of range for 2-d input");
+  CHECK(message_of<ShapeError>([&] { zg::logsumexp(a, {0, -2}); }) == "LogSumExp: an axis is repeated");
+  CHECK(message_of<ShapeError>([&] { zg::argmax(a, 2); }) == "argmax: axis 2 is out of range for 2-d input");
+  CHECK(message_of<ShapeError>([&] { zg::argmin(Variable(1.f), 0); }) == "argmin: axis 0 is out of range for 0-d input");
+  Variable e(Tensor<float>::from_shape({2, 0}));
+  CHECK(message_of<ShapeError>([&] { zg::max(e, {1}); }) == "Max: cannot reduce an empty axis of (2, 0)");
+  CHECK(message_of<ShapeError>([&] { zg::argmin(e, 1); }) == "argmin: cannot reduce an empty axis of (2, 0)");
+  CHECK(zg::max(e, {0}).shape() == Shape{0});
+}
+
+// ---- float and double ------------------------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("reductions compute in float and double", T, float, double) {
+  BasicVariable<T> x(iota<T>({2, 3}));
+  x.requires_grad_();
+  CHECK(zg::max(x, {0}).data() == Tensor<T>({3, 4, 5}));
+  CHECK(zg::min(x, {1}).data() == Tensor<T>({0, 3}));
+  CHECK(zg::mean(x).item() == doctest::Approx(2.5));
+  CHECK(zg::argmax(x, 1).data() == Tensor<T>({2, 2}));
+  auto y = zg::logsumexp(x, {1});
+  CHECK(y.data()(1) == doctest::Approx(5 + std::log(1 + std::exp(-1.0) + std::exp(-2.0))).epsilon(1e-6));
+  zg::sum(zg::max(x, {1}) + y).backward();
+  CHECK(x.grad().data()(0, 2) == doctest::Approx(1 + 1 / (1 + std::exp(-1.0) + std::exp(-2.0))).epsilon(1e-6));
+  CHECK(x.grad().data()(1, 0) == doctest::Approx(std::exp(-2.0) / (1 + std::exp(-1.0) + std::exp(-2.0))).epsilon(1e-6));
+}
