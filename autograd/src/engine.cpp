@@ -9,6 +9,10 @@
 // gradient is final: a Function's generation exceeds that of every Function
 // it depends on. There is no recursion anywhere, including teardown.
 //
+// Note [create_graph cycles]: with create_graph a leaf's .grad is a graph
+// that may hold the leaf itself (d(x*x) = 2x refers to x): a cycle, as in
+// PyTorch. Call cleargrad() on such leaves when done with the gradient.
+//
 // Note [Accumulation]: a gradient is accumulated into a new array
 // (a + b makes a new node), never in place into a buffer another node holds.
 //
@@ -28,6 +32,7 @@
 #include <unordered_map>
 
 #include <xtensor/xbuilder.hpp>
+#include <xtensor/xio.hpp>
 
 #include "zerograd/ops.hpp"
 
@@ -308,21 +313,23 @@ struct Engine {
   std::priority_queue<Key> heap;
   std::uint64_t inserted = 0;
 
-  static void accumulate(BasicVariable<T>& slot, const BasicVariable<T>& g) {
-    slot = slot.defined() ? slot + g : g;
+  static void accumulate(BasicVariable<T>& slot, BasicVariable<T> g) {
+    slot = slot.defined() ? slot + g : std::move(g);
   }
 
-  // A leaf's .grad must not share a buffer another node may still hold.
-  void accumulate_into_node(const BasicVariable<T>& v, const BasicVariable<T>& g) {
+  // A leaf's .grad must not share a buffer another node may still hold: it
+  // takes g's array when nobody else holds g, and copies it otherwise.
+  void accumulate_into_node(const BasicVariable<T>& v, BasicVariable<T> g) {
     BasicVariable<T> current = v.grad();
     if (current.defined()) v.node()->grad = current + g;
-    else v.node()->grad = options.create_graph ? g : BasicVariable<T>(g.data());
+    else if (options.create_graph || (g.node().use_count() == 1 && !g.node()->creator)) v.node()->grad = std::move(g);
+    else v.node()->grad = BasicVariable<T>(g.data());
   }
 
-  void send(const BasicVariable<T>& x, const BasicVariable<T>& gx) {
+  void send(const BasicVariable<T>& x, BasicVariable<T> gx) {
     const auto& creator = x.node()->creator;
     if (!creator) {
-      if (x.requires_grad()) accumulate_into_node(x, gx);
+      if (x.requires_grad()) accumulate_into_node(x, std::move(gx));
       return;
     }
     auto [it, fresh] = pending.try_emplace(creator.get());
@@ -340,7 +347,7 @@ struct Engine {
     }
     const std::uint32_t k = x.node()->output_index;
     if (!p.outputs[k].defined()) p.outputs[k] = x;
-    accumulate(p.grads[k], gx);
+    accumulate(p.grads[k], std::move(gx));
   }
 
   void run(const BasicVariable<T>& root, const BasicVariable<T>& seed) {
@@ -382,7 +389,7 @@ struct Engine {
       }
       p = Pending();  // drop upstream grads and outputs as soon as possible
       for (std::size_t i = 0; i < inputs.size(); ++i)
-        if (gxs[i].defined() && inputs[i].requires_grad()) send(inputs[i], gxs[i]);
+        if (gxs[i].defined() && inputs[i].requires_grad()) send(inputs[i], std::move(gxs[i]));
     }
   }
 
@@ -430,7 +437,24 @@ void BasicVariable<T>::backward(const BackwardOptions& options) const {
   engine.run(*this, seed);
 }
 
+template <class T>
+std::string to_string(const Tensor<T>& t) {
+  std::ostringstream out;
+  out << t;
+  return out.str();
+}
+
+template <class T>
+std::ostream& operator<<(std::ostream& out, const BasicVariable<T>& v) {
+  if (!v.defined()) return out << "Variable(empty)";
+  out << (std::is_same_v<T, float> ? "Variable(" : "Variable64(");
+  if (!v.name().empty()) out << v.name() << ", ";
+  return out << "shape=" << shape_str(v.shape()) << ", " << to_string(v.data()) << ")";
+}
+
 #define ZG_INSTANTIATE(T)                                                         \
+  template std::string to_string(const Tensor<T>&);                               \
+  template std::ostream& operator<<(std::ostream&, const BasicVariable<T>&);      \
   template struct Node<T>;                                                        \
   template class BasicVariable<T>;                                                \
   template class Function<T>;                                                     \

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -162,6 +163,13 @@ struct Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 };
+
+// Prints "Variable(name, shape, values)" ; values via xtensor's printer.
+template <class T>
+std::ostream& operator<<(std::ostream& out, const BasicVariable<T>& v);
+// Prints an array the way xtensor does.
+template <class T>
+std::string to_string(const Tensor<T>& t);
 
 // ---- Function -----------------------------------------------------------------
 
