@@ -79,12 +79,15 @@ GradcheckReport gradcheck(const Function64& f, const std::vector<Variable64>& in
   }
   for (auto& x : xs) x.cleargrad();  // f itself may have run a backward
   loss.backward();
+  // Snapshot every analytic gradient before f runs again for the numeric side.
+  std::vector<Tensor<double>> analytics;
+  for (const auto& x : xs)
+    analytics.push_back(x.grad().defined() ? x.grad().data() : Tensor<double>(xt::zeros<double>(x.data().shape())));
 
   double worst_score = -1;
   bool any_nonzero = false;
   for (std::size_t i = 0; i < xs.size(); ++i) {
-    Tensor<double> analytic = xs[i].grad().defined() ? xs[i].grad().data()
-                                                     : Tensor<double>(xt::zeros<double>(xs[i].data().shape()));
+    const Tensor<double>& analytic = analytics[i];
     Tensor<double>& x = xs[i].data();
     for (std::size_t j = 0; j < x.size(); ++j) {
       const double saved = x.data()[j];
@@ -168,9 +171,13 @@ GradcheckReport gradgradcheck(const ScalarFunction64& f, const std::vector<Varia
       bo.retain_grad = true;
       loss.backward(bo);
     }
-    for (const auto& l : leaves)
+    for (const auto& l : leaves) {
       grads.push_back(l.grad().defined() ? l.grad()
                                          : Variable64(Tensor<double>(xt::zeros<double>(l.data().shape()))));
+      l.cleargrad();  // a create_graph grad refers back to l: break that cycle
+    }
+    if (outer)
+      for (const auto& x : xs) x.cleargrad();  // the inner backward reached xs too
     return grads;
   };
   return gradcheck(gradient_of_f, inputs, o);
