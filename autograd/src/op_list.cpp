@@ -19,6 +19,8 @@ const std::vector<std::string>& differentiable_ops() {
       "Transpose", "GetItem", "GetItemGrad", "Concat", "Split", "Max", "Min", "LogSumExp",
       // ops_linalg.hpp
       "MatMul", "Linear",
+      // nn (nn/src)
+      "SoftmaxCrossEntropy",
   };
   return names;
 }

@@ -1,0 +1,80 @@
+#pragma once
+// Data: IDX files (MNIST, Fashion-MNIST), the spiral data set, transforms
+// and a DataLoader.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "zerograd/random.hpp"
+#include "zerograd/variable.hpp"
+
+namespace zg::nn::data {
+
+// An unsigned-byte IDX array (the only type MNIST-style files use).
+struct IdxArray {
+  std::vector<std::size_t> shape;
+  std::vector<std::uint8_t> values;
+};
+
+// Reads an IDX file, gzip-compressed or not. Checks the magic number, the
+// element type, every dimension and the length; any problem is a zg::IOError
+// naming the file and the byte offset.
+IdxArray read_idx(const std::string& path);
+
+// Images as float in [0, 1], shaped (N, 1, H, W), and labels as float
+// class indices (N).
+struct Dataset {
+  Tensor<float> images;
+  Tensor<float> labels;
+  std::size_t size() const { return labels.size(); }
+  std::size_t classes = 10;
+  // The first n samples (or all when n >= size()).
+  Dataset head(std::size_t n) const;
+  // Samples [begin, end).
+  Dataset slice(std::size_t begin, std::size_t end) const;
+};
+
+// Where Debian's dataset-fashion-mnist package puts its files.
+const char* default_data_dir();
+
+// Loads <dir>/train-images-idx3-ubyte[.gz] + train-labels-idx1-ubyte[.gz]
+// (train = true) or the t10k-* pair; checks that counts and shapes agree.
+Dataset load_idx_dataset(const std::string& dir, bool train);
+
+// Transforms.
+Tensor<float> flatten_images(const Tensor<float>& images);  // (N, ...) -> (N, D)
+Tensor<float> one_hot(const Tensor<float>& labels, std::size_t classes);
+
+// The spiral data set (3 arms by default): points (N, 2), labels (N).
+Dataset spiral(std::size_t points_per_class, std::size_t classes = 3, std::uint64_t seed = 1984);
+
+// Batches over a Dataset, shuffled each epoch with a Generator.
+class DataLoader {
+ public:
+  struct Options {
+    std::size_t batch_size = 100;
+    bool shuffle = true;
+    bool drop_last = false;
+    bool flatten = false;  // (N, D) batches instead of (N, 1, H, W)
+  };
+  DataLoader(const Dataset& data, Options options, Generator& gen = generator());
+
+  struct Batch {
+    Variable x, t;
+  };
+  // Starts a new epoch (reshuffling when enabled).
+  void reset();
+  bool next(Batch& batch);
+  std::size_t batches_per_epoch() const;
+  std::size_t samples() const { return data_.size(); }
+
+ private:
+  const Dataset& data_;
+  Options options_;
+  Generator& gen_;
+  std::vector<std::size_t> order_;
+  std::size_t cursor_ = 0;
+};
+
+}  // namespace zg::nn::data

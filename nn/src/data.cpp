@@ -1,0 +1,216 @@
+// IDX reading through zlib (gzip or plain), the spiral data set, DataLoader.
+#include "zerograd/nn/data.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+#include <zlib.h>
+
+namespace zg::nn::data {
+namespace {
+
+[[noreturn]] void bad(const std::string& path, std::size_t offset, const std::string& why) {
+  throw IOError("read_idx: '" + path + "': byte " + std::to_string(offset) + ": " + why);
+}
+
+// Reads exactly n bytes (gzread inflates gzip and passes plain files through).
+bool read_exact(gzFile f, void* out, std::size_t n) {
+  auto* p = static_cast<unsigned char*>(out);
+  while (n > 0) {
+    const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(n, 1u << 30));
+    const int got = gzread(f, p, chunk);
+    if (got <= 0) return false;
+    p += got;
+    n -= static_cast<std::size_t>(got);
+  }
+  return true;
+}
+
+std::string find_file(const std::string& dir, const std::string& stem) {
+  for (const char* ext : {".gz", ""}) {
+    const auto p = std::filesystem::path(dir) / (stem + ext);
+    if (std::filesystem::exists(p)) return p.string();
+  }
+  throw IOError("load_idx_dataset: neither '" + stem + ".gz' nor '" + stem + "' is in '" + dir + "'");
+}
+
+}  // namespace
+
+IdxArray read_idx(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw IOError("read_idx: cannot open '" + path + "'");
+  struct Close {
+    gzFile f;
+    ~Close() { gzclose(f); }
+  } close{f};
+  unsigned char magic[4];
+  if (!read_exact(f, magic, 4)) bad(path, 0, "file ends inside the 4-byte magic number");
+  if (magic[0] != 0 || magic[1] != 0) bad(path, 0, "bad magic number (an IDX file starts with two zero bytes)");
+  if (magic[2] != 0x08)
+    bad(path, 2, "element type 0x" + std::to_string(magic[2]) + " is not unsigned byte (0x08)");
+  const std::size_t dims = magic[3];
+  if (dims < 1 || dims > 4) bad(path, 3, "dimension count " + std::to_string(dims) + " is not 1 to 4");
+  IdxArray out;
+  std::size_t count = 1;
+  for (std::size_t d = 0; d < dims; ++d) {
+    unsigned char b[4];
+    if (!read_exact(f, b, 4)) bad(path, 4 + 4 * d, "file ends inside dimension " + std::to_string(d));
+    const std::size_t n = (std::size_t{b[0]} << 24) | (std::size_t{b[1]} << 16) | (std::size_t{b[2]} << 8) | b[3];
+    if (n == 0 || n > (1u << 28)) bad(path, 4 + 4 * d, "implausible dimension " + std::to_string(n));
+    if (count > (std::size_t{1} << 34) / n) bad(path, 4 + 4 * d, "the array would be too large");
+    count *= n;
+    out.shape.push_back(n);
+  }
+  const std::size_t header = 4 + 4 * dims;
+  out.values.resize(count);
+  std::size_t got = 0;
+  while (got < count) {
+    const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(count - got, 1u << 30));
+    const int r = gzread(f, out.values.data() + got, chunk);
+    if (r <= 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  int zerr = Z_OK;
+  const char* zmsg = gzerror(f, &zerr);
+  if (zerr != Z_OK && zerr != Z_BUF_ERROR) bad(path, header + got, std::string("decompression failed: ") + zmsg);
+  if (got < count)
+    bad(path, header + got, "data ends after " + std::to_string(got) + " of " + std::to_string(count) + " bytes");
+  unsigned char extra;
+  if (gzread(f, &extra, 1) > 0) bad(path, header + count, "data continues past the " + std::to_string(count) + " bytes the header declares");
+  return out;
+}
+
+const char* default_data_dir() { return "/usr/share/datasets/fashion-mnist"; }
+
+Dataset load_idx_dataset(const std::string& dir, bool train) {
+  const std::string prefix = train ? "train" : "t10k";
+  const std::string images_path = find_file(dir, prefix + "-images-idx3-ubyte");
+  const std::string labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");
+  IdxArray images = read_idx(images_path);
+  IdxArray labels = read_idx(labels_path);
+  if (images.shape.size() != 3)
+    throw IOError("load_idx_dataset: '" + images_path + "' holds a " + std::to_string(images.shape.size()) +
+                  "-d array, images need 3 dimensions (N, H, W)");
+  if (labels.shape.size() != 1)
+    throw IOError("load_idx_dataset: '" + labels_path + "' holds a " + std::to_string(labels.shape.size()) +
+                  "-d array, labels need 1 dimension");
+  if (images.shape[0] != labels.shape[0])
+    throw IOError("load_idx_dataset: " + std::to_string(images.shape[0]) + " images in '" + images_path + "' but " +
+                  std::to_string(labels.shape[0]) + " labels in '" + labels_path + "'");
+  Dataset d;
+  d.images = Tensor<float>::from_shape({images.shape[0], 1, images.shape[1], images.shape[2]});
+  std::transform(images.values.begin(), images.values.end(), d.images.begin(),
+                 [](std::uint8_t v) { return static_cast<float>(v) / 255.0f; });
+  d.labels = Tensor<float>::from_shape({labels.shape[0]});
+  std::size_t max_label = 0;
+  for (std::size_t i = 0; i < labels.values.size(); ++i) {
+    d.labels(i) = labels.values[i];
+    max_label = std::max<std::size_t>(max_label, labels.values[i]);
+  }
+  d.classes = std::max<std::size_t>(10, max_label + 1);
+  return d;
+}
+
+Dataset Dataset::slice(std::size_t begin, std::size_t end) const {
+  end = std::min(end, size());
+  begin = std::min(begin, end);
+  Dataset d;
+  d.classes = classes;
+  auto shape = images.shape();
+  const std::size_t per = size() ? images.size() / size() : 0;
+  std::vector<std::size_t> s(shape.begin(), shape.end());
+  s[0] = end - begin;
+  d.images = Tensor<float>::from_shape(s);
+  std::copy(images.data() + begin * per, images.data() + end * per, d.images.data());
+  d.labels = Tensor<float>::from_shape({end - begin});
+  std::copy(labels.data() + begin, labels.data() + end, d.labels.data());
+  return d;
+}
+
+Dataset Dataset::head(std::size_t n) const { return slice(0, n); }
+
+Tensor<float> flatten_images(const Tensor<float>& images) {
+  Tensor<float> out = images;
+  const std::size_t n = images.shape()[0];
+  out.reshape({n, n ? images.size() / n : 0});
+  return out;
+}
+
+Tensor<float> one_hot(const Tensor<float>& labels, std::size_t classes) {
+  Tensor<float> out = xt::zeros<float>({labels.size(), classes});
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const float l = labels.data()[i];
+    if (!(l >= 0 && l < float(classes)))
+      throw ValueError("one_hot: label " + std::to_string(l) + " at index " + std::to_string(i) +
+                       " is not in [0, " + std::to_string(classes) + ")");
+    out(i, static_cast<std::size_t>(l)) = 1.0f;
+  }
+  return out;
+}
+
+Dataset spiral(std::size_t per_class, std::size_t classes, std::uint64_t seed) {
+  Generator gen(seed);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  Dataset d;
+  d.classes = classes;
+  const std::size_t n = per_class * classes;
+  d.images = Tensor<float>::from_shape({n, 2});
+  d.labels = Tensor<float>::from_shape({n});
+  for (std::size_t c = 0; c < classes; ++c) {
+    for (std::size_t i = 0; i < per_class; ++i) {
+      const double rate = double(i) / double(per_class);
+      const double radius = rate;
+      const double theta = double(c) * 4.0 + 4.0 * rate + noise(gen) * 0.2;
+      const std::size_t k = c * per_class + i;
+      d.images(k, 0) = static_cast<float>(radius * std::sin(theta));
+      d.images(k, 1) = static_cast<float>(radius * std::cos(theta));
+      d.labels(k) = static_cast<float>(c);
+    }
+  }
+  return d;
+}
+
+DataLoader::DataLoader(const Dataset& data, Options options, Generator& gen)
+    : data_(data), options_(options), gen_(gen) {
+  if (options_.batch_size == 0) throw ValueError("DataLoader: batch_size must be positive");
+  order_.resize(data_.size());
+  reset();
+}
+
+void DataLoader::reset() {
+  std::iota(order_.begin(), order_.end(), std::size_t{0});
+  if (options_.shuffle) std::shuffle(order_.begin(), order_.end(), gen_);
+  cursor_ = 0;
+}
+
+std::size_t DataLoader::batches_per_epoch() const {
+  const std::size_t n = data_.size(), b = options_.batch_size;
+  return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+bool DataLoader::next(Batch& batch) {
+  const std::size_t n = data_.size();
+  const std::size_t left = n - cursor_;
+  if (left == 0 || (options_.drop_last && left < options_.batch_size)) return false;
+  const std::size_t b = std::min(left, options_.batch_size);
+  const std::size_t per = n ? data_.images.size() / n : 0;
+  std::vector<std::size_t> shape(data_.images.shape().begin(), data_.images.shape().end());
+  shape[0] = b;
+  if (options_.flatten) shape = {b, per};
+  Tensor<float> x = Tensor<float>::from_shape(shape);
+  Tensor<float> t = Tensor<float>::from_shape({b});
+  for (std::size_t i = 0; i < b; ++i) {
+    const std::size_t k = order_[cursor_ + i];
+    std::copy(data_.images.data() + k * per, data_.images.data() + (k + 1) * per, x.data() + i * per);
+    t(i) = data_.labels(k);
+  }
+  cursor_ += b;
+  batch.x = Variable(std::move(x));
+  batch.t = Variable(std::move(t));
+  return true;
+}
+
+}  // namespace zg::nn::data
