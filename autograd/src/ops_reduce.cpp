@@ -125,26 +125,6 @@ struct Extreme final : Function<T> {
   }
 };
 
-// Note: exp is ops_math.cpp's (zg::exp, another op family); until that family
-// is merged this private Exp serves LogSumExp's backward. Replace exp_ by
-// zg::exp then.
-template <class T>
-struct Exp final : Function<T> {
-  std::string name() const override { return "Exp"; }
-  Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(xt::exp(x[0])); }
-  // d exp(x) = exp(x) dx
-  Variables<T> backward(const Variables<T>& gy) override;
-};
-template <class T>
-Var<T> exp_(const Var<T>& x) {
-  return apply1<Exp<T>>({x});
-}
-template <class T>
-Variables<T> Exp<T>::backward(const Variables<T>& gy) {
-  Var<T> y = this->output(0);
-  return {gy[0] * (y.defined() ? y : exp_(this->input(0)))};
-}
-
 template <class T>
 struct LogSumExp final : Function<T> {
   LogSumExp(Axes axes, bool keepdims) : axes(std::move(axes)), keepdims(keepdims) {}
@@ -174,7 +154,7 @@ struct LogSumExp final : Function<T> {
     const auto kd = detail::keepdims_shape(in, detail::normalize_axes(axes, in.size(), "LogSumExp"));
     Var<T> y = this->output(0);
     if (!y.defined()) y = zg::logsumexp(x, axes, keepdims);
-    return {zg::reshape(gy[0], kd) * exp_(x - zg::reshape(y, kd))};
+    return {zg::reshape(gy[0], kd) * zg::exp(x - zg::reshape(y, kd))};
   }
 };
 
