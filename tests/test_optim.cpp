@@ -296,6 +296,14 @@ TEST_CASE("gradient clipping by global norm: scale = max_norm / (norm + 1e-6) wh
     check_values(a, {1 - (3 * s + 0.5), 1 - 0.5});
     check_values(b, {1, 1 - 4 * s});
   }
+  SUBCASE("the + 1e-6 shows on small gradients") {
+    auto x = param({0, 0}, "x");
+    set_grad(x, {3e-6f, 4e-6f});
+    SGD small({x}, 1.f);
+    small.set_max_grad_norm(1e-6f);
+    small.step();  // scale = 1e-6 / (5e-6 + 1e-6) = 1/6, not 1/5
+    check_values(x, {-0.5e-6, -4e-6 / 6}, 1e-9);
+  }
   SUBCASE("frozen parameters do not count in the norm") {
     opt.freeze(b);
     opt.set_max_grad_norm(1.f);
