@@ -502,6 +502,8 @@ TEST_CASE("state_dict names and a failed load_state_dict changes nothing") {
               .find("unknown key 'optimizer.1.lr'") != std::string::npos);
     CHECK(message_of<ValueError>([&] { opt.load_state_dict(with("optimizer.0.3.t", encode_count(1))); })
               .find("unknown key 'optimizer.0.3.t'") != std::string::npos);
+    CHECK(message_of<ValueError>([&] { opt.load_state_dict(with("optimizer.00.lr", Tensor<float>(0.1f))); })
+              .find("unknown key 'optimizer.00.lr'") != std::string::npos);
     unchanged();
   }
   SUBCASE("bad values") {

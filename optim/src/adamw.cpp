@@ -7,9 +7,10 @@ AdamW::AdamW(Params params, float lr, float beta1, float beta2, float weight_dec
   set_weight_decay(weight_decay);
 }
 
-void AdamW::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float decay) {
+void AdamW::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float lambda) {
+  const float keep = 1 - lr * lambda;
   float* w = p.data();
-  for (std::size_t k = 0; k < p.size(); ++k) w[k] *= 1 - lr * decay;  // p *= 1 - lr lambda
+  for (std::size_t k = 0; k < p.size(); ++k) w[k] *= keep;  // p *= 1 - lr lambda
   Adam::update(p, g, s, lr, 0);
 }
 

@@ -35,9 +35,10 @@ inline std::vector<std::string> split(const std::string& s, char sep) {
   return parts;
 }
 
-// "12" -> 12; anything but plain decimal digits -> nullopt.
+// "12" -> 12; anything but a plain decimal number ("", "-1", "01", "1e3") -> nullopt.
 inline std::optional<std::size_t> parse_index(const std::string& s) {
   if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  if (s.size() > 1 && s[0] == '0') return std::nullopt;
   return std::stoul(s);
 }
 

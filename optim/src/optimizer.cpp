@@ -237,7 +237,10 @@ void Optimizer::load_state_dict(const NamedArrays& arrays) {
       lrs[*g] = a();
     } else if (g && i && *g < groups_.size() && *i < groups_[*g].params.size()) {
       auto& s = states[*g][*i];
-      if (!s) s.emplace(), s->t = -1;  // -1: t not read yet
+      if (!s) {
+        s.emplace();
+        s->t = -1;  // not read yet
+      }
       const Variable& p = groups_[*g].params[*i];
       if (parts[2] == "t") {
         s->t = decode_count(a, key);

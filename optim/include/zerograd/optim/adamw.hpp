@@ -14,7 +14,7 @@ class AdamW : public Adam {
 
  private:
   bool decoupled_decay() const override { return true; }
-  void update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float decay) override;
+  void update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float lambda) override;
 };
 
 }  // namespace zg::optim

@@ -12,7 +12,7 @@ class Nesterov : public Optimizer {
 
  private:
   std::vector<std::string> buffer_names() const override { return {"v"}; }
-  void update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float decay) override;
+  void update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float lambda) override;
   float momentum_;
 };
 

@@ -107,9 +107,9 @@ class Optimizer {
   Optimizer(std::string name, Params params, float lr);
   // Names of the buffers a parameter's state holds.
   virtual std::vector<std::string> buffer_names() const = 0;
-  // Updates p in place from the effective gradient g. decay is the lambda of a
-  // decoupled decay (0 unless decoupled_decay() and the parameter decays).
-  virtual void update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float decay) = 0;
+  // Updates p in place from the effective gradient g. lambda is the decoupled
+  // weight decay (0 unless decoupled_decay() and the parameter decays).
+  virtual void update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float lambda) = 0;
   virtual bool decoupled_decay() const { return false; }
   // Throws ValueError unless 0 <= value < 1.
   void check_unit(const char* what, float value) const;

@@ -11,7 +11,7 @@ class RMSprop : public Optimizer {
 
  private:
   std::vector<std::string> buffer_names() const override { return {"h"}; }
-  void update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float decay) override;
+  void update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float lambda) override;
   float decay_;
 };
 

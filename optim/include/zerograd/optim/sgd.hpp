@@ -10,7 +10,7 @@ class SGD : public Optimizer {
 
  private:
   std::vector<std::string> buffer_names() const override { return {}; }
-  void update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float decay) override;
+  void update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float lambda) override;
 };
 
 }  // namespace zg::optim
