@@ -70,7 +70,8 @@ std::vector<Point> descend(const Entry& e, int steps) {
 std::string csv(const std::vector<Point>& path) {
   std::ostringstream out;
   out << "step,x,y,f\n" << std::setprecision(9);
-  for (std::size_t t = 0; t < path.size(); ++t) out << t << ',' << path[t].x << ',' << path[t].y << ',' << path[t].f << '\n';
+  for (std::size_t t = 0; t < path.size(); ++t)
+    out << t << ',' << path[t].x << ',' << path[t].y << ',' << path[t].f << '\n';
   return out.str();
 }
 

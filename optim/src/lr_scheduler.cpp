@@ -89,7 +89,8 @@ void LRScheduler::load_state_dict(const NamedArrays& arrays) {
       epoch = decode_count(a, key);
     } else if (g && *g < base.size() && parts[1] == "base_lr") {
       if (a.dimension() != 0)
-        throw ShapeError("LRScheduler.load_state_dict: '" + key + "' has shape " + shape_str(a.shape()) + ", expected ()");
+        throw ShapeError("LRScheduler.load_state_dict: '" + key + "' has shape " + shape_str(a.shape()) +
+                         ", expected ()");
       detail::check_lr("LRScheduler.load_state_dict: '" + key + "'", a());
       base[*g] = a();
     } else {
@@ -99,7 +100,8 @@ void LRScheduler::load_state_dict(const NamedArrays& arrays) {
   }
   if (!epoch) throw ValueError("LRScheduler.load_state_dict: missing key 'scheduler.epoch'");
   for (std::size_t g = 0; g < base.size(); ++g)
-    if (!base[g]) throw ValueError("LRScheduler.load_state_dict: missing key 'scheduler." + std::to_string(g) + ".base_lr'");
+    if (!base[g])
+      throw ValueError("LRScheduler.load_state_dict: missing key 'scheduler." + std::to_string(g) + ".base_lr'");
   const auto old_epoch = epoch_;
   const auto old_base = base_lrs_;
   epoch_ = *epoch;

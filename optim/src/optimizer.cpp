@@ -41,7 +41,8 @@ Optimizer::Optimizer(std::string name, Params params, float lr) : name_(std::mov
   if (params.groups.empty()) throw ValueError(name_ + ": the parameter list is empty");
   std::set<const Node<float>*> seen;
   for (auto& pg : params.groups) {
-    if (pg.params.empty()) throw ValueError(name_ + ": parameter group " + std::to_string(groups_.size()) + " is empty");
+    if (pg.params.empty())
+      throw ValueError(name_ + ": parameter group " + std::to_string(groups_.size()) + " is empty");
     for (const auto& p : pg.params) {
       if (!p.defined()) throw ValueError(name_ + ": an empty Variable in the parameter list");
       if (!seen.insert(p.id()).second)
@@ -232,7 +233,8 @@ void Optimizer::load_state_dict(const NamedArrays& arrays) {
     if (parts.size() == 1 && parts[0] == "step") {
       steps = decode_count(a, key);
     } else if (parts.size() == 2 && g && *g < groups_.size() && parts[1] == "lr") {
-      if (a.dimension() != 0) throw ShapeError(where + "'" + key + "' has shape " + shape_str(a.shape()) + ", expected ()");
+      if (a.dimension() != 0)
+        throw ShapeError(where + "'" + key + "' has shape " + shape_str(a.shape()) + ", expected ()");
       detail::check_lr(where + "'" + key + "'", a());
       lrs[*g] = a();
     } else if (g && i && *g < groups_.size() && *i < groups_[*g].params.size()) {
@@ -267,7 +269,8 @@ void Optimizer::load_state_dict(const NamedArrays& arrays) {
       if (!s) continue;
       if (s->t < 0) throw ValueError(where + "missing key '" + prefix + std::to_string(i) + ".t'");
       for (const auto& b : names)
-        if (!s->buffers.count(b)) throw ValueError(where + "missing key '" + prefix + std::to_string(i) + "." + b + "'");
+        if (!s->buffers.count(b))
+          throw ValueError(where + "missing key '" + prefix + std::to_string(i) + "." + b + "'");
     }
   }
 
