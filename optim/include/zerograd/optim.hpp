@@ -1,0 +1,11 @@
+#pragma once
+// Optimizers, their hooks and learning-rate schedules: #include <zerograd/optim.hpp>
+#include "zerograd/optim/adagrad.hpp"
+#include "zerograd/optim/adam.hpp"
+#include "zerograd/optim/adamw.hpp"
+#include "zerograd/optim/lr_scheduler.hpp"
+#include "zerograd/optim/momentum.hpp"
+#include "zerograd/optim/nesterov.hpp"
+#include "zerograd/optim/optimizer.hpp"
+#include "zerograd/optim/rmsprop.hpp"
+#include "zerograd/optim/sgd.hpp"

@@ -1,0 +1,19 @@
+#include "zerograd/optim/adagrad.hpp"
+
+#include <cmath>
+
+namespace zg::optim {
+
+AdaGrad::AdaGrad(Params params, float lr) : Optimizer("AdaGrad", std::move(params), lr) {}
+
+void AdaGrad::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float) {
+  float* w = p.data();
+  float* h = s.buffers.at("h").data();
+  const float* gs = g.data();
+  for (std::size_t k = 0; k < p.size(); ++k) {
+    h[k] += gs[k] * gs[k];                             // h += g^2
+    w[k] -= lr * gs[k] / (std::sqrt(h[k]) + 1e-7f);    // p -= lr g / (sqrt(h) + 1e-7)
+  }
+}
+
+}  // namespace zg::optim

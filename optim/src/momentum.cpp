@@ -1,0 +1,20 @@
+#include "zerograd/optim/momentum.hpp"
+
+namespace zg::optim {
+
+Momentum::Momentum(Params params, float lr, float momentum)
+    : Optimizer("Momentum", std::move(params), lr), momentum_(momentum) {
+  check_unit("momentum", momentum);
+}
+
+void Momentum::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float) {
+  float* w = p.data();
+  float* v = s.buffers.at("v").data();
+  const float* gs = g.data();
+  for (std::size_t k = 0; k < p.size(); ++k) {
+    v[k] = momentum_ * v[k] - lr * gs[k];  // v = m v - lr g
+    w[k] += v[k];                          // p += v
+  }
+}
+
+}  // namespace zg::optim

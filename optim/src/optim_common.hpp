@@ -1,0 +1,56 @@
+#pragma once
+// Small helpers shared by the optimizer sources (not installed).
+#include <cmath>
+#include <cstddef>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "zerograd/error.hpp"
+
+namespace zg::optim::detail {
+
+inline std::string num(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+inline void check_lr(const std::string& who, double lr) {
+  if (!(lr >= 0 && std::isfinite(lr))) throw ValueError(who + ": lr must be a finite number >= 0, got " + num(lr));
+}
+
+inline void check_decay(const std::string& who, double lambda) {
+  if (!(lambda >= 0 && std::isfinite(lambda)))
+    throw ValueError(who + ": weight_decay must be a finite number >= 0, got " + num(lambda));
+}
+
+inline std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> parts(1);
+  for (char c : s) {
+    if (c == sep) parts.emplace_back();
+    else parts.back() += c;
+  }
+  return parts;
+}
+
+// "12" -> 12; anything but a plain decimal number ("", "-1", "01", "1e3") -> nullopt.
+inline std::optional<std::size_t> parse_index(const std::string& s) {
+  if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  if (s.size() > 1 && s[0] == '0') return std::nullopt;
+  return std::stoul(s);
+}
+
+inline std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out.empty() ? "no buffers" : out;
+}
+
+template <class S>
+Shape shape_of(const S& shape) {
+  return Shape(shape.begin(), shape.end());
+}
+
+}  // namespace zg::optim::detail
