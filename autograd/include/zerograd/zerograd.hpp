@@ -7,3 +7,7 @@
 #include "zerograd/ops.hpp"
 #include "zerograd/random.hpp"
 #include "zerograd/variable.hpp"
+
+// Layers, losses, data and checkpoints; optimizers and schedules.
+#include "zerograd/nn.hpp"
+#include "zerograd/optim.hpp"

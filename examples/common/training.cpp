@@ -1,0 +1,176 @@
+#include "training.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace zg::examples {
+
+std::string format_seconds(double s) {
+  std::ostringstream out;
+  if (s >= 60) out << int(s / 60) << "m " << std::setw(2) << std::setfill('0') << int(std::fmod(s, 60)) << "s";
+  else out << std::fixed << std::setprecision(1) << s << "s";
+  return out.str();
+}
+
+ProgressBar::ProgressBar(std::string label, std::size_t total)
+    : label_(std::move(label)), total_(total), tty_(::isatty(STDERR_FILENO) != 0),
+      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+
+void ProgressBar::update(std::size_t done, double loss) {
+  const auto now = std::chrono::steady_clock::now();
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const double rate = elapsed > 0 ? double(done) / elapsed : 0;
+  const double eta = rate > 0 ? double(total_ - done) / rate : 0;
+  std::ostringstream line;
+  line << label_ << " " << std::setw(5) << done << "/" << total_;
+  if (tty_) {
+    if (done != total_ && std::chrono::duration<double>(now - last_draw_).count() < 0.1) return;
+    last_draw_ = now;
+    const int width = 30;
+    const int filled = total_ ? int(double(width) * double(done) / double(total_)) : width;
+    std::cerr << "\r" << label_ << " [" << std::string(filled, '#') << std::string(width - filled, '.') << "] "
+              << done << "/" << total_ << "  loss " << std::fixed << std::setprecision(4) << loss << "  "
+              << std::setprecision(1) << rate << " it/s  ETA " << format_seconds(eta) << "   " << std::flush;
+    return;
+  }
+  const std::size_t tenth = total_ ? done * 10 / total_ : 10;
+  if (tenth == last_tenth_ && done != total_) return;
+  last_tenth_ = tenth;
+  std::cerr << line.str() << "  loss " << std::fixed << std::setprecision(4) << loss << "  " << std::setprecision(1)
+            << rate << " it/s  ETA " << format_seconds(eta) << "\n";
+}
+
+void ProgressBar::finish(const std::string& summary) {
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (tty_) std::cerr << "\r\033[K";
+  std::cerr << label_ << " done in " << format_seconds(elapsed) << (summary.empty() ? "" : "  " + summary) << "\n";
+}
+
+MetricsCsv::MetricsCsv(std::string path, std::vector<std::string> columns)
+    : path_(std::move(path)), columns_(std::move(columns)) {}
+
+void MetricsCsv::add(const std::vector<double>& row) {
+  if (row.size() != columns_.size())
+    throw ValueError("MetricsCsv: row of " + std::to_string(row.size()) + " values for " +
+                     std::to_string(columns_.size()) + " columns");
+  rows_.push_back(row);
+  std::ostringstream out;
+  for (std::size_t i = 0; i < columns_.size(); ++i) out << (i ? "," : "") << columns_[i];
+  out << "\n" << std::setprecision(8);
+  for (const auto& r : rows_) {
+    for (std::size_t i = 0; i < r.size(); ++i) out << (i ? "," : "") << r[i];
+    out << "\n";
+  }
+  write_text_file(path_, out.str());
+}
+
+namespace {
+bool spawn_quiet(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return false;
+  int status = 0;
+  return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+}  // namespace
+
+bool gnuplot_available() {
+  static const bool available = std::system("command -v gnuplot >/dev/null 2>&1") == 0;
+  return available;
+}
+
+bool run_gnuplot(const std::string& script_path) {
+  return gnuplot_available() && spawn_quiet({"gnuplot", script_path});
+}
+
+bool plot_lines(const std::string& png, const std::vector<Series>& series, const PlotOptions& o) {
+  if (!gnuplot_available()) return false;
+  const std::string base = png.substr(0, png.size() - (png.size() > 4 ? 4 : 0));
+  std::ostringstream data;
+  data << std::setprecision(8);
+  for (const auto& s : series) {
+    data << "# " << s.name << "\n";
+    for (const auto& [x, y] : s.points) data << x << " " << y << "\n";
+    data << "\n\n";
+  }
+  write_text_file(base + ".dat", data.str());
+  std::ostringstream gp;
+  gp << "set terminal pngcairo size 900,560 font 'Helvetica,11'\n"
+     << "set output " << quote(png) << "\n"
+     << "set title " << quote(o.title) << "\nset xlabel " << quote(o.xlabel) << "\nset ylabel " << quote(o.ylabel)
+     << "\nset grid\nset key outside right\n"
+     << (o.logy ? "set logscale y\n" : "") << "plot ";
+  for (std::size_t i = 0; i < series.size(); ++i)
+    gp << (i ? ", " : "") << quote(base + ".dat") << " index " << i << " with "
+       << (o.points ? "linespoints" : "lines") << " lw 2 title " << quote(series[i].name);
+  gp << "\n";
+  write_text_file(base + ".gp", gp.str());
+  return run_gnuplot(base + ".gp");
+}
+
+void report_plot(bool made, const std::string& png) {
+  if (made) std::cout << "plot: " << png << "\n";
+  else std::cout << "plot: skipped (" << png << "): install gnuplot-nox to get PNG plots\n";
+}
+
+Evaluation evaluate(nn::Module& model, const nn::data::Dataset& data, bool flatten, std::size_t batch) {
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard no_grad;
+  nn::data::DataLoader loader(data, {batch, false, false, flatten});
+  nn::data::DataLoader::Batch b;
+  double loss = 0, correct = 0;
+  while (loader.next(b)) {
+    Variable y = model(b.x);
+    const double n = double(b.t.size());
+    loss += nn::functional::softmax_cross_entropy(y, b.t).item() * n;
+    correct += nn::functional::accuracy(y, b.t) * n;
+  }
+  model.train(was_training);
+  const double n = double(std::max<std::size_t>(data.size(), 1));
+  return {loss / n, correct / n};
+}
+
+double train_epoch(nn::Module& model, nn::data::DataLoader& loader, const std::function<void()>& step,
+                   const std::string& label) {
+  model.train();
+  loader.reset();
+  ProgressBar bar(label, loader.batches_per_epoch());
+  nn::data::DataLoader::Batch b;
+  double total = 0, recent = 0;
+  std::size_t count = 0;
+  while (loader.next(b)) {
+    Variable loss = nn::functional::softmax_cross_entropy(model(b.x), b.t);
+    loss.backward();
+    step();
+    const double l = loss.item();
+    total += l;
+    recent = count == 0 ? l : 0.95 * recent + 0.05 * l;
+    bar.update(++count, recent);
+  }
+  const double mean = count ? total / double(count) : 0;
+  std::ostringstream s;
+  s << "mean loss " << std::fixed << std::setprecision(4) << mean;
+  bar.finish(s.str());
+  return mean;
+}
+
+}  // namespace zg::examples

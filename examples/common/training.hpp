@@ -1,0 +1,80 @@
+#pragma once
+// What the examples share to make training pleasant to watch: a progress
+// bar, per-epoch metrics as CSV, plots through gnuplot, evaluation.
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <zerograd/zerograd.hpp>
+
+namespace zg::examples {
+
+// A bar on a terminal (iterations, loss, speed, ETA), redrawn in place;
+// plain lines every ~10% when stderr is not a terminal (logs, CI).
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, std::size_t total);
+  void update(std::size_t done, double loss);
+  void finish(const std::string& summary = {});
+
+ private:
+  std::string label_;
+  std::size_t total_;
+  bool tty_;
+  std::size_t last_tenth_ = 0;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+// Rows of numbers with a header, rewritten atomically after each add().
+class MetricsCsv {
+ public:
+  MetricsCsv(std::string path, std::vector<std::string> columns);
+  void add(const std::vector<double>& row);
+  const std::string& path() const { return path_; }
+  const std::vector<std::vector<double>>& rows() const { return rows_; }
+
+ private:
+  std::string path_;
+  std::vector<std::string> columns_;
+  std::vector<std::vector<double>> rows_;
+};
+
+bool gnuplot_available();
+
+struct Series {
+  std::string name;
+  std::vector<std::pair<double, double>> points;
+};
+struct PlotOptions {
+  std::string title, xlabel, ylabel;
+  bool logy = false;
+  bool points = false;  // draw point markers too
+};
+// Draws series as lines to a PNG with gnuplot; false (and nothing written)
+// when gnuplot is not installed. The data and script are written beside it.
+bool plot_lines(const std::string& png, const std::vector<Series>& series, const PlotOptions& options);
+// Runs a gnuplot script file; false if gnuplot is missing or failed.
+bool run_gnuplot(const std::string& script_path);
+// Prints where a plot went, or the one-line note that gnuplot is missing.
+void report_plot(bool made, const std::string& png);
+
+// Accuracy and mean loss of model over data, in eval mode under no_grad
+// (the model's mode is restored afterwards).
+struct Evaluation {
+  double loss = 0, accuracy = 0;
+};
+Evaluation evaluate(nn::Module& model, const nn::data::Dataset& data, bool flatten, std::size_t batch = 500);
+
+// One epoch: for each batch, loss = softmax_cross_entropy(model(x), t),
+// backward, then `step` (the optimizer's update and zero_grad). Returns the
+// mean training loss and shows a progress bar.
+double train_epoch(nn::Module& model, nn::data::DataLoader& loader, const std::function<void()>& step,
+                   const std::string& label);
+
+// Formats seconds as "1m 05s" / "12.3s".
+std::string format_seconds(double s);
+
+}  // namespace zg::examples
