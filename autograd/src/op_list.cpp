@@ -19,6 +19,9 @@ const std::vector<std::string>& differentiable_ops() {
       "Transpose", "GetItem", "GetItemGrad", "Concat", "Split", "Max", "Min", "LogSumExp",
       // ops_linalg.hpp
       "MatMul", "Linear",
+      // nn (nn/src)
+      "Conv2d", "ConvTranspose2d", "Conv2dGradW", "MaxPool2d", "MaxPool2dGrad", "AvgPool2d",
+      "AvgPool2dGrad",
   };
   return names;
 }
