@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -295,24 +296,44 @@ struct Conv2dGradW final : Function<T> {
 
 // ---- pooling ------------------------------------------------------------------------------
 
-// Calls fn(i, h0, h1, w0, w1) for each output i (oh * OW + ow) of one plane
-// with its window's rows [h0, h1) and columns [w0, w1), clipped to the image.
+// Calls fn(oh, from, lo, hi) for each output row oh of one plane and each
+// window element (kh, kw), in the window's row-major order: [lo, hi) are the
+// outputs ow of that row whose element lies inside the image, `from` the
+// plane offset of output lo's element; output ow + 1's is S further on. The
+// loop over ow that fn runs is independent per ow, which pipelines (a loop
+// per window was 2-3x slower).
 template <class F>
-void for_each_window(const Geometry& g, F&& fn) {
-  const Index H = Index(g.H), W = Index(g.W), K = Index(g.KH), S = Index(g.S), P = Index(g.P);
-  for (Index oh = 0; oh < Index(g.OH); ++oh) {
-    const Index top = oh * S - P;
-    const auto h0 = std::size_t(std::max<Index>(top, 0)), h1 = std::size_t(std::min(top + K, H));
-    for (Index ow = 0; ow < Index(g.OW); ++ow) {
-      const Index left = ow * S - P;
-      fn(std::size_t(oh) * g.OW + std::size_t(ow), h0, h1, std::size_t(std::max<Index>(left, 0)),
-         std::size_t(std::min(left + K, W)));
+void for_each_window_row(const Geometry& g, F&& fn) {
+  std::vector<Span> cols(g.KW);
+  for (std::size_t kw = 0; kw < g.KW; ++kw) cols[kw] = inside(kw, g, g.W, g.OW);
+  for (std::size_t oh = 0; oh < g.OH; ++oh) {
+    for (std::size_t kh = 0; kh < g.KH; ++kh) {
+      const Index h = Index(oh * g.S + kh) - Index(g.P);
+      if (h < 0 || h >= Index(g.H)) continue;
+      for (std::size_t kw = 0; kw < g.KW; ++kw)
+        if (cols[kw].lo < cols[kw].hi)
+          fn(oh, std::size_t(h) * g.W + cols[kw].lo * g.S + kw - g.P, cols[kw].lo, cols[kw].hi);
     }
   }
 }
 
-// Per output element, the flat index into x of the element it took.
-using ArgMax = std::vector<std::size_t>;
+// Where each output of a max pooling took its value from: per output, the
+// index within its (n, c) plane of the input (32 bits: half the memory
+// traffic of size_t, the pooling's bottleneck).
+struct ArgMax {
+  ArgMax(Shape x_shape, std::size_t out_plane)
+      : x_shape(std::move(x_shape)), plane(this->x_shape[2] * this->x_shape[3]), out_plane(out_plane),
+        size(this->x_shape[0] * this->x_shape[1] * out_plane), at(new std::uint32_t[size]) {}
+  Shape x_shape;
+  std::size_t plane, out_plane, size;
+  std::unique_ptr<std::uint32_t[]> at;
+  // Calls fn(input index, output index) for every output, as flat indices.
+  template <class F>
+  void each(F&& fn) const {
+    for (std::size_t p = 0, yi = 0; yi < size; ++p)
+      for (std::size_t i = 0; i < out_plane; ++i, ++yi) fn(p * plane + at[yi], yi);
+  }
+};
 
 std::string pool_attributes(int kernel, int stride, int pad) {
   return "kernel=" + std::to_string(kernel) + ", " + conv_attributes(stride, pad);
@@ -335,26 +356,38 @@ struct MaxPool2d final : Function<T> {
     const Geometry g = pool_geometry("MaxPool2d", shape_of(x[0]), kernel, stride, pad);
     Tensor<T> y = Tensor<T>::from_shape({g.N, g.C, g.OH, g.OW});
     if (gather) {
-      if (argmax->size() != y.size())
-        throw ShapeError("MaxPool2d: input " + shape_str(x[0].shape()) + " is not the one the arg-max was saved for");
-      for (std::size_t i = 0; i < y.size(); ++i) y.data()[i] = x[0].data()[(*argmax)[i]];
+      if (shape_of(x[0]) != argmax->x_shape)
+        throw ShapeError("MaxPool2d: input " + shape_str(x[0].shape()) + " is not the " +
+                         shape_str(argmax->x_shape) + " the arg-max was saved for");
+      argmax->each([&](std::size_t xi, std::size_t yi) { y.data()[yi] = x[0].data()[xi]; });
       return y;
     }
-    auto at = std::make_shared<ArgMax>(y.size());
+    if (g.plane() > std::numeric_limits<std::uint32_t>::max())
+      throw ShapeError("MaxPool2d: input planes of " + hw(g.H, g.W) + " have more than 2^32 elements");
+    auto at = std::make_shared<ArgMax>(shape_of(x[0]), g.out_plane());
+    const auto first = [&](std::size_t o) { return o * g.S < g.P ? 0 : o * g.S - g.P; };
     for (std::size_t p = 0; p < g.N * g.C; ++p) {
       const T* xp = x[0].data() + p * g.plane();
       T* yp = y.data() + p * g.out_plane();
-      std::size_t* ap = at->data() + p * g.out_plane();
-      for_each_window(g, [&](std::size_t i, std::size_t h0, std::size_t h1, std::size_t w0, std::size_t w1) {
-        std::size_t best = h0 * g.W + w0;
-        T v = xp[best];
-        for (std::size_t h = h0; h < h1; ++h)
-          for (std::size_t w = w0; w < w1; ++w) {
-            const T u = xp[h * g.W + w];
-            if (u > v || (std::isnan(u) && !std::isnan(v))) v = u, best = h * g.W + w;  // first max wins
-          }
-        yp[i] = v;
-        ap[i] = p * g.plane() + best;
+      std::uint32_t* ap = at->at.get() + p * g.out_plane();
+      // Start from each window's first element inside the image (padding is -inf).
+      for (std::size_t oh = 0; oh < g.OH; ++oh)
+        for (std::size_t ow = 0; ow < g.OW; ++ow) {
+          const std::size_t j = first(oh) * g.W + first(ow);
+          yp[oh * g.OW + ow] = xp[j];
+          ap[oh * g.OW + ow] = static_cast<std::uint32_t>(j);
+        }
+      for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
+        T* yr = yp + oh * g.OW;
+        std::uint32_t* ar = ap + oh * g.OW;
+        for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) {
+          // Strictly greater, so the first maximum wins; a NaN wins once. Selects, not
+          // branches: which element wins is data-dependent and mispredicts.
+          const T u = xp[j], v = yr[ow];
+          const bool take = u > v || (u != u && v == v);
+          ar[ow] = take ? static_cast<std::uint32_t>(j) : ar[ow];
+          yr[ow] = take ? u : v;
+        }
       });
     }
     argmax = std::move(at);
@@ -370,19 +403,18 @@ struct MaxPool2d final : Function<T> {
 
 template <class T>
 struct MaxPool2dGrad final : Function<T> {
-  MaxPool2dGrad(int kernel, int stride, int pad, std::shared_ptr<const ArgMax> argmax, Shape x_shape)
-      : kernel(kernel), stride(stride), pad(pad), argmax(std::move(argmax)), x_shape(std::move(x_shape)) {}
+  MaxPool2dGrad(int kernel, int stride, int pad, std::shared_ptr<const ArgMax> argmax)
+      : kernel(kernel), stride(stride), pad(pad), argmax(std::move(argmax)) {}
   int kernel, stride, pad;
   std::shared_ptr<const ArgMax> argmax;
-  Shape x_shape;
   std::string name() const override { return "MaxPool2dGrad"; }
   std::string attributes() const override { return pool_attributes(kernel, stride, pad); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    if (x[0].size() != argmax->size())
+    if (x[0].size() != argmax->size)
       throw ShapeError("MaxPool2dGrad: gradient " + shape_str(x[0].shape()) + " does not match the pooling of " +
-                       shape_str(x_shape));
-    Tensor<T> gx = xt::zeros<T>(x_shape);
-    for (std::size_t i = 0; i < argmax->size(); ++i) gx.data()[(*argmax)[i]] += x[0].data()[i];
+                       shape_str(argmax->x_shape));
+    Tensor<T> gx = xt::zeros<T>(argmax->x_shape);
+    argmax->each([&](std::size_t xi, std::size_t yi) { gx.data()[xi] += x[0].data()[yi]; });
     return gx;
   }
   // The scatter's adjoint is the gather at the same positions.
@@ -397,7 +429,7 @@ struct MaxPool2dGrad final : Function<T> {
 
 template <class T>
 Variables<T> MaxPool2d<T>::backward(const Variables<T>& gy) {
-  return {apply1<MaxPool2dGrad<T>>({gy[0]}, kernel, stride, pad, argmax, this->input(0).shape())};
+  return {apply1<MaxPool2dGrad<T>>({gy[0]}, kernel, stride, pad, argmax)};
 }
 
 template <class T>
@@ -408,18 +440,16 @@ struct AvgPool2d final : Function<T> {
   std::string attributes() const override { return pool_attributes(kernel, stride, pad); }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Geometry g = pool_geometry("AvgPool2d", shape_of(x[0]), kernel, stride, pad);
-    Tensor<T> y = Tensor<T>::from_shape({g.N, g.C, g.OH, g.OW});
-    const T scale = T(1) / T(g.KH * g.KW);  // padding counts as zeros
+    Tensor<T> y = xt::zeros<T>({g.N, g.C, g.OH, g.OW});
     for (std::size_t p = 0; p < g.N * g.C; ++p) {
       const T* xp = x[0].data() + p * g.plane();
       T* yp = y.data() + p * g.out_plane();
-      for_each_window(g, [&](std::size_t i, std::size_t h0, std::size_t h1, std::size_t w0, std::size_t w1) {
-        T s = 0;
-        for (std::size_t h = h0; h < h1; ++h)
-          for (std::size_t w = w0; w < w1; ++w) s += xp[h * g.W + w];
-        yp[i] = s * scale;
+      for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
+        T* yr = yp + oh * g.OW;
+        for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) yr[ow] += xp[j];
       });
     }
+    y *= T(1) / T(g.KH * g.KW);  // padding counts as zeros
     return y;
   }
   // dx = gy / K^2 spread over each window
@@ -445,10 +475,9 @@ struct AvgPool2dGrad final : Function<T> {
     for (std::size_t p = 0; p < g.N * g.C; ++p) {
       const T* gp = x[0].data() + p * g.out_plane();
       T* xp = gx.data() + p * g.plane();
-      for_each_window(g, [&](std::size_t i, std::size_t h0, std::size_t h1, std::size_t w0, std::size_t w1) {
-        const T v = gp[i] * scale;
-        for (std::size_t h = h0; h < h1; ++h)
-          for (std::size_t w = w0; w < w1; ++w) xp[h * g.W + w] += v;
+      for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
+        const T* gr = gp + oh * g.OW;
+        for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) xp[j] += gr[ow] * scale;
       });
     }
     return gx;
