@@ -325,6 +325,9 @@ std::vector<Variable64> pool_grad(const Tensor<double>& x, const Variable64& w, 
   Variable64::BackwardOptions options;
   options.create_graph = true;
   zg::sum(pool(leaf) * w).backward(options);
+  // w's gradient, pool(leaf), is a graph reaching leaf, whose gradient reaches
+  // w: drop it, or the two nodes keep each other alive.
+  w.cleargrad();
   return {leaf.grad()};
 }
 
@@ -458,6 +461,8 @@ TEST_CASE("bad input: conv and pooling name the op and the shapes") {
   CHECK(pool_error({1, 1, 4, 4}, 2, 0, 0) == "MaxPool2d: stride must be >= 1, got 0");
   CHECK(pool_error({1, 1, 4, 4}, 0, 1, 0) == "MaxPool2d: kernel must be >= 1, got 0");
   CHECK(pool_error({1, 1, 4, 4}, 3, 1, 2) == "MaxPool2d: pad 2 is more than half the kernel 3");
+  // With pad 1 a 2x2 window fits a 0-row input, but it would hold padding only.
+  CHECK(pool_error({1, 1, 0, 4}, 2, 1, 1) == "MaxPool2d: input (1, 1, 0, 4) has empty planes");
   CHECK(message_of<ShapeError>([&] { F::avg_pool2d(ones({1, 1, 2, 2}), 3); }) ==
         "AvgPool2d: kernel 3x3 does not fit the padded input 2x2 (input (1, 1, 2, 2), pad 0)");
 

@@ -81,6 +81,7 @@ Geometry geometry(const std::string& op, const Shape& x, std::size_t KH, std::si
 Geometry pool_geometry(const std::string& op, const Shape& x, int kernel, int stride, int pad) {
   require_4d(op, x, "input", "(N, C, H, W)");
   check_pool_params(op, kernel, stride, pad);
+  if (x[2] == 0 || x[3] == 0) throw ShapeError(op + ": input " + shape_str(x) + " has empty planes");
   return geometry(op, x, static_cast<std::size_t>(kernel), static_cast<std::size_t>(kernel), stride, pad);
 }
 
