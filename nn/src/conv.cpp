@@ -92,7 +92,8 @@ struct Span {
   std::size_t lo, hi;
 };
 Span inside(std::size_t k, const Geometry& g, std::size_t size, std::size_t out) {
-  const auto ceil_div = [&](Index a) { return a <= 0 ? 0 : static_cast<std::size_t>((a + Index(g.S) - 1) / Index(g.S)); };
+  const Index S = Index(g.S);
+  const auto ceil_div = [S](Index a) { return a <= 0 ? 0 : static_cast<std::size_t>((a + S - 1) / S); };
   const Index P = Index(g.P), K = Index(k);
   const std::size_t lo = std::min(ceil_div(P - K), out);
   return {lo, std::max(lo, std::min(ceil_div(Index(size) + P - K), out))};
@@ -202,7 +203,8 @@ struct Conv2d final : Function<T> {
 
 template <class T>
 struct ConvTranspose2d final : Function<T> {
-  ConvTranspose2d(int stride, int pad, Shape output_size) : stride(stride), pad(pad), output_size(std::move(output_size)) {}
+  ConvTranspose2d(int stride, int pad, Shape output_size)
+      : stride(stride), pad(pad), output_size(std::move(output_size)) {}
   int stride, pad;
   Shape output_size;  // (H, W); empty: the smallest that fits
   std::string name() const override { return "ConvTranspose2d"; }
@@ -260,7 +262,8 @@ struct ConvTranspose2d final : Function<T> {
 
 template <class T>
 struct Conv2dGradW final : Function<T> {
-  Conv2dGradW(Shape kernel_size, int stride, int pad) : kernel_size(std::move(kernel_size)), stride(stride), pad(pad) {}
+  Conv2dGradW(Shape kernel_size, int stride, int pad)
+      : kernel_size(std::move(kernel_size)), stride(stride), pad(pad) {}
   Shape kernel_size;  // (KH, KW)
   int stride, pad;
   std::string name() const override { return "Conv2dGradW"; }
@@ -566,7 +569,8 @@ std::string Conv2d::extra_repr() const {
          ", stride=" + std::to_string(stride_) + ", pad=" + std::to_string(pad_);
 }
 
-MaxPool2d::MaxPool2d(int kernel, int stride, int pad) : kernel_(kernel), stride_(stride == 0 ? kernel : stride), pad_(pad) {
+MaxPool2d::MaxPool2d(int kernel, int stride, int pad)
+    : kernel_(kernel), stride_(stride == 0 ? kernel : stride), pad_(pad) {
   functional::check_pool_params("MaxPool2d", kernel_, stride_, pad_);
 }
 
@@ -574,7 +578,8 @@ Variable MaxPool2d::forward(const Variable& x) { return functional::max_pool2d(x
 
 std::string MaxPool2d::extra_repr() const { return functional::pool_attributes(kernel_, stride_, pad_); }
 
-AvgPool2d::AvgPool2d(int kernel, int stride, int pad) : kernel_(kernel), stride_(stride == 0 ? kernel : stride), pad_(pad) {
+AvgPool2d::AvgPool2d(int kernel, int stride, int pad)
+    : kernel_(kernel), stride_(stride == 0 ? kernel : stride), pad_(pad) {
   functional::check_pool_params("AvgPool2d", kernel_, stride_, pad_);
 }
 
