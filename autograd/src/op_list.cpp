@@ -20,7 +20,8 @@ const std::vector<std::string>& differentiable_ops() {
       // ops_linalg.hpp
       "MatMul", "Linear",
       // nn (nn/src)
-      "SoftmaxCrossEntropy",
+      "SoftmaxCrossEntropy", "Conv2d", "ConvTranspose2d", "Conv2dGradW", "MaxPool2d", "MaxPool2dGrad",
+      "AvgPool2d", "AvgPool2dGrad",
   };
   return names;
 }

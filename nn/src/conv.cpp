@@ -1,0 +1,590 @@
+// conv2d, conv_transpose2d, conv2d_grad_weight, max_pool2d, avg_pool2d and
+// their layers.
+//
+// Note: the column matrix. For one sample, col (C*KH*KW, OH*OW) holds in row
+// (c, kh, kw) and column (oh, ow) the input pixel x[c][oh*S - P + kh][ow*S -
+// P + kw] (zero in the padding). This is the transpose of the book's layout
+// (rows (n, oh, ow), columns (c, kh, kw)), chosen because then
+//   y_n  (FN, OH*OW)     = W (FN, C*KH*KW) @ col_n         (conv2d)
+//   col_n                = W^T @ gy_n, then col2im         (conv_transpose2d)
+//   gW   (FN, C*KH*KW)  += gy_n @ col_n^T                  (conv2d_grad_weight)
+// are each one GEMM per sample that reads and writes the (N, C, H, W) arrays
+// in place: no transposed copy of the output, and a col buffer of one sample
+// (it stays in cache) instead of one for the whole batch.
+#include "zerograd/nn/conv.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include <xtensor/xbuilder.hpp>
+
+#include "zerograd/nn/init.hpp"
+#include "zerograd/ops.hpp"
+// The library's raw GEMM (private to the library, like the ops that use it).
+#include "../../autograd/src/blas.hpp"
+
+namespace zg::nn::functional {
+namespace {
+
+using Index = std::ptrdiff_t;
+
+template <class T>
+Shape shape_of(const Tensor<T>& t) {
+  return Shape(t.shape().begin(), t.shape().end());
+}
+
+std::string hw(std::size_t h, std::size_t w) { return std::to_string(h) + "x" + std::to_string(w); }
+
+// Sizes of one convolution or pooling: input (N, C, H, W), kernel KH x KW,
+// output OH x OW, stride S and padding P on both axes.
+struct Geometry {
+  std::size_t N, C, H, W, KH, KW, OH, OW, S, P;
+  std::size_t plane() const { return H * W; }
+  std::size_t out_plane() const { return OH * OW; }
+  std::size_t patch() const { return C * KH * KW; }
+};
+
+void require_4d(const std::string& op, const Shape& x, const char* what, const char* layout) {
+  if (x.size() != 4)
+    throw ShapeError(op + ": " + what + " must be 4-D " + layout + ", got " + shape_str(x));
+}
+
+void check_stride_pad(const std::string& op, int stride, int pad) {
+  if (stride < 1) throw ShapeError(op + ": stride must be >= 1, got " + std::to_string(stride));
+  if (pad < 0) throw ShapeError(op + ": pad must be >= 0, got " + std::to_string(pad));
+}
+
+// PyTorch's limit: with pad <= kernel / 2 no window lies wholly in padding.
+void check_pool_params(const std::string& op, int kernel, int stride, int pad) {
+  if (kernel < 1) throw ShapeError(op + ": kernel must be >= 1, got " + std::to_string(kernel));
+  check_stride_pad(op, stride, pad);
+  if (pad > kernel / 2)
+    throw ShapeError(op + ": pad " + std::to_string(pad) + " is more than half the kernel " +
+                     std::to_string(kernel));
+}
+
+Geometry geometry(const std::string& op, const Shape& x, std::size_t KH, std::size_t KW, int stride, int pad) {
+  require_4d(op, x, "input", "(N, C, H, W)");
+  check_stride_pad(op, stride, pad);
+  const std::size_t S = static_cast<std::size_t>(stride), P = static_cast<std::size_t>(pad);
+  const std::size_t H = x[2] + 2 * P, W = x[3] + 2 * P;
+  if (KH == 0 || KW == 0 || KH > H || KW > W)
+    throw ShapeError(op + ": kernel " + hw(KH, KW) + " does not fit the padded input " + hw(H, W) +
+                     " (input " + shape_str(x) + ", pad " + std::to_string(P) + ")");
+  return {x[0], x[1], x[2], x[3], KH, KW, (H - KH) / S + 1, (W - KW) / S + 1, S, P};
+}
+
+Geometry pool_geometry(const std::string& op, const Shape& x, int kernel, int stride, int pad) {
+  require_4d(op, x, "input", "(N, C, H, W)");
+  check_pool_params(op, kernel, stride, pad);
+  if (x[2] == 0 || x[3] == 0) throw ShapeError(op + ": input " + shape_str(x) + " has empty planes");
+  return geometry(op, x, static_cast<std::size_t>(kernel), static_cast<std::size_t>(kernel), stride, pad);
+}
+
+// ---- im2col / col2im ---------------------------------------------------------------------
+
+// The outputs o in [lo, hi) whose input o*S - P + k lies inside [0, size).
+struct Span {
+  std::size_t lo, hi;
+};
+Span inside(std::size_t k, const Geometry& g, std::size_t size, std::size_t out) {
+  const Index S = Index(g.S);
+  const auto ceil_div = [S](Index a) { return a <= 0 ? 0 : static_cast<std::size_t>((a + S - 1) / S); };
+  const Index P = Index(g.P), K = Index(k);
+  const std::size_t lo = std::min(ceil_div(P - K), out);
+  return {lo, std::max(lo, std::min(ceil_div(Index(size) + P - K), out))};
+}
+
+// Calls fn(at, from, lo, hi) for each row (c, kh, kw, oh) of one sample's
+// column matrix: `at` is its offset in col, [lo, hi) the columns ow that read
+// the image (the rest read padding) and `from` the offset in the sample of the
+// pixel column lo reads; successive columns read every S-th pixel from there.
+template <class F>
+void for_each_col_row(const Geometry& g, F&& fn) {
+  for (std::size_t c = 0; c < g.C; ++c)
+    for (std::size_t kh = 0; kh < g.KH; ++kh) {
+      const Span rows = inside(kh, g, g.H, g.OH);
+      for (std::size_t kw = 0; kw < g.KW; ++kw) {
+        const Span cols = inside(kw, g, g.W, g.OW);
+        const std::size_t row = ((c * g.KH + kh) * g.KW + kw) * g.out_plane();
+        for (std::size_t oh = 0; oh < g.OH; ++oh) {
+          if (oh < rows.lo || oh >= rows.hi || cols.lo == cols.hi) {
+            fn(row + oh * g.OW, std::size_t(0), std::size_t(0), std::size_t(0));
+            continue;
+          }
+          const std::size_t ih = oh * g.S + kh - g.P, iw = cols.lo * g.S + kw - g.P;
+          fn(row + oh * g.OW, (c * g.H + ih) * g.W + iw, cols.lo, cols.hi);
+        }
+      }
+    }
+}
+
+// x: one sample (C, H, W); col: (C*KH*KW, OH*OW), fully written.
+template <class T>
+void im2col(const T* x, const Geometry& g, T* col) {
+  for_each_col_row(g, [&](std::size_t at, std::size_t from, std::size_t lo, std::size_t hi) {
+    T* out = col + at;
+    std::fill(out, out + lo, T(0));
+    if (g.S == 1) std::copy(x + from, x + from + (hi - lo), out + lo);
+    else for (std::size_t j = lo; j < hi; ++j) out[j] = x[from + (j - lo) * g.S];
+    std::fill(out + hi, out + g.OW, T(0));
+  });
+}
+
+// The adjoint of im2col: adds every column entry back onto the pixel it was
+// read from, so pixels shared by overlapping windows accumulate.
+template <class T>
+void col2im_add(const T* col, const Geometry& g, T* x) {
+  for_each_col_row(g, [&](std::size_t at, std::size_t from, std::size_t lo, std::size_t hi) {
+    const T* in = col + at;
+    for (std::size_t j = lo; j < hi; ++j) x[from + (j - lo) * g.S] += in[j];
+  });
+}
+
+std::string conv_attributes(int stride, int pad) {
+  return "stride=" + std::to_string(stride) + ", pad=" + std::to_string(pad);
+}
+
+// ---- convolution ------------------------------------------------------------------------
+
+template <class T>
+struct Conv2d final : Function<T> {
+  Conv2d(bool has_bias, int stride, int pad) : has_bias(has_bias), stride(stride), pad(pad) {}
+  bool has_bias;
+  int stride, pad;
+  std::string name() const override { return "Conv2d"; }
+  std::string attributes() const override {
+    return conv_attributes(stride, pad) + (has_bias ? "" : ", no bias");
+  }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Shape sw = shape_of(x[1]);
+    const Geometry g = check(shape_of(x[0]), sw, has_bias ? shape_of(x[2]) : Shape{});
+    const std::size_t FN = sw[0], K = g.patch(), M = g.out_plane();
+    Tensor<T> y = Tensor<T>::from_shape({g.N, FN, g.OH, g.OW});
+    std::vector<T> col(K * M);
+    for (std::size_t n = 0; n < g.N; ++n) {
+      T* yn = y.data() + n * FN * M;
+      // Each output row starts as its bias and GEMM accumulates into it.
+      for (std::size_t f = 0; has_bias && f < FN; ++f) std::fill_n(yn + f * M, M, x[2].data()[f]);
+      im2col(x[0].data() + n * g.C * g.plane(), g, col.data());
+      detail::gemm<T>(false, false, FN, M, K, T(1), x[1].data(), K, col.data(), M, has_bias ? T(1) : T(0),
+                      yn, M);
+    }
+    return y;
+  }
+  // dx = conv_transpose2d(gy, W), dW = conv2d_grad_weight(x, gy), db = sum of gy over (n, oh, ow)
+  Variables<T> backward(const Variables<T>& gy) override {
+    const Var<T>& x = this->input(0);
+    const Var<T>& W = this->input(1);
+    Variables<T> g(this->num_inputs());
+    if (this->needs_input_grad(0)) g[0] = conv_transpose2d(gy[0], W, stride, pad, {x.shape()[2], x.shape()[3]});
+    if (this->needs_input_grad(1))
+      g[1] = conv2d_grad_weight(x, gy[0], {W.shape()[2], W.shape()[3]}, stride, pad);
+    if (has_bias && this->needs_input_grad(2)) g[2] = zg::sum(gy[0], {0, 2, 3});
+    return g;
+  }
+
+  Geometry check(const Shape& sx, const Shape& sw, const Shape& sb) const {
+    require_4d("Conv2d", sx, "input", "(N, C, H, W)");
+    require_4d("Conv2d", sw, "weight", "(FN, C, KH, KW)");
+    if (sx[1] != sw[1])
+      throw ShapeError("Conv2d: input has " + std::to_string(sx[1]) + " channels, weight " + shape_str(sw) +
+                       " expects " + std::to_string(sw[1]));
+    if (has_bias && (sb.size() != 1 || sb[0] != sw[0]))
+      throw ShapeError("Conv2d: bias " + shape_str(sb) + " does not match weight " + shape_str(sw) +
+                       ": expected (" + std::to_string(sw[0]) + ")");
+    return geometry("Conv2d", sx, sw[2], sw[3], stride, pad);
+  }
+};
+
+template <class T>
+struct ConvTranspose2d final : Function<T> {
+  ConvTranspose2d(int stride, int pad, Shape output_size)
+      : stride(stride), pad(pad), output_size(std::move(output_size)) {}
+  int stride, pad;
+  Shape output_size;  // (H, W); empty: the smallest that fits
+  std::string name() const override { return "ConvTranspose2d"; }
+  std::string attributes() const override { return conv_attributes(stride, pad); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Shape sx = shape_of(x[0]), sw = shape_of(x[1]);
+    const Geometry g = check(sx, sw);
+    const std::size_t FN = sw[0], K = g.patch(), M = g.out_plane();
+    Tensor<T> y = xt::zeros<T>({g.N, g.C, g.H, g.W});
+    std::vector<T> col(K * M);
+    for (std::size_t n = 0; n < g.N; ++n) {
+      detail::gemm<T>(true, false, K, M, FN, T(1), x[1].data(), K, x[0].data() + n * FN * M, M, T(0),
+                      col.data(), M);
+      col2im_add(col.data(), g, y.data() + n * g.C * g.plane());
+    }
+    return y;
+  }
+  // Bilinear in (x, W): dx = conv2d(gy, W), dW = conv2d_grad_weight(gy, x)
+  Variables<T> backward(const Variables<T>& gy) override {
+    const Var<T>& x = this->input(0);
+    const Var<T>& W = this->input(1);
+    Var<T> gx, gW;
+    if (this->needs_input_grad(0)) gx = conv2d(gy[0], W, Var<T>(), stride, pad);
+    if (this->needs_input_grad(1)) gW = conv2d_grad_weight(gy[0], x, {W.shape()[2], W.shape()[3]}, stride, pad);
+    return {gx, gW};
+  }
+
+  Geometry check(const Shape& sx, const Shape& sw) const {
+    const std::string op = "ConvTranspose2d";
+    require_4d(op, sx, "input", "(N, FN, OH, OW)");
+    require_4d(op, sw, "weight", "(FN, C, KH, KW)");
+    check_stride_pad(op, stride, pad);
+    if (sx[1] != sw[0])
+      throw ShapeError(op + ": input has " + std::to_string(sx[1]) + " channels, weight " + shape_str(sw) +
+                       " expects " + std::to_string(sw[0]));
+    if (!output_size.empty() && output_size.size() != 2)
+      throw ShapeError(op + ": output_size must be (H, W) or empty, got " + shape_str(output_size));
+    Shape out = output_size;
+    if (out.empty())
+      for (std::size_t axis : {2, 3}) {
+        const Index size = (Index(sx[axis]) - 1) * stride + Index(sw[axis]) - 2 * Index(pad);
+        if (sx[axis] == 0 || size < 1)
+          throw ShapeError(op + ": input " + shape_str(sx) + " with weight " + shape_str(sw) + ", " +
+                           conv_attributes(stride, pad) + " has no output size");
+        out.push_back(static_cast<std::size_t>(size));
+      }
+    const Geometry g = geometry(op, {sx[0], sw[1], out[0], out[1]}, sw[2], sw[3], stride, pad);
+    if (g.OH != sx[2] || g.OW != sx[3])
+      throw ShapeError(op + ": output size " + hw(out[0], out[1]) + " convolves to " + hw(g.OH, g.OW) +
+                       ", not to the input's " + hw(sx[2], sx[3]) + " (kernel " + hw(sw[2], sw[3]) + ", " +
+                       conv_attributes(stride, pad) + ")");
+    return g;
+  }
+};
+
+template <class T>
+struct Conv2dGradW final : Function<T> {
+  Conv2dGradW(Shape kernel_size, int stride, int pad)
+      : kernel_size(std::move(kernel_size)), stride(stride), pad(pad) {}
+  Shape kernel_size;  // (KH, KW)
+  int stride, pad;
+  std::string name() const override { return "Conv2dGradW"; }
+  std::string attributes() const override {
+    return "kernel=" + hw(kernel_size[0], kernel_size[1]) + ", " + conv_attributes(stride, pad);
+  }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Shape sx = shape_of(x[0]), sg = shape_of(x[1]);
+    const Geometry g = geometry("Conv2dGradW", sx, kernel_size[0], kernel_size[1], stride, pad);
+    require_4d("Conv2dGradW", sg, "gradient", "(N, FN, OH, OW)");
+    if (sg[0] != g.N || sg[2] != g.OH || sg[3] != g.OW)
+      throw ShapeError("Conv2dGradW: gradient " + shape_str(sg) + " does not match input " + shape_str(sx) +
+                       " convolved to " + hw(g.OH, g.OW) + " (kernel " + hw(g.KH, g.KW) + ", " +
+                       conv_attributes(stride, pad) + ")");
+    const std::size_t FN = sg[1], K = g.patch(), M = g.out_plane();
+    Tensor<T> gW = xt::zeros<T>({FN, g.C, g.KH, g.KW});
+    std::vector<T> col(K * M);
+    for (std::size_t n = 0; n < g.N; ++n) {
+      im2col(x[0].data() + n * g.C * g.plane(), g, col.data());
+      detail::gemm<T>(false, true, FN, K, M, T(1), x[1].data() + n * FN * M, M, col.data(), M, T(1), gW.data(), K);
+    }
+    return gW;
+  }
+  // Bilinear in (x, gy): dx = conv_transpose2d(gy, G), d gy = conv2d(x, G) for upstream G
+  Variables<T> backward(const Variables<T>& gG) override {
+    const Var<T>& x = this->input(0);
+    const Var<T>& gy = this->input(1);
+    Var<T> gx, ggy;
+    if (this->needs_input_grad(0)) gx = conv_transpose2d(gy, gG[0], stride, pad, {x.shape()[2], x.shape()[3]});
+    if (this->needs_input_grad(1)) ggy = conv2d(x, gG[0], Var<T>(), stride, pad);
+    return {gx, ggy};
+  }
+};
+
+// ---- pooling ------------------------------------------------------------------------------
+
+// Calls fn(oh, from, lo, hi) for each output row oh of one plane and each
+// window element (kh, kw), in the window's row-major order: [lo, hi) are the
+// outputs ow of that row whose element lies inside the image, `from` the
+// plane offset of output lo's element; output ow + 1's is S further on. The
+// loop over ow that fn runs is independent per ow, which pipelines (a loop
+// per window was 2-3x slower).
+template <class F>
+void for_each_window_row(const Geometry& g, F&& fn) {
+  std::vector<Span> cols(g.KW);
+  for (std::size_t kw = 0; kw < g.KW; ++kw) cols[kw] = inside(kw, g, g.W, g.OW);
+  for (std::size_t oh = 0; oh < g.OH; ++oh) {
+    for (std::size_t kh = 0; kh < g.KH; ++kh) {
+      const Index h = Index(oh * g.S + kh) - Index(g.P);
+      if (h < 0 || h >= Index(g.H)) continue;
+      for (std::size_t kw = 0; kw < g.KW; ++kw)
+        if (cols[kw].lo < cols[kw].hi)
+          fn(oh, std::size_t(h) * g.W + cols[kw].lo * g.S + kw - g.P, cols[kw].lo, cols[kw].hi);
+    }
+  }
+}
+
+// Where each output of a max pooling took its value from: per output, the
+// index within its (n, c) plane of the input (32 bits: half the memory
+// traffic of size_t, the pooling's bottleneck).
+struct ArgMax {
+  ArgMax(Shape x_shape, std::size_t out_plane)
+      : x_shape(std::move(x_shape)), plane(this->x_shape[2] * this->x_shape[3]), out_plane(out_plane),
+        size(this->x_shape[0] * this->x_shape[1] * out_plane), at(new std::uint32_t[size]) {}
+  Shape x_shape;
+  std::size_t plane, out_plane, size;
+  std::unique_ptr<std::uint32_t[]> at;
+  // Calls fn(input index, output index) for every output, as flat indices.
+  template <class F>
+  void each(F&& fn) const {
+    for (std::size_t p = 0, yi = 0; yi < size; ++p)
+      for (std::size_t i = 0; i < out_plane; ++i, ++yi) fn(p * plane + at[yi], yi);
+  }
+};
+
+std::string pool_attributes(int kernel, int stride, int pad) {
+  return "kernel=" + std::to_string(kernel) + ", " + conv_attributes(stride, pad);
+}
+
+template <class T>
+struct MaxPool2d final : Function<T> {
+  // With `at` set this gathers x at those positions instead of finding the
+  // maxima: MaxPool2dGrad's backward, the pooling linearised at its input.
+  MaxPool2d(int kernel, int stride, int pad, std::shared_ptr<const ArgMax> at = nullptr)
+      : kernel(kernel), stride(stride), pad(pad), argmax(std::move(at)), gather(argmax != nullptr) {}
+  int kernel, stride, pad;
+  std::shared_ptr<const ArgMax> argmax;
+  bool gather;
+  std::string name() const override { return "MaxPool2d"; }
+  std::string attributes() const override {
+    return pool_attributes(kernel, stride, pad) + (gather ? ", at saved arg-max" : "");
+  }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Geometry g = pool_geometry("MaxPool2d", shape_of(x[0]), kernel, stride, pad);
+    Tensor<T> y = Tensor<T>::from_shape({g.N, g.C, g.OH, g.OW});
+    if (gather) {
+      if (shape_of(x[0]) != argmax->x_shape)
+        throw ShapeError("MaxPool2d: input " + shape_str(x[0].shape()) + " is not the " +
+                         shape_str(argmax->x_shape) + " the arg-max was saved for");
+      argmax->each([&](std::size_t xi, std::size_t yi) { y.data()[yi] = x[0].data()[xi]; });
+      return y;
+    }
+    if (g.plane() > std::numeric_limits<std::uint32_t>::max())
+      throw ShapeError("MaxPool2d: input planes of " + hw(g.H, g.W) + " have more than 2^32 elements");
+    auto at = std::make_shared<ArgMax>(shape_of(x[0]), g.out_plane());
+    const auto first = [&](std::size_t o) { return o * g.S < g.P ? 0 : o * g.S - g.P; };
+    for (std::size_t p = 0; p < g.N * g.C; ++p) {
+      const T* xp = x[0].data() + p * g.plane();
+      T* yp = y.data() + p * g.out_plane();
+      std::uint32_t* ap = at->at.get() + p * g.out_plane();
+      // Start from each window's first element inside the image (padding is -inf).
+      for (std::size_t oh = 0; oh < g.OH; ++oh)
+        for (std::size_t ow = 0; ow < g.OW; ++ow) {
+          const std::size_t j = first(oh) * g.W + first(ow);
+          yp[oh * g.OW + ow] = xp[j];
+          ap[oh * g.OW + ow] = static_cast<std::uint32_t>(j);
+        }
+      for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
+        T* yr = yp + oh * g.OW;
+        std::uint32_t* ar = ap + oh * g.OW;
+        for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) {
+          // Strictly greater, so the first maximum wins; a NaN wins once. Selects, not
+          // branches: which element wins is data-dependent and mispredicts.
+          const T u = xp[j], v = yr[ow];
+          const bool take = u > v || (u != u && v == v);
+          ar[ow] = take ? static_cast<std::uint32_t>(j) : ar[ow];
+          yr[ow] = take ? u : v;
+        }
+      });
+    }
+    argmax = std::move(at);
+    return y;
+  }
+  // dx = gy scattered to the arg-max of each window
+  Variables<T> backward(const Variables<T>& gy) override;
+  void release() override {
+    Function<T>::release();
+    argmax.reset();
+  }
+};
+
+template <class T>
+struct MaxPool2dGrad final : Function<T> {
+  MaxPool2dGrad(int kernel, int stride, int pad, std::shared_ptr<const ArgMax> argmax)
+      : kernel(kernel), stride(stride), pad(pad), argmax(std::move(argmax)) {}
+  int kernel, stride, pad;
+  std::shared_ptr<const ArgMax> argmax;
+  std::string name() const override { return "MaxPool2dGrad"; }
+  std::string attributes() const override { return pool_attributes(kernel, stride, pad); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    if (x[0].size() != argmax->size)
+      throw ShapeError("MaxPool2dGrad: gradient " + shape_str(x[0].shape()) + " does not match the pooling of " +
+                       shape_str(argmax->x_shape));
+    Tensor<T> gx = xt::zeros<T>(argmax->x_shape);
+    argmax->each([&](std::size_t xi, std::size_t yi) { gx.data()[xi] += x[0].data()[yi]; });
+    return gx;
+  }
+  // The scatter's adjoint is the gather at the same positions.
+  Variables<T> backward(const Variables<T>& ggx) override {
+    return {apply1<MaxPool2d<T>>({ggx[0]}, kernel, stride, pad, argmax)};
+  }
+  void release() override {
+    Function<T>::release();
+    argmax.reset();
+  }
+};
+
+template <class T>
+Variables<T> MaxPool2d<T>::backward(const Variables<T>& gy) {
+  return {apply1<MaxPool2dGrad<T>>({gy[0]}, kernel, stride, pad, argmax)};
+}
+
+template <class T>
+struct AvgPool2d final : Function<T> {
+  AvgPool2d(int kernel, int stride, int pad) : kernel(kernel), stride(stride), pad(pad) {}
+  int kernel, stride, pad;
+  std::string name() const override { return "AvgPool2d"; }
+  std::string attributes() const override { return pool_attributes(kernel, stride, pad); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Geometry g = pool_geometry("AvgPool2d", shape_of(x[0]), kernel, stride, pad);
+    Tensor<T> y = xt::zeros<T>({g.N, g.C, g.OH, g.OW});
+    for (std::size_t p = 0; p < g.N * g.C; ++p) {
+      const T* xp = x[0].data() + p * g.plane();
+      T* yp = y.data() + p * g.out_plane();
+      for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
+        T* yr = yp + oh * g.OW;
+        for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) yr[ow] += xp[j];
+      });
+    }
+    y *= T(1) / T(g.KH * g.KW);  // padding counts as zeros
+    return y;
+  }
+  // dx = gy / K^2 spread over each window
+  Variables<T> backward(const Variables<T>& gy) override;
+};
+
+template <class T>
+struct AvgPool2dGrad final : Function<T> {
+  AvgPool2dGrad(int kernel, int stride, int pad, Shape x_shape)
+      : kernel(kernel), stride(stride), pad(pad), x_shape(std::move(x_shape)) {}
+  int kernel, stride, pad;
+  Shape x_shape;
+  std::string name() const override { return "AvgPool2dGrad"; }
+  std::string attributes() const override { return pool_attributes(kernel, stride, pad); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Geometry g = pool_geometry("AvgPool2dGrad", x_shape, kernel, stride, pad);
+    const Shape sg = shape_of(x[0]);
+    if (sg != Shape{g.N, g.C, g.OH, g.OW})
+      throw ShapeError("AvgPool2dGrad: gradient " + shape_str(sg) + " does not match the pooling of " +
+                       shape_str(x_shape) + " to " + shape_str(Shape{g.N, g.C, g.OH, g.OW}));
+    Tensor<T> gx = xt::zeros<T>(x_shape);
+    const T scale = T(1) / T(g.KH * g.KW);
+    for (std::size_t p = 0; p < g.N * g.C; ++p) {
+      const T* gp = x[0].data() + p * g.out_plane();
+      T* xp = gx.data() + p * g.plane();
+      for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
+        const T* gr = gp + oh * g.OW;
+        for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) xp[j] += gr[ow] * scale;
+      });
+    }
+    return gx;
+  }
+  // The spread's adjoint is the average again.
+  Variables<T> backward(const Variables<T>& ggx) override { return {avg_pool2d(ggx[0], kernel, stride, pad)}; }
+};
+
+template <class T>
+Variables<T> AvgPool2d<T>::backward(const Variables<T>& gy) {
+  return {apply1<AvgPool2dGrad<T>>({gy[0]}, kernel, stride, pad, this->input(0).shape())};
+}
+
+}  // namespace
+
+template <class T>
+Var<T> conv2d(const Var<T>& x, const Var<T>& W, const Var<T>& b, int stride, int pad) {
+  if (!b.defined()) return apply1<Conv2d<T>>({x, W}, false, stride, pad);
+  return apply1<Conv2d<T>>({x, W, b}, true, stride, pad);
+}
+
+template <class T>
+Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& W, int stride, int pad, const Shape& output_size) {
+  return apply1<ConvTranspose2d<T>>({x, W}, stride, pad, output_size);
+}
+
+template <class T>
+Var<T> conv2d_grad_weight(const Var<T>& x, const Var<T>& gy, const Shape& kernel_size, int stride, int pad) {
+  if (kernel_size.size() != 2)
+    throw ShapeError("Conv2dGradW: kernel_size must be (KH, KW), got " + shape_str(kernel_size));
+  return apply1<Conv2dGradW<T>>({x, gy}, kernel_size, stride, pad);
+}
+
+template <class T>
+Var<T> max_pool2d(const Var<T>& x, int kernel, int stride, int pad) {
+  return apply1<MaxPool2d<T>>({x}, kernel, stride, pad);
+}
+template <class T>
+Var<T> max_pool2d(const Var<T>& x, int kernel) {
+  return max_pool2d(x, kernel, kernel, 0);
+}
+
+template <class T>
+Var<T> avg_pool2d(const Var<T>& x, int kernel, int stride, int pad) {
+  return apply1<AvgPool2d<T>>({x}, kernel, stride, pad);
+}
+template <class T>
+Var<T> avg_pool2d(const Var<T>& x, int kernel) {
+  return avg_pool2d(x, kernel, kernel, 0);
+}
+
+#define ZG_INSTANTIATE(T)                                                                      \
+  template Var<T> conv2d(const Var<T>&, const Var<T>&, const Var<T>&, int, int);               \
+  template Var<T> conv_transpose2d(const Var<T>&, const Var<T>&, int, int, const Shape&);      \
+  template Var<T> conv2d_grad_weight(const Var<T>&, const Var<T>&, const Shape&, int, int);    \
+  template Var<T> max_pool2d(const Var<T>&, int, int, int);                                    \
+  template Var<T> max_pool2d(const Var<T>&, int);                                              \
+  template Var<T> avg_pool2d(const Var<T>&, int, int, int);                                    \
+  template Var<T> avg_pool2d(const Var<T>&, int);
+ZG_INSTANTIATE(float)
+ZG_INSTANTIATE(double)
+#undef ZG_INSTANTIATE
+
+}  // namespace zg::nn::functional
+
+namespace zg::nn {
+
+Conv2d::Conv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel, int stride, int pad,
+               double weight_std)
+    : in_(in_channels), out_(out_channels), kernel_(kernel), stride_(stride), pad_(pad) {
+  if (in_channels == 0 || out_channels == 0 || kernel == 0)
+    throw ValueError("Conv2d: in_channels, out_channels and kernel must be >= 1, got " + extra_repr());
+  functional::check_stride_pad("Conv2d", stride, pad);
+  if (!(weight_std >= 0) || std::isinf(weight_std))
+    throw ValueError("Conv2d: weight_std must be finite and >= 0 (0: He init), got " + std::to_string(weight_std));
+  weight = register_parameter("weight", Variable(Tensor<float>::from_shape({out_, in_, kernel_, kernel_})));
+  init::normal(weight, weight_std > 0 ? weight_std : std::sqrt(2.0 / double(in_ * kernel_ * kernel_)));
+  bias = register_parameter("bias", Variable(Tensor<float>(xt::zeros<float>({out_}))));
+}
+
+Variable Conv2d::forward(const Variable& x) { return functional::conv2d(x, weight, bias, stride_, pad_); }
+
+std::string Conv2d::extra_repr() const {
+  return "in=" + std::to_string(in_) + ", out=" + std::to_string(out_) + ", kernel=" + std::to_string(kernel_) +
+         ", stride=" + std::to_string(stride_) + ", pad=" + std::to_string(pad_);
+}
+
+MaxPool2d::MaxPool2d(int kernel, int stride, int pad)
+    : kernel_(kernel), stride_(stride == 0 ? kernel : stride), pad_(pad) {
+  functional::check_pool_params("MaxPool2d", kernel_, stride_, pad_);
+}
+
+Variable MaxPool2d::forward(const Variable& x) { return functional::max_pool2d(x, kernel_, stride_, pad_); }
+
+std::string MaxPool2d::extra_repr() const { return functional::pool_attributes(kernel_, stride_, pad_); }
+
+AvgPool2d::AvgPool2d(int kernel, int stride, int pad)
+    : kernel_(kernel), stride_(stride == 0 ? kernel : stride), pad_(pad) {
+  functional::check_pool_params("AvgPool2d", kernel_, stride_, pad_);
+}
+
+Variable AvgPool2d::forward(const Variable& x) { return functional::avg_pool2d(x, kernel_, stride_, pad_); }
+
+std::string AvgPool2d::extra_repr() const { return functional::pool_attributes(kernel_, stride_, pad_); }
+
+}  // namespace zg::nn

@@ -1,0 +1,476 @@
+// conv2d, conv_transpose2d, conv2d_grad_weight, max_pool2d, avg_pool2d and
+// their layers: values and gradients against direct nested loops, the book's
+// pooling reference, tie and padding rules, gradcheck of every Function to
+// second order, SimpleConvNet's first layers and the bad-input messages.
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <type_traits>
+
+#include <xtensor/xbuilder.hpp>
+#include <xtensor/xmath.hpp>
+
+#include <zerograd/nn/conv.hpp>
+
+#include "testing.hpp"
+
+using namespace zg;
+namespace F = zg::nn::functional;
+using zg::testing::message_of;
+using zg::testing::uniform;
+using V = std::vector<Variable64>;
+
+namespace {
+
+template <class T>
+BasicVariable<T> random(const Shape& shape, unsigned seed) {
+  return BasicVariable<T>(Tensor<T>(uniform(shape, -1.0, 1.0, seed).data()));
+}
+
+// Distinct values 0.1, 0.2, ... in random order with random signs: no two
+// elements of a pooling window are within a gradcheck step of each other.
+Variable64 permuted(const Shape& shape, unsigned seed) {
+  Tensor<double> t = Tensor<double>::from_shape(shape);
+  std::vector<std::size_t> order(t.size());
+  std::iota(order.begin(), order.end(), 1);
+  std::mt19937 gen(seed);
+  std::shuffle(order.begin(), order.end(), gen);
+  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = 0.1 * double(order[i]) * (gen() % 2 ? 1 : -1);
+  return Variable64(std::move(t));
+}
+
+template <class T = float>
+BasicVariable<T> arange(const Shape& shape) {
+  Tensor<T> t = Tensor<T>::from_shape(shape);
+  std::iota(t.begin(), t.end(), T(0));
+  return BasicVariable<T>(std::move(t));
+}
+
+Variable filled(const Shape& shape, std::initializer_list<float> values) {
+  Tensor<float> t = Tensor<float>::from_shape(shape);
+  REQUIRE(values.size() == t.size());
+  std::copy(values.begin(), values.end(), t.begin());
+  return Variable(std::move(t));
+}
+
+struct Case {
+  std::size_t H, W, KH, KW;
+  int S, P;
+};
+// Square and non-square kernels, stride 2 with pad 1, floor division that
+// drops the last row (6x6, 3x3, stride 2, pad 0), a kernel larger than the
+// unpadded input, 1x1.
+const std::vector<Case> kCases = {{5, 5, 3, 3, 1, 0}, {5, 5, 3, 3, 1, 1}, {7, 7, 3, 3, 2, 1}, {6, 6, 3, 3, 2, 1},
+                                  {6, 6, 3, 3, 2, 0}, {5, 6, 2, 3, 1, 0}, {7, 5, 3, 2, 2, 1}, {8, 9, 5, 3, 3, 2},
+                                  {4, 4, 1, 1, 1, 0}, {3, 3, 5, 5, 1, 2}, {12, 11, 3, 3, 1, 1}};
+
+// A sum computed in long double with the sum of |terms| beside it, which
+// bounds the rounding error of the same sum in T.
+struct Exact {
+  explicit Exact(std::size_t n) : value(n), mag(n) {}
+  void add(std::size_t i, long double a, long double b) {
+    value[i] += a * b;
+    mag[i] += std::abs(a * b);
+  }
+  std::vector<long double> value, mag;
+};
+
+template <class T>
+std::size_t count_far(const Tensor<T>& got, const Exact& ref, std::size_t terms) {
+  const long double u = std::numeric_limits<T>::epsilon();
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    if (std::abs(got.data()[i] - ref.value[i]) > 2 * (terms + 1) * u * ref.mag[i]) ++bad;
+  return bad;
+}
+
+// y = conv(x, W) + b by the definition, and the gradients of sum(g * y).
+struct Reference {
+  Exact y, gx, gW, gb;
+  std::size_t terms;  // the most terms any of those sums has
+};
+template <class T>
+Reference reference(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* b, const Tensor<T>& g, int S, int P) {
+  const std::size_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  const std::size_t FN = w.shape()[0], KH = w.shape()[2], KW = w.shape()[3];
+  const std::size_t OH = g.shape()[2], OW = g.shape()[3];
+  Reference r{Exact(g.size()), Exact(x.size()), Exact(w.size()), Exact(FN), 0};
+  r.terms = std::max({C * KH * KW + 1, FN * KH * KW, N * OH * OW});
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t f = 0; f < FN; ++f)
+      for (std::size_t oh = 0; oh < OH; ++oh)
+        for (std::size_t ow = 0; ow < OW; ++ow) {
+          const std::size_t yi = ((n * FN + f) * OH + oh) * OW + ow;
+          const long double gv = g.data()[yi];
+          if (b) r.y.add(yi, (*b)(f), 1);
+          r.gb.add(f, gv, 1);
+          for (std::size_t c = 0; c < C; ++c)
+            for (std::size_t kh = 0; kh < KH; ++kh)
+              for (std::size_t kw = 0; kw < KW; ++kw) {
+                const std::ptrdiff_t ih = std::ptrdiff_t(oh) * S - P + std::ptrdiff_t(kh);
+                const std::ptrdiff_t iw = std::ptrdiff_t(ow) * S - P + std::ptrdiff_t(kw);
+                if (ih < 0 || iw < 0 || ih >= std::ptrdiff_t(H) || iw >= std::ptrdiff_t(W)) continue;
+                const std::size_t xi = ((n * C + c) * H + std::size_t(ih)) * W + std::size_t(iw);
+                const std::size_t wi = ((f * C + c) * KH + kh) * KW + kw;
+                r.y.add(yi, w.data()[wi], x.data()[xi]);
+                r.gx.add(xi, gv, w.data()[wi]);
+                r.gW.add(wi, gv, x.data()[xi]);
+              }
+        }
+  return r;
+}
+
+std::size_t out_size(std::size_t in, std::size_t k, int S, int P) { return (in + 2 * std::size_t(P) - k) / S + 1; }
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("conv2d: values against a direct nested loop", T, float, double) {
+  unsigned seed = 1;
+  for (const Case& k : kCases)
+    for (bool bias : {true, false}) {
+      CAPTURE(k.H); CAPTURE(k.W); CAPTURE(k.KH); CAPTURE(k.KW); CAPTURE(k.S); CAPTURE(k.P); CAPTURE(bias);
+      const std::size_t N = 2, C = 3, FN = 4, OH = out_size(k.H, k.KH, k.S, k.P), OW = out_size(k.W, k.KW, k.S, k.P);
+      auto x = random<T>({N, C, k.H, k.W}, seed++), W = random<T>({FN, C, k.KH, k.KW}, seed++);
+      auto b = random<T>({FN}, seed++);
+      auto y = F::conv2d(x, W, bias ? b : BasicVariable<T>(), k.S, k.P);
+      REQUIRE(y.shape() == Shape{N, FN, OH, OW});
+      Tensor<T> g = xt::zeros<T>({N, FN, OH, OW});
+      const Reference r = reference(x.data(), W.data(), bias ? &b.data() : nullptr, g, k.S, k.P);
+      CHECK(count_far(y.data(), r.y, r.terms) == 0);
+    }
+}
+
+TEST_CASE_TEMPLATE("conv2d: a batch big enough for BLAS to block", T, float, double) {
+  auto x = random<T>({5, 6, 14, 13}, 7), W = random<T>({16, 6, 3, 3}, 8), b = random<T>({16}, 9);
+  auto g = random<T>({5, 16, 7, 7}, 10);
+  auto y = F::conv2d(x, W, b, 2, 1);
+  REQUIRE(y.shape() == Shape{5, 16, 7, 7});
+  const Reference r = reference(x.data(), W.data(), &b.data(), g.data(), 2, 1);
+  CHECK(count_far(y.data(), r.y, r.terms) == 0);
+  CHECK(count_far(F::conv_transpose2d(g, W, 2, 1, {14, 13}).data(), r.gx, r.terms) == 0);
+  CHECK(count_far(F::conv2d_grad_weight(x, g, {3, 3}, 2, 1).data(), r.gW, r.terms) == 0);
+}
+
+TEST_CASE_TEMPLATE("conv2d: backward, conv_transpose2d and conv2d_grad_weight against the definition", T, float,
+                   double) {
+  unsigned seed = 100;
+  for (const Case& k : kCases) {
+    CAPTURE(k.H); CAPTURE(k.W); CAPTURE(k.KH); CAPTURE(k.KW); CAPTURE(k.S); CAPTURE(k.P);
+    const std::size_t N = 2, C = 3, FN = 4, OH = out_size(k.H, k.KH, k.S, k.P), OW = out_size(k.W, k.KW, k.S, k.P);
+    auto x = random<T>({N, C, k.H, k.W}, seed++).requires_grad_();
+    auto W = random<T>({FN, C, k.KH, k.KW}, seed++).requires_grad_();
+    auto b = random<T>({FN}, seed++).requires_grad_();
+    auto g = random<T>({N, FN, OH, OW}, seed++);
+    typename BasicVariable<T>::BackwardOptions options;
+    options.seed = g;
+    F::conv2d(x, W, b, k.S, k.P).backward(options);
+    const Reference r = reference(x.data(), W.data(), &b.data(), g.data(), k.S, k.P);
+    CHECK(count_far(x.grad().data(), r.gx, r.terms) == 0);
+    CHECK(count_far(W.grad().data(), r.gW, r.terms) == 0);
+    CHECK(count_far(b.grad().data(), r.gb, r.terms) == 0);
+    CHECK(count_far(F::conv_transpose2d(g, W, k.S, k.P, {k.H, k.W}).data(), r.gx, r.terms) == 0);
+    CHECK(count_far(F::conv2d_grad_weight(x, g, {k.KH, k.KW}, k.S, k.P).data(), r.gW, r.terms) == 0);
+  }
+}
+
+TEST_CASE("conv_transpose2d: the default output size is the smallest that convolves back") {
+  auto g = random<float>({2, 4, 3, 3}, 1), W = random<float>({4, 3, 3, 3}, 2);
+  // (3 - 1) * 2 + 3 - 2 * 1 = 5; 6 also convolves to 3 and must be asked for.
+  CHECK(F::conv_transpose2d(g, W, 2, 1).shape() == Shape{2, 3, 5, 5});
+  CHECK(F::conv_transpose2d(g, W, 2, 1, {6, 5}).shape() == Shape{2, 3, 6, 5});
+  CHECK(F::conv_transpose2d(g, W).shape() == Shape{2, 3, 5, 5});
+  const auto y = F::conv_transpose2d(g, W, 2, 1, {6, 5});
+  CHECK(F::conv2d(y, W, Variable(), 2, 1).shape() == g.shape());
+}
+
+TEST_CASE("conv2d: a data batch gets no gradient, the bias gets the sum of gy over (n, oh, ow)") {
+  auto x = random<float>({2, 3, 5, 5}, 1), W = random<float>({4, 3, 3, 3}, 2).requires_grad_();
+  auto b = random<float>({4}, 3).requires_grad_();
+  auto g = random<float>({2, 4, 3, 3}, 4);
+  Variable::BackwardOptions options;
+  options.seed = g;
+  F::conv2d(x, W, b).backward(options);
+  CHECK_FALSE(x.grad().defined());
+  Tensor<float> gb = xt::sum(g.data(), {0, 2, 3}, xt::evaluation_strategy::immediate);
+  CHECK(xt::allclose(b.grad().data(), gb));
+  CHECK(W.grad().shape() == W.shape());
+}
+
+TEST_CASE("max_pool2d: the book's reference, 2x2 / stride 2 on arange(32)") {
+  auto x = arange({1, 2, 4, 4}).requires_grad_();
+  auto y = F::max_pool2d(x, 2);
+  const Tensor<float> expected = {{{{5, 7}, {13, 15}}, {{21, 23}, {29, 31}}}};
+  CHECK(y.data() == expected);
+  CHECK(F::max_pool2d(x, 2, 2, 0).data() == expected);
+  y.backward();
+  // Each window's maximum is its bottom-right element.
+  for (std::size_t i = 0; i < 32; ++i) {
+    CAPTURE(i);
+    const std::size_t h = (i / 4) % 4, w = i % 4;
+    CHECK(x.grad().data().data()[i] == ((h % 2 == 1 && w % 2 == 1) ? 1.f : 0.f));
+  }
+}
+
+TEST_CASE("max_pool2d: the gradient goes to the first maximum of each window, row-major") {
+  auto same = filled({1, 1, 2, 2}, {3, 3, 3, 3}).requires_grad_();
+  F::max_pool2d(same, 2).backward();
+  CHECK(same.grad().data() == Tensor<float>{{{{1, 0}, {0, 0}}}});
+
+  // Overlapping 2x2 windows, stride 1: maxima at (0,1), (0,1), (1,0), (1,2).
+  auto x = filled({1, 1, 3, 3}, {1, 5, 5, 5, 2, 5, 0, 5, 1}).requires_grad_();
+  auto y = F::max_pool2d(x, 2, 1);
+  CHECK(y.data() == Tensor<float>{{{{5, 5}, {5, 5}}}});
+  y.backward();
+  CHECK(x.grad().data() == Tensor<float>{{{{0, 2, 0}, {1, 0, 1}, {0, 0, 0}}}});
+}
+
+TEST_CASE("max_pool2d: padding counts as -infinity, NaN propagates") {
+  // pad 1: each window holds one real element, which must win over the padding even though it is negative.
+  auto x = filled({1, 1, 2, 2}, {-11, -12, -13, -14}).requires_grad_();
+  auto y = F::max_pool2d(x, 2, 2, 1);
+  CHECK(y.data() == x.data());
+  y.backward();
+  CHECK(x.grad().data() == Tensor<float>{{{{1, 1}, {1, 1}}}});
+
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  CHECK(std::isnan(F::max_pool2d(filled({1, 1, 2, 2}, {1, nan, 3, 2}), 2).item()));
+  CHECK(std::isnan(F::max_pool2d(filled({1, 1, 2, 2}, {nan, 1, 3, 2}), 2).item()));
+}
+
+TEST_CASE("avg_pool2d: values, zero padding in the average, backward spreads gy / k^2") {
+  CHECK(F::avg_pool2d(arange({1, 1, 4, 4}), 2).data() == Tensor<float>{{{{2.5, 4.5}, {10.5, 12.5}}}});
+  // Padding counts as zeros: one real element of four per window.
+  CHECK(xt::allclose(F::avg_pool2d(filled({1, 1, 2, 2}, {1, 1, 1, 1}), 2, 2, 1).data(),
+                     Tensor<float>{{{{0.25, 0.25}, {0.25, 0.25}}}}));
+  auto ones = Variable(Tensor<float>(xt::ones<float>({1, 1, 3, 3})));
+  const float c = 4.f / 9, e = 6.f / 9;
+  CHECK(xt::allclose(F::avg_pool2d(ones, 3, 1, 1).data(), Tensor<float>{{{{c, e, c}, {e, 1, e}, {c, e, c}}}}));
+
+  auto x = arange({1, 1, 4, 4}).requires_grad_();
+  F::avg_pool2d(x, 2, 1).backward();
+  CHECK(xt::allclose(x.grad().data(), Tensor<float>{{{{0.25, 0.5, 0.5, 0.25},
+                                                        {0.5, 1.0, 1.0, 0.5},
+                                                        {0.5, 1.0, 1.0, 0.5},
+                                                        {0.25, 0.5, 0.5, 0.25}}}}));
+}
+
+// ---- gradcheck, float64 -------------------------------------------------------------------------
+
+struct GradCase {
+  Shape x, w;
+  int S, P;
+};
+const std::vector<GradCase> kGradCases = {
+    {{2, 3, 5, 5}, {4, 3, 3, 3}, 1, 0}, {{2, 3, 5, 5}, {4, 3, 3, 3}, 1, 1}, {{2, 3, 5, 5}, {4, 3, 3, 3}, 2, 1},
+    {{2, 3, 6, 6}, {4, 3, 3, 3}, 2, 0}, {{1, 2, 5, 4}, {3, 2, 3, 2}, 2, 1}, {{2, 2, 4, 4}, {2, 2, 1, 1}, 1, 0}};
+
+ZG_GRADCHECK_CASE("Conv2d") {
+  unsigned seed = 1000;
+  for (const GradCase& k : kGradCases) {
+    CAPTURE(shape_str(k.x)); CAPTURE(shape_str(k.w)); CAPTURE(k.S); CAPTURE(k.P);
+    const int S = k.S, P = k.P;
+    V xs = {uniform(k.x, 0.5, 2.0, seed++, true), uniform(k.w, 0.5, 2.0, seed++, true),
+            uniform({k.w[0]}, 0.5, 2.0, seed++, true)};
+    V no_bias = {xs[0], xs[1]};
+    CHECK_GRADCHECK([=](const V& v) { return F::conv2d(v[0], v[1], v[2], S, P); }, xs);
+    CHECK_GRADCHECK([=](const V& v) { return F::conv2d(v[0], v[1], Variable64(), S, P); }, no_bias);
+    CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(F::conv2d(v[0], v[1], v[2], S, P))); }, xs);
+  }
+}
+
+ZG_GRADCHECK_CASE("ConvTranspose2d") {
+  unsigned seed = 2000;
+  for (const GradCase& k : kGradCases) {
+    CAPTURE(shape_str(k.x)); CAPTURE(shape_str(k.w)); CAPTURE(k.S); CAPTURE(k.P);
+    const int S = k.S, P = k.P;
+    const Shape out = {k.x[2], k.x[3]};
+    const Shape sg = {k.x[0], k.w[0], out_size(k.x[2], k.w[2], S, P), out_size(k.x[3], k.w[3], S, P)};
+    V xs = {uniform(sg, 0.5, 2.0, seed++, true), uniform(k.w, 0.5, 2.0, seed++, true)};
+    CHECK_GRADCHECK([=](const V& v) { return F::conv_transpose2d(v[0], v[1], S, P, out); }, xs);
+    CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(F::conv_transpose2d(v[0], v[1], S, P, out))); },
+                        xs);
+  }
+}
+
+ZG_GRADCHECK_CASE("Conv2dGradW") {
+  unsigned seed = 3000;
+  for (const GradCase& k : kGradCases) {
+    CAPTURE(shape_str(k.x)); CAPTURE(shape_str(k.w)); CAPTURE(k.S); CAPTURE(k.P);
+    const int S = k.S, P = k.P;
+    const Shape kernel = {k.w[2], k.w[3]};
+    const Shape sg = {k.x[0], k.w[0], out_size(k.x[2], k.w[2], S, P), out_size(k.x[3], k.w[3], S, P)};
+    V xs = {uniform(k.x, 0.5, 2.0, seed++, true), uniform(sg, 0.5, 2.0, seed++, true)};
+    CHECK_GRADCHECK([=](const V& v) { return F::conv2d_grad_weight(v[0], v[1], kernel, S, P); }, xs);
+    CHECK_GRADGRADCHECK(
+        [=](const V& v) { return zg::sum(zg::square(F::conv2d_grad_weight(v[0], v[1], kernel, S, P))); }, xs);
+  }
+}
+
+struct PoolCase {
+  Shape x;
+  int kernel, S, P;
+};
+// Non-overlapping, floor (5 -> 2), overlapping, padded.
+const std::vector<PoolCase> kPoolCases = {{{2, 3, 4, 4}, 2, 2, 0}, {{2, 3, 5, 5}, 2, 2, 0}, {{1, 2, 5, 5}, 2, 1, 0},
+                                          {{2, 3, 5, 5}, 3, 2, 1}, {{1, 2, 4, 5}, 2, 2, 1}};
+
+// x -> d sum(w * pool(x)) / d x at a fixed x, recorded with create_graph: the
+// pooling's grad Function applied to w, whose backward is checked here.
+template <class Pool>
+std::vector<Variable64> pool_grad(const Tensor<double>& x, const Variable64& w, Pool pool) {
+  EnableGradGuard record;
+  Variable64 leaf(x);
+  leaf.requires_grad_();
+  Variable64::BackwardOptions options;
+  options.create_graph = true;
+  zg::sum(pool(leaf) * w).backward(options);
+  // w's gradient, pool(leaf), is a graph reaching leaf, whose gradient reaches
+  // w: drop it, or the two nodes keep each other alive.
+  w.cleargrad();
+  return {leaf.grad()};
+}
+
+ZG_GRADCHECK_CASE("MaxPool2d") {
+  unsigned seed = 4000;
+  for (const PoolCase& k : kPoolCases) {
+    CAPTURE(shape_str(k.x)); CAPTURE(k.kernel); CAPTURE(k.S); CAPTURE(k.P);
+    const int K = k.kernel, S = k.S, P = k.P;
+    V xs = {permuted(k.x, seed++)};
+    CHECK_GRADCHECK([=](const V& v) { return F::max_pool2d(v[0], K, S, P); }, xs);
+    CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(F::max_pool2d(v[0], K, S, P))); }, xs);
+  }
+}
+
+ZG_GRADCHECK_CASE("MaxPool2dGrad") {
+  unsigned seed = 5000;
+  for (const PoolCase& k : kPoolCases) {
+    CAPTURE(shape_str(k.x)); CAPTURE(k.kernel); CAPTURE(k.S); CAPTURE(k.P);
+    const int K = k.kernel, S = k.S, P = k.P;
+    const Tensor<double> x = permuted(k.x, seed++).data();
+    const Shape sy = F::max_pool2d(Variable64(x), K, S, P).shape();
+    const auto pool = [=](const Variable64& v) { return F::max_pool2d(v, K, S, P); };
+    CHECK_GRADCHECK([=](const V& v) { return pool_grad(x, v[0], pool); }, V{uniform(sy, 0.5, 2.0, seed++, true)});
+  }
+}
+
+ZG_GRADCHECK_CASE("AvgPool2d") {
+  unsigned seed = 6000;
+  for (const PoolCase& k : kPoolCases) {
+    CAPTURE(shape_str(k.x)); CAPTURE(k.kernel); CAPTURE(k.S); CAPTURE(k.P);
+    const int K = k.kernel, S = k.S, P = k.P;
+    V xs = {uniform(k.x, 0.5, 2.0, seed++, true)};
+    CHECK_GRADCHECK([=](const V& v) { return F::avg_pool2d(v[0], K, S, P); }, xs);
+    CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(F::avg_pool2d(v[0], K, S, P))); }, xs);
+  }
+}
+
+ZG_GRADCHECK_CASE("AvgPool2dGrad") {
+  unsigned seed = 7000;
+  for (const PoolCase& k : kPoolCases) {
+    CAPTURE(shape_str(k.x)); CAPTURE(k.kernel); CAPTURE(k.S); CAPTURE(k.P);
+    const int K = k.kernel, S = k.S, P = k.P;
+    const Tensor<double> x = uniform(k.x, 0.5, 2.0, seed++, true).data();
+    const Shape sy = F::avg_pool2d(Variable64(x), K, S, P).shape();
+    const auto pool = [=](const Variable64& v) { return F::avg_pool2d(v, K, S, P); };
+    CHECK_GRADCHECK([=](const V& v) { return pool_grad(x, v[0], pool); }, V{uniform(sy, 0.5, 2.0, seed++, true)});
+  }
+}
+
+// ---- layers ---------------------------------------------------------------------------------------
+
+TEST_CASE("Conv2d, MaxPool2d: SimpleConvNet's first layers") {
+  zg::manual_seed(42);
+  nn::Conv2d conv(1, 30, 5, 1, 0, 0.01);
+  nn::MaxPool2d pool(2);
+  const auto params = conv.named_parameters();
+  REQUIRE(params.size() == 2);
+  CHECK(params[0].first == "weight");
+  CHECK(params[0].second.shape() == Shape{30, 1, 5, 5});
+  CHECK(params[1].first == "bias");
+  CHECK(params[1].second.shape() == Shape{30});
+  CHECK(xt::all(xt::equal(conv.bias.data(), 0.f)));
+  CHECK(conv.type_name() == "Conv2d");
+  CHECK(conv.extra_repr() == "in=1, out=30, kernel=5, stride=1, pad=0");
+  CHECK(pool.type_name() == "MaxPool2d");
+  CHECK(pool.extra_repr() == "kernel=2, stride=2, pad=0");
+  const double std = std::sqrt(xt::mean(xt::square(conv.weight.data()))());
+  CHECK(std == doctest::Approx(0.01).epsilon(0.15));
+
+  auto x = random<float>({3, 1, 28, 28}, 1);
+  auto h = conv(x);
+  CHECK(h.shape() == Shape{3, 30, 24, 24});
+  auto y = pool(h);
+  CHECK(y.shape() == Shape{3, 30, 12, 12});
+  zg::sum(y).backward();
+  CHECK(conv.weight.grad().shape() == Shape{30, 1, 5, 5});
+  CHECK(conv.bias.grad().shape() == Shape{30});
+}
+
+TEST_CASE("Conv2d: He init by default, stride and pad; AvgPool2d") {
+  zg::manual_seed(7);
+  nn::Conv2d conv(16, 32, 3, 2, 1);
+  const double he = std::sqrt(2.0 / (16 * 9));
+  CHECK(std::sqrt(xt::mean(xt::square(conv.weight.data()))()) == doctest::Approx(he).epsilon(0.1));
+  CHECK(conv.extra_repr() == "in=16, out=32, kernel=3, stride=2, pad=1");
+  CHECK(conv(random<float>({2, 16, 9, 9}, 2)).shape() == Shape{2, 32, 5, 5});
+
+  nn::AvgPool2d avg(3, 0, 1);
+  CHECK(avg.type_name() == "AvgPool2d");
+  CHECK(avg.extra_repr() == "kernel=3, stride=3, pad=1");
+  CHECK(avg(random<float>({2, 4, 7, 7}, 3)).shape() == Shape{2, 4, 3, 3});
+  CHECK(nn::MaxPool2d(3, 1, 1)(random<float>({1, 2, 6, 6}, 4)).shape() == Shape{1, 2, 6, 6});
+}
+
+// ---- bad input ----------------------------------------------------------------------------------
+
+TEST_CASE("bad input: conv and pooling name the op and the shapes") {
+  const auto ones = [](const Shape& s) { return Variable(Tensor<float>(xt::ones<float>(s))); };
+  const auto conv_error = [&](const Shape& x, const Shape& w, const Shape& b, int S = 1, int P = 0) {
+    return message_of<ShapeError>([&] { F::conv2d(ones(x), ones(w), b.empty() ? Variable() : ones(b), S, P); });
+  };
+  CHECK(conv_error({1, 28, 28}, {30, 1, 5, 5}, {30}) == "Conv2d: input must be 4-D (N, C, H, W), got (1, 28, 28)");
+  CHECK(conv_error({2, 1, 28, 28}, {30, 25}, {30}) == "Conv2d: weight must be 4-D (FN, C, KH, KW), got (30, 25)");
+  CHECK(conv_error({2, 3, 28, 28}, {30, 1, 5, 5}, {30}) ==
+        "Conv2d: input has 3 channels, weight (30, 1, 5, 5) expects 1");
+  CHECK(conv_error({2, 1, 28, 28}, {30, 1, 5, 5}, {4}) ==
+        "Conv2d: bias (4) does not match weight (30, 1, 5, 5): expected (30)");
+  CHECK(conv_error({2, 1, 28, 28}, {30, 1, 5, 5}, {1, 30}) ==
+        "Conv2d: bias (1, 30) does not match weight (30, 1, 5, 5): expected (30)");
+  CHECK(conv_error({1, 1, 3, 3}, {2, 1, 5, 5}, {}) ==
+        "Conv2d: kernel 5x5 does not fit the padded input 3x3 (input (1, 1, 3, 3), pad 0)");
+  CHECK(conv_error({1, 1, 3, 4}, {2, 1, 6, 3}, {}, 1, 1) ==
+        "Conv2d: kernel 6x3 does not fit the padded input 5x6 (input (1, 1, 3, 4), pad 1)");
+  CHECK(conv_error({1, 1, 8, 8}, {2, 1, 3, 3}, {}, 0) == "Conv2d: stride must be >= 1, got 0");
+  CHECK(conv_error({1, 1, 8, 8}, {2, 1, 3, 3}, {}, 1, -1) == "Conv2d: pad must be >= 0, got -1");
+
+  CHECK(message_of<ShapeError>([&] { F::conv_transpose2d(ones({1, 2, 3, 3}), ones({2, 1, 3, 3}), 2, 1, {9, 9}); }) ==
+        "ConvTranspose2d: output size 9x9 convolves to 5x5, not to the input's 3x3 (kernel 3x3, stride=2, pad=1)");
+  CHECK(message_of<ShapeError>([&] { F::conv_transpose2d(ones({1, 3, 3, 3}), ones({2, 1, 3, 3})); }) ==
+        "ConvTranspose2d: input has 3 channels, weight (2, 1, 3, 3) expects 2");
+  CHECK(message_of<ShapeError>([&] { F::conv2d_grad_weight(ones({2, 1, 8, 8}), ones({2, 4, 5, 5}), {3, 3}); }) ==
+        "Conv2dGradW: gradient (2, 4, 5, 5) does not match input (2, 1, 8, 8) convolved to 6x6 (kernel 3x3, "
+        "stride=1, pad=0)");
+
+  const auto pool_error = [&](const Shape& x, int K, int S, int P) {
+    return message_of<ShapeError>([&] { F::max_pool2d(ones(x), K, S, P); });
+  };
+  CHECK(pool_error({2, 4, 4}, 2, 2, 0) == "MaxPool2d: input must be 4-D (N, C, H, W), got (2, 4, 4)");
+  CHECK(pool_error({1, 1, 4, 4}, 5, 5, 0) ==
+        "MaxPool2d: kernel 5x5 does not fit the padded input 4x4 (input (1, 1, 4, 4), pad 0)");
+  CHECK(pool_error({1, 1, 4, 4}, 2, 0, 0) == "MaxPool2d: stride must be >= 1, got 0");
+  CHECK(pool_error({1, 1, 4, 4}, 0, 1, 0) == "MaxPool2d: kernel must be >= 1, got 0");
+  CHECK(pool_error({1, 1, 4, 4}, 3, 1, 2) == "MaxPool2d: pad 2 is more than half the kernel 3");
+  // With pad 1 a 2x2 window fits a 0-row input, but it would hold padding only.
+  CHECK(pool_error({1, 1, 0, 4}, 2, 1, 1) == "MaxPool2d: input (1, 1, 0, 4) has empty planes");
+  CHECK(message_of<ShapeError>([&] { F::avg_pool2d(ones({1, 1, 2, 2}), 3); }) ==
+        "AvgPool2d: kernel 3x3 does not fit the padded input 2x2 (input (1, 1, 2, 2), pad 0)");
+
+  CHECK(message_of<ShapeError>([] { nn::Conv2d(1, 30, 5, 0); }) == "Conv2d: stride must be >= 1, got 0");
+  CHECK(message_of<ValueError>([] { nn::Conv2d(1, 30, 5, 1, 0, -1.0); }) ==
+        "Conv2d: weight_std must be finite and >= 0 (0: He init), got -1.000000");
+  CHECK(message_of<ShapeError>([] { nn::MaxPool2d(2, 0, 2); }) == "MaxPool2d: pad 2 is more than half the kernel 2");
+  nn::Conv2d conv(1, 30, 5);
+  CHECK(message_of<ShapeError>([&] { conv(ones({2, 3, 28, 28})); }) ==
+        "Conv2d: input has 3 channels, weight (30, 1, 5, 5) expects 1");
+}
