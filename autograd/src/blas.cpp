@@ -46,3 +46,30 @@ ZG_INSTANTIATE(double)
 #undef ZG_INSTANTIATE
 
 }  // namespace zg::detail
+
+// ---- thread setting --------------------------------------------------------------
+
+#include <thread>
+
+#include "zerograd/threads.hpp"
+
+namespace zg {
+namespace {
+int cores() { return std::max(1u, std::thread::hardware_concurrency()); }
+int& thread_count() {
+  static int n = [] {
+    openblas_set_num_threads(cores());
+    return cores();
+  }();
+  return n;
+}
+}  // namespace
+
+void set_num_threads(int n) {
+  thread_count() = n <= 0 ? cores() : n;
+  openblas_set_num_threads(thread_count());
+}
+
+int num_threads() { return thread_count(); }
+
+}  // namespace zg

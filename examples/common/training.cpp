@@ -7,6 +7,7 @@
 #include <iostream>
 #include <sstream>
 
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,12 +76,19 @@ void MetricsCsv::add(const std::vector<double>& row) {
 }
 
 namespace {
+// Runs a program with its output and warnings discarded.
 bool spawn_quiet(std::vector<std::string> args) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   pid_t pid = 0;
-  if (posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return false;
+  const int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return false;
   int status = 0;
   return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
@@ -116,8 +124,10 @@ bool plot_lines(const std::string& png, const std::vector<Series>& series, const
   gp << "set terminal pngcairo size 900,560 font 'Helvetica,11'\n"
      << "set output " << quote(png) << "\n"
      << "set title " << quote(o.title) << "\nset xlabel " << quote(o.xlabel) << "\nset ylabel " << quote(o.ylabel)
-     << "\nset grid\nset key outside right\n"
-     << (o.logy ? "set logscale y\n" : "") << "plot ";
+     << "\nset grid\nset key top right\n"
+     << (o.logy ? "set logscale y\n" : "");
+  if (!std::isnan(o.xmin) && !std::isnan(o.xmax)) gp << "set xrange [" << o.xmin << ":" << o.xmax << "]\n";
+  gp << "plot ";
   for (std::size_t i = 0; i < series.size(); ++i)
     gp << (i ? ", " : "") << quote(base + ".dat") << " index " << i << " with "
        << (o.points ? "linespoints" : "lines") << " lw 2 title " << quote(series[i].name);
@@ -150,7 +160,7 @@ Evaluation evaluate(nn::Module& model, const nn::data::Dataset& data, bool flatt
 }
 
 double train_epoch(nn::Module& model, nn::data::DataLoader& loader, const std::function<void()>& step,
-                   const std::string& label) {
+                   const std::string& label, std::vector<double>* iteration_losses) {
   model.train();
   loader.reset();
   ProgressBar bar(label, loader.batches_per_epoch());
@@ -162,6 +172,7 @@ double train_epoch(nn::Module& model, nn::data::DataLoader& loader, const std::f
     loss.backward();
     step();
     const double l = loss.item();
+    if (iteration_losses) iteration_losses->push_back(l);
     total += l;
     recent = count == 0 ? l : 0.95 * recent + 0.05 * l;
     bar.update(++count, recent);

@@ -2,6 +2,7 @@
 // What the examples share to make training pleasant to watch: a progress
 // bar, per-epoch metrics as CSV, plots through gnuplot, evaluation.
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -52,6 +53,7 @@ struct PlotOptions {
   std::string title, xlabel, ylabel;
   bool logy = false;
   bool points = false;  // draw point markers too
+  double xmin = NAN, xmax = NAN;  // fixed x range when both are set
 };
 // Draws series as lines to a PNG with gnuplot; false (and nothing written)
 // when gnuplot is not installed. The data and script are written beside it.
@@ -70,9 +72,10 @@ Evaluation evaluate(nn::Module& model, const nn::data::Dataset& data, bool flatt
 
 // One epoch: for each batch, loss = softmax_cross_entropy(model(x), t),
 // backward, then `step` (the optimizer's update and zero_grad). Returns the
-// mean training loss and shows a progress bar.
+// mean training loss and shows a progress bar. Each batch's loss is
+// appended to iteration_losses when given.
 double train_epoch(nn::Module& model, nn::data::DataLoader& loader, const std::function<void()>& step,
-                   const std::string& label);
+                   const std::string& label, std::vector<double>* iteration_losses = nullptr);
 
 // Formats seconds as "1m 05s" / "12.3s".
 std::string format_seconds(double s);

@@ -25,7 +25,7 @@
 #include "zerograd/nn/init.hpp"
 #include "zerograd/ops.hpp"
 // The library's raw GEMM (private to the library, like the ops that use it).
-#include "../../autograd/src/blas.hpp"
+#include "blas.hpp"  // autograd/src: the library-private GEMM
 
 namespace zg::nn::functional {
 namespace {

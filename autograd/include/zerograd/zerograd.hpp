@@ -6,6 +6,7 @@
 #include "zerograd/gradcheck.hpp"
 #include "zerograd/ops.hpp"
 #include "zerograd/random.hpp"
+#include "zerograd/threads.hpp"
 #include "zerograd/variable.hpp"
 
 // Layers, losses, data and checkpoints; optimizers and schedules.
