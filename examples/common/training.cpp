@@ -142,8 +142,7 @@ void report_plot(bool made, const std::string& png) {
 }
 
 Evaluation evaluate(nn::Module& model, const nn::data::Dataset& data, bool flatten, std::size_t batch) {
-  const bool was_training = model.is_training();
-  model.eval();
+  nn::EvalModeGuard eval_mode;
   NoGradGuard no_grad;
   nn::data::DataLoader loader(data, {batch, false, false, flatten});
   nn::data::DataLoader::Batch b;
@@ -154,7 +153,6 @@ Evaluation evaluate(nn::Module& model, const nn::data::Dataset& data, bool flatt
     loss += nn::functional::softmax_cross_entropy(y, b.t).item() * n;
     correct += nn::functional::accuracy(y, b.t) * n;
   }
-  model.train(was_training);
   const double n = double(std::max<std::size_t>(data.size(), 1));
   return {loss / n, correct / n};
 }

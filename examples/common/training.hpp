@@ -63,8 +63,8 @@ bool run_gnuplot(const std::string& script_path);
 // Prints where a plot went, or the one-line note that gnuplot is missing.
 void report_plot(bool made, const std::string& png);
 
-// Accuracy and mean loss of model over data, in eval mode under no_grad
-// (the model's mode is restored afterwards).
+// Accuracy and mean loss of model over data, in eval mode (EvalModeGuard)
+// under no_grad; the model's own train/eval flag is not touched.
 struct Evaluation {
   double loss = 0, accuracy = 0;
 };

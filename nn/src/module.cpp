@@ -7,6 +7,13 @@
 
 namespace zg::nn {
 
+namespace {
+thread_local bool forced_eval = false;
+}
+EvalModeGuard::EvalModeGuard() : previous_(forced_eval) { forced_eval = true; }
+EvalModeGuard::~EvalModeGuard() { forced_eval = previous_; }
+bool eval_mode_forced() { return forced_eval; }
+
 Variable Module::register_parameter(std::string name, Variable v) {
   v.set_name(name);
   v.requires_grad_();
@@ -86,7 +93,7 @@ std::string Module::summary() const {
     for (const auto& [name, v] : m.params_)
       out << std::string(2 * depth + 2, ' ') << name << " " << shape_str(v.shape()) << " " << v.size() << "\n";
   });
-  out << "parameters: " << parameter_count() << (is_training() ? " (train mode)" : " (eval mode)") << "\n";
+  out << "parameters: " << parameter_count() << (training_ ? " (train mode)" : " (eval mode)") << "\n";
   return out.str();
 }
 

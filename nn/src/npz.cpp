@@ -61,7 +61,51 @@ std::size_t find_key(const std::string& h, const std::string& key, const std::st
   return p;
 }
 
+int fail_at_entry = -1;
+
+// A zip source that serves half of its bytes and then fails: an injected
+// write failure in the middle of an archive.
+struct FailingSource {
+  const std::string* bytes;
+  std::size_t offset = 0;
+  zip_error_t error;
+};
+
+zip_int64_t failing_read(void* state, void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
+  auto* s = static_cast<FailingSource*>(state);
+  switch (cmd) {
+    case ZIP_SOURCE_OPEN: s->offset = 0; return 0;
+    case ZIP_SOURCE_READ: {
+      const std::size_t half = s->bytes->size() / 2;
+      if (s->offset >= half) {
+        zip_error_set(&s->error, ZIP_ER_WRITE, EIO);
+        return -1;
+      }
+      const std::size_t n = std::min<std::size_t>(len, half - s->offset);
+      std::memcpy(data, s->bytes->data() + s->offset, n);
+      s->offset += n;
+      return static_cast<zip_int64_t>(n);
+    }
+    case ZIP_SOURCE_CLOSE: return 0;
+    case ZIP_SOURCE_STAT: {
+      auto* st = static_cast<zip_stat_t*>(data);
+      zip_stat_init(st);
+      st->size = s->bytes->size();
+      st->valid |= ZIP_STAT_SIZE;
+      return sizeof(zip_stat_t);
+    }
+    case ZIP_SOURCE_ERROR: return zip_error_to_data(&s->error, data, len);
+    case ZIP_SOURCE_FREE: zip_error_fini(&s->error); delete s; return 0;
+    case ZIP_SOURCE_SUPPORTS:
+      return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
+                                            ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
+    default: zip_error_set(&s->error, ZIP_ER_OPNOTSUPP, 0); return -1;
+  }
+}
+
 }  // namespace
+
+void testing_hooks::fail_next_save_at_entry(int entry) { fail_at_entry = entry; }
 
 std::string encode_npy(const xt::xarray<float>& a) { return encode(a, "<f4"); }
 std::string encode_npy(const xt::xarray<double>& a) { return encode(a, "<f8"); }
@@ -163,9 +207,18 @@ void save_npz(const std::string& path, const NamedArrays& arrays) {
     std::remove(tmp.c_str());
     throw IOError("save_npz: '" + path + "': " + why);
   };
+  const int failing = fail_at_entry;
+  fail_at_entry = -1;
   for (const auto& [name, array] : arrays) {
     blobs.push_back(encode_npy(array));
-    zip_source_t* src = zip_source_buffer(z, blobs.back().data(), blobs.back().size(), 0);
+    zip_source_t* src = nullptr;
+    if (static_cast<int>(blobs.size()) - 1 == failing) {
+      auto* state = new FailingSource{&blobs.back(), 0, {}};
+      zip_error_init(&state->error);
+      src = zip_source_function(z, failing_read, state);
+    } else {
+      src = zip_source_buffer(z, blobs.back().data(), blobs.back().size(), 0);
+    }
     if (!src) fail("cannot buffer '" + name + "'");
     const zip_int64_t idx = zip_file_add(z, (name + ".npy").c_str(), src, ZIP_FL_ENC_UTF_8);
     if (idx < 0) {

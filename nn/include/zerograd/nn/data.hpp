@@ -58,7 +58,10 @@ class DataLoader {
     bool drop_last = false;
     bool flatten = false;  // (N, D) batches instead of (N, 1, H, W)
   };
+  // The loader reads `data` in place: it must outlive the loader (a
+  // temporary is refused at compile time).
   DataLoader(const Dataset& data, Options options, Generator& gen = generator());
+  DataLoader(Dataset&& data, Options options, Generator& gen = generator()) = delete;
 
   struct Batch {
     Variable x, t;

@@ -14,6 +14,22 @@ namespace zg::nn {
 
 using NamedVariables = std::vector<std::pair<std::string, Variable>>;
 
+// While alive, every Module in this thread behaves as in eval mode (Dropout
+// is the identity, BatchNorm uses running statistics), whatever its own
+// train()/eval() flag says; other threads are unaffected. Pair it with
+// NoGradGuard for inference next to a training thread.
+class EvalModeGuard {
+ public:
+  EvalModeGuard();
+  ~EvalModeGuard();
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+bool eval_mode_forced();
+
 // The base of every layer and model. Parameters are float Variables that
 // optimizers update in place; buffers (running statistics) are Variables
 // without gradients. Names are dotted paths: "fc1.weight", "bn.running_mean".
@@ -41,7 +57,8 @@ class Module {
   // Train mode (the default) or eval mode, for this module and all below it.
   void train(bool on = true);
   void eval() { train(false); }
-  bool is_training() const { return training_; }
+  // The module's flag, unless an EvalModeGuard is alive in this thread.
+  bool is_training() const { return training_ && !eval_mode_forced(); }
 
   // A table of submodules, parameter shapes and counts.
   std::string summary() const;

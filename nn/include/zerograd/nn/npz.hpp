@@ -31,6 +31,12 @@ NpyArray decode_npy(const std::string& bytes, const std::string& what);
 // Writes arrays as an .npz (zip of name.npy, stored) atomically: a temp file
 // in the same directory, then rename; an existing file is never left damaged.
 void save_npz(const std::string& path, const NamedArrays& arrays);
+namespace testing_hooks {
+// Testing hook: the next save_npz fails while writing entry `entry` (its
+// bytes stop halfway through), as a full disk or I/O error would. -1: off.
+void fail_next_save_at_entry(int entry);
+}  // namespace testing_hooks
+
 // Reads every array of an .npz; throws zg::IOError naming the file and entry.
 NamedNpy load_npz(const std::string& path);
 
