@@ -72,10 +72,10 @@ int main(int argc, char** argv) {
   CLI::App app{
       "The spiral data set (3 noisy arms, seeded) classified by a small MLP (2 - hidden - 3), as in\n"
       "volume 3 of Deep Learning from Scratch (DeZero, step 48: 2-10-3 sigmoid, SGD lr 1, batch 30,\n"
-      "300 epochs). Prints the loss and accuracy every 10% of the epochs and the final training\n"
-      "accuracy; writes DIR/metrics.csv (per epoch), DIR/training.png (loss and accuracy) and\n"
+      "300 epochs). Shows a progress bar and prints the final training accuracy (about 0.96 by\n"
+      "default); writes DIR/metrics.csv (loss and accuracy per epoch), DIR/training.png and\n"
       "DIR/regions.png (the class the net picks everywhere in the plane, with the points on top).\n"
-      "Takes a few seconds on 2 cores."};
+      "Takes under a second."};
   std::string out_dir = "out/spiral", activation = "sigmoid", optimizer = "sgd";
   std::size_t per_class = 100, hidden = 10, epochs = 300, batch = 30, grid = 300;
   float lr = 1.0f;
@@ -147,9 +147,8 @@ int main(int argc, char** argv) {
     std::ostringstream net;
     net << "2-" << hidden << "-3 " << activation << " MLP, " << optimizer << " lr " << lr;
     const std::string training_png = (dir / "training.png").string();
-    ex::report_plot(ex::plot_lines(training_png, {loss_curve, acc_curve},
-                                   {"Spiral: training of a " + net.str(), "epoch", "loss / accuracy", false, false}),
-                    training_png);
+    const ex::PlotOptions look{"Spiral: training of a " + net.str(), "epoch", "loss / accuracy", false, false};
+    ex::report_plot(ex::plot_lines(training_png, {loss_curve, acc_curve}, look), training_png);
 
     const float lim = 1.2f;
     zg::write_text_file((dir / "regions.dat").string(), decision_grid(model, grid, lim));
