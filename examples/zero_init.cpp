@@ -46,6 +46,12 @@ std::vector<double> train(TwoLayerNet& net, const Variable& x, const Variable& t
   return losses;
 }
 
+std::string num(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
 // The largest difference between hidden unit j's column and unit 0's, over all j.
 float column_spread(const Tensor<float>& w) {
   float spread = 0;
@@ -73,20 +79,22 @@ void show_hidden_units(const char* title, const nn::Linear& fc1) {
 int main(int argc, char** argv) {
   CLI::App app{
       "Zero versus random initialisation (Deep Learning from Scratch, chapter 6): a two-layer net\n"
-      "(Linear -> Sigmoid -> Linear) trained with SGD on the spiral data. With all-zero weights\n"
-      "every hidden unit keeps identical weights and gradients; He-normal random weights break\n"
-      "the symmetry and learn. Prints both losses, the hidden units of both, and writes the\n"
-      "losses as CSV and a plot."};
+      "(Linear -> Sigmoid -> Linear) trained with SGD on the spiral data. With all-zero (or all-\n"
+      "equal, --equal) weights every hidden unit keeps identical weights and gradients; He-normal\n"
+      "random weights break the symmetry and learn. Prints both losses and the hidden units of\n"
+      "both, and writes the losses as CSV and a plot."};
   std::string out_dir = "out/zero_init";
   int steps = 2000;
   float lr = 1.0f;
   std::size_t hidden = 8;
   std::uint64_t seed = 0;
+  double equal = 0.0;
   app.add_option("--out", out_dir, "Directory for losses.csv and losses.png")->capture_default_str();
   app.add_option("--steps", steps, "SGD steps (full batch)")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--lr", lr, "Learning rate")->capture_default_str();
   app.add_option("--hidden", hidden, "Hidden units")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--seed", seed, "Seed for the random init")->capture_default_str();
+  app.add_option("--equal", equal, "The value every weight of the symmetric net starts at")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -95,41 +103,45 @@ int main(int argc, char** argv) {
     const Variable x(data.images), t(data.labels);
 
     zg::manual_seed(seed);
-    TwoLayerNet zero(2, hidden, 3), random(2, hidden, 3);  // Linear's default: He normal, bias 0
-    nn::init::zeros(zero.fc1->weight);
-    nn::init::zeros(zero.fc2->weight);
+    TwoLayerNet symmetric(2, hidden, 3), random(2, hidden, 3);  // Linear's default: He normal, bias 0
+    nn::init::constant(symmetric.fc1->weight, equal);
+    nn::init::constant(symmetric.fc2->weight, equal);
 
     std::cout << "Spiral data: 300 points, 3 classes. Net 2 -> " << hidden << " (sigmoid) -> 3, SGD lr " << lr
-              << ", " << steps << " full-batch steps.\n\n    step   loss (zero init)   loss (He init)\n";
-    const auto zero_losses = train(zero, x, t, steps, lr);
+              << ", " << steps << " full-batch steps.\n\n    step" << std::setw(19) << "loss (all " + num(equal) + ")"
+              << std::setw(17) << "loss (He init)" << "\n";
+    const auto equal_losses = train(symmetric, x, t, steps, lr);
     const auto random_losses = train(random, x, t, steps, lr);
     std::ostringstream csv;
-    csv << "step,zero,he\n";
-    zg::examples::Series zero_series{"all-zero weights", {}}, random_series{"He-normal weights", {}};
+    csv << "step,equal,he\n";
+    zg::examples::Series equal_series{"every weight " + num(equal), {}}, random_series{"He-normal weights", {}};
     for (int s = 0; s < steps; ++s) {
-      csv << s << ',' << zero_losses[s] << ',' << random_losses[s] << '\n';
-      zero_series.points.emplace_back(s, zero_losses[s]);
+      csv << s << ',' << equal_losses[s] << ',' << random_losses[s] << '\n';
+      equal_series.points.emplace_back(s, equal_losses[s]);
       random_series.points.emplace_back(s, random_losses[s]);
       if (s % (steps / 10 > 0 ? steps / 10 : 1) == 0 || s == steps - 1)
-        std::cout << std::setprecision(5) << "    " << std::setw(4) << s << std::setw(19) << zero_losses[s]
+        std::cout << std::setprecision(5) << "    " << std::setw(4) << s << std::setw(19) << equal_losses[s]
                   << std::setw(17) << random_losses[s] << "\n";
     }
-    std::cout << "    accuracy after training: zero init "
-              << F::accuracy(zero.model(x), t) * 100 << "%, He init " << F::accuracy(random.model(x), t) * 100 << "%\n";
+    std::cout << "    accuracy after training: all " << equal << " "
+              << F::accuracy(symmetric.model(x), t) * 100 << "%, He init " << F::accuracy(random.model(x), t) * 100 << "%\n";
 
-    show_hidden_units("All-zero start", *zero.fc1);
+    show_hidden_units(("Start with every weight " + num(equal)).c_str(), *symmetric.fc1);
     std::cout << "    Same input, same weights, same gradient: each step changes every unit by the same\n"
-                 "    amount, so they stay copies. The net has in effect one hidden unit, which is why its\n"
-                 "    loss stalls near ln 3 = 1.0986 and then settles where one unit can get.\n";
+                 "    amount, so they stay copies, and the net has in effect one hidden unit.\n";
+    if (equal == 0)
+      std::cout << "    From all zeros with balanced classes every gradient is zero up to rounding (a saddle\n"
+                   "    point): the loss sits at ln 3 = 1.0986 until rounding errors grow, then settles\n"
+                   "    where one hidden unit can get.\n";
     show_hidden_units("He-normal start", *random.fc1);
 
     const auto dir = std::filesystem::path(out_dir);
     zg::write_text_file((dir / "losses.csv").string(), csv.str());
     std::cout << "\nLosses written to " << (dir / "losses.csv").string() << "\n";
-    zg::examples::PlotOptions plot{"Two-layer net on the spiral data: zero vs random init", "SGD step",
+    zg::examples::PlotOptions plot{"Two-layer net on the spiral data: equal vs random init", "SGD step",
                                    "softmax cross-entropy loss"};
     const auto png = (dir / "losses.png").string();
-    zg::examples::report_plot(zg::examples::plot_lines(png, {zero_series, random_series}, plot), png);
+    zg::examples::report_plot(zg::examples::plot_lines(png, {equal_series, random_series}, plot), png);
   } catch (const std::exception& e) {
     std::cerr << "zero_init: " << e.what() << "\n";
     return 1;
