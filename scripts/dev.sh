@@ -23,8 +23,26 @@ case "${1:-}" in
     ./build/examples/train --model simple-cnn --optimizer adam --epochs 1 --out out/simple-cnn
     ;;
   test)
+    # 1. Release build: every unit test, the compile-fail check, the examples'
+    #    build, and an install consumed through find_package(zerograd).
     build build
     ctest --test-dir build -j "$jobs" --output-on-failure
+    # 2. The same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+    #    (LeakSanitizer on), built with clang, which also builds the fuzzers.
+    CXX=clang++ build build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+      -DZEROGRAD_SANITIZE=address,undefined -DZEROGRAD_FUZZ=ON \
+      -DZEROGRAD_BUILD_EXAMPLES=OFF -DZEROGRAD_BUILD_BENCH=OFF
+    # 3. A bounded libFuzzer run of the IDX reader and the .npz loader, from
+    #    seed corpora of valid files (ZEROGRAD_FUZZ_SECONDS each, default 60).
+    corpus=build-asan/fuzz-corpus
+    rm -rf "$corpus" && ./build-asan/tests/fuzz/make_seeds "$corpus/idx" "$corpus/npz"
+    for target in idx npz; do
+      echo "fuzzing $target for ${ZEROGRAD_FUZZ_SECONDS:-60} s"
+      (cd build-asan && ./tests/fuzz/fuzz_$target -max_total_time="${ZEROGRAD_FUZZ_SECONDS:-60}" \
+        -print_final_stats=1 -artifact_prefix="fuzz-$target-" "fuzz-corpus/$target" 2>&1 |
+        grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|ERROR|SUMMARY")
+    done
+    ctest --test-dir build-asan -j "$jobs" --output-on-failure -E "compile_fail|install.consumer"
     ;;
   *)
     echo "usage: bash scripts/dev.sh demo|test" >&2

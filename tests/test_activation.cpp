@@ -129,7 +129,9 @@ const std::vector<std::pair<Shape, std::ptrdiff_t>> kAxisCases = {
 template <class F>
 void check_axes(F f) {
   unsigned seed = 300;
-  for (const auto& [shape, axis] : kAxisCases) {
+  for (const auto& axis_case : kAxisCases) {
+    const Shape& shape = axis_case.first;
+    const std::ptrdiff_t axis = axis_case.second;
     CAPTURE(shape_str(shape));
     CAPTURE(axis);
     V x = {uniform(shape, 0.1, 2.0, seed++, true)};

@@ -55,7 +55,9 @@ const std::vector<std::pair<Shape, Shape>> kBroadcastPairs = {
 template <class F>
 void check_binary(F f, bool second_order) {
   unsigned seed = 1;
-  for (const auto& [sa, sb] : kBroadcastPairs) {
+  for (const auto& pair : kBroadcastPairs) {
+    const Shape& sa = pair.first;
+    const Shape& sb = pair.second;
     CAPTURE(shape_str(sa));
     CAPTURE(shape_str(sb));
     V xs = {uniform(sa, 0.5, 2.0, seed++, true), uniform(sb, 0.5, 2.0, seed++, true)};

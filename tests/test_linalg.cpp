@@ -166,8 +166,10 @@ ZG_GRADCHECK_CASE("MatMul") {
         CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(zg::matmul(v[0], v[1], ta, tb))); }, xs);
       }
   }
-  for (const auto& [sa, sb] : std::vector<std::pair<Shape, Shape>>{
+  for (const auto& pair : std::vector<std::pair<Shape, Shape>>{
            {{5}, {5, 3}}, {{2, 5}, {5}}, {{5}, {5}}, {{1}, {1, 4}}, {{3, 1}, {1}}, {{4, 3}, {3, 2}}}) {
+    const Shape& sa = pair.first;
+    const Shape& sb = pair.second;
     CAPTURE(shape_str(sa)); CAPTURE(shape_str(sb));
     V xs = {uniform(sa, 0.5, 2.0, seed++, true), uniform(sb, 0.5, 2.0, seed++, true)};
     CHECK_GRADCHECK([](const V& v) { return zg::matmul(v[0], v[1]); }, xs);

@@ -65,14 +65,17 @@ IdxArray read_idx(const std::string& path) {
     out.shape.push_back(n);
   }
   const std::size_t header = 4 + 4 * dims;
-  out.values.resize(count);
+  // Grow with the data actually read, never to what a (maybe corrupt)
+  // header claims up front.
   std::size_t got = 0;
   while (got < count) {
-    const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(count - got, 1u << 30));
-    const int r = gzread(f, out.values.data() + got, chunk);
+    const std::size_t chunk = std::min<std::size_t>(count - got, std::size_t{1} << 20);
+    out.values.resize(got + chunk);
+    const int r = gzread(f, out.values.data() + got, static_cast<unsigned>(chunk));
     if (r <= 0) break;
     got += static_cast<std::size_t>(r);
   }
+  out.values.resize(got);
   int zerr = Z_OK;
   const char* zmsg = gzerror(f, &zerr);
   if (zerr != Z_OK && zerr != Z_BUF_ERROR) bad(path, header + got, std::string("decompression failed: ") + zmsg);
