@@ -217,3 +217,30 @@ TEST_CASE_TEMPLATE("reductions compute in float and double", T, float, double) {
   CHECK(x.grad().data()(0, 2) == doctest::Approx(1 + 1 / (1 + std::exp(-1.0) + std::exp(-2.0))).epsilon(1e-6));
   CHECK(x.grad().data()(1, 0) == doctest::Approx(std::exp(-2.0) / (1 + std::exp(-1.0) + std::exp(-2.0))).epsilon(1e-6));
 }
+
+TEST_CASE("sum over any axes matches a direct loop (raw reduction kernel)") {
+  Tensor<double> x = zg::testing::uniform({3, 4, 5, 2}, -1.0, 1.0, 77).data();
+  const std::vector<Axes> cases = {{0}, {1}, {2}, {3}, {0, 2, 3}, {1, 3}, {0, 1}, {2, 3}, {0, 1, 2, 3}, {0, 3}};
+  for (const Axes& axes : cases) {
+    CAPTURE(axes.size());
+    Tensor<double> got = zg::sum(Variable64(x), axes).data();
+    std::vector<bool> red(4, false);
+    for (auto a : axes) red[static_cast<std::size_t>(a)] = true;
+    Shape out_shape;
+    for (std::size_t d = 0; d < 4; ++d)
+      if (!red[d]) out_shape.push_back(x.shape()[d]);
+    Tensor<double> want = xt::zeros<double>(out_shape);
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t j = 0; j < 4; ++j)
+        for (std::size_t k = 0; k < 5; ++k)
+          for (std::size_t l = 0; l < 2; ++l) {
+            const std::size_t idx[4] = {i, j, k, l};
+            std::size_t off = 0;
+            for (std::size_t d = 0; d < 4; ++d)
+              if (!red[d]) off = off * x.shape()[d] + idx[d];
+            want.data()[off] += x(i, j, k, l);
+          }
+    REQUIRE(got.shape() == want.shape());
+    for (std::size_t i = 0; i < got.size(); ++i) CHECK(got.data()[i] == doctest::Approx(want.data()[i]).epsilon(1e-12));
+  }
+}

@@ -23,6 +23,12 @@ Shape keepdims_shape(const Shape& in, const std::vector<std::size_t>& axes);
 template <class T>
 Tensor<T> sum_to_array(const Tensor<T>& x, const Shape& shape);
 
+// Sums x over the given (sorted, unique) axes; the result drops them. A raw
+// kernel over contiguous runs (xtensor's reducers were several times slower
+// for (N, C, H, W) -> (C), the bias gradient of a convolution).
+template <class T>
+Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes);
+
 // y.shape[i] = x.shape[perm[i]], copied by a raw loop (ops_tensor.cpp).
 template <class T>
 Tensor<T> permute_array(const Tensor<T>& x, const std::vector<std::size_t>& perm);

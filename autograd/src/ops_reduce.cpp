@@ -179,7 +179,7 @@ struct Sum final : Function<T> {
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
   Outputs<T> forward(const TensorList<T>& x) override {
     const auto ax = detail::normalize_axes(axes, x[0].dimension(), "Sum");
-    Tensor<T> y = xt::sum(x[0], ax, xt::evaluation_strategy::immediate);
+    Tensor<T> y = detail::reduce_sum(x[0], ax);
     if (keepdims) y.reshape(detail::keepdims_shape(detail::shape_of(x[0]), ax));
     return y;
   }

@@ -37,6 +37,58 @@ Shape keepdims_shape(const Shape& in, const std::vector<std::size_t>& axes) {
 }
 
 template <class T>
+Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes) {
+  const Shape xs = shape_of(x);
+  if (xs.empty()) return x;  // 0-d: nothing to reduce
+  // Collapse neighbouring axes that are both reduced or both kept into blocks.
+  std::vector<std::size_t> size;
+  std::vector<bool> reduced;
+  Shape out_shape;
+  for (std::size_t d = 0; d < xs.size(); ++d) {
+    const bool r = std::binary_search(axes.begin(), axes.end(), d);
+    if (!r) out_shape.push_back(xs[d]);
+    if (!size.empty() && reduced.back() == r) size.back() *= xs[d];
+    else size.push_back(xs[d]), reduced.push_back(r);
+  }
+  Tensor<T> out = Tensor<T>::from_shape(out_shape);
+  std::fill(out.begin(), out.end(), T(0));
+  if (x.size() == 0) return out;
+  // Walk the blocks; the innermost block is contiguous.
+  const std::size_t nb = size.size();
+  const std::size_t inner = size.back();
+  const bool inner_reduced = reduced.back();
+  std::size_t outer = 1;
+  for (std::size_t b = 0; b + 1 < nb; ++b) outer *= size[b];
+  std::vector<std::size_t> idx(nb, 0);
+  const T* in = x.data();
+  T* o = out.data();
+  for (std::size_t k = 0; k < outer; ++k) {
+    // Output offset of this outer position: kept blocks, row-major.
+    std::size_t off = 0;
+    for (std::size_t b = 0; b + 1 < nb; ++b)
+      if (!reduced[b]) off = off * size[b] + idx[b];
+    const T* row = in + k * inner;
+    if (inner_reduced) {
+      T acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+      std::size_t i = 0;
+      for (; i + 4 <= inner; i += 4) acc0 += row[i], acc1 += row[i + 1], acc2 += row[i + 2], acc3 += row[i + 3];
+      for (; i < inner; ++i) acc0 += row[i];
+      o[off] += (acc0 + acc1) + (acc2 + acc3);
+    } else {
+      T* dst = o + off * inner;
+      for (std::size_t i = 0; i < inner; ++i) dst[i] += row[i];
+    }
+    for (std::size_t b = nb - 1; b-- > 0;) {  // advance the outer multi-index
+      if (++idx[b] < size[b]) break;
+      idx[b] = 0;
+    }
+  }
+  return out;
+}
+template Tensor<float> reduce_sum(const Tensor<float>&, const std::vector<std::size_t>&);
+template Tensor<double> reduce_sum(const Tensor<double>&, const std::vector<std::size_t>&);
+
+template <class T>
 Tensor<T> sum_to_array(const Tensor<T>& x, const Shape& shape) {
   const Shape xs = shape_of(x);
   const std::size_t lead = xs.size() - shape.size();
@@ -44,7 +96,7 @@ Tensor<T> sum_to_array(const Tensor<T>& x, const Shape& shape) {
   for (std::size_t i = 0; i < xs.size(); ++i)
     if (i < lead || (shape[i - lead] == 1 && xs[i] != 1)) axes.push_back(i);
   if (axes.empty()) return x;
-  Tensor<T> summed = xt::sum(x, axes, xt::evaluation_strategy::immediate);
+  Tensor<T> summed = reduce_sum(x, axes);
   summed.reshape(shape);
   return summed;
 }
