@@ -2,8 +2,6 @@
 // f(x, y) = x^2 / 20 + y^2 from (-7, 2). f is flat along x and steep along y,
 // so the paths show how each method handles a badly scaled problem. Writes each
 // path as CSV and, when gnuplot is installed, all six on the contour of f.
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -19,7 +17,8 @@
 #include <zerograd/optim.hpp>
 #include <zerograd/zerograd.hpp>
 
-extern char** environ;
+#include "training.hpp"
+
 
 namespace {
 
@@ -121,18 +120,6 @@ std::string gnuplot_script(const fs::path& dir, const fs::path& png, int steps) 
   return s.str();
 }
 
-// Runs gnuplot on the script (no shell: the path is one argument). False if
-// gnuplot is not installed or failed.
-bool run_gnuplot(const fs::path& script) {
-  std::string prog = "gnuplot", arg = script.string();
-  char* argv[] = {prog.data(), arg.data(), nullptr};
-  pid_t pid = 0;
-  if (posix_spawnp(&pid, "gnuplot", nullptr, nullptr, argv, environ) != 0) return false;
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return false;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -163,7 +150,7 @@ int main(int argc, char** argv) {
     const fs::path script = dir / "optimizer_paths.gp", png = dir / "optimizer_paths.png";
     const fs::path tmp_png = dir / "optimizer_paths.png.tmp";
     zg::write_text_file(script.string(), gnuplot_script(dir, tmp_png, steps));
-    if (run_gnuplot(script)) {
+    if (zg::examples::run_gnuplot(script.string())) {
       fs::rename(tmp_png, png);
       std::cout << "Figure written to " << png.string() << "\n";
     } else {

@@ -5,22 +5,13 @@
 #include "testing.hpp"
 
 using namespace zg;
+using zg::testing::check_values;
 using zg::testing::message_of;
 using zg::testing::uniform;
 using V = std::vector<Variable64>;
 
 namespace {
 
-template <class T>
-void check_values(const BasicVariable<T>& got, const Shape& shape, const std::vector<double>& want,
-                  double eps = 1e-6) {
-  REQUIRE(got.shape() == shape);
-  REQUIRE(got.size() == want.size());
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    CAPTURE(i);
-    CHECK(static_cast<double>(got.data().data()[i]) == doctest::Approx(want[i]).epsilon(eps));
-  }
-}
 
 template <class T>
 bool all_finite(const BasicVariable<T>& v) {

@@ -6,17 +6,12 @@
 
 using namespace zg;
 using zg::testing::column;
+using zg::testing::iota;
 using zg::testing::message_of;
 using zg::testing::uniform;
 using V = std::vector<Variable64>;
 
 namespace {
-template <class T = double>
-Tensor<T> iota(const Shape& shape) {
-  Tensor<T> t = Tensor<T>::from_shape(shape);
-  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<T>(i);
-  return t;
-}
 // Every axes argument the gradchecks run on a 3-D input.
 const std::vector<Axes> kAxes = {{}, {0}, {1}, {2}, {-1}, {0, 2}, {1, 2}, {-3, -2}, {0, 1, 2}};
 

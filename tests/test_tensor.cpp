@@ -6,18 +6,12 @@
 #include "testing.hpp"
 
 using namespace zg;
+using zg::testing::iota;
 using zg::testing::message_of;
 using zg::testing::uniform;
 using V = std::vector<Variable64>;
 
 namespace {
-// 0, 1, 2, ... in the given shape.
-template <class T = double>
-Tensor<T> iota(const Shape& shape) {
-  Tensor<T> t = Tensor<T>::from_shape(shape);
-  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<T>(i);
-  return t;
-}
 const std::vector<Axes> kPermutations3 = {{0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
 }  // namespace
 

@@ -31,6 +31,26 @@ Tensor<T> column(std::initializer_list<T> values) {
   return t;
 }
 
+// 0, 1, 2, ... in the given shape.
+template <class T = double>
+Tensor<T> iota(const Shape& shape) {
+  Tensor<T> t = Tensor<T>::from_shape(shape);
+  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<T>(i);
+  return t;
+}
+
+// got has this shape and, element by element, these values.
+template <class T>
+void check_values(const BasicVariable<T>& got, const Shape& shape, const std::vector<double>& want,
+                  double eps = 1e-6) {
+  REQUIRE(got.shape() == shape);
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    CAPTURE(i);
+    CHECK(static_cast<double>(got.data().data()[i]) == doctest::Approx(want[i]).epsilon(eps));
+  }
+}
+
 inline std::string str(const GradcheckReport& r) {
   std::ostringstream out;
   out << r;

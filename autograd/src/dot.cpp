@@ -130,22 +130,26 @@ void write_text_file(const std::string& path, const std::string& text) {
   }
 }
 
-bool render_dot_to_png(const std::string& dot_path, const std::string& png_path) {
-  // posix_spawnp, not system(): paths go to dot as arguments, never through a shell.
-  std::vector<std::string> args = {"dot", "-Tpng", dot_path, "-o", png_path};
+bool run_quietly(std::vector<std::string> args) {
+  if (args.empty()) return false;
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, "dot", &actions, nullptr, argv.data(), environ);
+  const int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return false;  // dot is not installed
+  if (rc != 0) return false;  // not installed
   int status = 0;
   if (waitpid(pid, &status, 0) != pid) return false;
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+bool render_dot_to_png(const std::string& dot_path, const std::string& png_path) {
+  return run_quietly({"dot", "-Tpng", dot_path, "-o", png_path});
 }
 
 }  // namespace zg

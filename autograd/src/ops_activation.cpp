@@ -13,10 +13,8 @@
 namespace zg {
 namespace {
 
-template <class T, class E>
-Var<T> constant(const xt::xexpression<E>& e) {
-  return Var<T>(Tensor<T>(xt::cast<T>(e.derived_cast())));
-}
+using detail::constant;
+
 
 template <class T>
 struct Sigmoid final : Function<T> {

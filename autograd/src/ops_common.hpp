@@ -9,6 +9,12 @@
 
 namespace zg::detail {
 
+// A constant (no graph, no gradient) holding the values of e as T.
+template <class T, class E>
+Var<T> constant(const xt::xexpression<E>& e) {
+  return Var<T>(Tensor<T>(xt::cast<T>(e.derived_cast())));
+}
+
 template <class T>
 Shape shape_of(const Tensor<T>& t) {
   return Shape(t.shape().begin(), t.shape().end());

@@ -12,11 +12,8 @@
 namespace zg {
 namespace {
 
-// A constant (no graph, no gradient) holding the values of e as T.
-template <class T, class E>
-Var<T> constant(const xt::xexpression<E>& e) {
-  return Var<T>(Tensor<T>(xt::cast<T>(e.derived_cast())));
-}
+using detail::constant;
+
 
 // gy * mask summed back to x's shape, or an empty Variable if x needs no gradient.
 template <class T>

@@ -7,12 +7,7 @@
 #include <iostream>
 #include <sstream>
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char** environ;
 
 namespace zg::examples {
 
@@ -76,23 +71,6 @@ void MetricsCsv::add(const std::vector<double>& row) {
 }
 
 namespace {
-// Runs a program with its output and warnings discarded.
-bool spawn_quiet(std::vector<std::string> args) {
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return false;
-  int status = 0;
-  return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 std::string quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
@@ -106,7 +84,7 @@ bool gnuplot_available() {
 }
 
 bool run_gnuplot(const std::string& script_path) {
-  return gnuplot_available() && spawn_quiet({"gnuplot", script_path});
+  return gnuplot_available() && run_quietly({"gnuplot", script_path});
 }
 
 bool plot_lines(const std::string& png, const std::vector<Series>& series, const PlotOptions& o) {

@@ -2,6 +2,7 @@
 // Graphviz export of a computational graph.
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "zerograd/variable.hpp"
 
@@ -22,6 +23,10 @@ std::string to_dot(const BasicVariable<T>& y, const DotOptions& options = {});
 // Writes text to path atomically (temp file in the same directory, then
 // rename): a failure never leaves a half-written file. Throws IOError.
 void write_text_file(const std::string& path, const std::string& text);
+
+// Runs a program found on PATH with these arguments (args[0] is the program),
+// without a shell and with its output discarded; true if it exited with 0.
+bool run_quietly(std::vector<std::string> args);
 
 // Renders a DOT file to PNG with Graphviz's `dot`; false if `dot` is not
 // installed or failed (the DOT file is still there).
