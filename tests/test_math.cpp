@@ -158,7 +158,7 @@ TEST_CASE("comparisons: 0/1 masks, constants, with broadcasting and scalars") {
 
 TEST_CASE("where: values, broadcasting, no gradient to the mask") {
   Variable64 x({-2.0, 0.5, 3.0});
-  Variable64 y = zg::where(x > 0.0, x, Variable64(0.0));
+  Variable64 y = zg::where(zg::greater(x, 0.0), x, Variable64(0.0));
   check_values(y, {3}, {0, 0.5, 3});
   check_values(zg::where(Variable64(zg::testing::column({1.0, 0.0})), Variable64({1.0, 2.0, 3.0}),
                          Variable64(-1.0)),

@@ -184,11 +184,16 @@ GradcheckReport gradgradcheck(const ScalarFunction64& f, const std::vector<Varia
 }
 
 std::ostream& operator<<(std::ostream& out, const GradcheckReport& r) {
+  const auto flags = out.flags();
+  const auto precision = out.precision(4);
+  out << std::defaultfloat;
   out << (r.passed ? "gradcheck passed" : "gradcheck FAILED");
   if (!r.reason.empty()) out << " (" << r.reason << ")";
   out << ": " << r.elements_checked << " elements, max abs error " << r.max_abs_error
       << ", max rel error " << r.max_rel_error << "; worst: input " << r.worst_input << " at "
       << shape_str(r.worst_position) << ", analytic " << r.analytic << " vs numeric " << r.numeric;
+  out.flags(flags);
+  out.precision(precision);
   return out;
 }
 

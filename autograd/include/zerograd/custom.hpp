@@ -4,8 +4,8 @@
 //   struct Softplus {
 //     std::string name() const { return "Softplus"; }
 //     template <class T>
-//     zg::Outputs<T> forward(const zg::TensorList<T>& x) const {
-//       return zg::Tensor<T>(xt::log1p(xt::exp(x[0])));
+//     zg::Outputs<T> forward(const zg::TensorList<T>& x) const {  // stable form
+//       return zg::Tensor<T>(xt::maximum(x[0], T(0)) + xt::log1p(xt::exp(-xt::abs(x[0]))));
 //     }
 //     // d softplus(x) = sigmoid(x) dx
 //     template <class T>
