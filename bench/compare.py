@@ -16,7 +16,8 @@ The PyTorch versions do what the C++ ones do: the same IDX files (gzip +
 numpy), float32, the same model, batch, optimizer, shuffling by a random
 permutation each epoch, warm-up, iteration and repetition counts, and the
 same JSON fields. Threads: OMP/MKL/OPENBLAS_NUM_THREADS in the environment
-and torch.set_num_threads(n).
+and torch.set_num_threads(n); OMP_WAIT_POLICY=PASSIVE unless set (see
+thread_env).
 
 Usage: bench/compare (builds the Release benchmarks, installs python3-torch
 if missing, then runs this), or directly:
@@ -318,10 +319,18 @@ def worker_main(argv):
 
 # ---------------------------------------------------------------- the runner
 
+OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def thread_env(n):
     env = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[k] = str(n)
+    # PyTorch's OpenMP workers spin by default (libgomp); when the cores are
+    # shared with other work (load above the core count) two spinning threads
+    # made its 2-thread runs 5-50x slower here. PASSIVE lets them sleep.
+    # zerograd uses no OpenMP, so this only helps the PyTorch side.
+    env["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY
     return env
 
 
@@ -373,6 +382,7 @@ def main(argv):
     results = {}  # (side, workload, threads) -> [json]
     errors = {}
     t_start = time.perf_counter()
+    load_start = os.getloadavg()[0]
     for w in workloads:
         data_args = ["--data", a.data] if w in ("mlp_epoch", "simple_cnn") else []
         for i in range(a.pairs):
@@ -435,6 +445,8 @@ def main(argv):
           f"{cpu}, {os.cpu_count()} cores")
     print(f"medians of {a.pairs} runs per side and thread setting, sides alternating; ratio = zerograd / baseline, "
           f"lower is better")
+    print(f"OMP_WAIT_POLICY={OMP_WAIT_POLICY}; load average {load_start:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end")
     head = (f"{'workload':<12} {'metric':<17} {'threads':<11} {'zerograd':>10} {'baseline':>10} {'vs':<9} "
             f"{'target':<14} {'ratio':>6}")
     print()

@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
   if (repeats < 0) repeats = deep ? 3 : 51;
   const auto settings = thread_settings(threads);
   for (const int t : settings) {
-    if (settings.size() > 1 && !deep) reset_peak_rss();
+    if (t != settings.front() && !deep) reset_peak_rss();
     torch::set_num_threads(t);
     if (deep)
       deep_chain(t, ops, repeats);

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
 
   const auto settings = thread_settings(threads);
   for (const int t : settings) {
-    if (settings.size() > 1) reset_peak_rss();
+    if (t != settings.front()) reset_peak_rss();
     zg::set_num_threads(t);
     zg::Variable x(1.0f, "x");
     x.requires_grad_();

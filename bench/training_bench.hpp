@@ -6,9 +6,10 @@
 // Each thread setting builds a fresh model (same seed), runs `warmup`
 // iterations untimed, then `repeats` timed runs of `iterations` iterations;
 // ms_per_iter is the median over the runs. The loader starts a new epoch
-// (reshuffled) whenever it runs out. Peak RSS is the process's VmHWM, reset
-// to the current RSS before each thread setting (so each line is that
-// setting's own peak, the data set included).
+// (reshuffled) whenever it runs out. Peak RSS is the process's VmHWM: for
+// the first setting it includes loading the data set; before each later one
+// it is reset to the current RSS (data set included), so a line never
+// carries an earlier setting's peak.
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -56,7 +57,7 @@ inline int run_training_bench(TrainingBench b, const std::string& description, i
   const auto settings = thread_settings(threads);
 
   for (const int t : settings) {
-    if (settings.size() > 1) reset_peak_rss();
+    if (t != settings.front()) reset_peak_rss();
     set_num_threads(t);
     manual_seed(seed);
     auto model = b.model();
