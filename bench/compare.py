@@ -447,7 +447,7 @@ def main(argv):
           f"lower is better")
     print(f"OMP_WAIT_POLICY={OMP_WAIT_POLICY}; load average {load_start:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end")
-    head = (f"{'workload':<12} {'metric':<17} {'threads':<11} {'zerograd':>10} {'baseline':>10} {'vs':<9} "
+    head = (f"{'workload':<12} {'metric':<19} {'threads':<11} {'zerograd':>10} {'baseline':>10} {'vs':<9} "
             f"{'target':<14} {'ratio':>6}")
     print()
     print("best thread setting of each side, by time (threads = zerograd's/baseline's):")
@@ -457,11 +457,11 @@ def main(argv):
         zv, zn = best("zerograd", w, field)
         bv, bn = best(base, w, field)
         tn = f"{zn or '-'}/{bn or '-'}"
-        print(f"{w:<12} {label:<17} {'best ' + tn:<11} {fmt(spec, zv):>10} {fmt(spec, bv):>10} {names[base]:<9} "
+        print(f"{w:<12} {label:<19} {'best ' + tn:<11} {fmt(spec, zv):>10} {fmt(spec, bv):>10} {names[base]:<9} "
               f"{target or '':<14} {ratio(zv, bv):>6}")
     for m in matmul:
         worst = min(m["matmul_fwd_ratio"], m["linear_fwd_ratio"], m["matmul_fwd_bwd_ratio"], m["linear_fwd_bwd_ratio"])
-        print(f"{'matmul_eff':<12} {m['shape']:<17} {'1':<11} {m['matmul_fwd_gflops']:>10.1f} "
+        print(f"{'matmul_eff':<12} {m['shape']:<19} {'1':<11} {m['matmul_fwd_gflops']:>10.1f} "
               f"{m['raw_sgemm_fwd_gflops']:>10.1f} {'sgemm':<9} {'>= 0.9':<14} {worst:>6.3f}")
     print()
     print("per thread setting (the same threads on both sides):")
@@ -470,7 +470,7 @@ def main(argv):
     for w, field, label, spec, target, base in metrics:
         for n in threads:
             zv, bv = med("zerograd", w, n, field), med(base, w, n, field)
-            print(f"{w:<12} {label:<17} {str(n):<11} {fmt(spec, zv):>10} {fmt(spec, bv):>10} {names[base]:<9} "
+            print(f"{w:<12} {label:<19} {str(n):<11} {fmt(spec, zv):>10} {fmt(spec, bv):>10} {names[base]:<9} "
                   f"{target or '':<14} {ratio(zv, bv):>6}")
     if errors:
         print()

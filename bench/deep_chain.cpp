@@ -1,13 +1,18 @@
 // A very long graph: x a 0-d float Variable with requires_grad, then --ops
 // (1,000,000) scalar ops alternating y = y * 1.0001f and y = y + 0.5f.
 // Forward, backward and teardown (dropping the last handle) are timed
-// separately, medians over --repeats (total_s: median of the per-chain sums). Memory is measured on the first chain
+// separately, medians over --repeats (total_s: median of the per-chain sums).
+// Run --threads N once per process for comparable memory figures: with both
+// settings in one process the second starts after malloc_trim, not fresh. Memory is measured on the first chain
 // only (later chains reuse memory the allocator kept): RSS before, after
 // forward and its peak (VmHWM reset at the start), as MB above the start and
 // as bytes per op. One JSON line per thread setting. It must not crash: the
 // engine's backward and teardown are iterative.
 #include <cmath>
 #include <cstdio>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string>
 #include <vector>
 
@@ -39,6 +44,9 @@ int main(int argc, char** argv) {
     for (int r = 0; r < repeats; ++r) {
       x.cleargrad();
       if (r == 0) {
+#ifdef __GLIBC__
+        malloc_trim(0);  // hand back what an earlier setting freed, so this one starts near fresh
+#endif
         start_mb = rss_mb();
         peak_reset = reset_peak_rss();
       }
