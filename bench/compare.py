@@ -439,6 +439,18 @@ def main(argv):
     except (OSError, StopIteration):
         pass
     names = {"pytorch": "PyTorch", "libtorch": "LibTorch"}
+
+    def with_verdict(target, zv, bv):
+        """'<= 0.5 no', '>= 0.9 yes', 'zg <= 1000 ns yes': the target and whether it is met."""
+        if not target or zv is None or not bv:
+            return target or ""
+        parts = target.split()
+        if parts[0] == "zg":  # absolute, on zerograd's own value
+            ok = zv <= float(parts[2])
+        else:
+            r, limit = zv / bv, float(parts[1])
+            ok = r <= limit if parts[0] == "<=" else r >= limit
+        return f"{target} {'yes' if ok else 'NO'}"
     metrics = [m for m in METRICS if m[0] in workloads and (m[5] != "libtorch" or use_libtorch)]
     print()
     print(f"zerograd vs PyTorch {torch.__version__} (PyTorch: eager from Python; LibTorch: its C++ API), float32, "
@@ -448,7 +460,7 @@ def main(argv):
     print(f"OMP_WAIT_POLICY={OMP_WAIT_POLICY}; load average {load_start:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end")
     head = (f"{'workload':<12} {'metric':<19} {'threads':<11} {'zerograd':>10} {'baseline':>10} {'vs':<9} "
-            f"{'target':<14} {'ratio':>6}")
+            f"{'target, met?':<18} {'ratio':>6}")
     print()
     print("best thread setting of each side, by time (threads = zerograd's/baseline's):")
     print(head)
@@ -458,11 +470,11 @@ def main(argv):
         bv, bn = best(base, w, field)
         tn = f"{zn or '-'}/{bn or '-'}"
         print(f"{w:<12} {label:<19} {'best ' + tn:<11} {fmt(spec, zv):>10} {fmt(spec, bv):>10} {names[base]:<9} "
-              f"{target or '':<14} {ratio(zv, bv):>6}")
+              f"{with_verdict(target, zv, bv):<18} {ratio(zv, bv):>6}")
     for m in matmul:
         worst = min(m["matmul_fwd_ratio"], m["linear_fwd_ratio"], m["matmul_fwd_bwd_ratio"], m["linear_fwd_bwd_ratio"])
         print(f"{'matmul_eff':<12} {m['shape']:<19} {'1':<11} {m['matmul_fwd_gflops']:>10.1f} "
-              f"{m['raw_sgemm_fwd_gflops']:>10.1f} {'sgemm':<9} {'>= 0.9':<14} {worst:>6.3f}")
+              f"{m['raw_sgemm_fwd_gflops']:>10.1f} {'sgemm':<9} {with_verdict('>= 0.9', worst, 1.0):<18} {worst:>6.3f}")
     print()
     print("per thread setting (the same threads on both sides):")
     print(head)
@@ -471,7 +483,7 @@ def main(argv):
         for n in threads:
             zv, bv = med("zerograd", w, n, field), med(base, w, n, field)
             print(f"{w:<12} {label:<19} {str(n):<11} {fmt(spec, zv):>10} {fmt(spec, bv):>10} {names[base]:<9} "
-                  f"{target or '':<14} {ratio(zv, bv):>6}")
+                  f"{with_verdict(target, zv, bv):<18} {ratio(zv, bv):>6}")
     if errors:
         print()
         for (side, w, n), errs in sorted(errors.items()):
