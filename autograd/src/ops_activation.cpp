@@ -37,7 +37,15 @@ struct ReLU final : Function<T> {
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(xt::maximum(x[0], T(0))); }
   // d relu(x) = dx where x > 0, 0 elsewhere (0 at x = 0 too)
   Variables<T> backward(const Variables<T>& gy) override {
-    return {gy[0] * constant<T>(xt::greater(this->input(0).data(), T(0)))};
+    const Tensor<T>& x = this->input(0).data();
+    if (is_grad_enabled()) return {gy[0] * constant<T>(xt::greater(x, T(0)))};  // create_graph
+    // Plain backward records nothing: one fused pass, no mask array.
+    Tensor<T> gx = Tensor<T>::from_shape(x.shape());
+    const T* in = x.data();
+    const T* g = gy[0].data().data();
+    T* out = gx.data();
+    for (std::size_t i = 0; i < gx.size(); ++i) out[i] = in[i] > T(0) ? g[i] : T(0);
+    return {Var<T>(std::move(gx))};
   }
 };
 
