@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     const std::string png = (fs::path(o.out) / "filters.png").string();
     examples::report_plot(convnets::plot_tiles(png, {{"conv1 filters before training", filter_tiles(before), 6},
                                                      {"after training", filter_tiles(conv1->weight.data()), 6}},
-                                               900, 480),
+                                               900, 420),
                           png);
   } catch (const std::exception& e) {
     std::cerr << "ch7_simple_convnet: " << e.what() << "\n";
