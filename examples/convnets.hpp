@@ -3,6 +3,7 @@
 // (Adam lr 0.001, batch 100, as the book's train_convnet.py and
 // train_deepnet.py) with metrics and plots, and grey-scale image grids drawn
 // with gnuplot (filters, test images).
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -149,7 +150,8 @@ inline bool plot_tiles(const std::string& png, const std::vector<Panel>& panels,
     for (std::size_t k = 0; k < p.tiles.size(); ++k) {
       const double x0 = double(k % p.columns) * cell_w, y0 = -double(k / p.columns) * cell_h;
       for (std::size_t r = 0; r < h; ++r) {
-        for (std::size_t c = 0; c < w; ++c) data << x0 + double(c) << " " << y0 - double(r) << " " << p.tiles[k].pixels(r, c) << "\n";
+        for (std::size_t c = 0; c < w; ++c)
+          data << x0 + double(c) << " " << y0 - double(r) << " " << p.tiles[k].pixels(r, c) << "\n";
         data << "\n";
       }
       data << "\n";

@@ -89,7 +89,8 @@ TEST_CASE("chapter 8: DeepConvNet maps (2, 1, 28, 28) to (2, 10) and backward re
     CHECK(std::all_of(g.begin(), g.end(), [](float v) { return std::isfinite(v); }));
   }
   const auto params = net->named_parameters();
-  const auto conv1 = std::find_if(params.begin(), params.end(), [](const auto& p) { return p.first == "conv1.weight"; });
+  const auto conv1 =
+      std::find_if(params.begin(), params.end(), [](const auto& p) { return p.first == "conv1.weight"; });
   REQUIRE(conv1 != params.end());
   const auto& g = conv1->second.grad().data();  // the farthest from the loss: not trivially zero
   CHECK(std::any_of(g.begin(), g.end(), [](float v) { return v != 0; }));
