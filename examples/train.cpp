@@ -88,7 +88,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--out", c.out, "Directory for metrics.csv, loss.png and accuracy.png")->capture_default_str();
   app.add_option("--save", c.save, "Write a checkpoint (.npz: model, optimizer, epoch) after each epoch");
-  app.add_option("--resume", c.resume, "Continue from a checkpoint written by --save")->check(CLI::ExistingFile);
+  app.add_option("--resume", c.resume, "Continue from a checkpoint written by --save (with --lr: a new learning rate)")
+      ->check(CLI::ExistingFile);
   app.add_option("--limit", c.limit, "Use only the first N training images (quick runs)");
   CLI11_PARSE(app, argc, argv);
 
@@ -117,7 +118,9 @@ int main(int argc, char** argv) {
         }
         optimizer->load_state_dict(opt);
       });
-      std::cout << "resumed from " << c.resume << " after epoch " << start_epoch << "\n";
+      if (c.lr > 0) optimizer->set_lr(static_cast<float>(c.lr));  // an explicit --lr wins over the saved one
+      std::cout << "resumed from " << c.resume << " after epoch " << start_epoch << ", lr " << optimizer->lr()
+                << "\n";
     }
 
     const bool flatten = !is_cnn(c.model);

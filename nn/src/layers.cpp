@@ -1,10 +1,24 @@
 #include "zerograd/nn/layers.hpp"
 
+#include <sstream>
+
 #include "zerograd/nn/functional.hpp"
 
 namespace zg::nn {
 
 namespace F = functional;
+
+namespace {
+// 0.5, 1e-05: the shortest form that reads back, for summaries.
+std::string number(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+}  // namespace
+
+std::string LeakyReLU::extra_repr() const { return "slope=" + number(slope_); }
+std::string Dropout::extra_repr() const { return "p=" + number(p_); }
 
 std::string Init::str() const {
   switch (scheme) {
@@ -91,7 +105,7 @@ Variable BatchNorm::forward(const Variable& x) {
 }
 
 std::string BatchNorm::extra_repr() const {
-  return std::to_string(features_) + ", momentum=" + std::to_string(momentum_) + ", eps=" + std::to_string(eps_);
+  return std::to_string(features_) + ", momentum=" + number(momentum_) + ", eps=" + number(eps_);
 }
 
 Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {

@@ -46,7 +46,7 @@ class LeakyReLU : public Module {
   explicit LeakyReLU(double slope = 0.01) : slope_(slope) {}
   Variable forward(const Variable& x) override;
   std::string type_name() const override { return "LeakyReLU"; }
-  std::string extra_repr() const override { return "slope=" + std::to_string(slope_); }
+  std::string extra_repr() const override;
  private:
   double slope_;
 };
@@ -85,7 +85,7 @@ class Dropout : public Module {
   explicit Dropout(double p = 0.5);
   Variable forward(const Variable& x) override;
   std::string type_name() const override { return "Dropout"; }
-  std::string extra_repr() const override { return "p=" + std::to_string(p_); }
+  std::string extra_repr() const override;
  private:
   double p_;
 };
