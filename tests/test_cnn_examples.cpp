@@ -81,7 +81,9 @@ TEST_CASE("chapter 8: DeepConvNet maps (2, 1, 28, 28) to (2, 10) and backward re
   const zg::Variable y = (*net)(zg::Variable(x.images));
   CHECK(y.shape() == zg::Shape{2, 10});
   F::softmax_cross_entropy(y, zg::Variable(zg::Tensor<float>{3.f, 7.f})).backward();
-  for (const auto& [name, p] : net->named_parameters()) {
+  for (const auto& named : net->named_parameters()) {
+    const std::string& name = named.first;
+    const zg::Variable& p = named.second;
     CAPTURE(name);
     REQUIRE(p.grad().defined());
     CHECK(p.grad().shape() == p.shape());
