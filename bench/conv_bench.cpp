@@ -19,29 +19,16 @@
 #include <zerograd/nn/conv.hpp>
 #include <zerograd/zerograd.hpp>
 
+#include "bench_common.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using zg::bench::Clock;
+using zg::bench::median;
+using zg::bench::random_array;
+using zg::bench::seconds;
 namespace F = zg::nn::functional;
 
-zg::Tensor<float> random_array(const zg::Shape& shape, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  zg::Tensor<float> t = zg::Tensor<float>::from_shape(shape);
-  for (auto& v : t) v = dist(gen);
-  return t;
-}
-
-double seconds(const std::function<void()>& fn, int reps) {
-  const auto start = Clock::now();
-  for (int i = 0; i < reps; ++i) fn();
-  return std::chrono::duration<double>(Clock::now() - start).count() / reps;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // Median milliseconds per call of each variant, about 50 ms per variant per round.
 std::vector<double> time_ms(const std::vector<std::function<void()>>& variants, int rounds = 11) {

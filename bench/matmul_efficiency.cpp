@@ -17,28 +17,15 @@
 
 #include <zerograd/zerograd.hpp>
 
+#include "bench_common.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using zg::bench::Clock;
+using zg::bench::median;
+using zg::bench::random_array;
+using zg::bench::seconds;
 
-zg::Tensor<float> random_array(std::size_t rows, std::size_t cols, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  zg::Tensor<float> t = zg::Tensor<float>::from_shape({rows, cols});
-  for (auto& v : t) v = dist(gen);
-  return t;
-}
-
-double seconds(const std::function<void()>& fn, int reps) {
-  const auto start = Clock::now();
-  for (int i = 0; i < reps; ++i) fn();
-  return std::chrono::duration<double>(Clock::now() - start).count() / reps;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 struct Shape3 {
   int M, K, N;
@@ -47,8 +34,8 @@ struct Shape3 {
 void run(const Shape3& s) {
   const int M = s.M, K = s.K, N = s.N;
   const auto Mu = static_cast<std::size_t>(M), Ku = static_cast<std::size_t>(K), Nu = static_cast<std::size_t>(N);
-  zg::Tensor<float> A = random_array(Mu, Ku, 1), B = random_array(Ku, Nu, 2), G = random_array(Mu, Nu, 3);
-  zg::Tensor<float> bias = random_array(1, Nu, 4);
+  zg::Tensor<float> A = random_array({Mu, Ku}, 1), B = random_array({Ku, Nu}, 2), G = random_array({Mu, Nu}, 3);
+  zg::Tensor<float> bias = random_array({1, Nu}, 4);
   bias.reshape({Nu});
   zg::Tensor<float> C = zg::Tensor<float>::from_shape({Mu, Nu});
   zg::Tensor<float> dA = zg::Tensor<float>::from_shape({Mu, Ku}), dB = zg::Tensor<float>::from_shape({Ku, Nu});
