@@ -9,6 +9,7 @@
 #include <xtensor/xoperation.hpp>
 
 #include "ops_common.hpp"
+#include "parallel.hpp"
 
 namespace zg {
 namespace {
@@ -34,7 +35,16 @@ struct Sigmoid final : Function<T> {
 template <class T>
 struct ReLU final : Function<T> {
   std::string name() const override { return "ReLU"; }
-  Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(xt::maximum(x[0], T(0))); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    Tensor<T> y = Tensor<T>::from_shape(x[0].shape());
+    const T* in = x[0].data();
+    T* out = y.data();
+    // A select, so a NaN input passes through as NaN.
+    detail::parallel_for(y.size(), detail::kElementGrain, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) out[i] = in[i] < T(0) ? T(0) : in[i];
+    });
+    return y;
+  }
   // d relu(x) = dx where x > 0, 0 elsewhere (0 at x = 0 too)
   Variables<T> backward(const Variables<T>& gy) override {
     const Tensor<T>& x = this->input(0).data();
@@ -44,7 +54,9 @@ struct ReLU final : Function<T> {
     const T* in = x.data();
     const T* g = gy[0].data().data();
     T* out = gx.data();
-    for (std::size_t i = 0; i < gx.size(); ++i) out[i] = in[i] > T(0) ? g[i] : T(0);
+    detail::parallel_for(gx.size(), detail::kElementGrain, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) out[i] = in[i] > T(0) ? g[i] : T(0);
+    });
     return {Var<T>(std::move(gx))};
   }
 };

@@ -6,6 +6,7 @@
 #include <xtensor/xmath.hpp>
 
 #include "ops_common.hpp"
+#include "parallel.hpp"
 
 namespace zg {
 namespace detail {
@@ -59,30 +60,44 @@ Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes) {
   const bool inner_reduced = reduced.back();
   std::size_t outer = 1;
   for (std::size_t b = 0; b + 1 < nb; ++b) outer *= size[b];
-  std::vector<std::size_t> idx(nb, 0);
-  const T* in = x.data();
-  T* o = out.data();
-  for (std::size_t k = 0; k < outer; ++k) {
-    // Output offset of this outer position: kept blocks, row-major.
-    std::size_t off = 0;
-    for (std::size_t b = 0; b + 1 < nb; ++b)
-      if (!reduced[b]) off = off * size[b] + idx[b];
-    const T* row = in + k * inner;
-    if (inner_reduced) {
-      T acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
-      std::size_t i = 0;
-      for (; i + 4 <= inner; i += 4) acc0 += row[i], acc1 += row[i + 1], acc2 += row[i + 2], acc3 += row[i + 3];
-      for (; i < inner; ++i) acc0 += row[i];
-      o[off] += (acc0 + acc1) + (acc2 + acc3);
-    } else {
-      T* dst = o + off * inner;
-      for (std::size_t i = 0; i < inner; ++i) dst[i] += row[i];
+  // Adds the rows [k0, k1) of the outer blocks into o.
+  const auto run = [&](std::size_t k0, std::size_t k1, T* o) {
+    std::vector<std::size_t> idx(nb, 0);
+    for (std::size_t b = nb - 1, rest = k0; b-- > 0;) idx[b] = rest % size[b], rest /= size[b];
+    const T* in = x.data();
+    for (std::size_t k = k0; k < k1; ++k) {
+      // Output offset of this outer position: kept blocks, row-major.
+      std::size_t off = 0;
+      for (std::size_t b = 0; b + 1 < nb; ++b)
+        if (!reduced[b]) off = off * size[b] + idx[b];
+      const T* row = in + k * inner;
+      if (inner_reduced) {
+        T acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+        std::size_t i = 0;
+        for (; i + 4 <= inner; i += 4) acc0 += row[i], acc1 += row[i + 1], acc2 += row[i + 2], acc3 += row[i + 3];
+        for (; i < inner; ++i) acc0 += row[i];
+        o[off] += (acc0 + acc1) + (acc2 + acc3);
+      } else {
+        T* dst = o + off * inner;
+        for (std::size_t i = 0; i < inner; ++i) dst[i] += row[i];
+      }
+      for (std::size_t b = nb - 1; b-- > 0;) {  // advance the outer multi-index
+        if (++idx[b] < size[b]) break;
+        idx[b] = 0;
+      }
     }
-    for (std::size_t b = nb - 1; b-- > 0;) {  // advance the outer multi-index
-      if (++idx[b] < size[b]) break;
-      idx[b] = 0;
-    }
-  }
+  };
+  // Large inputs are summed in chunks of rows, each into a partial of its own
+  // (chunk 0 into out), added in chunk order: the same bits on every run.
+  const std::size_t chunks =
+      out.size() <= x.size() / 16 ? chunk_count(outer, std::max<std::size_t>(1, (1u << 16) / inner)) : 1;
+  std::vector<T> partial((chunks - 1) * out.size(), T(0));
+  parallel_chunks(chunks, [&](std::size_t c) {
+    run(chunk_begin(outer, chunks, c), chunk_begin(outer, chunks, c + 1),
+        c == 0 ? out.data() : partial.data() + (c - 1) * out.size());
+  });
+  for (std::size_t c = 1; c < chunks; ++c)
+    for (std::size_t i = 0; i < out.size(); ++i) out.data()[i] += partial[(c - 1) * out.size() + i];
   return out;
 }
 template Tensor<float> reduce_sum(const Tensor<float>&, const std::vector<std::size_t>&);

@@ -26,6 +26,7 @@
 #include "zerograd/ops.hpp"
 // The library's raw GEMM (private to the library, like the ops that use it).
 #include "blas.hpp"  // autograd/src: the library-private GEMM
+#include "parallel.hpp"  // autograd/src: the library-private thread pool
 
 namespace zg::nn::functional {
 namespace {
@@ -165,15 +166,18 @@ struct Conv2d final : Function<T> {
     const Geometry g = check(shape_of(x[0]), sw, has_bias ? shape_of(x[2]) : Shape{});
     const std::size_t FN = sw[0], K = g.patch(), M = g.out_plane();
     Tensor<T> y = Tensor<T>::from_shape({g.N, FN, g.OH, g.OW});
-    std::vector<T> col(K * M);
-    for (std::size_t n = 0; n < g.N; ++n) {
-      T* yn = y.data() + n * FN * M;
-      // Each output row starts as its bias and GEMM accumulates into it.
-      for (std::size_t f = 0; has_bias && f < FN; ++f) std::fill_n(yn + f * M, M, x[2].data()[f]);
-      im2col(x[0].data() + n * g.C * g.plane(), g, col.data());
-      detail::gemm<T>(false, false, FN, M, K, T(1), x[1].data(), K, col.data(), M, has_bias ? T(1) : T(0),
-                      yn, M);
-    }
+    // Samples are independent: each thread takes a block with a col buffer of its own.
+    detail::parallel_for(g.N, 1, [&](std::size_t n0, std::size_t n1) {
+      std::vector<T> col(K * M);
+      for (std::size_t n = n0; n < n1; ++n) {
+        T* yn = y.data() + n * FN * M;
+        // Each output row starts as its bias and GEMM accumulates into it.
+        for (std::size_t f = 0; has_bias && f < FN; ++f) std::fill_n(yn + f * M, M, x[2].data()[f]);
+        im2col(x[0].data() + n * g.C * g.plane(), g, col.data());
+        detail::gemm<T>(false, false, FN, M, K, T(1), x[1].data(), K, col.data(), M, has_bias ? T(1) : T(0),
+                        yn, M);
+      }
+    });
     return y;
   }
   // dx = conv_transpose2d(gy, W), dW = conv2d_grad_weight(x, gy), db = sum of gy over (n, oh, ow)
@@ -213,13 +217,17 @@ struct ConvTranspose2d final : Function<T> {
     const Shape sx = shape_of(x[0]), sw = shape_of(x[1]);
     const Geometry g = check(sx, sw);
     const std::size_t FN = sw[0], K = g.patch(), M = g.out_plane();
-    Tensor<T> y = xt::zeros<T>({g.N, g.C, g.H, g.W});
-    std::vector<T> col(K * M);
-    for (std::size_t n = 0; n < g.N; ++n) {
-      detail::gemm<T>(true, false, K, M, FN, T(1), x[1].data(), K, x[0].data() + n * FN * M, M, T(0),
-                      col.data(), M);
-      col2im_add(col.data(), g, y.data() + n * g.C * g.plane());
-    }
+    Tensor<T> y = Tensor<T>::from_shape({g.N, g.C, g.H, g.W});
+    detail::parallel_for(g.N, 1, [&](std::size_t n0, std::size_t n1) {
+      std::vector<T> col(K * M);
+      for (std::size_t n = n0; n < n1; ++n) {
+        T* yn = y.data() + n * g.C * g.plane();
+        std::fill_n(yn, g.C * g.plane(), T(0));
+        detail::gemm<T>(true, false, K, M, FN, T(1), x[1].data(), K, x[0].data() + n * FN * M, M, T(0),
+                        col.data(), M);
+        col2im_add(col.data(), g, yn);
+      }
+    });
     return y;
   }
   // Bilinear in (x, W): dx = conv2d(gy, W), dW = conv2d_grad_weight(gy, x)
@@ -280,11 +288,20 @@ struct Conv2dGradW final : Function<T> {
                        conv_attributes(stride, pad) + ")");
     const std::size_t FN = sg[1], K = g.patch(), M = g.out_plane();
     Tensor<T> gW = xt::zeros<T>({FN, g.C, g.KH, g.KW});
-    std::vector<T> col(K * M);
-    for (std::size_t n = 0; n < g.N; ++n) {
-      im2col(x[0].data() + n * g.C * g.plane(), g, col.data());
-      detail::gemm<T>(false, true, FN, K, M, T(1), x[1].data() + n * FN * M, M, col.data(), M, T(1), gW.data(), K);
-    }
+    // A sum over samples: each chunk of samples sums into a partial of its
+    // own (chunk 0 into gW), added up in chunk order afterwards.
+    const std::size_t chunks = detail::chunk_count(g.N, 1);
+    std::vector<T> partial((chunks - 1) * FN * K, T(0));
+    detail::parallel_chunks(chunks, [&](std::size_t c) {
+      T* out = c == 0 ? gW.data() : partial.data() + (c - 1) * FN * K;
+      std::vector<T> col(K * M);
+      for (std::size_t n = detail::chunk_begin(g.N, chunks, c); n < detail::chunk_begin(g.N, chunks, c + 1); ++n) {
+        im2col(x[0].data() + n * g.C * g.plane(), g, col.data());
+        detail::gemm<T>(false, true, FN, K, M, T(1), x[1].data() + n * FN * M, M, col.data(), M, T(1), out, K);
+      }
+    });
+    for (std::size_t c = 1; c < chunks; ++c)
+      for (std::size_t i = 0; i < FN * K; ++i) gW.data()[i] += partial[(c - 1) * FN * K + i];
     return gW;
   }
   // Bilinear in (x, gy): dx = conv_transpose2d(gy, G), d gy = conv2d(x, G) for upstream G
@@ -331,13 +348,18 @@ struct ArgMax {
   Shape x_shape;
   std::size_t plane, out_plane, size;
   std::unique_ptr<std::uint32_t[]> at;
-  // Calls fn(input index, output index) for every output, as flat indices.
+  std::size_t planes() const { return out_plane ? size / out_plane : 0; }
+  // Calls fn(input index, output index) for every output of planes [p0, p1),
+  // as flat indices.
   template <class F>
-  void each(F&& fn) const {
-    for (std::size_t p = 0, yi = 0; yi < size; ++p)
+  void each(std::size_t p0, std::size_t p1, F&& fn) const {
+    for (std::size_t p = p0, yi = p0 * out_plane; p < p1; ++p)
       for (std::size_t i = 0; i < out_plane; ++i, ++yi) fn(p * plane + at[yi], yi);
   }
 };
+
+// Pooling runs planes (n, c) in parallel, at least this many per thread.
+constexpr std::size_t kPlaneGrain = 64;
 
 std::string pool_attributes(int kernel, int stride, int pad) {
   return "kernel=" + std::to_string(kernel) + ", " + conv_attributes(stride, pad);
@@ -347,8 +369,10 @@ std::string pool_attributes(int kernel, int stride, int pad) {
 // directly, in row-major order with the same rule as the general path
 // (strictly greater wins, so the first maximum; a NaN wins once).
 template <class T>
-void pool_2x2(const T* x, const Geometry& g, T* y, std::uint32_t* arg) {
-  for (std::size_t p = 0; p < g.N * g.C; ++p) {
+void pool_2x2(const T* x, const Geometry& g, std::size_t p0, std::size_t p1, T* y, std::uint32_t* arg) {
+  y += p0 * g.out_plane();
+  arg += p0 * g.out_plane();
+  for (std::size_t p = p0; p < p1; ++p) {
     const T* xp = x + p * g.plane();
     for (std::size_t oh = 0; oh < g.OH; ++oh) {
       const T* r0 = xp + 2 * oh * g.W;
@@ -393,19 +417,24 @@ struct MaxPool2d final : Function<T> {
       if (shape_of(x[0]) != argmax->x_shape)
         throw ShapeError("MaxPool2d: input " + shape_str(x[0].shape()) + " is not the " +
                          shape_str(argmax->x_shape) + " the arg-max was saved for");
-      argmax->each([&](std::size_t xi, std::size_t yi) { y.data()[yi] = x[0].data()[xi]; });
+      detail::parallel_for(argmax->planes(), kPlaneGrain, [&](std::size_t p0, std::size_t p1) {
+        argmax->each(p0, p1, [&](std::size_t xi, std::size_t yi) { y.data()[yi] = x[0].data()[xi]; });
+      });
       return y;
     }
     if (g.plane() > std::numeric_limits<std::uint32_t>::max())
       throw ShapeError("MaxPool2d: input planes of " + hw(g.H, g.W) + " have more than 2^32 elements");
     auto at = std::make_shared<ArgMax>(shape_of(x[0]), g.out_plane());
     if (g.KH == 2 && g.KW == 2 && g.S == 2 && g.P == 0) {
-      pool_2x2(x[0].data(), g, y.data(), at->at.get());  // the book's networks: 3x faster
+      detail::parallel_for(g.N * g.C, kPlaneGrain, [&](std::size_t p0, std::size_t p1) {
+        pool_2x2(x[0].data(), g, p0, p1, y.data(), at->at.get());  // the book's networks: 3x faster
+      });
       argmax = std::move(at);
       return y;
     }
     const auto first = [&](std::size_t o) { return o * g.S < g.P ? 0 : o * g.S - g.P; };
-    for (std::size_t p = 0; p < g.N * g.C; ++p) {
+    detail::parallel_for(g.N * g.C, kPlaneGrain, [&](std::size_t p0, std::size_t p1) {
+    for (std::size_t p = p0; p < p1; ++p) {
       const T* xp = x[0].data() + p * g.plane();
       T* yp = y.data() + p * g.out_plane();
       std::uint32_t* ap = at->at.get() + p * g.out_plane();
@@ -429,6 +458,7 @@ struct MaxPool2d final : Function<T> {
         }
       });
     }
+    });
     argmax = std::move(at);
     return y;
   }
@@ -452,8 +482,14 @@ struct MaxPool2dGrad final : Function<T> {
     if (x[0].size() != argmax->size)
       throw ShapeError("MaxPool2dGrad: gradient " + shape_str(x[0].shape()) + " does not match the pooling of " +
                        shape_str(argmax->x_shape));
-    Tensor<T> gx = xt::zeros<T>(argmax->x_shape);
-    argmax->each([&](std::size_t xi, std::size_t yi) { gx.data()[xi] += x[0].data()[yi]; });
+    Tensor<T> gx = Tensor<T>::from_shape(argmax->x_shape);
+    // Plane by plane: zero it, then scatter into it while it is in cache.
+    detail::parallel_for(argmax->planes(), kPlaneGrain, [&](std::size_t p0, std::size_t p1) {
+      for (std::size_t p = p0; p < p1; ++p) {
+        std::fill_n(gx.data() + p * argmax->plane, argmax->plane, T(0));
+        argmax->each(p, p + 1, [&](std::size_t xi, std::size_t yi) { gx.data()[xi] += x[0].data()[yi]; });
+      }
+    });
     return gx;
   }
   // The scatter's adjoint is the gather at the same positions.
@@ -480,14 +516,16 @@ struct AvgPool2d final : Function<T> {
   Outputs<T> forward(const TensorList<T>& x) override {
     const Geometry g = pool_geometry("AvgPool2d", shape_of(x[0]), kernel, stride, pad);
     Tensor<T> y = xt::zeros<T>({g.N, g.C, g.OH, g.OW});
-    for (std::size_t p = 0; p < g.N * g.C; ++p) {
-      const T* xp = x[0].data() + p * g.plane();
-      T* yp = y.data() + p * g.out_plane();
-      for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
-        T* yr = yp + oh * g.OW;
-        for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) yr[ow] += xp[j];
-      });
-    }
+    detail::parallel_for(g.N * g.C, kPlaneGrain, [&](std::size_t p0, std::size_t p1) {
+      for (std::size_t p = p0; p < p1; ++p) {
+        const T* xp = x[0].data() + p * g.plane();
+        T* yp = y.data() + p * g.out_plane();
+        for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
+          T* yr = yp + oh * g.OW;
+          for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) yr[ow] += xp[j];
+        });
+      }
+    });
     y *= T(1) / T(g.KH * g.KW);  // padding counts as zeros
     return y;
   }
@@ -511,14 +549,16 @@ struct AvgPool2dGrad final : Function<T> {
                        shape_str(x_shape) + " to " + shape_str(Shape{g.N, g.C, g.OH, g.OW}));
     Tensor<T> gx = xt::zeros<T>(x_shape);
     const T scale = T(1) / T(g.KH * g.KW);
-    for (std::size_t p = 0; p < g.N * g.C; ++p) {
-      const T* gp = x[0].data() + p * g.out_plane();
-      T* xp = gx.data() + p * g.plane();
-      for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
-        const T* gr = gp + oh * g.OW;
-        for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) xp[j] += gr[ow] * scale;
-      });
-    }
+    detail::parallel_for(g.N * g.C, kPlaneGrain, [&](std::size_t p0, std::size_t p1) {
+      for (std::size_t p = p0; p < p1; ++p) {
+        const T* gp = x[0].data() + p * g.out_plane();
+        T* xp = gx.data() + p * g.plane();
+        for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
+          const T* gr = gp + oh * g.OW;
+          for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) xp[j] += gr[ow] * scale;
+        });
+      }
+    });
     return gx;
   }
   // The spread's adjoint is the average again.

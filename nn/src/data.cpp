@@ -9,6 +9,8 @@
 
 #include <zlib.h>
 
+#include "parallel.hpp"  // autograd/src: the library-private thread pool
+
 namespace zg::nn::data {
 namespace {
 
@@ -205,11 +207,16 @@ bool DataLoader::next(Batch& batch) {
   if (options_.flatten) shape = {b, per};
   Tensor<float> x = Tensor<float>::from_shape(shape);
   Tensor<float> t = Tensor<float>::from_shape({b});
-  for (std::size_t i = 0; i < b; ++i) {
-    const std::size_t k = order_[cursor_ + i];
-    std::copy(data_.images.data() + k * per, data_.images.data() + (k + 1) * per, x.data() + i * per);
-    t(i) = data_.labels(k);
-  }
+  // Gathering shuffled rows is memory-bound: large batches use every thread.
+  const std::size_t* order = order_.data() + cursor_;
+  zg::detail::parallel_for(b, std::max<std::size_t>(1, zg::detail::kElementGrain / std::max<std::size_t>(per, 1)),
+                           [&](std::size_t i0, std::size_t i1) {
+                             for (std::size_t i = i0; i < i1; ++i) {
+                               const float* row = data_.images.data() + order[i] * per;
+                               std::copy(row, row + per, x.data() + i * per);
+                               t.data()[i] = data_.labels.data()[order[i]];
+                             }
+                           });
   cursor_ += b;
   batch.x = Variable(std::move(x));
   batch.t = Variable(std::move(t));

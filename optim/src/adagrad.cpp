@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "optim_common.hpp"
+
 namespace zg::optim {
 
 AdaGrad::AdaGrad(Params params, float lr) : Optimizer("AdaGrad", std::move(params), lr) {}
@@ -10,10 +12,10 @@ void AdaGrad::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, fl
   float* w = p.data();
   float* h = s.buffers.at("h").data();
   const float* gs = g.data();
-  for (std::size_t k = 0; k < p.size(); ++k) {
+  detail::for_each_element(p.size(), [&](std::size_t k) {
     h[k] += gs[k] * gs[k];                             // h += g^2
     w[k] -= lr * gs[k] / (std::sqrt(h[k]) + 1e-7f);    // p -= lr g / (sqrt(h) + 1e-7)
-  }
+  });
 }
 
 }  // namespace zg::optim

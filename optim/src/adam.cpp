@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "optim_common.hpp"
+
 namespace zg::optim {
 
 Adam::Adam(Params params, float lr, float beta1, float beta2) : Adam("Adam", std::move(params), lr, beta1, beta2) {}
@@ -20,11 +22,11 @@ void Adam::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float
   float* m = s.buffers.at("m").data();
   float* v = s.buffers.at("v").data();
   const float* gs = g.data();
-  for (std::size_t k = 0; k < p.size(); ++k) {
+  detail::for_each_element(p.size(), [&](std::size_t k) {
     m[k] += (1 - beta1_) * (gs[k] - m[k]);          // m += (1 - b1)(g - m)
     v[k] += (1 - beta2_) * (gs[k] * gs[k] - v[k]);  // v += (1 - b2)(g^2 - v)
     w[k] -= lr_t * m[k] / (std::sqrt(v[k]) + 1e-7f);  // p -= lr_t m / (sqrt(v) + 1e-7)
-  }
+  });
 }
 
 }  // namespace zg::optim

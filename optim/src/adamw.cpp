@@ -1,5 +1,7 @@
 #include "zerograd/optim/adamw.hpp"
 
+#include "optim_common.hpp"
+
 namespace zg::optim {
 
 AdamW::AdamW(Params params, float lr, float beta1, float beta2, float weight_decay)
@@ -10,7 +12,7 @@ AdamW::AdamW(Params params, float lr, float beta1, float beta2, float weight_dec
 void AdamW::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float lambda) {
   const float keep = 1 - lr * lambda;
   float* w = p.data();
-  for (std::size_t k = 0; k < p.size(); ++k) w[k] *= keep;  // p *= 1 - lr lambda
+  detail::for_each_element(p.size(), [&](std::size_t k) { w[k] *= keep; });  // p *= 1 - lr lambda
   Adam::update(p, g, s, lr, 0);
 }
 

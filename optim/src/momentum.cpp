@@ -1,5 +1,7 @@
 #include "zerograd/optim/momentum.hpp"
 
+#include "optim_common.hpp"
+
 namespace zg::optim {
 
 Momentum::Momentum(Params params, float lr, float momentum)
@@ -11,10 +13,10 @@ void Momentum::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, f
   float* w = p.data();
   float* v = s.buffers.at("v").data();
   const float* gs = g.data();
-  for (std::size_t k = 0; k < p.size(); ++k) {
+  detail::for_each_element(p.size(), [&](std::size_t k) {
     v[k] = momentum_ * v[k] - lr * gs[k];  // v = m v - lr g
     w[k] += v[k];                          // p += v
-  }
+  });
 }
 
 }  // namespace zg::optim

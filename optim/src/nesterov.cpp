@@ -1,5 +1,7 @@
 #include "zerograd/optim/nesterov.hpp"
 
+#include "optim_common.hpp"
+
 namespace zg::optim {
 
 Nesterov::Nesterov(Params params, float lr, float momentum)
@@ -13,11 +15,11 @@ void Nesterov::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, f
   float* w = p.data();
   float* v = s.buffers.at("v").data();
   const float* gs = g.data();
-  for (std::size_t k = 0; k < p.size(); ++k) {
+  detail::for_each_element(p.size(), [&](std::size_t k) {
     w[k] += m * m * v[k];            // p += m^2 v
     w[k] -= (1 + m) * lr * gs[k];    // p -= (1 + m) lr g
     v[k] = m * v[k] - lr * gs[k];    // v = m v - lr g
-  }
+  });
 }
 
 }  // namespace zg::optim

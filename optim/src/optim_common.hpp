@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "zerograd/error.hpp"
+#include "parallel.hpp"  // autograd/src: the library-private thread pool
 
 namespace zg::optim::detail {
 
@@ -46,6 +47,15 @@ inline std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
   return out.empty() ? "no buffers" : out;
+}
+
+// Runs fn(k) for every element index k < n, large arrays split across
+// zerograd's threads (elementwise updates: no order between elements).
+template <class F>
+void for_each_element(std::size_t n, F&& fn) {
+  zg::detail::parallel_for(n, zg::detail::kElementGrain, [&](std::size_t b, std::size_t e) {
+    for (std::size_t k = b; k < e; ++k) fn(k);
+  });
 }
 
 template <class S>

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "optim_common.hpp"
+
 namespace zg::optim {
 
 RMSprop::RMSprop(Params params, float lr, float decay) : Optimizer("RMSprop", std::move(params), lr), decay_(decay) {
@@ -12,10 +14,10 @@ void RMSprop::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, fl
   float* w = p.data();
   float* h = s.buffers.at("h").data();
   const float* gs = g.data();
-  for (std::size_t k = 0; k < p.size(); ++k) {
+  detail::for_each_element(p.size(), [&](std::size_t k) {
     h[k] = decay_ * h[k] + (1 - decay_) * gs[k] * gs[k];  // h = decay h + (1 - decay) g^2
     w[k] -= lr * gs[k] / (std::sqrt(h[k]) + 1e-7f);       // p -= lr g / (sqrt(h) + 1e-7)
-  }
+  });
 }
 
 }  // namespace zg::optim

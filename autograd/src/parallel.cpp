@@ -1,0 +1,188 @@
+// The thread pool behind detail::parallel_for and the zg::set_num_threads
+// setting (see Note [Threads] in parallel.hpp).
+//
+// Note [Pool]: the pool runs one job at a time, like an OpenMP parallel
+// region: the caller publishes the job and bumps `epoch_`, every worker runs
+// chunks until none is left and reports in, and the caller returns only when
+// all workers have reported. So a worker never sees a half-published job and
+// no job outlives the caller's stack frame. Workers spin for a short while
+// after a job (training runs parallel kernels back to back) and then sleep on
+// a condition variable.
+#include "parallel.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "zerograd/threads.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ZG_CPU_RELAX() _mm_pause()
+#else
+#define ZG_CPU_RELAX() std::this_thread::yield()
+#endif
+
+namespace zg::detail {
+
+void set_blas_threads(int n);  // blas.cpp
+
+namespace {
+
+thread_local bool inside_chunk = false;
+
+class Pool {
+ public:
+  explicit Pool(int threads) {
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  std::size_t size() const { return workers_.size() + 1; }
+
+  void run(std::size_t chunks, const std::function<void(std::size_t)>& fn) {
+    job_ = &fn;
+    chunks_ = chunks;
+    next_.store(0);
+    reported_.store(0);
+    error_ = nullptr;
+    epoch_.fetch_add(1);  // seq_cst, paired with the workers' sleeping_ count
+    if (sleeping_.load() > 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      wake_.notify_all();
+    }
+    run_chunks();
+    for (unsigned spins = 0; reported_.load(std::memory_order_acquire) != workers_.size(); ++spins)
+      if (spins < 4096) ZG_CPU_RELAX();
+      else std::this_thread::yield();
+    job_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void run_chunks() {
+    inside_chunk = true;
+    for (std::size_t k; (k = next_.fetch_add(1)) < chunks_;) {
+      try {
+        (*job_)(k);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
+    inside_chunk = false;
+  }
+
+  void work() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      // Spin about 200 microseconds for the next job before sleeping.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+      for (unsigned spins = 0; epoch_.load(std::memory_order_acquire) == seen; ++spins) {
+        ZG_CPU_RELAX();
+        if ((spins & 63) == 0 && std::chrono::steady_clock::now() > until) break;
+      }
+      if (epoch_.load() == seen) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        sleeping_.fetch_add(1);
+        wake_.wait(lock, [&] { return stop_ || epoch_.load() != seen; });
+        sleeping_.fetch_sub(1);
+        if (stop_) return;
+      }
+      seen = epoch_.load();
+      run_chunks();
+      reported_.fetch_add(1, std::memory_order_release);
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::atomic<std::uint64_t> epoch_{0};
+  std::atomic<int> sleeping_{0};
+  const std::function<void(std::size_t)>* job_ = nullptr;
+  std::size_t chunks_ = 0;
+  std::atomic<std::size_t> next_{0};
+  std::atomic<std::size_t> reported_{0};
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+};
+
+int cores() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+struct Setting {
+  int threads = 0;
+  // Leaked on purpose: workers may still be asleep in it at process exit.
+  std::atomic<Pool*> pool{nullptr};
+  std::mutex mutex;  // guards changes of the setting, not each parallel loop
+};
+
+Setting& setting() {
+  static Setting* s = [] {
+    auto* fresh = new Setting;
+    fresh->threads = cores();
+    set_blas_threads(1);
+    return fresh;
+  }();
+  return *s;
+}
+
+Pool& pool() {
+  Setting& s = setting();
+  Pool* p = s.pool.load(std::memory_order_acquire);
+  if (p) return *p;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!s.pool.load()) s.pool.store(new Pool(s.threads), std::memory_order_release);
+  return *s.pool.load();
+}
+
+}  // namespace
+
+bool in_parallel_region() { return inside_chunk; }
+
+std::size_t chunk_count(std::size_t n, std::size_t grain) {
+  if (inside_chunk) return 1;
+  const std::size_t threads = static_cast<std::size_t>(setting().threads);
+  if (threads <= 1 || n < 2 * std::max<std::size_t>(grain, 1)) return 1;
+  return std::min(threads, n / std::max<std::size_t>(grain, 1));
+}
+
+void parallel_chunks(std::size_t chunks, const std::function<void(std::size_t)>& fn) {
+  if (chunks <= 1 || inside_chunk) {
+    for (std::size_t k = 0; k < chunks; ++k) fn(k);
+    return;
+  }
+  pool().run(chunks, fn);
+}
+
+}  // namespace zg::detail
+
+namespace zg {
+
+void set_num_threads(int n) {
+  detail::Setting& s = detail::setting();
+  const int wanted = n <= 0 ? detail::cores() : n;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (wanted == s.threads) return;
+  delete s.pool.exchange(nullptr);  // joins the old workers; a new pool starts on first use
+  s.threads = wanted;
+}
+
+int num_threads() { return detail::setting().threads; }
+
+}  // namespace zg

@@ -1,0 +1,50 @@
+#pragma once
+// zerograd's own parallel loops (library-private; defined in parallel.cpp).
+//
+// Note [Threads]: one setting, zg::set_num_threads(n), sizes a pool of n - 1
+// workers plus the calling thread. OpenBLAS is kept at one thread of its own:
+// a large GEMM is split into row (or column) blocks that the pool runs as
+// single-threaded GEMMs, and per-sample loops (im2col + GEMM) run samples in
+// parallel. So no more than n threads ever compute at once, and BLAS's
+// spinning workers never compete with ours for the cores.
+//
+// Chunk boundaries depend only on the size, the grain and the thread setting,
+// never on timing: a kernel that keeps one partial result per chunk and adds
+// them in chunk order gives the same bits on every run with the same setting.
+#include <cstddef>
+#include <functional>
+
+namespace zg::detail {
+
+// Elementwise kernels split arrays of at least twice this many elements
+// (below it the hand-off costs more than the second core saves).
+constexpr std::size_t kElementGrain = 1u << 15;
+
+// How many chunks parallel_for(n, grain, ...) uses: at most one per thread,
+// each at least `grain` items (1 when called from inside a chunk).
+std::size_t chunk_count(std::size_t n, std::size_t grain);
+
+// The items [begin, end) of chunk k of `chunks` over n items.
+inline std::size_t chunk_begin(std::size_t n, std::size_t chunks, std::size_t k) {
+  return n / chunks * k + (k < n % chunks ? k : n % chunks);
+}
+
+// Runs fn(k) for k in [0, chunks) across the pool, the caller taking part.
+// Rethrows the first exception a chunk threw, after every chunk finished.
+void parallel_chunks(std::size_t chunks, const std::function<void(std::size_t)>& fn);
+
+// Runs fn(begin, end) over [0, n) in chunk_count(n, grain) contiguous chunks.
+template <class F>
+void parallel_for(std::size_t n, std::size_t grain, F&& fn) {
+  const std::size_t chunks = chunk_count(n, grain);
+  if (chunks <= 1) {
+    if (n) fn(std::size_t(0), n);
+    return;
+  }
+  parallel_chunks(chunks, [&](std::size_t k) { fn(chunk_begin(n, chunks, k), chunk_begin(n, chunks, k + 1)); });
+}
+
+// True inside a parallel chunk (nested loops run serially there).
+bool in_parallel_region();
+
+}  // namespace zg::detail

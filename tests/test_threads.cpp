@@ -1,0 +1,148 @@
+// The thread pool (autograd/src/parallel.hpp) and the kernels that use it:
+// the same results at 1, 2 and 3 threads, every chunk run exactly once,
+// exceptions carried back to the caller, nested loops run serially.
+#include <array>
+#include <atomic>
+#include <stdexcept>
+#include <vector>
+
+#include <zerograd/zerograd.hpp>
+
+#include "parallel.hpp"  // library-private; the tests see autograd/src
+#include "testing.hpp"
+
+using namespace zg;
+namespace F = zg::nn::functional;
+
+namespace {
+
+// Sets the thread count for one scope.
+struct Threads {
+  explicit Threads(int n) : before(num_threads()) { set_num_threads(n); }
+  ~Threads() { set_num_threads(before); }
+  int before;
+};
+
+Variable random(const Shape& shape, unsigned seed) {
+  Tensor<float> t = Tensor<float>::from_shape(shape);
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  for (auto& v : t) v = dist(gen);
+  return Variable(std::move(t));
+}
+
+// Forward and all gradients of a small conv net step, as one flat list.
+std::vector<float> conv_step() {
+  Variable x = random({9, 3, 12, 12}, 1), W = random({5, 3, 3, 3}, 2), b = random({5}, 3);
+  Variable W2 = random({5 * 6 * 6, 300}, 4), t(Tensor<float>(xt::zeros<float>({9})));
+  for (auto* v : {&x, &W, &b, &W2}) v->requires_grad_();
+  Variable h = F::max_pool2d(zg::relu(F::conv2d(x, W, b, 1, 1)), 2, 2, 0);
+  Variable y = zg::matmul(zg::reshape(h, {9, 5 * 6 * 6}), W2);
+  Variable loss = F::softmax_cross_entropy(y, t) + zg::sum(F::avg_pool2d(h, 2, 2, 0));
+  loss.backward();
+  std::vector<float> out{loss.item()};
+  for (const Variable& v : {x, W, b, W2})
+    for (float g : v.grad().data()) out.push_back(g);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("parallel_chunks runs every chunk exactly once, on more than one thread") {
+  Threads two(2);
+  for (std::size_t chunks : {1u, 2u, 3u, 7u}) {
+    std::vector<std::atomic<int>> runs(chunks);
+    detail::parallel_chunks(chunks, [&](std::size_t k) { runs[k].fetch_add(1); });
+    for (std::size_t k = 0; k < chunks; ++k) CHECK(runs[k].load() == 1);
+  }
+  // chunk_begin tiles [0, n) without gaps or overlaps.
+  for (std::size_t n : {0u, 1u, 5u, 100u, 101u})
+    for (std::size_t c : {1u, 2u, 3u}) {
+      CHECK(detail::chunk_begin(n, c, 0) == 0);
+      CHECK(detail::chunk_begin(n, c, c) == n);
+      for (std::size_t k = 0; k < c; ++k) CHECK(detail::chunk_begin(n, c, k) <= detail::chunk_begin(n, c, k + 1));
+    }
+  CHECK(detail::chunk_count(1000, 10) == 2);
+  CHECK(detail::chunk_count(19, 10) == 1);  // fewer than two grains: no split
+}
+
+TEST_CASE("parallel_for covers the range once; nested loops run serially; errors reach the caller") {
+  Threads two(2);
+  std::vector<int> seen(1000, 0);
+  std::atomic<int> nested_chunks{0};
+  detail::parallel_for(seen.size(), 10, [&](std::size_t b, std::size_t e) {
+    CHECK(detail::in_parallel_region());
+    detail::parallel_for(100, 1, [&](std::size_t, std::size_t) { nested_chunks.fetch_add(1); });
+    for (std::size_t i = b; i < e; ++i) ++seen[i];
+  });
+  for (int s : seen) CHECK(s == 1);
+  CHECK(nested_chunks.load() == 2);  // one serial inner loop per outer chunk
+  CHECK_FALSE(detail::in_parallel_region());
+
+  const auto fail = [] {
+    detail::parallel_chunks(4, [](std::size_t k) {
+      if (k == 3) throw std::runtime_error("chunk 3 failed");
+    });
+  };
+  CHECK_THROWS_WITH_AS(fail(), "chunk 3 failed", std::runtime_error);
+  // The pool still works after an exception.
+  std::atomic<int> after{0};
+  detail::parallel_chunks(2, [&](std::size_t) { after.fetch_add(1); });
+  CHECK(after.load() == 2);
+}
+
+TEST_CASE("set_num_threads: n <= 0 means one per core; the setting is reported back") {
+  const int before = num_threads();
+  set_num_threads(3);
+  CHECK(num_threads() == 3);
+  set_num_threads(0);
+  CHECK(num_threads() >= 1);
+  set_num_threads(before);
+  CHECK(num_threads() == before);
+}
+
+TEST_CASE("conv, pooling, ReLU, reductions and split GEMMs agree at 1, 2 and 3 threads") {
+  std::vector<float> one, two, three;
+  {
+    Threads t(1);
+    one = conv_step();
+  }
+  {
+    Threads t(2);
+    two = conv_step();
+    CHECK(conv_step() == two);  // deterministic for a given setting
+  }
+  {
+    Threads t(3);
+    three = conv_step();
+  }
+  REQUIRE(one.size() == two.size());
+  REQUIRE(one.size() == three.size());
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    CAPTURE(i);
+    // Only the order of additions in sums over samples changes.
+    CHECK(two[i] == doctest::Approx(one[i]).epsilon(1e-4).scale(1e-3));
+    CHECK(three[i] == doctest::Approx(one[i]).epsilon(1e-4).scale(1e-3));
+  }
+}
+
+TEST_CASE("a large GEMM split into row and column blocks equals the one-thread product exactly") {
+  // Each block of C is computed by exactly the arithmetic of the whole
+  // product, so the bits match. Shapes: split by rows, by columns, and both
+  // transposed.
+  for (const auto& mkn : std::vector<std::array<std::size_t, 3>>{{200, 300, 40}, {20, 300, 400}, {129, 257, 65}}) {
+    const std::size_t M = mkn[0], K = mkn[1], N = mkn[2];
+    CAPTURE(M);
+    Variable a = random({M, K}, 5), b = random({K, N}, 6);
+    Variable at = zg::transpose(a), bt = zg::transpose(b);
+    Tensor<float> serial, serial_t;
+    {
+      Threads t(1);
+      serial = zg::matmul(a, b).data();
+      serial_t = zg::matmul(at, bt, true, true).data();
+    }
+    Threads t(2);
+    CHECK(zg::matmul(a, b).data() == serial);
+    CHECK(zg::matmul(at, bt, true, true).data() == serial_t);
+  }
+}
