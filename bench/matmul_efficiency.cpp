@@ -1,6 +1,8 @@
 // zg::matmul and zg::linear (forward, forward + backward) against raw
-// cblas_sgemm on MLP and conv-like shapes, float, one OpenBLAS thread.
-// Prints one JSON line per shape: GFLOPS of each variant and zg / raw ratios.
+// cblas_sgemm on MLP and conv-like shapes, float, at 1 and 2 threads (raw:
+// OpenBLAS's own threads; zerograd: its pool, OpenBLAS at one thread).
+// Prints one JSON line per shape and thread count: GFLOPS of each variant and
+// zg / raw ratios.
 //
 // Forward is one GEMM (2 M K N flops); forward + backward is three (the raw
 // baseline runs the same three with transpose flags). Rounds interleave the
@@ -31,7 +33,8 @@ struct Shape3 {
   int M, K, N;
 };
 
-void run(const Shape3& s) {
+void run(const Shape3& s, int threads) {
+  zg::set_num_threads(threads);
   const int M = s.M, K = s.K, N = s.N;
   const auto Mu = static_cast<std::size_t>(M), Ku = static_cast<std::size_t>(K), Nu = static_cast<std::size_t>(N);
   zg::Tensor<float> A = random_array({Mu, Ku}, 1), B = random_array({Ku, Nu}, 2), G = random_array({Mu, Nu}, 3);
@@ -47,6 +50,9 @@ void run(const Shape3& s) {
   zg::Variable::BackwardOptions seeded;
   seeded.seed = zg::Variable(G);
 
+  // zerograd's pool keeps OpenBLAS at one thread; the raw rows get OpenBLAS's own.
+  const auto raw_threads = [threads] { openblas_set_num_threads(threads); };
+  const auto zg_threads = [] { openblas_set_num_threads(1); };
   const auto raw_fwd = [&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.f, A.data(), K, B.data(), N,
                 0.f, C.data(), N);
@@ -77,21 +83,28 @@ void run(const Shape3& s) {
   const double flops = 2.0 * M * K * N;
   // About 20 ms per variant per round.
   const int reps = std::max(1, static_cast<int>(0.02 / std::max(seconds(raw_fwd, 3), 1e-7)));
-  for (const auto& v : variants) seconds(v, reps);  // warm-up
+  zg_threads();
+  const auto timed = [&](std::size_t i) {
+    (i == 0 || i == 3) ? raw_threads() : zg_threads();
+    const double t = seconds(variants[i], reps);
+    zg_threads();
+    return t;
+  };
+  for (std::size_t i = 0; i < variants.size(); ++i) timed(i);  // warm-up
   std::vector<std::vector<double>> times(variants.size());
   for (int round = 0; round < 15; ++round)
-    for (std::size_t i = 0; i < variants.size(); ++i) times[i].push_back(seconds(variants[i], reps));
+    for (std::size_t i = 0; i < variants.size(); ++i) times[i].push_back(timed(i));
 
   std::vector<double> gflops;
   for (std::size_t i = 0; i < variants.size(); ++i)
     gflops.push_back((i < 3 ? 1 : 3) * flops / median(times[i]) / 1e9);
   std::printf(
-      "{\"shape\": \"%dx%d @ %dx%d\", \"threads\": 1, \"reps\": %d, "
+      "{\"shape\": \"%dx%d @ %dx%d\", \"threads\": %d, \"reps\": %d, "
       "\"raw_sgemm_fwd_gflops\": %.2f, \"matmul_fwd_gflops\": %.2f, \"linear_fwd_gflops\": %.2f, "
       "\"raw_sgemm_fwd_bwd_gflops\": %.2f, \"matmul_fwd_bwd_gflops\": %.2f, \"linear_fwd_bwd_gflops\": %.2f, "
       "\"matmul_fwd_ratio\": %.3f, \"linear_fwd_ratio\": %.3f, "
       "\"matmul_fwd_bwd_ratio\": %.3f, \"linear_fwd_bwd_ratio\": %.3f}\n",
-      M, K, K, N, reps, gflops[0], gflops[1], gflops[2], gflops[3], gflops[4], gflops[5],
+      M, K, K, N, threads, reps, gflops[0], gflops[1], gflops[2], gflops[3], gflops[4], gflops[5],
       gflops[1] / gflops[0], gflops[2] / gflops[0], gflops[4] / gflops[3], gflops[5] / gflops[3]);
   std::fflush(stdout);
 }
@@ -99,6 +112,6 @@ void run(const Shape3& s) {
 }  // namespace
 
 int main() {
-  openblas_set_num_threads(1);
-  for (const Shape3& s : {Shape3{100, 784, 50}, Shape3{100, 50, 10}, Shape3{100, 4320, 100}}) run(s);
+  for (int threads : {1, 2})
+    for (const Shape3& s : {Shape3{100, 784, 50}, Shape3{100, 50, 10}, Shape3{100, 4320, 100}}) run(s, threads);
 }

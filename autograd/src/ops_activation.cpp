@@ -40,8 +40,11 @@ struct ReLU final : Function<T> {
     const T* in = x[0].data();
     T* out = y.data();
     // A select, so a NaN input passes through as NaN.
-    detail::parallel_for(y.size(), detail::kElementGrain, [&](std::size_t b, std::size_t e) {
-      for (std::size_t i = b; i < e; ++i) out[i] = in[i] < T(0) ? T(0) : in[i];
+    detail::parallel_for(y.size(), detail::kElementGrain, [in, out](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) {
+        const T v = in[i];
+        out[i] = v < T(0) ? T(0) : v;
+      }
     });
     return y;
   }
@@ -54,8 +57,13 @@ struct ReLU final : Function<T> {
     const T* in = x.data();
     const T* g = gy[0].data().data();
     T* out = gx.data();
-    detail::parallel_for(gx.size(), detail::kElementGrain, [&](std::size_t b, std::size_t e) {
-      for (std::size_t i = b; i < e; ++i) out[i] = in[i] > T(0) ? g[i] : T(0);
+    // Both loads unconditional, so the select compiles to a vector blend
+    // (a branch here mispredicts on every other element).
+    detail::parallel_for(gx.size(), detail::kElementGrain, [in, g, out](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) {
+        const T v = in[i], gi = g[i];
+        out[i] = v > T(0) ? gi : T(0);
+      }
     });
     return {Var<T>(std::move(gx))};
   }
