@@ -7,13 +7,10 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
 #include <sys/resource.h>
-
-#include <zerograd/variable.hpp>
 
 namespace zg::bench {
 
@@ -24,15 +21,6 @@ inline double seconds(const std::function<void()>& fn, int reps) {
   const auto start = Clock::now();
   for (int i = 0; i < reps; ++i) fn();
   return std::chrono::duration<double>(Clock::now() - start).count() / reps;
-}
-
-// Uniform values in [-1, 1) from a fixed seed.
-inline zg::Tensor<float> random_array(const zg::Shape& shape, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  zg::Tensor<float> t = zg::Tensor<float>::from_shape(shape);
-  for (auto& v : t) v = dist(gen);
-  return t;
 }
 
 inline double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }

@@ -409,7 +409,10 @@ def main(argv):
 
     matmul = []
     if not a.no_matmul and os.access(os.path.join(a.bin, "matmul_efficiency"), os.X_OK):
-        p2 = subprocess.run([os.path.join(a.bin, "matmul_efficiency")], env=thread_env(1), stdout=subprocess.PIPE,
+        # It sets the threads itself (1, then 2, for both sides): no *_NUM_THREADS caps.
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        p2 = subprocess.run([os.path.join(a.bin, "matmul_efficiency")], env=env, stdout=subprocess.PIPE,
                             text=True, timeout=a.timeout)
         matmul = [json.loads(l) for l in p2.stdout.splitlines() if l.startswith("{")]
         if log:
@@ -473,7 +476,7 @@ def main(argv):
               f"{with_verdict(target, zv, bv):<18} {ratio(zv, bv):>6}")
     for m in matmul:
         worst = min(m["matmul_fwd_ratio"], m["linear_fwd_ratio"], m["matmul_fwd_bwd_ratio"], m["linear_fwd_bwd_ratio"])
-        print(f"{'matmul_eff':<12} {m['shape']:<19} {'1':<11} {m['matmul_fwd_gflops']:>10.1f} "
+        print(f"{'matmul_eff':<12} {m['shape']:<19} {str(m.get('threads', 1)):<11} {m['matmul_fwd_gflops']:>10.1f} "
               f"{m['raw_sgemm_fwd_gflops']:>10.1f} {'sgemm':<9} {with_verdict('>= 0.9', worst, 1.0):<18} {worst:>6.3f}")
     print()
     print("per thread setting (the same threads on both sides):")
@@ -489,8 +492,9 @@ def main(argv):
         for (side, w, n), errs in sorted(errors.items()):
             print(f"FAILED: {side} {w} threads={n}: {len(errs)} run(s): {errs[0]}")
     print()
-    print("matmul_eff: GFLOPS of zerograd's matmul forward and of raw cblas_sgemm, one thread; the ratio is the "
-          "worst of\nmatmul/linear forward and forward+backward against sgemm (higher is better). "
+    print("matmul_eff: GFLOPS of zerograd's matmul forward and of raw cblas_sgemm (OpenBLAS's own threads) at the "
+          "thread count shown;\nthe ratio is the worst of matmul/linear forward and forward+backward against sgemm "
+          "(higher is better). "
           f"Total time {time.perf_counter() - t_start:.0f} s.")
     if log:
         log.close()

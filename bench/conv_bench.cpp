@@ -19,6 +19,7 @@
 #include <zerograd/nn/conv.hpp>
 #include <zerograd/zerograd.hpp>
 
+#include "bench_arrays.hpp"
 #include "bench_common.hpp"
 
 namespace {
