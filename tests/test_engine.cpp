@@ -299,3 +299,63 @@ TEST_CASE("empty Variables are reported, not dereferenced") {
   CHECK(message_of<Error>([&] { x + empty; }).find("Add: input 1 is an empty Variable") == 0);
   CHECK(message_of<ValueError>([&] { Variable({1.f, 2.f}).item(); }).find("Variable::item") == 0);
 }
+
+namespace {
+// Identity whose backward first runs a whole nested backward pass (on a
+// graph that shares Functions with the outer pass), or throws when asked.
+struct NestedBackward final : Function<double> {
+  std::function<void()> inside;
+  std::string name() const override { return "NestedBackward"; }
+  Outputs<double> forward(const TensorList<double>& x) override { return Tensor<double>(x[0]); }
+  Variables<double> backward(const Variables<double>& gy) override {
+    if (inside) inside();
+    return {gy[0]};
+  }
+};
+}  // namespace
+
+TEST_CASE("a backward run from inside a backward reaches Functions the outer pass has pending") {
+  // loss = N(a) + a * 3 with a = x * 2. The outer pass runs Mul(3) before N
+  // (insertion order), so a's creator is pending in the outer pass when N's
+  // backward runs a nested pass from a * 5 down through it.
+  Variable64 x(1.5);
+  x.requires_grad_();
+  Variable64 a = x * 2.0;
+  auto n = std::make_shared<NestedBackward>();
+  Variable64 nested_grad;
+  n->inside = [&] {
+    EnableGradGuard record;  // backward runs under no-grad; this pass builds a graph
+    Variable64 leaf(1.5);
+    leaf.requires_grad_();
+    Variable64 other = a * 5.0 + leaf;  // d/dx = 10 through a's creator
+    BackwardOptions<double> keep;
+    keep.retain_graph = true;  // a's creator must survive for the outer pass
+    other.backward(keep);
+    nested_grad = x.grad();
+    x.cleargrad();
+  };
+  Variable64 loss = apply<double>(n, {a})[0] + a * 3.0;
+  loss.backward();
+  REQUIRE(nested_grad.defined());
+  CHECK(nested_grad.item() == doctest::Approx(10.0));
+  CHECK(x.grad().item() == doctest::Approx(8.0));  // (3 + 1) * 2
+}
+
+TEST_CASE("after a backward that threw, the same graph differentiates again") {
+  Variable64 x({1.0, 2.0});
+  x.requires_grad_();
+  auto n = std::make_shared<NestedBackward>();
+  n->inside = [] { throw ValueError("NestedBackward: asked to fail"); };
+  Variable64 y = zg::sum(apply<double>(n, {x * 2.0})[0] * x);
+  BackwardOptions<double> keep;
+  keep.retain_graph = true;
+  CHECK_THROWS_AS(y.backward(keep), ValueError);
+  x.cleargrad();
+  n->inside = nullptr;
+  y.backward(keep);  // the Functions the failed pass left pending are free again
+  // y = sum(2x * x) = sum(2 x^2): dy/dx = 4x
+  CHECK(x.grad().data() == Tensor<double>({4.0, 8.0}));
+  x.cleargrad();
+  y.backward();
+  CHECK(x.grad().data() == Tensor<double>({4.0, 8.0}));
+}

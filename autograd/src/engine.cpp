@@ -130,7 +130,7 @@ BasicVariable<T>::BasicVariable(T scalar, std::string name)
 template <class T>
 BasicVariable<T>::BasicVariable(Tensor<T> data, std::string name)
     : node_(std::make_shared<Node<T>>(std::move(data))) {
-  node_->name = std::move(name);
+  if (!name.empty()) node_->name = std::make_unique<std::string>(std::move(name));
 }
 
 #define ZG_NESTED_CTOR(N)                                                                   \
@@ -173,11 +173,13 @@ void BasicVariable<T>::set_grad(BasicVariable grad) const {
 }
 
 template <class T> void BasicVariable<T>::cleargrad() const { checked().grad = BasicVariable(); }
-template <class T> const std::string& BasicVariable<T>::name() const { return checked().name; }
+template <class T> const std::string& BasicVariable<T>::name() const { return checked().label(); }
 
 template <class T>
 BasicVariable<T>& BasicVariable<T>::set_name(std::string name) {
-  checked().name = std::move(name);
+  Node<T>& n = checked();
+  if (name.empty()) n.name.reset();
+  else n.name = std::make_unique<std::string>(std::move(name));
   return *this;
 }
 
@@ -203,7 +205,7 @@ template <class T>
 BasicVariable<T>& BasicVariable<T>::requires_grad_(bool on) {
   Node<T>& n = checked();
   if (n.creator && !on)
-    throw ValueError("Variable::requires_grad_: '" + n.name +
+    throw ValueError("Variable::requires_grad_: '" + n.label() +
                      "' is not a leaf; use detach() to cut it from the graph");
   n.requires_grad = on;
   return *this;
@@ -215,14 +217,14 @@ template <class T> int BasicVariable<T>::generation() const { return checked().g
 
 template <class T>
 BasicVariable<T> BasicVariable<T>::detach() const {
-  return BasicVariable(checked().data, checked().name);
+  return BasicVariable(checked().data, checked().label());
 }
 
 template <class T>
 template <class U>
 BasicVariable<U> BasicVariable<T>::to() const {
   Tensor<U> converted = xt::cast<U>(checked().data);
-  return BasicVariable<U>(std::move(converted), checked().name);
+  return BasicVariable<U>(std::move(converted), checked().label());
 }
 
 // ---- Function -----------------------------------------------------------------------
@@ -240,8 +242,8 @@ const BasicVariable<T>& Function<T>::input(std::size_t i) const {
 
 template <class T>
 BasicVariable<T> Function<T>::output(std::size_t i) const {
-  if (i >= outputs_.size()) return BasicVariable<T>();
-  return BasicVariable<T>(outputs_[i].lock());
+  if (i >= num_outputs_) return BasicVariable<T>();
+  return BasicVariable<T>(i == 0 ? output0_.lock() : more_->nodes[i - 1].lock());
 }
 
 template <class T>
@@ -251,67 +253,126 @@ bool Function<T>::needs_input_grad(std::size_t i) const {
 
 // ---- apply: forward and graph recording -------------------------------------------------
 
+// Runs f on inputs[0, n) and makes the output nodes. When recording, f takes
+// the inputs from *owned if given (moved), else copies them. all_outputs, if
+// given, receives every output; the first is returned.
 template <class T>
-Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs) {
-  std::vector<const Tensor<T>*> arrays;
-  arrays.reserve(inputs.size());
-  bool any_requires_grad = false;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].defined())
-      throw Error(f->name() + ": input " + std::to_string(i) + " is an empty Variable");
-    arrays.push_back(&inputs[i].data());
-    any_requires_grad = any_requires_grad || inputs[i].requires_grad();
+struct ApplyCore {
+static BasicVariable<T> run(const std::shared_ptr<Function<T>>& f, const BasicVariable<T>* in, std::size_t n,
+                            Variables<T>* owned, Variables<T>* all_outputs) {
+  // The array list lives on the stack for the usual one to four inputs.
+  constexpr std::size_t kInline = 4;
+  const Tensor<T>* inline_arrays[kInline];
+  std::vector<const Tensor<T>*> more_arrays;
+  const Tensor<T>** arrays = inline_arrays;
+  if (n > kInline) {
+    more_arrays.resize(n);
+    arrays = more_arrays.data();
   }
-  Outputs<T> ys = f->forward(TensorList<T>(std::move(arrays)));
+  bool any_requires_grad = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!in[i].defined())
+      throw Error(f->name() + ": input " + std::to_string(i) + " is an empty Variable");
+    const Node<T>& node = *in[i].node();
+    arrays[i] = &node.data;
+    any_requires_grad = any_requires_grad || node.requires_grad;
+  }
+  Outputs<T> ys = f->forward(TensorList<T>(arrays, n));
   if (anomaly_enabled && backward_depth == 0)
-    for (std::size_t k = 0; k < ys.items.size(); ++k)
-      check_finite(*f, ys.items[k], "forward", "output " + std::to_string(k));
+    for (std::size_t k = 0; k < ys.size(); ++k)
+      check_finite(*f, ys[k], "forward", "output " + std::to_string(k));
   const bool record = any_requires_grad && is_grad_enabled();
+  const std::size_t m = ys.size();
+  if (m == 0) throw Error(f->name() + ": forward returned no outputs");
 
-  Variables<T> outputs;
-  outputs.reserve(ys.items.size());
-  for (auto& y : ys.items) outputs.emplace_back(std::make_shared<Node<T>>(std::move(y)));
+  Variables<T> local_outputs;  // a multi-output Function called through apply_one
+  if (m > 1 && !all_outputs) all_outputs = &local_outputs;
+  BasicVariable<T> first(std::make_shared<Node<T>>(std::move(ys[0])));
+  if (all_outputs) {
+    all_outputs->reserve(m);
+    all_outputs->push_back(first);
+    for (std::size_t k = 1; k < m; ++k) all_outputs->emplace_back(std::make_shared<Node<T>>(std::move(ys[k])));
+  }
   if (record) {
     int generation = 0;
-    for (const auto& x : inputs) generation = std::max(generation, x.generation());
+    for (std::size_t i = 0; i < n; ++i) generation = std::max(generation, in[i].node()->generation);
     f->generation_ = generation;
-    f->outputs_.reserve(outputs.size());
-    f->output_shapes_.reserve(outputs.size());
-    for (std::size_t i = 0; i < outputs.size(); ++i) {
-      Node<T>& n = *outputs[i].node();
-      n.creator = f;
-      n.generation = generation + 1;
-      n.output_index = static_cast<std::uint32_t>(i);
-      n.requires_grad = true;
-      f->outputs_.push_back(outputs[i].node());
-      f->output_shapes_.push_back(outputs[i].shape());
+    f->num_outputs_ = static_cast<std::uint32_t>(m);
+    if (m > 1) f->more_ = std::make_unique<typename Function<T>::MoreOutputs>();
+    for (std::size_t k = 0; k < m; ++k) {
+      const std::shared_ptr<Node<T>>& node = k == 0 ? first.node() : (*all_outputs)[k].node();
+      node->creator = f;
+      node->generation = generation + 1;
+      node->output_index = static_cast<std::uint32_t>(k);
+      node->requires_grad = true;
+      if (k == 0) f->output0_ = node;
+      else f->more_->nodes.push_back(node);
+      if (m > 1) f->more_->shapes.push_back((*all_outputs)[k].shape());
     }
-    f->inputs_ = std::move(inputs);
+    if (owned) f->inputs_ = std::move(*owned);
+    else f->inputs_.assign(in, in + n);
   }
   if (forward_observer<T>) {
-    const Variables<T>& seen_inputs = record ? f->inputs_ : inputs;
-    (*forward_observer<T>)(ForwardStep<T>{*f, seen_inputs, outputs});
+    const Variables<T> seen_inputs = record ? f->inputs_ : (owned ? *owned : Variables<T>(in, in + n));
+    const Variables<T> seen_outputs = all_outputs ? *all_outputs : Variables<T>{first};
+    (*forward_observer<T>)(ForwardStep<T>{*f, seen_inputs, seen_outputs});
   }
+  return first;
+}
+};
+
+template <class T>
+Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs) {
+  Variables<T> outputs;
+  ApplyCore<T>::run(f, inputs.data(), inputs.size(), &inputs, &outputs);
   return outputs;
+}
+
+template <class T>
+BasicVariable<T> apply_one(std::shared_ptr<Function<T>> f, const BasicVariable<T>* inputs, std::size_t n) {
+  return ApplyCore<T>::run(f, inputs, n, nullptr, nullptr);
 }
 
 // ---- backward -----------------------------------------------------------------------------
 
+// Note [Pending table]: a Function waiting for its backward has a row in the
+// engine's table: the upstream gradient and a strong reference to each
+// output. The row number is kept in the Function itself (engine_row_, with
+// engine_ naming the engine), so finding it costs no hashing and no
+// allocation; rows are reused as Functions run, so the table stays as small
+// as the number of Functions pending at once. A Function already pending in
+// another engine (a backward run from inside a backward) is found through a
+// hash map instead.
 template <class T>
 struct Engine {
   struct Pending {
     std::shared_ptr<Function<T>> function;
-    Variables<T> outputs;  // strong: outputs stay alive until their Function ran
-    Variables<T> grads;    // accumulated upstream gradient per output
+    BasicVariable<T> out0, grad0;  // output 0 and its accumulated gradient
+    Variables<T> outs, grads;      // outputs 1.. of multi-output Functions (index k - 1)
     std::uint64_t order = 0;
   };
   using Options = BackwardOptions<T>;
 
   const Options& options;
-  std::unordered_map<const Function<T>*, Pending> pending;
-  using Key = std::pair<std::pair<int, std::uint64_t>, const Function<T>*>;
+  std::vector<Pending> table;
+  std::vector<std::uint32_t> free_rows;
+  std::unordered_map<const Function<T>*, std::uint32_t> foreign;  // pending in another engine
+  using Key = std::pair<std::pair<int, std::uint64_t>, std::uint32_t>;  // (generation, order), row
   std::priority_queue<Key> heap;
   std::uint64_t inserted = 0;
+  Variables<T> gys_buffer;  // upstream gradients of the Function being run
+
+  explicit Engine(const Options& o) : options(o) {}
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+  // After an exception rows may still be pending: release their Functions.
+  ~Engine() {
+    for (Pending& p : table)
+      if (p.function && p.function->engine_ == this) {
+        p.function->engine_ = nullptr;
+        p.function->engine_row_ = 0;
+      }
+  }
 
   static void accumulate(BasicVariable<T>& slot, BasicVariable<T> g) {
     slot = slot.defined() ? slot + g : std::move(g);
@@ -326,50 +387,95 @@ struct Engine {
     else v.node()->grad = BasicVariable<T>(g.data());
   }
 
+  std::uint32_t new_row() {
+    if (!free_rows.empty()) {
+      const std::uint32_t r = free_rows.back();
+      free_rows.pop_back();
+      return r;
+    }
+    table.emplace_back();
+    return static_cast<std::uint32_t>(table.size() - 1);
+  }
+
+  // The row of creator, made (and queued) on first use.
+  Pending& row_of(const std::shared_ptr<Function<T>>& creator) {
+    Function<T>& f = *creator;
+    if (f.engine_ == this) return table[f.engine_row_ - 1];
+    std::uint32_t r;
+    if (f.engine_ == nullptr) {
+      r = new_row();
+      f.engine_ = this;
+      f.engine_row_ = r + 1;
+    } else {
+      auto [it, fresh] = foreign.try_emplace(&f, 0);
+      if (!fresh) return table[it->second];
+      r = it->second = new_row();
+    }
+    if (f.released_)
+      throw Error("backward: " + f.name() +
+                  " was already run and freed by an earlier backward; pass retain_graph = "
+                  "true to that backward to differentiate through it again");
+    Pending& p = table[r];
+    p.function = creator;
+    if (f.num_outputs_ > 1) {
+      p.outs.resize(f.num_outputs_ - 1);
+      p.grads.resize(f.num_outputs_ - 1);
+    }
+    p.order = inserted++;
+    heap.push({{f.generation_, p.order}, r});
+    return p;
+  }
+
   void send(const BasicVariable<T>& x, BasicVariable<T> gx) {
-    const auto& creator = x.node()->creator;
-    if (!creator) {
-      if (x.requires_grad()) accumulate_into_node(x, std::move(gx));
+    const Node<T>& node = *x.node();
+    if (!node.creator) {
+      if (node.requires_grad) accumulate_into_node(x, std::move(gx));
       return;
     }
-    auto [it, fresh] = pending.try_emplace(creator.get());
-    Pending& p = it->second;
-    if (fresh) {
-      if (creator->released_)
-        throw Error("backward: " + creator->name() +
-                    " was already run and freed by an earlier backward; pass retain_graph = "
-                    "true to that backward to differentiate through it again");
-      p.function = creator;
-      p.outputs.resize(creator->output_shapes_.size());
-      p.grads.resize(creator->output_shapes_.size());
-      p.order = inserted++;
-      heap.push({{creator->generation_, p.order}, creator.get()});
-    }
-    const std::uint32_t k = x.node()->output_index;
-    if (!p.outputs[k].defined()) p.outputs[k] = x;
-    accumulate(p.grads[k], std::move(gx));
+    Pending& p = row_of(node.creator);
+    const std::uint32_t k = node.output_index;
+    BasicVariable<T>& out = k == 0 ? p.out0 : p.outs[k - 1];
+    if (!out.defined()) out = x;
+    accumulate(k == 0 ? p.grad0 : p.grads[k - 1], std::move(gx));
   }
 
   void run(const BasicVariable<T>& root, const BasicVariable<T>& seed) {
     send(root, seed);
     while (!heap.empty()) {
-      const Function<T>* key = heap.top().second;
+      const std::uint32_t r = heap.top().second;
       heap.pop();
-      Pending p = std::move(pending.at(key));
-      pending.erase(key);
+      Pending p = std::move(table[r]);
+      table[r] = Pending();
+      free_rows.push_back(r);
       Function<T>& f = *p.function;
-      for (std::size_t k = 0; k < p.grads.size(); ++k) {
-        if (!p.outputs[k].defined()) p.outputs[k] = f.output(k);
-        if (!p.grads[k].defined()) {
-          Tensor<T> zeros = xt::zeros<T>(f.output_shapes_[k]);
-          p.grads[k] = BasicVariable<T>(std::move(zeros));
+      if (f.engine_ == this) {
+        f.engine_ = nullptr;
+        f.engine_row_ = 0;
+      } else {
+        foreign.erase(&f);
+      }
+      // Upstream gradients, one per output; a missing one is zeros.
+      // gys reuses the engine's buffer: no allocation per Function.
+      Variables<T>& gys = gys_buffer;
+      gys.resize(f.num_outputs_);
+      Variables<T> outs;  // only the step observer sees them
+      if (options.observer) outs.resize(f.num_outputs_);
+      for (std::size_t k = 0; k < gys.size(); ++k) {
+        BasicVariable<T>& out = k == 0 ? p.out0 : p.outs[k - 1];
+        BasicVariable<T>& g = k == 0 ? p.grad0 : p.grads[k - 1];
+        if (!out.defined()) out = f.output(k);
+        if (!g.defined()) {
+          Tensor<T> zeros = xt::zeros<T>(f.more_->shapes[k]);  // only multi-output Functions miss one
+          g = BasicVariable<T>(std::move(zeros));
         }
-        if (options.retain_grad && p.outputs[k].defined()) accumulate_into_node(p.outputs[k], p.grads[k]);
+        if (options.retain_grad && out.defined()) accumulate_into_node(out, g);
+        gys[k] = std::move(g);
+        if (options.observer) outs[k] = std::move(out);
       }
       ++backward_depth;
       Variables<T> gxs;
       try {
-        gxs = f.backward(p.grads);
+        gxs = f.backward(gys);
       } catch (...) {
         --backward_depth;
         throw;
@@ -380,14 +486,19 @@ struct Engine {
         for (std::size_t i = 0; i < gxs.size(); ++i)
           if (gxs[i].defined()) check_finite(f, gxs[i].data(), "backward", "the gradient for input " + std::to_string(i));
       if (options.observer)
-        options.observer(BackwardStep<T>{f, f.inputs_, p.outputs, p.grads, gxs});
-      Variables<T> inputs = f.inputs_;
+        options.observer(BackwardStep<T>{f, f.inputs_, outs, gys, gxs});
+      Variables<T> inputs;
+      if (options.retain_graph) inputs = f.inputs_;
+      else inputs = std::move(f.inputs_);
       if (!options.retain_graph) {
         f.release();
         f.inputs_.clear();
         f.released_ = true;
       }
-      p = Pending();  // drop upstream grads and outputs as soon as possible
+      // Drop upstream grads and outputs as soon as possible.
+      gys.clear();
+      outs.clear();
+      p = Pending();
       for (std::size_t i = 0; i < inputs.size(); ++i)
         if (gxs[i].defined() && inputs[i].requires_grad()) send(inputs[i], std::move(gxs[i]));
     }
@@ -416,7 +527,7 @@ template <class T>
 void BasicVariable<T>::backward(const BackwardOptions& options) const {
   Node<T>& n = checked();
   if (!n.requires_grad)
-    throw Error("backward: '" + n.name + "' " + shape_str(n.data.shape()) +
+    throw Error("backward: '" + n.label() + "' " + shape_str(n.data.shape()) +
                 " does not require grad (no input had requires_grad, or it was computed "
                 "under NoGradGuard)");
   BasicVariable seed = options.seed;
@@ -433,7 +544,7 @@ void BasicVariable<T>::backward(const BackwardOptions& options) const {
   std::optional<EnableGradGuard> with_grad;
   if (options.create_graph) with_grad.emplace();
   else no_grad.emplace();
-  Engine<T> engine{effective, {}, {}, 0};
+  Engine<T> engine(effective);
   engine.run(*this, seed);
 }
 
@@ -459,7 +570,8 @@ std::ostream& operator<<(std::ostream& out, const BasicVariable<T>& v) {
   template class BasicVariable<T>;                                                \
   template class Function<T>;                                                     \
   template class ForwardObserverGuard<T>;                                         \
-  template Variables<T> apply<T>(std::shared_ptr<Function<T>>, Variables<T>);
+  template Variables<T> apply<T>(std::shared_ptr<Function<T>>, Variables<T>);              \
+  template BasicVariable<T> apply_one<T>(std::shared_ptr<Function<T>>, const BasicVariable<T>*, std::size_t);
 ZG_INSTANTIATE(float)
 ZG_INSTANTIATE(double)
 #undef ZG_INSTANTIATE

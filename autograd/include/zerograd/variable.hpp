@@ -23,6 +23,7 @@ using Tensor = xt::xarray<T>;
 
 template <class T> class BasicVariable;
 template <class T> class Function;
+template <class T> struct ApplyCore;  // engine.cpp: forward and graph recording
 
 // ---- grad mode (thread-local) ----------------------------------------------
 
@@ -152,14 +153,19 @@ struct Node {
   Tensor<T> data;
   BasicVariable<T> grad;
   std::shared_ptr<Function<T>> creator;
-  std::string name;
+  std::unique_ptr<std::string> name;  // null when unnamed, as most intermediates are
   int generation = 0;
   std::uint32_t output_index = 0;  // position among creator's outputs
   bool requires_grad = false;
 
   Node() = default;
-  explicit Node(Tensor<T> d) : data(std::move(d)) {}
+  explicit Node(Tensor<T>&& d) : data(std::move(d)) {}  // one move: xarray moves are not free
+  explicit Node(const Tensor<T>& d) : data(d) {}
   ~Node();  // tears the creator chain down iteratively (engine.cpp)
+  const std::string& label() const {
+    static const std::string unnamed;
+    return name ? *name : unnamed;
+  }
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 };
@@ -173,29 +179,45 @@ std::string to_string(const Tensor<T>& t);
 
 // ---- Function -----------------------------------------------------------------
 
-// Read-only list of a Function's input arrays.
+// Read-only list of a Function's input arrays (a view: it refers to the
+// caller's arrays for the duration of forward).
 template <class T>
 class TensorList {
  public:
-  explicit TensorList(std::vector<const Tensor<T>*> items) : items_(std::move(items)) {}
+  TensorList(const Tensor<T>* const* items, std::size_t n) : items_(items), size_(n) {}
+  explicit TensorList(const std::vector<const Tensor<T>*>& items) : items_(items.data()), size_(items.size()) {}
   const Tensor<T>& operator[](std::size_t i) const { return *items_[i]; }
-  std::size_t size() const { return items_.size(); }
+  std::size_t size() const { return size_; }
 
  private:
-  std::vector<const Tensor<T>*> items_;
+  const Tensor<T>* const* items_;
+  std::size_t size_;
 };
 
 // What forward returns: one array, or several for multi-output Functions.
+// The first is held inline: a single-output op allocates no list.
 template <class T>
 class Outputs {
  public:
   Outputs() = default;
-  Outputs(Tensor<T>&& y) { items.push_back(std::move(y)); }
-  Outputs(const Tensor<T>& y) { items.push_back(y); }
+  Outputs(Tensor<T>&& y) : first_(std::move(y)), size_(1) {}
+  Outputs(const Tensor<T>& y) : first_(y), size_(1) {}
   template <class E>
-  Outputs(const xt::xexpression<E>& e) { items.emplace_back(e); }
-  Outputs(std::vector<Tensor<T>>&& ys) : items(std::move(ys)) {}
-  std::vector<Tensor<T>> items;
+  Outputs(const xt::xexpression<E>& e) : first_(e), size_(1) {}
+  Outputs(std::vector<Tensor<T>>&& ys) : size_(ys.size()) {
+    if (ys.empty()) return;
+    first_ = std::move(ys.front());
+    rest_.reserve(ys.size() - 1);
+    for (std::size_t i = 1; i < ys.size(); ++i) rest_.push_back(std::move(ys[i]));
+  }
+  std::size_t size() const { return size_; }
+  Tensor<T>& operator[](std::size_t i) { return i == 0 ? first_ : rest_[i - 1]; }
+  const Tensor<T>& operator[](std::size_t i) const { return i == 0 ? first_ : rest_[i - 1]; }
+
+ private:
+  Tensor<T> first_;
+  std::vector<Tensor<T>> rest_;
+  std::size_t size_ = 0;
 };
 
 template <class T>
@@ -223,31 +245,48 @@ class Function {
   const BasicVariable<T>& input(std::size_t i) const;
   BasicVariable<T> output(std::size_t i) const;  // empty if that output died
   std::size_t num_inputs() const { return inputs_.size(); }
-  std::size_t num_outputs() const { return output_shapes_.size(); }
-  const Shape& output_shape(std::size_t i) const { return output_shapes_.at(i); }
+  std::size_t num_outputs() const { return num_outputs_; }
   bool needs_input_grad(std::size_t i) const;
   int generation() const { return generation_; }
   bool released() const { return released_; }
 
  private:
   template <class U>
+  friend BasicVariable<U> apply_one(std::shared_ptr<Function<U>> f, const BasicVariable<U>* inputs, std::size_t n);
+  template <class U>
   friend Variables<U> apply(std::shared_ptr<Function<U>> f, Variables<U> inputs);
   template <class U>
   friend struct Engine;
+  template <class U>
+  friend struct ApplyCore;
+  // Outputs after the first, and the shapes of all outputs (a missing
+  // output gradient becomes zeros of that shape): multi-output only.
+  struct MoreOutputs {
+    std::vector<std::weak_ptr<Node<T>>> nodes;
+    std::vector<Shape> shapes;
+  };
   Variables<T> inputs_;
-  std::vector<std::weak_ptr<Node<T>>> outputs_;
-  std::vector<Shape> output_shapes_;
+  std::weak_ptr<Node<T>> output0_;
+  std::unique_ptr<MoreOutputs> more_;
   int generation_ = 0;
+  std::uint32_t num_outputs_ = 0;
+  // 1 + this Function's row in the table of the engine that has it pending
+  // (engine_ says which); 0 when no backward has it pending.
+  std::uint32_t engine_row_ = 0;
+  const void* engine_ = nullptr;
   bool released_ = false;
 };
 
 // Runs f forward on the inputs and, when recording, links it into the graph.
 template <class T>
 Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs);
+// The same for inputs[0, n), returning only the first output (no lists).
+template <class T>
+BasicVariable<T> apply_one(std::shared_ptr<Function<T>> f, const BasicVariable<T>* inputs, std::size_t n);
 
 template <class Op, class T, class... Args>
 BasicVariable<T> apply1(std::initializer_list<BasicVariable<T>> inputs, Args&&... args) {
-  return apply<T>(std::make_shared<Op>(std::forward<Args>(args)...), Variables<T>(inputs))[0];
+  return apply_one<T>(std::make_shared<Op>(std::forward<Args>(args)...), inputs.begin(), inputs.size());
 }
 
 // ---- backward ------------------------------------------------------------------
