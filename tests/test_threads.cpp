@@ -3,8 +3,13 @@
 // exceptions carried back to the caller, nested loops run serially.
 #include <array>
 #include <atomic>
+#include <cstdlib>
 #include <stdexcept>
+#include <thread>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <zerograd/zerograd.hpp>
 
@@ -145,4 +150,33 @@ TEST_CASE("a large GEMM split into row and column blocks equals the one-thread p
     CHECK(zg::matmul(a, b).data() == serial);
     CHECK(zg::matmul(at, bt, true, true).data() == serial_t);
   }
+}
+
+TEST_CASE("two user threads using the pool at once both get the exact single-caller result") {
+  Threads t(2);
+  const std::vector<float> alone = conv_step();
+  std::vector<float> a, b;
+  std::thread first([&] { a = conv_step(); });
+  std::thread second([&] { b = conv_step(); });
+  first.join();
+  second.join();
+  // The thread that finds the pool busy runs the same chunks itself, in order.
+  CHECK(a == alone);
+  CHECK(b == alone);
+}
+
+TEST_CASE("a forked child makes a pool of its own instead of waiting for the parent's workers") {
+  Threads t(2);
+  const std::vector<float> before = conv_step();  // the parent's pool exists now
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::alarm(30);  // a hang becomes a failure, not a stuck test run
+    const bool same = conv_step() == before;
+    std::_Exit(same ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }

@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include <pthread.h>
+
 #include "zerograd/threads.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -55,6 +57,20 @@ class Pool {
   std::size_t size() const { return workers_.size() + 1; }
 
   void run(std::size_t chunks, const std::function<void(std::size_t)>& fn) {
+    // One job at a time: a second user thread calling in meanwhile runs its
+    // loop by itself rather than wait.
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) {
+      inside_chunk = true;
+      try {
+        for (std::size_t k = 0; k < chunks; ++k) fn(k);
+      } catch (...) {
+        inside_chunk = false;
+        throw;
+      }
+      inside_chunk = false;
+      return;
+    }
     job_ = &fn;
     chunks_ = chunks;
     next_.store(0);
@@ -110,6 +126,7 @@ class Pool {
   }
 
   std::vector<std::thread> workers_;
+  std::mutex busy_;  // held by the thread whose job the pool is running
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
@@ -132,11 +149,22 @@ struct Setting {
   std::mutex mutex;  // guards changes of the setting, not each parallel loop
 };
 
+Setting* the_setting = nullptr;
+
+// A forked child has no worker threads: it forgets the parent's pool (its
+// memory is abandoned, not freed: the workers it counts do not exist) and
+// makes a new one on first use.
+void forget_pool_in_child() {
+  if (the_setting) the_setting->pool.store(nullptr);
+}
+
 Setting& setting() {
   static Setting* s = [] {
     auto* fresh = new Setting;
     fresh->threads = cores();
     set_blas_threads(1);
+    the_setting = fresh;
+    pthread_atfork(nullptr, nullptr, forget_pool_in_child);
     return fresh;
   }();
   return *s;
