@@ -14,12 +14,17 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include <pthread.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "zerograd/threads.hpp"
 
@@ -178,6 +183,29 @@ Pool& pool() {
   if (!s.pool.load()) s.pool.store(new Pool(s.threads), std::memory_order_release);
   return *s.pool.load();
 }
+
+// Note [malloc]: glibc hands out blocks over 128 KB to 32 MB with mmap at
+// first, then from the heap, and gives the heap's free top back to the
+// kernel once it exceeds twice that size. Training frees and reallocates
+// the same multi-megabyte arrays every step, so memory went back to the
+// kernel and every step page-faulted it in again, zero-filled: a 100x4320
+// @ 4320x100 matmul forward + backward took 2.0 ms instead of 1.0 ms at two
+// threads (1.1 million page faults in 1,280 steps, 6,000 with this). So
+// zerograd raises both thresholds once, at start-up: blocks under 64 MB come
+// from the heap and up to 256 MB of free heap stay mapped. Peak memory is
+// unchanged; the resident size after a peak stays up. ZEROGRAD_MALLOC_TUNING=0
+// in the environment leaves glibc's defaults alone.
+struct MallocTuning {
+  MallocTuning() {
+#if defined(__GLIBC__)
+    const char* env = std::getenv("ZEROGRAD_MALLOC_TUNING");
+    if (env && std::string(env) == "0") return;
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+  }
+};
+const MallocTuning malloc_tuning;
 
 }  // namespace
 

@@ -8,6 +8,9 @@
 #include <random>
 
 #include <zlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "parallel.hpp"  // autograd/src: the library-private thread pool
 
@@ -68,7 +71,13 @@ IdxArray read_idx(const std::string& path) {
   }
   const std::size_t header = 4 + 4 * dims;
   // Grow with the data actually read, never to what a (maybe corrupt)
-  // header claims up front.
+  // header claims up front. Capacity is reserved once, so a real file is
+  // read without reallocations (each copy would raise the peak memory), up
+  // to what the file can hold: deflate expands at most 1032:1.
+  std::error_code size_error;
+  const std::uintmax_t file_bytes = std::filesystem::file_size(path, size_error);
+  const std::size_t can_hold = size_error ? 0 : static_cast<std::size_t>(file_bytes) * 1032;
+  out.values.reserve(std::min({count, can_hold, std::size_t{256} << 20}));
   std::size_t got = 0;
   while (got < count) {
     const std::size_t chunk = std::min<std::size_t>(count - got, std::size_t{1} << 20);
@@ -90,7 +99,8 @@ IdxArray read_idx(const std::string& path) {
 
 const char* default_data_dir() { return "/usr/share/datasets/fashion-mnist"; }
 
-Dataset load_idx_dataset(const std::string& dir, bool train) {
+namespace {
+Dataset load_idx_files(const std::string& dir, bool train) {
   const std::string prefix = train ? "train" : "t10k";
   const std::string images_path = find_file(dir, prefix + "-images-idx3-ubyte");
   const std::string labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");
@@ -116,6 +126,18 @@ Dataset load_idx_dataset(const std::string& dir, bool train) {
     max_label = std::max<std::size_t>(max_label, labels.values[i]);
   }
   d.classes = std::max<std::size_t>(10, max_label + 1);
+  return d;
+}
+}  // namespace
+
+Dataset load_idx_dataset(const std::string& dir, bool train) {
+  Dataset d = load_idx_files(dir, train);
+#if defined(__GLIBC__)
+  // The raw bytes and the buffers they grew through are free now; zerograd
+  // keeps freed heap memory mapped (Note [malloc] in autograd/src/parallel.cpp),
+  // so give these 50-250 MB back to the kernel once, here.
+  malloc_trim(0);
+#endif
   return d;
 }
 
