@@ -20,15 +20,17 @@ struct MatMul final : Function<T> {
            (trans_b ? "trans_b" : "");
   }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const Shape sa = detail::shape_of(x[0]), sb = detail::shape_of(x[1]);
+    // The arrays' own shapes, not copies: this op is often a 1-microsecond GEMM.
+    const auto& sa = x[0].shape();
+    const auto& sb = x[1].shape();
+    const auto shapes = [&] {
+      return op_shape(detail::shape_of(x[0]), trans_a) + " @ " + op_shape(detail::shape_of(x[1]), trans_b);
+    };
     if (sa.size() != 2 || sb.size() != 2)
-      throw ShapeError("MatMul: transpose flags need 2-D operands, got " + op_shape(sa, trans_a) +
-                       " @ " + op_shape(sb, trans_b));
+      throw ShapeError("MatMul: transpose flags need 2-D operands, got " + shapes());
     const std::size_t M = sa[trans_a ? 1 : 0], K = sa[trans_a ? 0 : 1];
     const std::size_t N = sb[trans_b ? 0 : 1];
-    if (sb[trans_b ? 1 : 0] != K)
-      throw ShapeError("MatMul: inner dimensions differ: " + op_shape(sa, trans_a) + " @ " +
-                       op_shape(sb, trans_b));
+    if (sb[trans_b ? 1 : 0] != K) throw ShapeError("MatMul: inner dimensions differ: " + shapes());
     Tensor<T> y = Tensor<T>::from_shape({M, N});
     detail::gemm<T>(trans_a, trans_b, M, N, K, T(1), x[0].data(), sa[1], x[1].data(), sb[1],
                     T(0), y.data(), N);
@@ -55,15 +57,22 @@ struct Linear final : Function<T> {
   std::string name() const override { return "Linear"; }
   std::string attributes() const override { return has_bias ? "" : "no bias"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const Shape sx = detail::shape_of(x[0]), sw = detail::shape_of(x[1]);
-    check_shapes(sx, sw, has_bias ? detail::shape_of(x[2]) : Shape{});
+    const auto& sx = x[0].shape();
+    const auto& sw = x[1].shape();
+    const bool ok = sx.size() == 2 && sw.size() == 2 && sx[1] == sw[0] &&
+                    (!has_bias || (x[2].dimension() == 1 && x[2].shape()[0] == sw[1]));
+    if (!ok) check_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), has_bias ? detail::shape_of(x[2]) : Shape{});
     const std::size_t N = sx[0], in = sx[1], out = sw[1];
     Tensor<T> y = Tensor<T>::from_shape({N, out});
-    // Each row starts as b and GEMM accumulates into it (beta = 1).
-    for (std::size_t i = 0; has_bias && i < N; ++i)
-      std::copy_n(x[2].data(), out, y.data() + i * out);
-    detail::gemm<T>(false, false, N, out, in, T(1), x[0].data(), in, x[1].data(), out,
-                    has_bias ? T(1) : T(0), y.data(), out);
+    detail::gemm<T>(false, false, N, out, in, T(1), x[0].data(), in, x[1].data(), out, T(0), y.data(), out);
+    // The bias is added after the product, not preloaded with beta = 1:
+    // OpenBLAS's small-matrix kernels are faster with beta = 0.
+    if (has_bias) {
+      const T* b = x[2].data();
+      T* row = y.data();
+      for (std::size_t i = 0; i < N; ++i, row += out)
+        for (std::size_t j = 0; j < out; ++j) row[j] += b[j];
+    }
     return y;
   }
   // dx = gy W^T, dW = x^T gy, db = sum of gy over the batch
@@ -98,6 +107,7 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b, bool trans_a, bool trans_b) {
 
 template <class T>
 Var<T> matmul(const Var<T>& a, const Var<T>& b) {
+  if (a.defined() && b.defined() && a.ndim() == 2 && b.ndim() == 2) return zg::matmul(a, b, false, false);
   const Shape sa = a.shape(), sb = b.shape();
   const auto rank_ok = [](const Shape& s) { return s.size() == 1 || s.size() == 2; };
   if (!rank_ok(sa) || !rank_ok(sb))
