@@ -259,6 +259,20 @@ TEST_CASE("to_dot draws Variables, Functions and data-flow edges") {
   CHECK(dot.find("-> n0;") != std::string::npos);  // the Function points at its output
 }
 
+TEST_CASE("to_dot writes constants as people do (0.5, not 0.500000) and -0 as 0") {
+  Variable64 x(-0.0, "x");
+  x.requires_grad_();
+  auto y = (x * 0.5 + 1.0001).set_name("y");
+  DotOptions o;
+  o.show_values = true;
+  const std::string dot = to_dot(y, o);
+  CHECK(dot.find("c=0.5\"") != std::string::npos);
+  CHECK(dot.find("c=1.0001\"") != std::string::npos);
+  CHECK(dot.find("0.500000") == std::string::npos);
+  CHECK(dot.find("x = 0\"") != std::string::npos);
+  CHECK(dot.find("-0") == std::string::npos);
+}
+
 TEST_CASE("float and double convert only explicitly") {
   Variable a({1.5f, 2.5f});
   Variable64 b = a.to<double>();

@@ -33,12 +33,13 @@ template <class T>
 std::string values_str(const Tensor<T>& t) {
   std::ostringstream out;
   out.precision(6);
+  const auto value = [](T v) { return v == 0 ? T(0) : v; };  // -0 prints as 0
   if (t.dimension() == 0) {
-    out << t();
+    out << value(t());
     return out.str();
   }
   out << '[';
-  for (std::size_t i = 0; i < t.size(); ++i) out << (i ? ", " : "") << t.data()[i];
+  for (std::size_t i = 0; i < t.size(); ++i) out << (i ? ", " : "") << value(t.data()[i]);
   out << ']';
   return out.str();
 }

@@ -74,7 +74,7 @@ struct LeakyReLU final : Function<T> {
   explicit LeakyReLU(T slope) : slope(slope) {}
   T slope;
   std::string name() const override { return "LeakyReLU"; }
-  std::string attributes() const override { return "slope=" + std::to_string(slope); }
+  std::string attributes() const override { return "slope=" + detail::num_str(slope); }
   Outputs<T> forward(const TensorList<T>& x) override {
     return Tensor<T>(xt::where(xt::greater(x[0], T(0)), x[0], slope * x[0]));
   }

@@ -103,7 +103,7 @@ struct AddConst final : Function<T> {
   explicit AddConst(T c) : c(c) {}
   T c;
   std::string name() const override { return "AddConst"; }
-  std::string attributes() const override { return "c=" + std::to_string(c); }
+  std::string attributes() const override { return "c=" + detail::num_str(c); }
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(x[0] + c); }
   // d(x + c) = dx
   Variables<T> backward(const Variables<T>& gy) override { return {gy[0]}; }
@@ -114,7 +114,7 @@ struct MulConst final : Function<T> {
   explicit MulConst(T c) : c(c) {}
   T c;
   std::string name() const override { return "MulConst"; }
-  std::string attributes() const override { return "c=" + std::to_string(c); }
+  std::string attributes() const override { return "c=" + detail::num_str(c); }
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(x[0] * c); }
   // d(c x) = c dx
   Variables<T> backward(const Variables<T>& gy) override { return {gy[0] * c}; }
@@ -125,7 +125,7 @@ struct RDivConst final : Function<T> {
   explicit RDivConst(T c) : c(c) {}
   T c;
   std::string name() const override { return "RDivConst"; }
-  std::string attributes() const override { return "c=" + std::to_string(c); }
+  std::string attributes() const override { return "c=" + detail::num_str(c); }
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(c / x[0]); }
   // d(c / x) = -c dx / x^2
   Variables<T> backward(const Variables<T>& gy) override {
@@ -139,7 +139,7 @@ struct Pow final : Function<T> {
   explicit Pow(T p) : p(p) {}
   T p;
   std::string name() const override { return "Pow"; }
-  std::string attributes() const override { return "p=" + std::to_string(p); }
+  std::string attributes() const override { return "p=" + detail::num_str(p); }
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(xt::pow(x[0], p)); }
   // d x^p = p x^(p-1) dx
   Variables<T> backward(const Variables<T>& gy) override {

@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the op families (private to the library).
 #include <algorithm>
+#include <sstream>
 #include <string>
 
 #include <xtensor/xarray.hpp>
@@ -8,6 +9,14 @@
 #include "zerograd/ops.hpp"
 
 namespace zg::detail {
+
+// A number as people write it in labels: 0.5, 1.0001, 1e-07; -0 prints as 0.
+inline std::string num_str(double v) {
+  std::ostringstream out;
+  out.precision(6);
+  out << (v == 0 ? 0.0 : v);
+  return out.str();
+}
 
 // A constant (no graph, no gradient) holding the values of e as T.
 template <class T, class E>
