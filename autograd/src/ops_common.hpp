@@ -30,7 +30,9 @@ Shape shape_of(const Tensor<T>& t) {
 }
 
 // Sorted, unique, non-negative axes; empty means every axis.
-std::vector<std::size_t> normalize_axes(const Axes& axes, std::size_t ndim, const char* op);
+// Sorted, non-negative axes of an input of this shape (empty axes: all of
+// them); a bad or repeated axis throws ShapeError naming op and the shape.
+std::vector<std::size_t> normalize_axes(const Axes& axes, const Shape& shape, const char* op);
 
 // The shape a reduction over axes keeps with keepdims = true.
 Shape keepdims_shape(const Shape& in, const std::vector<std::size_t>& axes);

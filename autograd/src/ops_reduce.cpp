@@ -105,7 +105,7 @@ struct Extreme final : Function<T> {
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape in = detail::shape_of(x[0]);
-    const auto ax = detail::normalize_axes(axes, in.size(), kName);
+    const auto ax = detail::normalize_axes(axes, in, kName);
     Rows<T> rows(x[0], ax);
     pos = extreme_positions<Min>(rows, in, kName);
     Tensor<T> y = Tensor<T>::from_shape(reduced_shape(in, ax, keepdims));
@@ -115,7 +115,7 @@ struct Extreme final : Function<T> {
   // d max(x) = dy at each group's (first) maximum, 0 elsewhere
   Variables<T> backward(const Variables<T>& gy) override {
     const Shape in = this->input(0).shape();
-    const auto ax = detail::normalize_axes(axes, in.size(), kName);
+    const auto ax = detail::normalize_axes(axes, in, kName);
     Var<T> mask(RowLayout(in, ax).mask<T>(pos));
     return {zg::broadcast_to(zg::reshape(gy[0], detail::keepdims_shape(in, ax)), in) * mask};
   }
@@ -134,7 +134,7 @@ struct LogSumExp final : Function<T> {
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape in = detail::shape_of(x[0]);
-    const auto ax = detail::normalize_axes(axes, in.size(), "LogSumExp");
+    const auto ax = detail::normalize_axes(axes, in, "LogSumExp");
     Rows<T> rows(x[0], ax);
     Tensor<T> y = Tensor<T>::from_shape(reduced_shape(in, ax, keepdims));
     for (std::size_t g = 0; g < rows.count; ++g) {
@@ -151,7 +151,7 @@ struct LogSumExp final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     const Var<T>& x = this->input(0);
     const Shape in = x.shape();
-    const auto kd = detail::keepdims_shape(in, detail::normalize_axes(axes, in.size(), "LogSumExp"));
+    const auto kd = detail::keepdims_shape(in, detail::normalize_axes(axes, in, "LogSumExp"));
     Var<T> y = this->output(0);
     if (!y.defined()) y = zg::logsumexp(x, axes, keepdims);
     return {zg::reshape(gy[0], kd) * zg::exp(x - zg::reshape(y, kd))};
@@ -162,7 +162,7 @@ template <bool Min, class T>
 xt::xarray<std::size_t> arg_extreme(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
   const char* op = Min ? "argmin" : "argmax";
   const Shape in = x.shape();
-  const auto ax = detail::normalize_axes({axis}, in.size(), op);
+  const auto ax = detail::normalize_axes({axis}, in, op);
   Rows<T> rows(x.data(), ax);
   const auto pos = extreme_positions<Min>(rows, in, op);
   xt::xarray<std::size_t> out = xt::xarray<std::size_t>::from_shape(reduced_shape(in, ax, keepdims));
@@ -178,7 +178,7 @@ struct Sum final : Function<T> {
   std::string name() const override { return "Sum"; }
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const auto ax = detail::normalize_axes(axes, x[0].dimension(), "Sum");
+    const auto ax = detail::normalize_axes(axes, detail::shape_of(x[0]), "Sum");
     Tensor<T> y = detail::reduce_sum(x[0], ax);
     if (keepdims) y.reshape(detail::keepdims_shape(detail::shape_of(x[0]), ax));
     return y;
@@ -186,7 +186,7 @@ struct Sum final : Function<T> {
   // d sum(x) = broadcast of dy back over the summed axes
   Variables<T> backward(const Variables<T>& gy) override {
     const Shape in = this->input(0).shape();
-    const auto ax = detail::normalize_axes(axes, in.size(), "Sum");
+    const auto ax = detail::normalize_axes(axes, in, "Sum");
     return {zg::broadcast_to(zg::reshape(gy[0], detail::keepdims_shape(in, ax)), in)};
   }
 };
@@ -202,7 +202,7 @@ template <class T>
 Var<T> mean(const Var<T>& x, const Axes& axes, bool keepdims) {
   const Shape in = x.shape();
   std::size_t count = 1;
-  for (std::size_t a : detail::normalize_axes(axes, in.size(), "Mean")) count *= in[a];
+  for (std::size_t a : detail::normalize_axes(axes, in, "Mean")) count *= in[a];
   return zg::sum(x, axes, keepdims) * (T(1) / static_cast<T>(count));
 }
 

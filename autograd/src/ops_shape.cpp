@@ -11,23 +11,30 @@
 namespace zg {
 namespace detail {
 
-std::vector<std::size_t> normalize_axes(const Axes& axes, std::size_t ndim, const char* op) {
+std::vector<std::size_t> normalize_axes(const Axes& axes, const Shape& shape, const char* op) {
+  const std::size_t ndim = shape.size();
   std::vector<std::size_t> out;
   if (axes.empty()) {
     out.resize(ndim);
     std::iota(out.begin(), out.end(), std::size_t{0});
     return out;
   }
+  const auto axes_str = [&] {
+    std::string s = "(";
+    for (std::size_t i = 0; i < axes.size(); ++i) s += (i ? ", " : "") + std::to_string(axes[i]);
+    return s + ")";
+  };
   for (std::ptrdiff_t a : axes) {
     const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(ndim);
     if (a < -n || a >= n)
-      throw ShapeError(std::string(op) + ": axis " + std::to_string(a) + " is out of range for " +
-                       std::to_string(ndim) + "-d input");
+      throw ShapeError(std::string(op) + ": axis " + std::to_string(a) + " is out of range for an input of shape " +
+                       shape_str(shape));
     out.push_back(static_cast<std::size_t>(a < 0 ? a + n : a));
   }
   std::sort(out.begin(), out.end());
   if (std::adjacent_find(out.begin(), out.end()) != out.end())
-    throw ShapeError(std::string(op) + ": an axis is repeated");
+    throw ShapeError(std::string(op) + ": axes " + axes_str() + " repeat an axis of an input of shape " +
+                     shape_str(shape));
   return out;
 }
 
