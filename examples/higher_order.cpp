@@ -78,8 +78,8 @@ std::size_t count_functions(const Variable64& y) {
     auto fn = todo.back();
     todo.pop_back();
     if (!seen.insert(fn.get()).second) continue;
-    for (const auto& in : fn->inputs())
-      if (in.creator()) todo.push_back(in.creator());
+    for (std::size_t i = 0; i < fn->num_inputs(); ++i)
+      if (fn->input_creator(i)) todo.push_back(fn->input_creator(i));
   }
   return seen.size();
 }

@@ -373,3 +373,60 @@ TEST_CASE("after a backward that threw, the same graph differentiates again") {
   y.backward();
   CHECK(x.grad().data() == Tensor<double>({4.0, 8.0}));
 }
+
+// Note [Saved inputs]: a Function whose backward needs only its inputs'
+// shapes keeps no reference to them, so an intermediate nobody holds is freed.
+TEST_CASE("an intermediate consumed only by shape-only Functions is freed as soon as its handle goes") {
+  Variable64 x({1.0, 2.0, 3.0});
+  x.requires_grad_();
+  Variable64 y = x * 2.0;
+  std::weak_ptr<Node<double>> watched = y.node();
+  y = y + 1.0;  // AddConst saves no inputs: x * 2's node goes now
+  CHECK(watched.expired());
+  Variable64 z = zg::exp(y);
+  watched = z.node();
+  z = z * z;  // Mul saves its inputs: exp's node stays for backward
+  CHECK_FALSE(watched.expired());
+  zg::sum(z).backward();
+  // d/dx exp(2x + 1)^2 = 4 exp(2 (2x + 1))
+  for (std::size_t i = 0; i < 3; ++i)
+    CHECK(x.grad().data()(i) == doctest::Approx(4.0 * std::exp(2.0 * (2.0 * (i + 1.0) + 1.0))));
+  // The graph still reaches x through the freed node; the Function knows its shape.
+  Variable64 w = (x * 3.0) - 1.0;
+  CHECK(w.creator()->input_shape(0) == Shape{3});
+  CHECK(w.creator()->input_creator(0) != nullptr);
+  CHECK_FALSE(w.creator()->inputs()[0].defined());
+  CHECK(message_of<Error>([&] { w.creator()->input(0); }).find("does not save its inputs") != std::string::npos);
+}
+
+TEST_CASE("ops that reuse their output in backward recompute it when a shape-only consumer freed it") {
+  using F = std::function<Variable64(const V&)>;
+  const std::vector<std::pair<std::string, F>> cases = {
+      {"exp", [](const V& v) { return zg::sum(zg::exp(v[0]) + 1.0); }},
+      {"sqrt", [](const V& v) { return zg::sum(zg::sqrt(v[0]) * 2.0); }},
+      {"tanh", [](const V& v) { return zg::sum(-zg::tanh(v[0])); }},
+      {"sigmoid", [](const V& v) { return zg::sum(zg::sigmoid(v[0]) - v[0]); }},
+      {"softmax", [](const V& v) { return zg::sum((zg::softmax(v[0]) * 3.0) * v[0]); }},
+      {"log_softmax", [](const V& v) { return zg::sum((zg::log_softmax(v[0]) + 0.5) * v[0]); }},
+      {"logsumexp", [](const V& v) { return zg::sum(zg::logsumexp(v[0], {1}) * 2.0); }},
+  };
+  const V x = {zg::testing::uniform({2, 3}, 0.5, 2.0, 11)};
+  for (const auto& c : cases) {
+    CAPTURE(c.first);
+    const auto first = gradcheck(c.second, x);
+    CHECK_MESSAGE(first.passed, zg::testing::str(first));
+    const auto second = gradgradcheck(c.second, x);  // create_graph through the recomputed output
+    CHECK_MESSAGE(second.passed, zg::testing::str(second));
+  }
+}
+
+TEST_CASE("to_dot draws a freed intermediate as a dashed placeholder with its shape") {
+  Variable64 x({1.0, 2.0}, "x");
+  x.requires_grad_();
+  Variable64 y = ((x * 2.0) + 1.0).set_name("y");  // x * 2 is freed
+  const std::string dot = to_dot(y);
+  CHECK(dot.find("label=\"(2)\\nfreed\"") != std::string::npos);
+  CHECK(dot.find("MulConst") != std::string::npos);
+  CHECK(dot.find("AddConst") != std::string::npos);
+  CHECK(dot.find("style=dashed") != std::string::npos);
+}

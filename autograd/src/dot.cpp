@@ -84,6 +84,7 @@ std::string to_dot(const BasicVariable<T>& y, const DotOptions& options) {
   draw_variable(y);
   std::vector<std::shared_ptr<Function<T>>> todo;
   std::unordered_set<const Function<T>*> seen;
+  std::size_t freed_count = 0;
   if (y.creator()) todo.push_back(y.creator());
   while (!todo.empty()) {
     auto f = todo.back();
@@ -99,10 +100,24 @@ std::string to_dot(const BasicVariable<T>& y, const DotOptions& options) {
       draw_variable(o);
       out << "  " << id(f.get()) << " -> " << id(o.id()) << ";\n";
     }
-    for (const auto& x : f->inputs()) {
-      draw_variable(x);
-      out << "  " << id(x.id()) << " -> " << id(f.get()) << ";\n";
-      if (x.creator()) todo.push_back(x.creator());
+    const Variables<T> inputs = f->inputs();
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const BasicVariable<T>& x = inputs[i];
+      const std::shared_ptr<Function<T>>& creator = f->input_creator(i);
+      if (creator) todo.push_back(creator);
+      if (x.defined()) {
+        draw_variable(x);
+        out << "  " << id(x.id()) << " -> " << id(f.get()) << ";\n";
+        continue;
+      }
+      // An intermediate nobody holds was freed (its consumer saves no
+      // inputs): a small dot stands for it, with its shape.
+      const std::string freed = "freed" + std::to_string(freed_count++);
+      const Shape shape = f->input_shape(i);
+      out << "  " << freed << " [shape=ellipse, style=dashed, fontsize=9, label=\""
+          << (shape.empty() ? std::string() : escape(shape_str(shape)) + "\\n") << "freed\"];\n";
+      if (creator) out << "  " << id(creator.get()) << " -> " << freed << ";\n";
+      out << "  " << freed << " -> " << id(f.get()) << ";\n";
     }
   }
   out << "}\n";

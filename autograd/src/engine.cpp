@@ -1,8 +1,10 @@
 // The autograd engine: graph recording (apply), backward, teardown.
 //
-// Note [Ownership]: Variable -> creator is strong, Function -> inputs strong,
-// Function -> outputs weak, so no cycle can form. Under NoGradGuard (or when
-// no input requires grad) no creator and no inputs are stored.
+// Note [Ownership]: Variable -> creator is strong; Function -> its inputs is
+// strong when it saves them (and for leaves), else Function -> the inputs'
+// creators (Note [Saved inputs]); Function -> outputs is weak. So no cycle
+// can form. Under NoGradGuard (or when no input requires grad) no creator
+// and no inputs are stored.
 //
 // Note [Order]: backward takes Functions from a max-heap keyed on
 // (generation, insertion order) and runs each exactly once, when every output
@@ -96,32 +98,75 @@ ForwardObserverGuard<T>::~ForwardObserverGuard() {
 // Destroying the last handle to a long chain would recurse node -> creator ->
 // input -> creator ... and overflow the stack. Instead the first destructor in
 // a thread drains a worklist; nested destructors only push onto it.
+namespace {
+// The worklist shared by Node and Function destructors: the first
+// destructor in a thread drains it, nested ones only push onto it.
+template <class T>
+struct Teardown {
+  std::vector<std::shared_ptr<Function<T>>> functions;
+  std::vector<std::shared_ptr<Node<T>>> nodes;
+  bool draining = false;
+
+  static Teardown& here() {
+    thread_local Teardown t;
+    return t;
+  }
+  void drain() {
+    if (draining) return;
+    draining = true;
+    while (!functions.empty() || !nodes.empty()) {
+      if (!functions.empty()) {
+        auto f = std::move(functions.back());
+        functions.pop_back();
+        f.reset();
+      } else {
+        auto n = std::move(nodes.back());
+        nodes.pop_back();
+        n.reset();
+      }
+    }
+    draining = false;
+  }
+};
+}  // namespace
+
 template <class T>
 Node<T>::~Node() {
   if (!creator && !grad.defined()) return;
-  thread_local std::vector<std::shared_ptr<Function<T>>> pending;
-  thread_local std::vector<std::shared_ptr<Node<T>>> pending_grads;
-  thread_local bool draining = false;
-  if (creator) pending.push_back(std::move(creator));
-  if (grad.defined()) pending_grads.push_back(grad.node());
+  Teardown<T>& t = Teardown<T>::here();
+  if (creator) t.functions.push_back(std::move(creator));
+  if (grad.defined()) t.nodes.push_back(grad.node());
   grad = BasicVariable<T>();
-  if (draining) return;
-  draining = true;
-  while (!pending.empty() || !pending_grads.empty()) {
-    if (!pending.empty()) {
-      auto f = std::move(pending.back());
-      pending.pop_back();
-      f.reset();
-    } else {
-      auto g = std::move(pending_grads.back());
-      pending_grads.pop_back();
-      g.reset();
-    }
+  t.drain();
+}
+
+// A Function that saves no inputs holds its inputs' creators directly, so
+// a chain of them is Function -> Function -> ...: torn down by the same
+// worklist.
+template <class T>
+Function<T>::~Function() {
+  if (edges_.empty()) return;
+  Teardown<T>& t = Teardown<T>::here();
+  for (Edge& e : edges_) {
+    if (e.creator) t.functions.push_back(std::move(e.creator));
+    if (e.saved.defined()) t.nodes.push_back(e.saved.node());
   }
-  draining = false;
+  edges_.clear();
+  t.drain();
 }
 
 // ---- Variable -------------------------------------------------------------------
+
+// Note [Saved inputs]: Functions hold weak references to their outputs and,
+// when they save no inputs, to their inputs. A weak reference keeps the
+// memory of a make_shared block (object and count together) until the last
+// weak reference goes, so a node whose last handle was dropped would still
+// occupy its 300 bytes. Nodes are therefore allocated apart from their
+// count block: a freed intermediate leaves only the small count block.
+template <class T>
+std::shared_ptr<Node<T>> new_node(Tensor<T>&& data) {
+  return std::shared_ptr<Node<T>>(new Node<T>(std::move(data)));
+}
 
 template <class T>
 BasicVariable<T>::BasicVariable(T scalar, std::string name)
@@ -129,7 +174,7 @@ BasicVariable<T>::BasicVariable(T scalar, std::string name)
 
 template <class T>
 BasicVariable<T>::BasicVariable(Tensor<T> data, std::string name)
-    : node_(std::make_shared<Node<T>>(std::move(data))) {
+    : node_(new_node<T>(std::move(data))) {
   if (!name.empty()) node_->name = std::make_unique<std::string>(std::move(name));
 }
 
@@ -234,10 +279,37 @@ const BasicVariable<T>& Function<T>::input(std::size_t i) const {
   if (released_)
     throw Error(name() + ": its inputs were freed after backward; pass retain_graph = true "
                          "to the first backward to run it again");
-  if (i >= inputs_.size())
+  if (i >= edges_.size())
     throw ValueError(name() + ": input " + std::to_string(i) + " requested, it has " +
-                     std::to_string(inputs_.size()));
-  return inputs_[i];
+                     std::to_string(edges_.size()));
+  if (!edges_[i].saved.defined())
+    throw Error(name() + ": does not save its inputs (saves_inputs() is false), so backward cannot read input " +
+                std::to_string(i) + "; use input_shape()");
+  return edges_[i].saved;
+}
+
+template <class T>
+Variables<T> Function<T>::inputs() const {
+  Variables<T> out;
+  out.reserve(edges_.size());
+  for (const Edge& e : edges_)
+    out.push_back(e.saved.defined() ? e.saved : BasicVariable<T>(e.seen.lock()));
+  return out;
+}
+
+template <class T>
+Shape Function<T>::input_shape(std::size_t i) const {
+  if (i >= edges_.size())
+    throw ValueError(name() + ": input " + std::to_string(i) + " requested, it has " +
+                     std::to_string(edges_.size()));
+  return edges_[i].saved.defined() ? edges_[i].saved.shape() : edges_[i].shape;
+}
+
+template <class T>
+const std::shared_ptr<Function<T>>& Function<T>::input_creator(std::size_t i) const {
+  static const std::shared_ptr<Function<T>> none;
+  if (i >= edges_.size()) return none;
+  return edges_[i].saved.defined() ? edges_[i].saved.node()->creator : edges_[i].creator;
 }
 
 template <class T>
@@ -246,20 +318,16 @@ BasicVariable<T> Function<T>::output(std::size_t i) const {
   return BasicVariable<T>(i == 0 ? output0_.lock() : more_->nodes[i - 1].lock());
 }
 
-template <class T>
-bool Function<T>::needs_input_grad(std::size_t i) const {
-  return i < inputs_.size() && inputs_[i].requires_grad();
-}
 
 // ---- apply: forward and graph recording -------------------------------------------------
 
-// Runs f on inputs[0, n) and makes the output nodes. When recording, f takes
-// the inputs from *owned if given (moved), else copies them. all_outputs, if
-// given, receives every output; the first is returned.
+// Runs f on inputs[0, n) and makes the output nodes; when recording, links
+// f to its inputs (Note [Saved inputs]). all_outputs, if given, receives
+// every output; the first is returned.
 template <class T>
 struct ApplyCore {
 static BasicVariable<T> run(const std::shared_ptr<Function<T>>& f, const BasicVariable<T>* in, std::size_t n,
-                            Variables<T>* owned, Variables<T>* all_outputs) {
+                            Variables<T>* all_outputs) {
   // The array list lives on the stack for the usual one to four inputs.
   constexpr std::size_t kInline = 4;
   const Tensor<T>* inline_arrays[kInline];
@@ -287,11 +355,11 @@ static BasicVariable<T> run(const std::shared_ptr<Function<T>>& f, const BasicVa
 
   Variables<T> local_outputs;  // a multi-output Function called through apply_one
   if (m > 1 && !all_outputs) all_outputs = &local_outputs;
-  BasicVariable<T> first(std::make_shared<Node<T>>(std::move(ys[0])));
+  BasicVariable<T> first(new_node<T>(std::move(ys[0])));
   if (all_outputs) {
     all_outputs->reserve(m);
     all_outputs->push_back(first);
-    for (std::size_t k = 1; k < m; ++k) all_outputs->emplace_back(std::make_shared<Node<T>>(std::move(ys[k])));
+    for (std::size_t k = 1; k < m; ++k) all_outputs->emplace_back(new_node<T>(std::move(ys[k])));
   }
   if (record) {
     int generation = 0;
@@ -309,11 +377,24 @@ static BasicVariable<T> run(const std::shared_ptr<Function<T>>& f, const BasicVa
       else f->more_->nodes.push_back(node);
       if (m > 1) f->more_->shapes.push_back((*all_outputs)[k].shape());
     }
-    if (owned) f->inputs_ = std::move(*owned);
-    else f->inputs_.assign(in, in + n);
+    const bool saves = f->saves_inputs();
+    f->edges_.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      typename Function<T>::Edge& e = f->edges_[i];
+      const std::shared_ptr<Node<T>>& node = in[i].node();
+      e.requires_grad = node->requires_grad;
+      if (saves || !node->creator) {
+        e.saved = in[i];  // a leaf is always kept: backward writes its .grad
+        continue;
+      }
+      e.seen = node;
+      e.creator = node->creator;
+      e.output_index = node->output_index;
+      e.shape.assign(node->data.shape().begin(), node->data.shape().end());
+    }
   }
   if (forward_observer<T>) {
-    const Variables<T> seen_inputs = record ? f->inputs_ : (owned ? *owned : Variables<T>(in, in + n));
+    const Variables<T> seen_inputs(in, in + n);
     const Variables<T> seen_outputs = all_outputs ? *all_outputs : Variables<T>{first};
     (*forward_observer<T>)(ForwardStep<T>{*f, seen_inputs, seen_outputs});
   }
@@ -324,13 +405,13 @@ static BasicVariable<T> run(const std::shared_ptr<Function<T>>& f, const BasicVa
 template <class T>
 Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs) {
   Variables<T> outputs;
-  ApplyCore<T>::run(f, inputs.data(), inputs.size(), &inputs, &outputs);
+  ApplyCore<T>::run(f, inputs.data(), inputs.size(), &outputs);
   return outputs;
 }
 
 template <class T>
 BasicVariable<T> apply_one(std::shared_ptr<Function<T>> f, const BasicVariable<T>* inputs, std::size_t n) {
-  return ApplyCore<T>::run(f, inputs, n, nullptr, nullptr);
+  return ApplyCore<T>::run(f, inputs, n, nullptr);
 }
 
 // ---- backward -----------------------------------------------------------------------------
@@ -426,16 +507,31 @@ struct Engine {
     return p;
   }
 
+  using Edge = typename Function<T>::Edge;
+
+  // Sends gx to a Variable: a leaf accumulates it, a computed one's creator
+  // gets it as the upstream gradient of that output.
   void send(const BasicVariable<T>& x, BasicVariable<T> gx) {
     const Node<T>& node = *x.node();
     if (!node.creator) {
       if (node.requires_grad) accumulate_into_node(x, std::move(gx));
       return;
     }
-    Pending& p = row_of(node.creator);
-    const std::uint32_t k = node.output_index;
+    deliver(node.creator, node.output_index, x, std::move(gx));
+  }
+
+  // Sends gx along an input edge of a Function that ran.
+  void send(const Edge& e, BasicVariable<T> gx) {
+    if (e.saved.defined()) return send(e.saved, std::move(gx));
+    deliver(e.creator, e.output_index, BasicVariable<T>(e.seen.lock()), std::move(gx));
+  }
+
+  // x: output k of creator, or empty when nobody holds that output any more.
+  void deliver(const std::shared_ptr<Function<T>>& creator, std::uint32_t k, const BasicVariable<T>& x,
+               BasicVariable<T> gx) {
+    Pending& p = row_of(creator);
     BasicVariable<T>& out = k == 0 ? p.out0 : p.outs[k - 1];
-    if (!out.defined()) out = x;
+    if (!out.defined() && x.defined()) out = x;
     accumulate(k == 0 ? p.grad0 : p.grads[k - 1], std::move(gx));
   }
 
@@ -486,34 +582,38 @@ struct Engine {
         for (std::size_t i = 0; i < gxs.size(); ++i)
           if (gxs[i].defined()) check_finite(f, gxs[i].data(), "backward", "the gradient for input " + std::to_string(i));
       if (options.observer)
-        options.observer(BackwardStep<T>{f, f.inputs_, outs, gys, gxs});
-      Variables<T> inputs;
-      if (options.retain_graph) inputs = f.inputs_;
-      else inputs = std::move(f.inputs_);
+        options.observer(BackwardStep<T>{f, f.inputs(), outs, gys, gxs});
+      std::vector<Edge> edges;
+      if (options.retain_graph) edges = f.edges_;
+      else edges = std::move(f.edges_);
       if (!options.retain_graph) {
+        f.edges_.clear();
         f.release();
-        f.inputs_.clear();
         f.released_ = true;
       }
       // Drop upstream grads and outputs as soon as possible.
       gys.clear();
       outs.clear();
       p = Pending();
-      for (std::size_t i = 0; i < inputs.size(); ++i)
-        if (gxs[i].defined() && inputs[i].requires_grad()) send(inputs[i], std::move(gxs[i]));
+      for (std::size_t i = 0; i < edges.size(); ++i)
+        if (gxs[i].defined() && edges[i].requires_grad) send(edges[i], std::move(gxs[i]));
     }
   }
 
   static void validate(const Function<T>& f, const Variables<T>& gxs) {
-    if (gxs.size() != f.inputs_.size())
+    if (gxs.size() != f.edges_.size())
       throw Error(f.name() + ": backward returned " + std::to_string(gxs.size()) +
-                  " gradients for " + std::to_string(f.inputs_.size()) + " inputs");
+                  " gradients for " + std::to_string(f.edges_.size()) + " inputs");
     for (std::size_t i = 0; i < gxs.size(); ++i) {
       if (!gxs[i].defined()) continue;
-      if (gxs[i].shape() != f.inputs_[i].shape())
+      const Edge& e = f.edges_[i];
+      const auto& got = gxs[i].data().shape();
+      const bool same = e.saved.defined() ? got == e.saved.data().shape()
+                                          : std::equal(got.begin(), got.end(), e.shape.begin(), e.shape.end());
+      if (!same)
         throw ShapeError(f.name() + ": backward returned a gradient of shape " +
                          shape_str(gxs[i].shape()) + " for input " + std::to_string(i) +
-                         " of shape " + shape_str(f.inputs_[i].shape()));
+                         " of shape " + shape_str(f.input_shape(i)));
     }
   }
 };

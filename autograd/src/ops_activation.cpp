@@ -27,7 +27,7 @@ struct Sigmoid final : Function<T> {
   }
   // d sigmoid(x) = y (1 - y) dx
   Variables<T> backward(const Variables<T>& gy) override {
-    const Var<T> y = this->output(0);
+    const Var<T> y = detail::output_or(*this, 0, [&] { return zg::sigmoid(this->input(0)); });
     return {gy[0] * y * (T(1) - y)};
   }
 };
@@ -152,7 +152,7 @@ struct Softmax final : Function<T> {
   }
   // d softmax: dx = y (dy - sum(dy y, axis))
   Variables<T> backward(const Variables<T>& gy) override {
-    const Var<T> y = this->output(0);
+    const Var<T> y = detail::output_or(*this, 0, [&] { return zg::softmax(this->input(0), axis); });
     return {y * (gy[0] - zg::sum(gy[0] * y, {axis}, true))};
   }
 };
@@ -176,7 +176,8 @@ struct LogSoftmax final : Function<T> {
   }
   // d log_softmax: dx = dy - softmax(x) sum(dy, axis), softmax(x) = exp(y)
   Variables<T> backward(const Variables<T>& gy) override {
-    return {gy[0] - zg::exp(this->output(0)) * zg::sum(gy[0], {axis}, true)};
+    const Var<T> y = detail::output_or(*this, 0, [&] { return zg::log_softmax(this->input(0), axis); });
+    return {gy[0] - zg::exp(y) * zg::sum(gy[0], {axis}, true)};
   }
 };
 

@@ -28,6 +28,10 @@ template <class T>
 Var<T> reduce_like(const Var<T>& g, const Var<T>& x) {
   return g.shape() == x.shape() ? g : zg::sum_to(g, x.shape());
 }
+template <class T>
+Var<T> reduce_like(const Var<T>& g, const Shape& shape) {
+  return g.shape() == shape ? g : zg::sum_to(g, shape);
+}
 
 template <class T>
 struct Add final : Function<T> {
@@ -36,9 +40,10 @@ struct Add final : Function<T> {
     broadcast_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), "Add");
     return Tensor<T>(x[0] + x[1]);
   }
-  // d(a + b) = da + db
+  // d(a + b) = da + db: only the inputs' shapes are needed.
+  bool saves_inputs() const override { return false; }
   Variables<T> backward(const Variables<T>& gy) override {
-    return {reduce_like(gy[0], this->input(0)), reduce_like(gy[0], this->input(1))};
+    return {reduce_like(gy[0], this->input_shape(0)), reduce_like(gy[0], this->input_shape(1))};
   }
 };
 
@@ -49,9 +54,10 @@ struct Sub final : Function<T> {
     broadcast_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), "Sub");
     return Tensor<T>(x[0] - x[1]);
   }
-  // d(a - b) = da - db
+  // d(a - b) = da - db: only the inputs' shapes are needed.
+  bool saves_inputs() const override { return false; }
   Variables<T> backward(const Variables<T>& gy) override {
-    return {reduce_like(gy[0], this->input(0)), reduce_like(-gy[0], this->input(1))};
+    return {reduce_like(gy[0], this->input_shape(0)), reduce_like(-gy[0], this->input_shape(1))};
   }
 };
 
@@ -94,6 +100,7 @@ struct Neg final : Function<T> {
   std::string name() const override { return "Neg"; }
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(-x[0]); }
   // d(-x) = -dx
+  bool saves_inputs() const override { return false; }
   Variables<T> backward(const Variables<T>& gy) override { return {-gy[0]}; }
 };
 
@@ -106,6 +113,7 @@ struct AddConst final : Function<T> {
   std::string attributes() const override { return "c=" + detail::num_str(c); }
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(x[0] + c); }
   // d(x + c) = dx
+  bool saves_inputs() const override { return false; }
   Variables<T> backward(const Variables<T>& gy) override { return {gy[0]}; }
 };
 
@@ -117,6 +125,7 @@ struct MulConst final : Function<T> {
   std::string attributes() const override { return "c=" + detail::num_str(c); }
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(x[0] * c); }
   // d(c x) = c dx
+  bool saves_inputs() const override { return false; }
   Variables<T> backward(const Variables<T>& gy) override { return {gy[0] * c}; }
 };
 

@@ -18,6 +18,16 @@ inline std::string num_str(double v) {
   return out.str();
 }
 
+// Output k of f, for f's backward. When nobody holds it any more (its
+// consumers save no inputs: Note [Saved inputs] in engine.cpp) it is
+// recomputed by again(), from f's saved inputs, so that a create_graph
+// backward still differentiates through it.
+template <class T, class F>
+Var<T> output_or(const Function<T>& f, std::size_t k, F&& again) {
+  Var<T> y = f.output(k);
+  return y.defined() ? y : again();
+}
+
 // A constant (no graph, no gradient) holding the values of e as T.
 template <class T, class E>
 Var<T> constant(const xt::xexpression<E>& e) {

@@ -26,7 +26,9 @@ struct Exp final : Function<T> {
   std::string name() const override { return "Exp"; }
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(xt::exp(x[0])); }
   // d exp(x) = exp(x) dx = y dx
-  Variables<T> backward(const Variables<T>& gy) override { return {gy[0] * this->output(0)}; }
+  Variables<T> backward(const Variables<T>& gy) override {
+    return {gy[0] * detail::output_or(*this, 0, [&] { return zg::exp(this->input(0)); })};
+  }
 };
 
 template <class T>
@@ -43,7 +45,7 @@ struct Sqrt final : Function<T> {
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(xt::sqrt(x[0])); }
   // d sqrt(x) = dx / (2 y)
   Variables<T> backward(const Variables<T>& gy) override {
-    return {gy[0] / (this->output(0) * T(2))};
+    return {gy[0] / (detail::output_or(*this, 0, [&] { return zg::sqrt(this->input(0)); }) * T(2))};
   }
 };
 
@@ -73,7 +75,7 @@ struct Tanh final : Function<T> {
   Outputs<T> forward(const TensorList<T>& x) override { return Tensor<T>(xt::tanh(x[0])); }
   // d tanh(x) = (1 - y^2) dx
   Variables<T> backward(const Variables<T>& gy) override {
-    return {gy[0] * (T(1) - zg::square(this->output(0)))};
+    return {gy[0] * (T(1) - zg::square(detail::output_or(*this, 0, [&] { return zg::tanh(this->input(0)); })))};
   }
 };
 

@@ -19,6 +19,9 @@
 // and outputs) and the upstream gradients and returns one gradient per input
 // (an empty Variable where none is needed). When backward uses Variable ops,
 // create_graph and higher-order derivatives work for the new op too.
+// self.input(i) is always there (custom ops save their inputs);
+// self.output(k) is empty when nobody holds that output any more (its
+// consumers save no inputs, e.g. y + 1): recompute it from the inputs then.
 #include <memory>
 #include <string>
 #include <utility>

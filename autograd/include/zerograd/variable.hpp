@@ -229,24 +229,35 @@ using Variables = std::vector<BasicVariable<T>>;
 template <class T>
 class Function {
  public:
-  virtual ~Function() = default;
+  virtual ~Function();  // tears long chains down iteratively (engine.cpp)
   virtual std::string name() const = 0;
   virtual Outputs<T> forward(const TensorList<T>& xs) = 0;
   // gys[i] is the gradient of output i. Return one gradient per input, in
   // input order; an empty Variable where an input needs none.
   virtual Variables<T> backward(const Variables<T>& gys) = 0;
+  // Whether backward reads its inputs (input(i)). A Function whose backward
+  // needs only their shapes (Add, Sub, Neg, AddConst, MulConst) returns
+  // false: it keeps no reference to its inputs, so an intermediate nobody
+  // else holds is freed at once, as in PyTorch (Note [Saved inputs]).
+  virtual bool saves_inputs() const { return true; }
   // Drops what backward needed. The engine calls it after backward unless the
   // graph is retained; override it to free extra saved arrays too.
-  virtual void release() { inputs_.clear(); }
+  virtual void release() { edges_.clear(); }
   // Attributes shown in graph drawings, e.g. "axes=(1)".
   virtual std::string attributes() const { return {}; }
 
-  const Variables<T>& inputs() const { return inputs_; }
+  // The inputs that still exist: every input of a Function that saves them;
+  // otherwise an empty Variable for an intermediate that has been freed.
+  Variables<T> inputs() const;
+  // Input i, for backward; only for Functions that save their inputs.
   const BasicVariable<T>& input(std::size_t i) const;
+  Shape input_shape(std::size_t i) const;
+  // The Function that made input i (null for a leaf), alive or not its value.
+  const std::shared_ptr<Function<T>>& input_creator(std::size_t i) const;
   BasicVariable<T> output(std::size_t i) const;  // empty if that output died
-  std::size_t num_inputs() const { return inputs_.size(); }
+  std::size_t num_inputs() const { return edges_.size(); }
   std::size_t num_outputs() const { return num_outputs_; }
-  bool needs_input_grad(std::size_t i) const;
+  bool needs_input_grad(std::size_t i) const { return i < edges_.size() && edges_[i].requires_grad; }
   int generation() const { return generation_; }
   bool released() const { return released_; }
 
@@ -265,7 +276,19 @@ class Function {
     std::vector<std::weak_ptr<Node<T>>> nodes;
     std::vector<Shape> shapes;
   };
-  Variables<T> inputs_;
+  // Where input i came from. `saved` holds the input itself when the
+  // Function saves its inputs, and always for a leaf (its .grad is written);
+  // otherwise the graph keeps only its creator, its output index and its
+  // shape, and `seen` finds the input while somebody else still holds it.
+  struct Edge {
+    BasicVariable<T> saved;
+    std::weak_ptr<Node<T>> seen;
+    std::shared_ptr<Function<T>> creator;
+    Shape shape;  // only when not saved
+    std::uint32_t output_index = 0;
+    bool requires_grad = false;
+  };
+  std::vector<Edge> edges_;
   std::weak_ptr<Node<T>> output0_;
   std::unique_ptr<MoreOutputs> more_;
   int generation_ = 0;
