@@ -102,6 +102,9 @@ void tanh_derivatives(double at, const fs::path& dir) {
   std::cout << "\n2. Derivatives of tanh at x = " << at << " (y = tanh x = " << std::setprecision(10) << y
             << ")\n   n  autograd            closed form         formula                  |diff|     "
                "its graph\n";
+  // Every node of these derivative graphs keeps its value, for the picture
+  // (by default a value no backward needs is freed once nobody holds it).
+  zg::KeepIntermediatesGuard keep_values;
   Variable64 x(at, "x");
   x.requires_grad_();
   Variable64 g = zg::tanh(x).set_name("y = tanh x");

@@ -172,7 +172,13 @@ int main(int argc, char** argv) {
     std::cout << "\n=== Identity output y = x with the sum of squared error: L = 0.5 sum((y - t)^2) ===\n\n";
     Variable64 out(logits, "y");
     out.requires_grad_();
-    auto sse = F::sum_squared_error(out, t).set_name("L");
+    Variable64 sse;
+    {
+      // The loss's inner nodes (y - t, its square, their sum) are made inside
+      // sum_squared_error; keep them reachable so they can be named and narrated.
+      zg::KeepIntermediatesGuard keep;
+      sse = F::sum_squared_error(out, t).set_name("L");
+    }
     std::cout << "  y = " << str(out.data()) << "   L = " << std::setprecision(10) << sse.item() << "\n\nBackward\n";
     name_chain(sse, {"sum", "sq", "d"});  // the loss is 0.5 * sum(square(y - t)): name its nodes
     sse.backward(narrated());

@@ -430,3 +430,26 @@ TEST_CASE("to_dot draws a freed intermediate as a dashed placeholder with its sh
   CHECK(dot.find("AddConst") != std::string::npos);
   CHECK(dot.find("style=dashed") != std::string::npos);
 }
+
+TEST_CASE("KeepIntermediatesGuard keeps every input, for narrating and drawing; it is thread-local") {
+  Variable64 x({1.0, 2.0});
+  x.requires_grad_();
+  Variable64 y;
+  std::weak_ptr<Node<double>> watched;
+  {
+    KeepIntermediatesGuard keep;
+    Variable64 h = x * 2.0;
+    watched = h.node();
+    y = h + 1.0;
+    bool other_thread = true;
+    std::thread([&] { other_thread = is_keep_intermediates_enabled(); }).join();
+    CHECK_FALSE(other_thread);
+  }
+  CHECK_FALSE(is_keep_intermediates_enabled());
+  CHECK_FALSE(watched.expired());  // y's AddConst saved it
+  CHECK(y.creator()->input(0).data() == Tensor<double>({2.0, 4.0}));
+  CHECK(to_dot(y).find("freed") == std::string::npos);
+  zg::sum(y).backward();
+  CHECK(x.grad().data() == Tensor<double>({2.0, 2.0}));
+  CHECK(watched.expired());  // backward released the graph
+}

@@ -59,6 +59,10 @@ thread_local bool anomaly_enabled = false;
 // backward, not as forwards of their own.
 thread_local int backward_depth = 0;
 
+thread_local bool keep_intermediates = false;
+bool is_keep_intermediates_enabled() { return keep_intermediates; }
+void set_keep_intermediates(bool enabled) { keep_intermediates = enabled; }
+
 bool is_anomaly_enabled() { return anomaly_enabled; }
 void set_anomaly_enabled(bool enabled) { anomaly_enabled = enabled; }
 
@@ -163,6 +167,8 @@ Function<T>::~Function() {
 // weak reference goes, so a node whose last handle was dropped would still
 // occupy its 300 bytes. Nodes are therefore allocated apart from their
 // count block: a freed intermediate leaves only the small count block.
+// Under KeepIntermediatesGuard every Function saves its inputs, for
+// narrating and drawing graphs with every value on them.
 template <class T>
 std::shared_ptr<Node<T>> new_node(Tensor<T>&& data) {
   return std::shared_ptr<Node<T>>(new Node<T>(std::move(data)));
@@ -377,7 +383,7 @@ static BasicVariable<T> run(const std::shared_ptr<Function<T>>& f, const BasicVa
       else f->more_->nodes.push_back(node);
       if (m > 1) f->more_->shapes.push_back((*all_outputs)[k].shape());
     }
-    const bool saves = f->saves_inputs();
+    const bool saves = keep_intermediates || f->saves_inputs();
     f->edges_.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
       typename Function<T>::Edge& e = f->edges_[i];

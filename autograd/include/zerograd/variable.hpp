@@ -54,6 +54,27 @@ class EnableGradGuard {
   bool previous_;
 };
 
+// ---- keeping intermediates (thread-local) ---------------------------------------
+
+bool is_keep_intermediates_enabled();
+void set_keep_intermediates(bool enabled);
+
+// While alive, every Function recorded keeps its inputs themselves, also
+// those whose backward needs only shapes (Add, Sub, Neg, x + c, x * c), so
+// every intermediate stays reachable from the graph: Function::input(i),
+// inputs(), the step observers and to_dot's values see it. For narrating or
+// drawing a graph; it costs memory on long graphs (Note [Saved inputs]).
+class KeepIntermediatesGuard {
+ public:
+  KeepIntermediatesGuard() : previous_(is_keep_intermediates_enabled()) { set_keep_intermediates(true); }
+  ~KeepIntermediatesGuard() { set_keep_intermediates(previous_); }
+  KeepIntermediatesGuard(const KeepIntermediatesGuard&) = delete;
+  KeepIntermediatesGuard& operator=(const KeepIntermediatesGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // ---- anomaly mode (thread-local) --------------------------------------------------
 
 bool is_anomaly_enabled();
