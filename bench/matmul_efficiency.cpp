@@ -13,6 +13,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <cblas.h>
@@ -86,9 +87,14 @@ void run(const Shape3& s, int threads) {
   const int reps = std::max(1, static_cast<int>(0.02 / std::max(seconds(raw_fwd, 3), 1e-7)));
   zg_threads();
   const auto timed = [&](std::size_t i) {
-    (i == 0 || i == 3) ? raw_threads() : zg_threads();
+    const bool raw = i == 0 || i == 3;
+    raw ? raw_threads() : zg_threads();
     const double t = seconds(variants[i], reps);
     zg_threads();
+    // OpenBLAS's own workers spin for about 2^28 cycles (0.1 s) after a
+    // threaded call; the zerograd variant timed right after would share the
+    // two cores with them. Let them go to sleep first.
+    if (raw && threads > 1) std::this_thread::sleep_for(std::chrono::milliseconds(250));
     return t;
   };
   for (std::size_t i = 0; i < variants.size(); ++i) timed(i);  // warm-up
