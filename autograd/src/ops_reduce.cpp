@@ -183,9 +183,10 @@ struct Sum final : Function<T> {
     if (keepdims) y.reshape(detail::keepdims_shape(detail::shape_of(x[0]), ax));
     return y;
   }
+  bool saves_inputs() const override { return false; }  // backward needs only the shape
   // d sum(x) = broadcast of dy back over the summed axes
   Variables<T> backward(const Variables<T>& gy) override {
-    const Shape in = this->input(0).shape();
+    const Shape in = this->input_shape(0);
     const auto ax = detail::normalize_axes(axes, in, "Sum");
     return {zg::broadcast_to(zg::reshape(gy[0], detail::keepdims_shape(in, ax)), in)};
   }

@@ -147,9 +147,10 @@ struct Reshape final : Function<T> {
     y.reshape(shape);
     return y;
   }
+  bool saves_inputs() const override { return false; }  // backward needs only the shape
   // reshape back
   Variables<T> backward(const Variables<T>& gy) override {
-    return {zg::reshape(gy[0], this->input(0).shape())};
+    return {zg::reshape(gy[0], this->input_shape(0))};
   }
 };
 
@@ -165,9 +166,10 @@ struct BroadcastTo final : Function<T> {
       throw ShapeError("BroadcastTo: cannot broadcast " + shape_str(xs) + " to " + shape_str(shape));
     return Tensor<T>(xt::broadcast(x[0], shape));
   }
+  bool saves_inputs() const override { return false; }  // backward needs only the shape
   // the reverse of broadcasting is summing
   Variables<T> backward(const Variables<T>& gy) override {
-    return {zg::sum_to(gy[0], this->input(0).shape())};
+    return {zg::sum_to(gy[0], this->input_shape(0))};
   }
 };
 
@@ -183,9 +185,10 @@ struct SumTo final : Function<T> {
       throw ShapeError("SumTo: cannot sum " + shape_str(xs) + " down to " + shape_str(shape));
     return detail::sum_to_array(x[0], shape);
   }
+  bool saves_inputs() const override { return false; }  // backward needs only the shape
   // the reverse of summing is broadcasting
   Variables<T> backward(const Variables<T>& gy) override {
-    return {zg::broadcast_to(gy[0], this->input(0).shape())};
+    return {zg::broadcast_to(gy[0], this->input_shape(0))};
   }
 };
 

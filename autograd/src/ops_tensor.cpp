@@ -92,6 +92,7 @@ struct Transpose final : Function<T> {
   std::string name() const override { return "Transpose"; }
   std::string attributes() const override { return "axes=" + shape_str(perm); }
   Outputs<T> forward(const TensorList<T>& x) override { return detail::permute_array(x[0], perm); }
+  bool saves_inputs() const override { return false; }  // backward needs only the permutation
   // the gradient moves back through the inverse permutation
   Variables<T> backward(const Variables<T>& gy) override {
     const auto inv = detail::inverse_permutation(perm);
