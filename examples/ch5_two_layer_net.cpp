@@ -57,8 +57,8 @@ int main(int argc, char** argv) {
       "book's train_neuralnet.py. After each epoch prints and records the mean training loss, the\n"
       "accuracy on the first --train-eval training images and the test loss and accuracy.\n"
       "Writes DIR/epochs.csv, DIR/iterations.csv (loss of every batch), DIR/loss.png and\n"
-      "DIR/accuracy.png. The default 3 epochs take about 5 s on 2 cores (test accuracy about 0.83);\n"
-      "--epochs 10 reaches about 0.86 in about 10 s."};
+      "DIR/accuracy.png. The default 3 epochs take about 1 s on 2 cores (test accuracy about 0.83);\n"
+      "--epochs 10 reaches about 0.86 in about 2 s."};
   std::string out_dir = "out/ch5_two_layer_net", data_dir = data::default_data_dir();
   std::size_t epochs = 3, batch = 100, hidden = 50, train_eval = 10000;
   float lr = 0.1f;
