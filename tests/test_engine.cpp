@@ -81,6 +81,9 @@ TEST_CASE("the graph is freed after backward unless retained") {
     const std::string msg = message_of<Error>([&] { y.backward(); });
     CHECK(msg.find("MulConst") != std::string::npos);
     CHECK(msg.find("retain_graph") != std::string::npos);
+    // A failed backward leaves nothing behind: asking again gives the same error.
+    CHECK(message_of<Error>([&] { y.backward(); }) == msg);
+    CHECK(message_of<Error>([&] { (y + 1.0).backward(); }) == msg);
   }
   SUBCASE("retained") {
     Variable64::BackwardOptions o;

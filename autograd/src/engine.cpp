@@ -488,6 +488,12 @@ struct Engine {
   Pending& row_of(const std::shared_ptr<Function<T>>& creator) {
     Function<T>& f = *creator;
     if (f.engine_ == this) return table[f.engine_row_ - 1];
+    // Checked before f is marked as pending here: a throw must not leave f
+    // pointing at this engine's table after the engine is gone.
+    if (f.released_)
+      throw Error("backward: " + f.name() +
+                  " was already run and freed by an earlier backward; pass retain_graph = "
+                  "true to that backward to differentiate through it again");
     std::uint32_t r;
     if (f.engine_ == nullptr) {
       r = new_row();
@@ -498,10 +504,6 @@ struct Engine {
       if (!fresh) return table[it->second];
       r = it->second = new_row();
     }
-    if (f.released_)
-      throw Error("backward: " + f.name() +
-                  " was already run and freed by an earlier backward; pass retain_graph = "
-                  "true to that backward to differentiate through it again");
     Pending& p = table[r];
     p.function = creator;
     if (f.num_outputs_ > 1) {
