@@ -100,11 +100,10 @@ ForwardObserverGuard<T>::~ForwardObserverGuard() {
 // ---- Node teardown ------------------------------------------------------------
 
 // Destroying the last handle to a long chain would recurse node -> creator ->
-// input -> creator ... and overflow the stack. Instead the first destructor in
-// a thread drains a worklist; nested destructors only push onto it.
+// input -> creator ... and overflow the stack. Instead the first Node or
+// Function destructor in a thread drains a worklist; nested destructors only
+// push onto it.
 namespace {
-// The worklist shared by Node and Function destructors: the first
-// destructor in a thread drains it, nested ones only push onto it.
 template <class T>
 struct Teardown {
   std::vector<std::shared_ptr<Function<T>>> functions;
@@ -281,14 +280,19 @@ BasicVariable<U> BasicVariable<T>::to() const {
 // ---- Function -----------------------------------------------------------------------
 
 template <class T>
+const typename Function<T>::Edge& Function<T>::edge(std::size_t i) const {
+  if (i >= edges_.size())
+    throw ValueError(name() + ": input " + std::to_string(i) + " requested, it has " +
+                     std::to_string(edges_.size()));
+  return edges_[i];
+}
+
+template <class T>
 const BasicVariable<T>& Function<T>::input(std::size_t i) const {
   if (released_)
     throw Error(name() + ": its inputs were freed after backward; pass retain_graph = true "
                          "to the first backward to run it again");
-  if (i >= edges_.size())
-    throw ValueError(name() + ": input " + std::to_string(i) + " requested, it has " +
-                     std::to_string(edges_.size()));
-  if (!edges_[i].saved.defined())
+  if (!edge(i).saved.defined())
     throw Error(name() + ": does not save its inputs (saves_inputs() is false), so backward cannot read input " +
                 std::to_string(i) + "; use input_shape()");
   return edges_[i].saved;
@@ -305,17 +309,14 @@ Variables<T> Function<T>::inputs() const {
 
 template <class T>
 Shape Function<T>::input_shape(std::size_t i) const {
-  if (i >= edges_.size())
-    throw ValueError(name() + ": input " + std::to_string(i) + " requested, it has " +
-                     std::to_string(edges_.size()));
-  return edges_[i].saved.defined() ? edges_[i].saved.shape() : edges_[i].shape;
+  const Edge& e = edge(i);
+  return e.saved.defined() ? e.saved.shape() : e.shape;
 }
 
 template <class T>
 const std::shared_ptr<Function<T>>& Function<T>::input_creator(std::size_t i) const {
-  static const std::shared_ptr<Function<T>> none;
-  if (i >= edges_.size()) return none;
-  return edges_[i].saved.defined() ? edges_[i].saved.node()->creator : edges_[i].creator;
+  const Edge& e = edge(i);
+  return e.saved.defined() ? e.saved.node()->creator : e.creator;
 }
 
 template <class T>
@@ -324,7 +325,6 @@ BasicVariable<T> Function<T>::output(std::size_t i) const {
   return BasicVariable<T>(i == 0 ? output0_.lock() : more_->nodes[i - 1].lock());
 }
 
-
 // ---- apply: forward and graph recording -------------------------------------------------
 
 // Runs f on inputs[0, n) and makes the output nodes; when recording, links
@@ -332,80 +332,80 @@ BasicVariable<T> Function<T>::output(std::size_t i) const {
 // every output; the first is returned.
 template <class T>
 struct ApplyCore {
-static BasicVariable<T> run(const std::shared_ptr<Function<T>>& f, const BasicVariable<T>* in, std::size_t n,
-                            Variables<T>* all_outputs) {
-  // The array list lives on the stack for the usual one to four inputs.
-  constexpr std::size_t kInline = 4;
-  const Tensor<T>* inline_arrays[kInline];
-  std::vector<const Tensor<T>*> more_arrays;
-  const Tensor<T>** arrays = inline_arrays;
-  if (n > kInline) {
-    more_arrays.resize(n);
-    arrays = more_arrays.data();
-  }
-  bool any_requires_grad = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!in[i].defined())
-      throw Error(f->name() + ": input " + std::to_string(i) + " is an empty Variable");
-    const Node<T>& node = *in[i].node();
-    arrays[i] = &node.data;
-    any_requires_grad = any_requires_grad || node.requires_grad;
-  }
-  Outputs<T> ys = f->forward(TensorList<T>(arrays, n));
-  if (anomaly_enabled && backward_depth == 0)
-    for (std::size_t k = 0; k < ys.size(); ++k)
-      check_finite(*f, ys[k], "forward", "output " + std::to_string(k));
-  const bool record = any_requires_grad && is_grad_enabled();
-  const std::size_t m = ys.size();
-  if (m == 0) throw Error(f->name() + ": forward returned no outputs");
-
-  Variables<T> local_outputs;  // a multi-output Function called through apply_one
-  if (m > 1 && !all_outputs) all_outputs = &local_outputs;
-  BasicVariable<T> first(new_node<T>(std::move(ys[0])));
-  if (all_outputs) {
-    all_outputs->reserve(m);
-    all_outputs->push_back(first);
-    for (std::size_t k = 1; k < m; ++k) all_outputs->emplace_back(new_node<T>(std::move(ys[k])));
-  }
-  if (record) {
-    int generation = 0;
-    for (std::size_t i = 0; i < n; ++i) generation = std::max(generation, in[i].node()->generation);
-    f->generation_ = generation;
-    f->num_outputs_ = static_cast<std::uint32_t>(m);
-    if (m > 1) f->more_ = std::make_unique<typename Function<T>::MoreOutputs>();
-    for (std::size_t k = 0; k < m; ++k) {
-      const std::shared_ptr<Node<T>>& node = k == 0 ? first.node() : (*all_outputs)[k].node();
-      node->creator = f;
-      node->generation = generation + 1;
-      node->output_index = static_cast<std::uint32_t>(k);
-      node->requires_grad = true;
-      if (k == 0) f->output0_ = node;
-      else f->more_->nodes.push_back(node);
-      if (m > 1) f->more_->shapes.push_back((*all_outputs)[k].shape());
+  static BasicVariable<T> run(const std::shared_ptr<Function<T>>& f, const BasicVariable<T>* in, std::size_t n,
+                              Variables<T>* all_outputs) {
+    // The array list lives on the stack for the usual one to four inputs.
+    constexpr std::size_t kInline = 4;
+    const Tensor<T>* inline_arrays[kInline];
+    std::vector<const Tensor<T>*> more_arrays;
+    const Tensor<T>** arrays = inline_arrays;
+    if (n > kInline) {
+      more_arrays.resize(n);
+      arrays = more_arrays.data();
     }
-    const bool saves = keep_intermediates || f->saves_inputs();
-    f->edges_.resize(n);
+    bool any_requires_grad = false;
     for (std::size_t i = 0; i < n; ++i) {
-      typename Function<T>::Edge& e = f->edges_[i];
-      const std::shared_ptr<Node<T>>& node = in[i].node();
-      e.requires_grad = node->requires_grad;
-      if (saves || !node->creator) {
-        e.saved = in[i];  // a leaf is always kept: backward writes its .grad
-        continue;
-      }
-      e.seen = node;
-      e.creator = node->creator;
-      e.output_index = node->output_index;
-      e.shape.assign(node->data.shape().begin(), node->data.shape().end());
+      if (!in[i].defined())
+        throw Error(f->name() + ": input " + std::to_string(i) + " is an empty Variable");
+      const Node<T>& node = *in[i].node();
+      arrays[i] = &node.data;
+      any_requires_grad = any_requires_grad || node.requires_grad;
     }
+    Outputs<T> ys = f->forward(TensorList<T>(arrays, n));
+    if (anomaly_enabled && backward_depth == 0)
+      for (std::size_t k = 0; k < ys.size(); ++k)
+        check_finite(*f, ys[k], "forward", "output " + std::to_string(k));
+    const bool record = any_requires_grad && is_grad_enabled();
+    const std::size_t m = ys.size();
+    if (m == 0) throw Error(f->name() + ": forward returned no outputs");
+
+    Variables<T> local_outputs;  // a multi-output Function called through apply_one
+    if (m > 1 && !all_outputs) all_outputs = &local_outputs;
+    BasicVariable<T> first(new_node<T>(std::move(ys[0])));
+    if (all_outputs) {
+      all_outputs->reserve(m);
+      all_outputs->push_back(first);
+      for (std::size_t k = 1; k < m; ++k) all_outputs->emplace_back(new_node<T>(std::move(ys[k])));
+    }
+    if (record) {
+      int generation = 0;
+      for (std::size_t i = 0; i < n; ++i) generation = std::max(generation, in[i].node()->generation);
+      f->generation_ = generation;
+      f->num_outputs_ = static_cast<std::uint32_t>(m);
+      if (m > 1) f->more_ = std::make_unique<typename Function<T>::MoreOutputs>();
+      for (std::size_t k = 0; k < m; ++k) {
+        const std::shared_ptr<Node<T>>& node = k == 0 ? first.node() : (*all_outputs)[k].node();
+        node->creator = f;
+        node->generation = generation + 1;
+        node->output_index = static_cast<std::uint32_t>(k);
+        node->requires_grad = true;
+        if (k == 0) f->output0_ = node;
+        else f->more_->nodes.push_back(node);
+        if (m > 1) f->more_->shapes.push_back((*all_outputs)[k].shape());
+      }
+      const bool saves = keep_intermediates || f->saves_inputs();
+      f->edges_.resize(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        typename Function<T>::Edge& e = f->edges_[i];
+        const std::shared_ptr<Node<T>>& node = in[i].node();
+        e.requires_grad = node->requires_grad;
+        if (saves || !node->creator) {
+          e.saved = in[i];  // a leaf is always kept: backward writes its .grad
+          continue;
+        }
+        e.seen = node;
+        e.creator = node->creator;
+        e.output_index = node->output_index;
+        e.shape.assign(node->data.shape().begin(), node->data.shape().end());
+      }
+    }
+    if (forward_observer<T>) {
+      const Variables<T> seen_inputs(in, in + n);
+      const Variables<T> seen_outputs = all_outputs ? *all_outputs : Variables<T>{first};
+      (*forward_observer<T>)(ForwardStep<T>{*f, seen_inputs, seen_outputs});
+    }
+    return first;
   }
-  if (forward_observer<T>) {
-    const Variables<T> seen_inputs(in, in + n);
-    const Variables<T> seen_outputs = all_outputs ? *all_outputs : Variables<T>{first};
-    (*forward_observer<T>)(ForwardStep<T>{*f, seen_inputs, seen_outputs});
-  }
-  return first;
-}
 };
 
 template <class T>

@@ -273,7 +273,8 @@ class Function {
   // Input i, for backward; only for Functions that save their inputs.
   const BasicVariable<T>& input(std::size_t i) const;
   Shape input_shape(std::size_t i) const;
-  // The Function that made input i (null for a leaf), alive or not its value.
+  // The Function that made input i (null for a leaf), whether or not the
+  // input itself still exists.
   const std::shared_ptr<Function<T>>& input_creator(std::size_t i) const;
   BasicVariable<T> output(std::size_t i) const;  // empty if that output died
   std::size_t num_inputs() const { return edges_.size(); }
@@ -310,6 +311,7 @@ class Function {
     bool requires_grad = false;
   };
   std::vector<Edge> edges_;
+  const Edge& edge(std::size_t i) const;  // throws ValueError naming the Function when i is out of range
   std::weak_ptr<Node<T>> output0_;
   std::unique_ptr<MoreOutputs> more_;
   int generation_ = 0;
