@@ -43,6 +43,13 @@ namespace {
 
 thread_local bool inside_chunk = false;
 
+// Marks this thread as running chunks, so loops nested in them run serially.
+struct ChunkScope {
+  bool previous = inside_chunk;
+  ChunkScope() { inside_chunk = true; }
+  ~ChunkScope() { inside_chunk = previous; }
+};
+
 class Pool {
  public:
   explicit Pool(int threads) {
@@ -59,23 +66,11 @@ class Pool {
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
-  std::size_t size() const { return workers_.size() + 1; }
-
-  void run(std::size_t chunks, const std::function<void(std::size_t)>& fn) {
-    // One job at a time: a second user thread calling in meanwhile runs its
-    // loop by itself rather than wait.
+  // Runs the job across the pool; false, without running anything, when the
+  // pool is busy with another user thread's job.
+  bool run(std::size_t chunks, const std::function<void(std::size_t)>& fn) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-    if (!busy.owns_lock()) {
-      inside_chunk = true;
-      try {
-        for (std::size_t k = 0; k < chunks; ++k) fn(k);
-      } catch (...) {
-        inside_chunk = false;
-        throw;
-      }
-      inside_chunk = false;
-      return;
-    }
+    if (!busy.owns_lock()) return false;
     job_ = &fn;
     chunks_ = chunks;
     next_.store(0);
@@ -92,11 +87,12 @@ class Pool {
       else std::this_thread::yield();
     job_ = nullptr;
     if (error_) std::rethrow_exception(error_);
+    return true;
   }
 
  private:
   void run_chunks() {
-    inside_chunk = true;
+    ChunkScope scope;
     for (std::size_t k; (k = next_.fetch_add(1)) < chunks_;) {
       try {
         (*job_)(k);
@@ -105,7 +101,6 @@ class Pool {
         if (!error_) error_ = std::current_exception();
       }
     }
-    inside_chunk = false;
   }
 
   void work() {
@@ -154,7 +149,7 @@ struct Setting {
   std::mutex mutex;  // guards changes of the setting, not each parallel loop
 };
 
-Setting* the_setting = nullptr;
+Setting* the_setting = nullptr;  // for the fork handler, which must not run setting()'s initialiser
 
 // A forked child has no worker threads: it forgets the parent's pool (its
 // memory is abandoned, not freed: the workers it counts do not exist) and
@@ -223,7 +218,10 @@ void parallel_chunks(std::size_t chunks, const std::function<void(std::size_t)>&
     for (std::size_t k = 0; k < chunks; ++k) fn(k);
     return;
   }
-  pool().run(chunks, fn);
+  if (pool().run(chunks, fn)) return;
+  // Another user thread's job holds the pool: run the same chunks here, in order.
+  ChunkScope scope;
+  for (std::size_t k = 0; k < chunks; ++k) fn(k);
 }
 
 }  // namespace zg::detail
