@@ -57,12 +57,8 @@ struct Linear final : Function<T> {
   std::string name() const override { return "Linear"; }
   std::string attributes() const override { return has_bias ? "" : "no bias"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const auto& sx = x[0].shape();
-    const auto& sw = x[1].shape();
-    const bool ok = sx.size() == 2 && sw.size() == 2 && sx[1] == sw[0] &&
-                    (!has_bias || (x[2].dimension() == 1 && x[2].shape()[0] == sw[1]));
-    if (!ok) check_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), has_bias ? detail::shape_of(x[2]) : Shape{});
-    const std::size_t N = sx[0], in = sx[1], out = sw[1];
+    check_shapes(x);
+    const std::size_t N = x[0].shape()[0], in = x[0].shape()[1], out = x[1].shape()[1];
     Tensor<T> y = Tensor<T>::from_shape({N, out});
     detail::gemm<T>(false, false, N, out, in, T(1), x[0].data(), in, x[1].data(), out, T(0), y.data(), out);
     // The bias is added after the product, not preloaded with beta = 1:
@@ -86,15 +82,19 @@ struct Linear final : Function<T> {
     return g;
   }
 
-  void check_shapes(const Shape& sx, const Shape& sw, const Shape& sb) const {
-    const auto shapes = [&] { return "x " + shape_str(sx) + ", W " + shape_str(sw); };
+  // Reads the arrays' own shapes: Shape copies are made only for a message
+  // (this op is often a 1-microsecond GEMM).
+  void check_shapes(const TensorList<T>& x) const {
+    const auto& sx = x[0].shape();
+    const auto& sw = x[1].shape();
+    const auto str = [&](std::size_t i) { return shape_str(detail::shape_of(x[i])); };
+    const auto shapes = [&] { return "x " + str(0) + ", W " + str(1); };
     if (sx.size() != 2) throw ShapeError("Linear: x must be 2-D (N, in), got " + shapes());
     if (sw.size() != 2) throw ShapeError("Linear: W must be 2-D (in, out), got " + shapes());
-    if (sx[1] != sw[0])
-      throw ShapeError("Linear: inner dimensions differ: x " + shape_str(sx) + " @ W " + shape_str(sw));
-    if (has_bias && (sb.size() != 1 || sb[0] != sw[1]))
-      throw ShapeError("Linear: bias " + shape_str(sb) + " does not match W " + shape_str(sw) +
-                       ": expected (" + std::to_string(sw[1]) + ")");
+    if (sx[1] != sw[0]) throw ShapeError("Linear: inner dimensions differ: x " + str(0) + " @ W " + str(1));
+    if (has_bias && (x[2].dimension() != 1 || x[2].shape()[0] != sw[1]))
+      throw ShapeError("Linear: bias " + str(2) + " does not match W " + str(1) + ": expected (" +
+                       std::to_string(sw[1]) + ")");
   }
 };
 
