@@ -103,17 +103,12 @@ Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes) {
       }
     }
   };
-  // Large inputs are summed in chunks of rows, each into a partial of its own
-  // (chunk 0 into out), added in chunk order: the same bits on every run.
-  const std::size_t chunks =
-      out.size() <= x.size() / 16 ? chunk_count(outer, std::max<std::size_t>(1, (1u << 16) / inner)) : 1;
-  std::vector<T> partial((chunks - 1) * out.size(), T(0));
-  parallel_chunks(chunks, [&](std::size_t c) {
-    run(chunk_begin(outer, chunks, c), chunk_begin(outer, chunks, c + 1),
-        c == 0 ? out.data() : partial.data() + (c - 1) * out.size());
-  });
-  for (std::size_t c = 1; c < chunks; ++c)
-    for (std::size_t i = 0; i < out.size(); ++i) out.data()[i] += partial[(c - 1) * out.size() + i];
+  // Large inputs are summed in chunks of rows (about 64k elements or more
+  // each); one whose output is not much smaller than it (few rows reduced)
+  // stays whole, a grain of all rows, as partials would cost as much as the sum.
+  const std::size_t grain =
+      out.size() <= x.size() / 16 ? std::max<std::size_t>(1, (1u << 16) / inner) : std::max<std::size_t>(outer, 1);
+  parallel_sum(outer, grain, out.data(), out.size(), run);
   return out;
 }
 template Tensor<float> reduce_sum(const Tensor<float>&, const std::vector<std::size_t>&);

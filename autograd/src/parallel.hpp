@@ -13,6 +13,7 @@
 // them in chunk order gives the same bits on every run with the same setting.
 #include <cstddef>
 #include <functional>
+#include <vector>
 
 namespace zg::detail {
 
@@ -42,6 +43,22 @@ void parallel_for(std::size_t n, std::size_t grain, F&& fn) {
     return;
   }
   parallel_chunks(chunks, [&](std::size_t k) { fn(chunk_begin(n, chunks, k), chunk_begin(n, chunks, k + 1)); });
+}
+
+// A sum over [0, n) of len-element results, deterministic: fn(begin, end,
+// dst) adds the items [begin, end) into dst. Each of chunk_count(n, grain)
+// chunks adds into a zeroed partial of its own (chunk 0 straight into out,
+// which keeps its starting values); the partials are then added into out in
+// chunk order.
+template <class T, class F>
+void parallel_sum(std::size_t n, std::size_t grain, T* out, std::size_t len, F&& fn) {
+  const std::size_t chunks = chunk_count(n, grain);
+  std::vector<T> partial((chunks > 1 ? chunks - 1 : 0) * len, T(0));
+  parallel_chunks(chunks, [&](std::size_t c) {
+    fn(chunk_begin(n, chunks, c), chunk_begin(n, chunks, c + 1), c == 0 ? out : partial.data() + (c - 1) * len);
+  });
+  for (std::size_t c = 1; c < chunks; ++c)
+    for (std::size_t i = 0; i < len; ++i) out[i] += partial[(c - 1) * len + i];
 }
 
 // True inside a parallel chunk (nested loops run serially there).

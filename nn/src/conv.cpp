@@ -288,20 +288,14 @@ struct Conv2dGradW final : Function<T> {
                        conv_attributes(stride, pad) + ")");
     const std::size_t FN = sg[1], K = g.patch(), M = g.out_plane();
     Tensor<T> gW = xt::zeros<T>({FN, g.C, g.KH, g.KW});
-    // A sum over samples: each chunk of samples sums into a partial of its
-    // own (chunk 0 into gW), added up in chunk order afterwards.
-    const std::size_t chunks = detail::chunk_count(g.N, 1);
-    std::vector<T> partial((chunks - 1) * FN * K, T(0));
-    detail::parallel_chunks(chunks, [&](std::size_t c) {
-      T* out = c == 0 ? gW.data() : partial.data() + (c - 1) * FN * K;
+    // A sum over samples, accumulated per chunk of samples (GEMM with beta = 1).
+    detail::parallel_sum(g.N, 1, gW.data(), gW.size(), [&](std::size_t n0, std::size_t n1, T* out) {
       std::vector<T> col(K * M);
-      for (std::size_t n = detail::chunk_begin(g.N, chunks, c); n < detail::chunk_begin(g.N, chunks, c + 1); ++n) {
+      for (std::size_t n = n0; n < n1; ++n) {
         im2col(x[0].data() + n * g.C * g.plane(), g, col.data());
         detail::gemm<T>(false, true, FN, K, M, T(1), x[1].data() + n * FN * M, M, col.data(), M, T(1), out, K);
       }
     });
-    for (std::size_t c = 1; c < chunks; ++c)
-      for (std::size_t i = 0; i < FN * K; ++i) gW.data()[i] += partial[(c - 1) * FN * K + i];
     return gW;
   }
   // Bilinear in (x, gy): dx = conv_transpose2d(gy, G), d gy = conv2d(x, G) for upstream G
@@ -434,30 +428,30 @@ struct MaxPool2d final : Function<T> {
     }
     const auto first = [&](std::size_t o) { return o * g.S < g.P ? 0 : o * g.S - g.P; };
     detail::parallel_for(g.N * g.C, kPlaneGrain, [&](std::size_t p0, std::size_t p1) {
-    for (std::size_t p = p0; p < p1; ++p) {
-      const T* xp = x[0].data() + p * g.plane();
-      T* yp = y.data() + p * g.out_plane();
-      std::uint32_t* ap = at->at.get() + p * g.out_plane();
-      // Start from each window's first element inside the image (padding is -inf).
-      for (std::size_t oh = 0; oh < g.OH; ++oh)
-        for (std::size_t ow = 0; ow < g.OW; ++ow) {
-          const std::size_t j = first(oh) * g.W + first(ow);
-          yp[oh * g.OW + ow] = xp[j];
-          ap[oh * g.OW + ow] = static_cast<std::uint32_t>(j);
-        }
-      for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
-        T* yr = yp + oh * g.OW;
-        std::uint32_t* ar = ap + oh * g.OW;
-        for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) {
-          // Strictly greater, so the first maximum wins; a NaN wins once. Selects, not
-          // branches: which element wins is data-dependent and mispredicts.
-          const T u = xp[j], v = yr[ow];
-          const bool take = u > v || (u != u && v == v);
-          ar[ow] = take ? static_cast<std::uint32_t>(j) : ar[ow];
-          yr[ow] = take ? u : v;
-        }
-      });
-    }
+      for (std::size_t p = p0; p < p1; ++p) {
+        const T* xp = x[0].data() + p * g.plane();
+        T* yp = y.data() + p * g.out_plane();
+        std::uint32_t* ap = at->at.get() + p * g.out_plane();
+        // Start from each window's first element inside the image (padding is -inf).
+        for (std::size_t oh = 0; oh < g.OH; ++oh)
+          for (std::size_t ow = 0; ow < g.OW; ++ow) {
+            const std::size_t j = first(oh) * g.W + first(ow);
+            yp[oh * g.OW + ow] = xp[j];
+            ap[oh * g.OW + ow] = static_cast<std::uint32_t>(j);
+          }
+        for_each_window_row(g, [&](std::size_t oh, std::size_t from, std::size_t lo, std::size_t hi) {
+          T* yr = yp + oh * g.OW;
+          std::uint32_t* ar = ap + oh * g.OW;
+          for (std::size_t ow = lo, j = from; ow < hi; ++ow, j += g.S) {
+            // Strictly greater, so the first maximum wins; a NaN wins once. Selects, not
+            // branches: which element wins is data-dependent and mispredicts.
+            const T u = xp[j], v = yr[ow];
+            const bool take = u > v || (u != u && v == v);
+            ar[ow] = take ? static_cast<std::uint32_t>(j) : ar[ow];
+            yr[ow] = take ? u : v;
+          }
+        });
+      }
     });
     argmax = std::move(at);
     return y;
