@@ -39,7 +39,6 @@ Shape shape_of(const Tensor<T>& t) {
   return Shape(t.shape().begin(), t.shape().end());
 }
 
-// Sorted, unique, non-negative axes; empty means every axis.
 // Sorted, non-negative axes of an input of this shape (empty axes: all of
 // them); a bad or repeated axis throws ShapeError naming op and the shape.
 std::vector<std::size_t> normalize_axes(const Axes& axes, const Shape& shape, const char* op);
@@ -55,6 +54,56 @@ Tensor<T> sum_to_array(const Tensor<T>& x, const Shape& shape);
 // for (N, C, H, W) -> (C), the bias gradient of a convolution).
 template <class T>
 Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes);
+
+// Note [Narrow rows]: adding a row vector b of `cols` values to each row
+// of a (rows, cols) array, and its reverse, summing the rows, are per-row
+// loops. With few columns (a 10-class output layer) such a loop fills under
+// two vector registers and costs its overhead on every row. The array is
+// then walked flat in blocks of `period` values, a whole number of rows
+// and of 8-value vectors, against b repeated to that length.
+inline std::size_t narrow_row_period(std::size_t cols) {
+  std::size_t g = 8;
+  for (std::size_t a = cols % 8; a != 0;) g %= a, std::swap(g, a);  // gcd(cols, 8)
+  return cols * (8 / g);
+}
+constexpr std::size_t kNarrowCols = 64;  // wider rows run the plain row loop
+
+// y[r][j] += b[j] for a (rows, cols) row-major y.
+template <class T>
+void add_row(T* y, const T* b, std::size_t rows, std::size_t cols) {
+  if (cols >= kNarrowCols || rows < 2) {
+    for (std::size_t r = 0; r < rows; ++r, y += cols)
+      for (std::size_t j = 0; j < cols; ++j) y[j] += b[j];
+    return;
+  }
+  const std::size_t p = narrow_row_period(cols), n = rows * cols;
+  T pattern[8 * kNarrowCols];
+  for (std::size_t i = 0; i < p; i += cols) std::copy(b, b + cols, pattern + i);
+  std::size_t at = 0;
+  for (; at + p <= n; at += p)
+    for (std::size_t i = 0; i < p; ++i) y[at + i] += pattern[i];
+  for (std::size_t i = 0; at + i < n; ++i) y[at + i] += pattern[i];  // the last rows, fewer than a period
+}
+
+// out[j] = sum over r of x[r][j] for a (rows, cols) row-major x. The order
+// of the additions depends only on the shape: the result is deterministic.
+template <class T>
+void column_sums(const T* x, std::size_t rows, std::size_t cols, T* out) {
+  std::fill(out, out + cols, T(0));
+  if (cols >= kNarrowCols || rows < 2) {
+    for (std::size_t r = 0; r < rows; ++r, x += cols)
+      for (std::size_t j = 0; j < cols; ++j) out[j] += x[j];
+    return;
+  }
+  const std::size_t p = narrow_row_period(cols), n = rows * cols;
+  T acc[8 * kNarrowCols] = {};
+  std::size_t at = 0;
+  for (; at + p <= n; at += p)
+    for (std::size_t i = 0; i < p; ++i) acc[i] += x[at + i];
+  for (std::size_t i = 0; at + i < n; ++i) acc[i] += x[at + i];
+  for (std::size_t i = 0; i < p; i += cols)
+    for (std::size_t j = 0; j < cols; ++j) out[j] += acc[i + j];
+}
 
 // y.shape[i] = x.shape[perm[i]], copied by a raw loop (ops_tensor.cpp).
 template <class T>

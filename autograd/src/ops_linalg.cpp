@@ -63,12 +63,7 @@ struct Linear final : Function<T> {
     detail::gemm<T>(false, false, N, out, in, T(1), x[0].data(), in, x[1].data(), out, T(0), y.data(), out);
     // The bias is added after the product, not preloaded with beta = 1:
     // OpenBLAS's small-matrix kernels are faster with beta = 0.
-    if (has_bias) {
-      const T* b = x[2].data();
-      T* row = y.data();
-      for (std::size_t i = 0; i < N; ++i, row += out)
-        for (std::size_t j = 0; j < out; ++j) row[j] += b[j];
-    }
+    if (has_bias) detail::add_row(y.data(), x[2].data(), N, out);
     return y;
   }
   // dx = gy W^T, dW = x^T gy, db = sum of gy over the batch

@@ -64,10 +64,7 @@ Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes) {
   // Column sums of a small (rows, cols) block, the bias gradient of a Linear
   // layer: no index bookkeeping per row.
   if (size.size() == 2 && reduced[0] && !reduced[1] && x.size() < (std::size_t{1} << 16)) {
-    const T* row = x.data();
-    T* o = out.data();
-    for (std::size_t r = 0; r < size[0]; ++r, row += size[1])
-      for (std::size_t j = 0; j < size[1]; ++j) o[j] += row[j];
+    column_sums(x.data(), size[0], size[1], out.data());
     return out;
   }
   // Walk the blocks; the innermost block is contiguous.
