@@ -29,7 +29,6 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
-#include <queue>
 #include <sstream>
 #include <unordered_map>
 
@@ -168,8 +167,11 @@ Function<T>::~Function() {
 // count block: a freed intermediate leaves only the small count block.
 // Under KeepIntermediatesGuard every Function saves its inputs, for
 // narrating and drawing graphs with every value on them.
+// Nobody holds a weak reference to a leaf or to an unrecorded output, so
+// those take one allocation (make_shared).
 template <class T>
-std::shared_ptr<Node<T>> new_node(Tensor<T>&& data) {
+std::shared_ptr<Node<T>> new_node(Tensor<T>&& data, bool recorded) {
+  if (!recorded) return std::make_shared<Node<T>>(std::move(data));
   return std::shared_ptr<Node<T>>(new Node<T>(std::move(data)));
 }
 
@@ -179,7 +181,7 @@ BasicVariable<T>::BasicVariable(T scalar, std::string name)
 
 template <class T>
 BasicVariable<T>::BasicVariable(Tensor<T> data, std::string name)
-    : node_(new_node<T>(std::move(data))) {
+    : node_(new_node<T>(std::move(data), false)) {
   if (!name.empty()) node_->name = std::make_unique<std::string>(std::move(name));
 }
 
@@ -303,7 +305,7 @@ Variables<T> Function<T>::inputs() const {
   Variables<T> out;
   out.reserve(edges_.size());
   for (const Edge& e : edges_)
-    out.push_back(e.saved.defined() ? e.saved : BasicVariable<T>(e.seen.lock()));
+    out.push_back(e.saved.defined() ? e.saved : e.creator->output(e.output_index));
   return out;
 }
 
@@ -329,11 +331,14 @@ BasicVariable<T> Function<T>::output(std::size_t i) const {
 
 // Runs f on inputs[0, n) and makes the output nodes; when recording, links
 // f to its inputs (Note [Saved inputs]). all_outputs, if given, receives
-// every output; the first is returned.
+// every output; the first is returned. owner is the shared_ptr holding f,
+// or null for an unrecorded Function on the caller's stack
+// (Note [Unrecorded ops]).
 template <class T>
 struct ApplyCore {
-  static BasicVariable<T> run(const std::shared_ptr<Function<T>>& f, const BasicVariable<T>* in, std::size_t n,
-                              Variables<T>* all_outputs) {
+  static BasicVariable<T> run(Function<T>& fn, const std::shared_ptr<Function<T>>* owner, const BasicVariable<T>* in,
+                              std::size_t n, Variables<T>* all_outputs) {
+    Function<T>* const f = &fn;
     // The array list lives on the stack for the usual one to four inputs.
     constexpr std::size_t kInline = 4;
     const Tensor<T>* inline_arrays[kInline];
@@ -356,16 +361,17 @@ struct ApplyCore {
       for (std::size_t k = 0; k < ys.size(); ++k)
         check_finite(*f, ys[k], "forward", "output " + std::to_string(k));
     const bool record = any_requires_grad && is_grad_enabled();
+    if (record && !owner) throw Error(f->name() + ": internal error: a recorded Function without an owner");
     const std::size_t m = ys.size();
     if (m == 0) throw Error(f->name() + ": forward returned no outputs");
 
     Variables<T> local_outputs;  // a multi-output Function called through apply_one
     if (m > 1 && !all_outputs) all_outputs = &local_outputs;
-    BasicVariable<T> first(new_node<T>(std::move(ys[0])));
+    BasicVariable<T> first(new_node<T>(std::move(ys[0]), record));
     if (all_outputs) {
       all_outputs->reserve(m);
       all_outputs->push_back(first);
-      for (std::size_t k = 1; k < m; ++k) all_outputs->emplace_back(new_node<T>(std::move(ys[k])));
+      for (std::size_t k = 1; k < m; ++k) all_outputs->emplace_back(new_node<T>(std::move(ys[k]), record));
     }
     if (record) {
       int generation = 0;
@@ -375,7 +381,7 @@ struct ApplyCore {
       if (m > 1) f->more_ = std::make_unique<typename Function<T>::MoreOutputs>();
       for (std::size_t k = 0; k < m; ++k) {
         const std::shared_ptr<Node<T>>& node = k == 0 ? first.node() : (*all_outputs)[k].node();
-        node->creator = f;
+        node->creator = *owner;
         node->generation = generation + 1;
         node->output_index = static_cast<std::uint32_t>(k);
         node->requires_grad = true;
@@ -393,7 +399,6 @@ struct ApplyCore {
           e.saved = in[i];  // a leaf is always kept: backward writes its .grad
           continue;
         }
-        e.seen = node;
         e.creator = node->creator;
         e.output_index = node->output_index;
         e.shape.assign(node->data.shape().begin(), node->data.shape().end());
@@ -410,14 +415,21 @@ struct ApplyCore {
 
 template <class T>
 Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs) {
+  if (!f) throw Error("apply: null Function");
   Variables<T> outputs;
-  ApplyCore<T>::run(f, inputs.data(), inputs.size(), &outputs);
+  ApplyCore<T>::run(*f, &f, inputs.data(), inputs.size(), &outputs);
   return outputs;
 }
 
 template <class T>
 BasicVariable<T> apply_one(std::shared_ptr<Function<T>> f, const BasicVariable<T>* inputs, std::size_t n) {
-  return ApplyCore<T>::run(f, inputs, n, nullptr);
+  if (!f) throw Error("apply: null Function");
+  return ApplyCore<T>::run(*f, &f, inputs, n, nullptr);
+}
+
+template <class T>
+BasicVariable<T> detail::apply_unrecorded(Function<T>& f, const BasicVariable<T>* inputs, std::size_t n) {
+  return ApplyCore<T>::run(f, nullptr, inputs, n, nullptr);
 }
 
 // ---- backward -----------------------------------------------------------------------------
@@ -440,16 +452,41 @@ struct Engine {
   };
   using Options = BackwardOptions<T>;
 
-  const Options& options;
-  std::vector<Pending> table;
-  std::vector<std::uint32_t> free_rows;
-  std::unordered_map<const Function<T>*, std::uint32_t> foreign;  // pending in another engine
   using Key = std::pair<std::pair<int, std::uint64_t>, std::uint32_t>;  // (generation, order), row
-  std::priority_queue<Key> heap;
-  std::uint64_t inserted = 0;
-  Variables<T> gys_buffer;  // upstream gradients of the Function being run
+  // The engine's containers. A backward() on a small graph would spend a
+  // good part of its time allocating them, so a thread keeps the emptied
+  // containers of its finished engines for the next one (Store).
+  struct Buffers {
+    std::vector<Pending> table;
+    std::vector<std::uint32_t> free_rows;
+    std::vector<Key> heap;    // a max-heap (std::push_heap / pop_heap)
+    Variables<T> gys_buffer;  // upstream gradients of the Function being run
+  };
+  // Per thread; a stack, since a backward may run inside another's backward.
+  struct Store {
+    std::vector<Buffers> spare;
+    static Store& here() {
+      thread_local Store s;
+      return s;
+    }
+  };
 
-  explicit Engine(const Options& o) : options(o) {}
+  const Options& options;
+  Buffers buffers;
+  std::vector<Pending>& table = buffers.table;
+  std::vector<std::uint32_t>& free_rows = buffers.free_rows;
+  std::vector<Key>& heap = buffers.heap;
+  Variables<T>& gys_buffer = buffers.gys_buffer;
+  std::unordered_map<const Function<T>*, std::uint32_t> foreign;  // pending in another engine
+  std::uint64_t inserted = 0;
+
+  explicit Engine(const Options& o) : options(o) {
+    Store& store = Store::here();
+    if (!store.spare.empty()) {
+      buffers = std::move(store.spare.back());
+      store.spare.pop_back();
+    }
+  }
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
   // After an exception rows may still be pending: release their Functions.
@@ -459,6 +496,15 @@ struct Engine {
         p.function->engine_ = nullptr;
         p.function->engine_row_ = 0;
       }
+    // Keep the containers (not what they hold) unless a wide graph made them
+    // big: a thread should not sit on that memory.
+    constexpr std::size_t kKeepRows = 256;
+    table.clear();
+    free_rows.clear();
+    heap.clear();
+    gys_buffer.clear();
+    Store& store = Store::here();
+    if (table.capacity() <= kKeepRows && store.spare.size() < 4) store.spare.push_back(std::move(buffers));
   }
 
   static void accumulate(BasicVariable<T>& slot, BasicVariable<T> g) {
@@ -511,7 +557,8 @@ struct Engine {
       p.grads.resize(f.num_outputs_ - 1);
     }
     p.order = inserted++;
-    heap.push({{f.generation_, p.order}, r});
+    heap.push_back({{f.generation_, p.order}, r});
+    std::push_heap(heap.begin(), heap.end());
     return p;
   }
 
@@ -531,7 +578,7 @@ struct Engine {
   // Sends gx along an input edge of a Function that ran.
   void send(const Edge& e, BasicVariable<T> gx) {
     if (e.saved.defined()) return send(e.saved, std::move(gx));
-    deliver(e.creator, e.output_index, BasicVariable<T>(e.seen.lock()), std::move(gx));
+    deliver(e.creator, e.output_index, BasicVariable<T>(), std::move(gx));  // run() looks the output up
   }
 
   // x: output k of creator, or empty when nobody holds that output any more.
@@ -546,8 +593,9 @@ struct Engine {
   void run(const BasicVariable<T>& root, const BasicVariable<T>& seed) {
     send(root, seed);
     while (!heap.empty()) {
-      const std::uint32_t r = heap.top().second;
-      heap.pop();
+      std::pop_heap(heap.begin(), heap.end());
+      const std::uint32_t r = heap.back().second;
+      heap.pop_back();
       Pending p = std::move(table[r]);
       table[r] = Pending();
       free_rows.push_back(r);
@@ -679,7 +727,8 @@ std::ostream& operator<<(std::ostream& out, const BasicVariable<T>& v) {
   template class Function<T>;                                                     \
   template class ForwardObserverGuard<T>;                                         \
   template Variables<T> apply<T>(std::shared_ptr<Function<T>>, Variables<T>);              \
-  template BasicVariable<T> apply_one<T>(std::shared_ptr<Function<T>>, const BasicVariable<T>*, std::size_t);
+  template BasicVariable<T> apply_one<T>(std::shared_ptr<Function<T>>, const BasicVariable<T>*, std::size_t); \
+  template BasicVariable<T> detail::apply_unrecorded<T>(Function<T>&, const BasicVariable<T>*, std::size_t);
 ZG_INSTANTIATE(float)
 ZG_INSTANTIATE(double)
 #undef ZG_INSTANTIATE

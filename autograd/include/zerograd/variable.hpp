@@ -301,10 +301,10 @@ class Function {
   // Where input i came from. `saved` holds the input itself when the
   // Function saves its inputs, and always for a leaf (its .grad is written);
   // otherwise the graph keeps only its creator, its output index and its
-  // shape, and `seen` finds the input while somebody else still holds it.
+  // shape; creator->output(output_index) finds the input while somebody else
+  // still holds it.
   struct Edge {
     BasicVariable<T> saved;
-    std::weak_ptr<Node<T>> seen;
     std::shared_ptr<Function<T>> creator;
     Shape shape;  // only when not saved
     std::uint32_t output_index = 0;
@@ -330,8 +330,30 @@ Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs);
 template <class T>
 BasicVariable<T> apply_one(std::shared_ptr<Function<T>> f, const BasicVariable<T>* inputs, std::size_t n);
 
+namespace detail {
+// Whether a Function applied to inputs[0, n) is recorded in the graph.
+template <class T>
+bool records(const BasicVariable<T>* inputs, std::size_t n) {
+  if (!is_grad_enabled()) return false;
+  for (std::size_t i = 0; i < n; ++i)
+    if (inputs[i].defined() && inputs[i].node()->requires_grad) return true;
+  return false;
+}
+// apply_one for a Function that records == false: nothing keeps f after its
+// forward, so it may live on the caller's stack.
+template <class T>
+BasicVariable<T> apply_unrecorded(Function<T>& f, const BasicVariable<T>* inputs, std::size_t n);
+}  // namespace detail
+
+// Note [Unrecorded ops]: when nothing is recorded (NoGradGuard, backward
+// without create_graph, inputs that need no grad) the Function is built on
+// the stack, not the heap: two allocations fewer per op.
 template <class Op, class T, class... Args>
 BasicVariable<T> apply1(std::initializer_list<BasicVariable<T>> inputs, Args&&... args) {
+  if (!detail::records(inputs.begin(), inputs.size())) {
+    Op op(std::forward<Args>(args)...);
+    return detail::apply_unrecorded<T>(op, inputs.begin(), inputs.size());
+  }
   return apply_one<T>(std::make_shared<Op>(std::forward<Args>(args)...), inputs.begin(), inputs.size());
 }
 
