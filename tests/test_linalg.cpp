@@ -9,6 +9,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xreducer.hpp>
 
+#include "ops_common.hpp"  // library-private; the tests see autograd/src
 #include "testing.hpp"
 
 using namespace zg;
@@ -150,6 +151,30 @@ TEST_CASE_TEMPLATE("linear: db is the batch sum, dW is x^T gy, a data batch gets
   Tensor<T> db = xt::sum(g.data(), {0}, xt::evaluation_strategy::immediate);
   CHECK(xt::allclose(b.grad().data(), db));
   check_product(W.grad().data(), x.data(), g.data(), true, false);
+}
+
+// Note [Narrow rows]: whole periods, a tail of fewer rows than a period, a
+// single period, one row, one column and the widths where the kernels
+// switch to the row loop.
+TEST_CASE_TEMPLATE("narrow rows: bias add and column sums match the row loops", T, float, double) {
+  unsigned seed = 80;
+  for (std::size_t cols : {1, 3, 8, 10, 12, 40, 63, 64, 65})
+    for (std::size_t rows : {1, 2, 4, 7, 100, 203}) {
+      CAPTURE(cols); CAPTURE(rows);
+      const Tensor<T> y0 = random<T>({rows, cols}, seed++).data();
+      const Tensor<T> b = random<T>({cols}, seed++).data();
+      Tensor<T> y = y0;
+      detail::add_row(y.data(), b.data(), rows, cols);
+      Tensor<T> want = y0 + b;
+      CHECK(y == want);  // one addition per element, in any order: exact
+      std::vector<T> sums(cols);
+      detail::column_sums(y0.data(), rows, cols, sums.data());
+      for (std::size_t j = 0; j < cols; ++j) {
+        long double s = 0;
+        for (std::size_t r = 0; r < rows; ++r) s += y0(r, j);
+        CHECK(std::abs(sums[j] - static_cast<T>(s)) <= (std::is_same_v<T, float> ? 1e-4 : 1e-12));
+      }
+    }
 }
 
 ZG_GRADCHECK_CASE("MatMul") {
