@@ -46,12 +46,13 @@ Shape keepdims_shape(const Shape& in, const std::vector<std::size_t>& axes) {
 
 template <class T>
 Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes) {
-  const Shape xs = shape_of(x);
-  if (xs.empty()) return x;  // 0-d: nothing to reduce
-  // Collapse neighbouring axes that are both reduced or both kept into blocks.
-  std::vector<std::size_t> size;
-  std::vector<bool> reduced;
-  Shape out_shape;
+  const auto& xs = x.shape();
+  if (xs.size() == 0) return x;  // 0-d: nothing to reduce
+  // Collapse neighbouring axes that are both reduced or both kept into
+  // blocks. Small inline vectors: a sum is often a sub-microsecond op.
+  using Small = xt::svector<std::size_t, 8>;
+  Small size, out_shape;
+  xt::svector<bool, 8> reduced;
   for (std::size_t d = 0; d < xs.size(); ++d) {
     const bool r = std::binary_search(axes.begin(), axes.end(), d);
     if (!r) out_shape.push_back(xs[d]);
@@ -59,14 +60,17 @@ Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes) {
     else size.push_back(xs[d]), reduced.push_back(r);
   }
   Tensor<T> out = Tensor<T>::from_shape(out_shape);
-  std::fill(out.begin(), out.end(), T(0));
-  if (x.size() == 0) return out;
+  if (x.size() == 0) {
+    std::fill(out.begin(), out.end(), T(0));
+    return out;
+  }
   // Column sums of a small (rows, cols) block, the bias gradient of a Linear
   // layer: no index bookkeeping per row.
   if (size.size() == 2 && reduced[0] && !reduced[1] && x.size() < (std::size_t{1} << 16)) {
     column_sums(x.data(), size[0], size[1], out.data());
     return out;
   }
+  std::fill(out.begin(), out.end(), T(0));
   // Walk the blocks; the innermost block is contiguous.
   const std::size_t nb = size.size();
   const std::size_t inner = size.back();
@@ -75,7 +79,7 @@ Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes) {
   for (std::size_t b = 0; b + 1 < nb; ++b) outer *= size[b];
   // Adds the rows [k0, k1) of the outer blocks into o.
   const auto run = [&](std::size_t k0, std::size_t k1, T* o) {
-    std::vector<std::size_t> idx(nb, 0);
+    Small idx(nb, 0);
     for (std::size_t b = nb - 1, rest = k0; b-- > 0;) idx[b] = rest % size[b], rest /= size[b];
     const T* in = x.data();
     for (std::size_t k = k0; k < k1; ++k) {

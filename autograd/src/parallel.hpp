@@ -53,6 +53,10 @@ void parallel_for(std::size_t n, std::size_t grain, F&& fn) {
 template <class T, class F>
 void parallel_sum(std::size_t n, std::size_t grain, T* out, std::size_t len, F&& fn) {
   const std::size_t chunks = chunk_count(n, grain);
+  if (chunks <= 1) {  // no partials and no std::function for a small sum
+    if (n) fn(std::size_t(0), n, out);
+    return;
+  }
   std::vector<T> partial((chunks > 1 ? chunks - 1 : 0) * len, T(0));
   parallel_chunks(chunks, [&](std::size_t c) {
     fn(chunk_begin(n, chunks, c), chunk_begin(n, chunks, c + 1), c == 0 ? out : partial.data() + (c - 1) * len);
