@@ -239,3 +239,11 @@ TEST_CASE("sum over any axes matches a direct loop (raw reduction kernel)") {
     for (std::size_t i = 0; i < got.size(); ++i) CHECK(got.data()[i] == doctest::Approx(want.data()[i]).epsilon(1e-12));
   }
 }
+
+TEST_CASE("reductions label their axes as error messages write them") {
+  Variable64 x(Tensor<double>(xt::ones<double>({2, 3, 4})));
+  x.requires_grad_();
+  CHECK(zg::sum(x, {0, -1}, true).creator()->attributes() == "axes=(0, -1), keepdims");
+  CHECK(zg::logsumexp(x, {1}).creator()->attributes() == "axes=(1)");
+  CHECK(zg::max(x).creator()->attributes() == "axes=()");
+}

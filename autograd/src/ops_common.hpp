@@ -39,6 +39,9 @@ Shape shape_of(const Tensor<T>& t) {
   return Shape(t.shape().begin(), t.shape().end());
 }
 
+// Axes as written in messages and graph labels: "(0, -1)", like shape_str.
+std::string axes_str(const Axes& axes);
+
 // Sorted, non-negative axes of an input of this shape (empty axes: all of
 // them); a bad or repeated axis throws ShapeError naming op and the shape.
 std::vector<std::size_t> normalize_axes(const Axes& axes, const Shape& shape, const char* op);

@@ -12,9 +12,7 @@ namespace zg {
 namespace {
 
 std::string axes_attribute(const Axes& axes, bool keepdims) {
-  std::string s = "axes=(";
-  for (std::size_t i = 0; i < axes.size(); ++i) s += (i ? "," : "") + std::to_string(axes[i]);
-  return s + (keepdims ? "), keepdims" : ")");
+  return "axes=" + detail::axes_str(axes) + (keepdims ? ", keepdims" : "");
 }
 
 Shape reduced_shape(const Shape& in, const std::vector<std::size_t>& axes, bool keepdims) {

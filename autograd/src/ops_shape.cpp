@@ -11,6 +11,12 @@
 namespace zg {
 namespace detail {
 
+std::string axes_str(const Axes& axes) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < axes.size(); ++i) s += (i ? ", " : "") + std::to_string(axes[i]);
+  return s + ")";
+}
+
 std::vector<std::size_t> normalize_axes(const Axes& axes, const Shape& shape, const char* op) {
   const std::size_t ndim = shape.size();
   std::vector<std::size_t> out;
@@ -19,11 +25,6 @@ std::vector<std::size_t> normalize_axes(const Axes& axes, const Shape& shape, co
     std::iota(out.begin(), out.end(), std::size_t{0});
     return out;
   }
-  const auto axes_str = [&] {
-    std::string s = "(";
-    for (std::size_t i = 0; i < axes.size(); ++i) s += (i ? ", " : "") + std::to_string(axes[i]);
-    return s + ")";
-  };
   for (std::ptrdiff_t a : axes) {
     const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(ndim);
     if (a < -n || a >= n)
@@ -33,7 +34,7 @@ std::vector<std::size_t> normalize_axes(const Axes& axes, const Shape& shape, co
   }
   std::sort(out.begin(), out.end());
   if (std::adjacent_find(out.begin(), out.end()) != out.end())
-    throw ShapeError(std::string(op) + ": axes " + axes_str() + " repeat an axis of an input of shape " +
+    throw ShapeError(std::string(op) + ": axes " + axes_str(axes) + " repeat an axis of an input of shape " +
                      shape_str(shape));
   return out;
 }
