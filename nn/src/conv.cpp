@@ -124,9 +124,42 @@ void for_each_col_row(const Geometry& g, F&& fn) {
     }
 }
 
+// im2col for stride 1 and "same" padding (OH = H, OW = W: DeepConvNet's
+// 3x3 pad 1). The rows of one (c, kh, kw) block are then the input plane
+// shifted by d = (kh - P) W + (kw - P) as a flat array: one copy per block
+// instead of one per row (28 floats, where the call cost as much as the copy),
+// then zeros where the shift wrapped round a row edge or left the plane.
+template <class T>
+void im2col_same(const T* x, const Geometry& g, T* col) {
+  const std::size_t M = g.out_plane();
+  for (std::size_t c = 0; c < g.C; ++c)
+    for (std::size_t kh = 0; kh < g.KH; ++kh) {
+      const Span rows = inside(kh, g, g.H, g.OH);
+      for (std::size_t kw = 0; kw < g.KW; ++kw) {
+        const Span cols = inside(kw, g, g.W, g.OW);
+        T* out = col + ((c * g.KH + kh) * g.KW + kw) * M;
+        const T* plane = x + c * g.plane();
+        std::fill(out, out + rows.lo * g.OW, T(0));
+        std::fill(out + rows.hi * g.OW, out + M, T(0));
+        if (rows.lo >= rows.hi) continue;
+        // out[i] = plane[i + d] for i in [rows.lo OW, rows.hi OW), clipped to the plane.
+        const Index d = (Index(kh) - Index(g.P)) * Index(g.W) + Index(kw) - Index(g.P);
+        const Index first = std::max(Index(rows.lo * g.OW), -d);
+        const Index last = std::min(Index(rows.hi * g.OW), Index(g.plane()) - d);
+        if (first < last) std::copy(plane + first + d, plane + last + d, out + first);
+        for (std::size_t oh = rows.lo; oh < rows.hi; ++oh) {
+          T* r = out + oh * g.OW;
+          std::fill(r, r + cols.lo, T(0));
+          std::fill(r + cols.hi, r + g.OW, T(0));
+        }
+      }
+    }
+}
+
 // x: one sample (C, H, W); col: (C*KH*KW, OH*OW), fully written.
 template <class T>
 void im2col(const T* x, const Geometry& g, T* col) {
+  if (g.S == 1 && g.OH == g.H && g.OW == g.W) return im2col_same(x, g, col);
   for_each_col_row(g, [&](std::size_t at, std::size_t from, std::size_t lo, std::size_t hi) {
     T* out = col + at;
     std::fill(out, out + lo, T(0));
@@ -141,8 +174,14 @@ void im2col(const T* x, const Geometry& g, T* col) {
 template <class T>
 void col2im_add(const T* col, const Geometry& g, T* x) {
   for_each_col_row(g, [&](std::size_t at, std::size_t from, std::size_t lo, std::size_t hi) {
-    const T* in = col + at;
-    for (std::size_t j = lo; j < hi; ++j) x[from + (j - lo) * g.S] += in[j];
+    const T* in = col + at + lo;
+    T* out = x + from;
+    const std::size_t n = hi - lo;
+    if (g.S == 1) {  // contiguous: a loop the compiler vectorizes
+      for (std::size_t j = 0; j < n; ++j) out[j] += in[j];
+    } else {
+      for (std::size_t j = 0; j < n; ++j) out[j * g.S] += in[j];
+    }
   });
 }
 
