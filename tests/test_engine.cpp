@@ -402,6 +402,34 @@ TEST_CASE("an intermediate consumed only by shape-only Functions is freed as soo
   CHECK(message_of<Error>([&] { w.creator()->input(0); }).find("does not save its inputs") != std::string::npos);
 }
 
+TEST_CASE("indexing, concat, split and average pooling keep only their inputs' shapes") {
+  using F = std::function<Variable64(const Variable64&)>;
+  namespace nnf = zg::nn::functional;
+  const std::vector<std::pair<std::string, F>> cases = {
+      {"get_item", [](const Variable64& y) { return zg::get_item(y, {1}); }},
+      {"get_item_grad", [](const Variable64& y) { return zg::get_item_grad(y, {1}, {3, 2, 2, 4, 4}); }},
+      {"concat", [](const Variable64& y) { return zg::concat(std::vector<Variable64>{y, y * 3.0}, 1); }},
+      {"split", [](const Variable64& y) { return zg::split(y, std::vector<std::size_t>{1, 3}, 2)[1]; }},
+      {"avg_pool2d", [](const Variable64& y) { return nnf::avg_pool2d(y, 2, 2); }},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.first);
+    Variable64 x(zg::testing::uniform({2, 2, 4, 4}, 0.5, 2.0, 21).data());
+    x.requires_grad_();
+    Variable64 y = x * 2.0;
+    std::weak_ptr<Node<double>> watched = y.node();
+    Variable64 z = c.second(y);
+    y = Variable64();
+    CHECK(watched.expired());  // only the op held y, and it keeps its shape, not y
+    const V xs = {zg::testing::uniform({2, 2, 4, 4}, 0.5, 2.0, 22, true)};
+    const auto f = [&](const V& v) { return zg::sum(zg::square(c.second(v[0] * 2.0))); };
+    const auto first = gradcheck(f, xs);  // the input is an intermediate: its edge has no saved Variable
+    CHECK_MESSAGE(first.passed, zg::testing::str(first));
+    const auto second = gradgradcheck(f, xs);
+    CHECK_MESSAGE(second.passed, zg::testing::str(second));
+  }
+}
+
 TEST_CASE("ops that reuse their output in backward recompute it when a shape-only consumer freed it") {
   using F = std::function<Variable64(const V&)>;
   const std::vector<std::pair<std::string, F>> cases = {

@@ -209,9 +209,10 @@ struct GetItem final : Function<T> {
     for (std::size_t o : g.offsets) out = std::copy_n(x[0].data() + o, g.block, out);
     return y;
   }
+  bool saves_inputs() const override { return false; }  // backward needs only x's shape
   // d x[i] = dy scatter-added into zeros shaped like x
   Variables<T> backward(const Variables<T>& gy) override {
-    return {zg::get_item_grad(gy[0], indices, this->input(0).shape())};
+    return {zg::get_item_grad(gy[0], indices, this->input_shape(0))};
   }
 };
 
@@ -236,6 +237,7 @@ struct GetItemGrad final : Function<T> {
     }
     return gx;
   }
+  bool saves_inputs() const override { return false; }
   // a scatter-add is linear; its adjoint is the gather: d gx = get_item(d gy)
   Variables<T> backward(const Variables<T>& ggx) override { return {zg::get_item(ggx[0], indices)}; }
 };
@@ -275,11 +277,12 @@ struct Concat final : Function<T> {
       }
     return y;
   }
+  bool saves_inputs() const override { return false; }  // backward needs only the shapes
   // each input's gradient is its own slice of dy
   Variables<T> backward(const Variables<T>& gy) override {
     const std::size_t a = axis_index(axis, gy[0].ndim(), gy[0].shape(), "Concat");
     std::vector<std::size_t> sizes;
-    for (const Var<T>& x : this->inputs()) sizes.push_back(x.shape()[a]);
+    for (std::size_t i = 0; i < this->num_inputs(); ++i) sizes.push_back(this->input_shape(i)[a]);
     return zg::split(gy[0], sizes, axis);
   }
 };
@@ -317,6 +320,7 @@ struct Split final : Function<T> {
       }
     return Outputs<T>(std::move(ys));
   }
+  bool saves_inputs() const override { return false; }
   // the pieces' gradients joined again (the engine passes zeros for unused pieces)
   Variables<T> backward(const Variables<T>& gys) override { return {zg::concat(gys, axis)}; }
 };

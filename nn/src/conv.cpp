@@ -562,6 +562,7 @@ struct AvgPool2d final : Function<T> {
     y *= T(1) / T(g.KH * g.KW);  // padding counts as zeros
     return y;
   }
+  bool saves_inputs() const override { return false; }  // backward needs only x's shape
   // dx = gy / K^2 spread over each window
   Variables<T> backward(const Variables<T>& gy) override;
 };
@@ -594,13 +595,14 @@ struct AvgPool2dGrad final : Function<T> {
     });
     return gx;
   }
+  bool saves_inputs() const override { return false; }
   // The spread's adjoint is the average again.
   Variables<T> backward(const Variables<T>& ggx) override { return {avg_pool2d(ggx[0], kernel, stride, pad)}; }
 };
 
 template <class T>
 Variables<T> AvgPool2d<T>::backward(const Variables<T>& gy) {
-  return {apply1<AvgPool2dGrad<T>>({gy[0]}, kernel, stride, pad, this->input(0).shape())};
+  return {apply1<AvgPool2dGrad<T>>({gy[0]}, kernel, stride, pad, this->input_shape(0))};
 }
 
 }  // namespace
