@@ -41,8 +41,9 @@ int main(int argc, char** argv) {
       "test accuracy after each epoch, then the misclassified test images (index, true and predicted\n"
       "class). Writes DIR/metrics.csv, DIR/loss.png, DIR/accuracy.png and DIR/misclassified.png.\n"
       "The default (1 epoch on the first 6000 training images) takes about 8 s on 2 cores (test\n"
-      "accuracy about 0.70). A full epoch (--limit 0) takes about 35 s on 2 free cores, longer when\n"
-      "they are loaded: test accuracy about 0.81 after 1 epoch, 0.89 after 5, 0.90 after 8 (5 minutes).\n"
+      "accuracy about 0.70). A full epoch (--limit 0) takes about 29 s on 2 free cores (26 s of\n"
+      "training), longer when they are loaded: test accuracy about 0.81 after 1 epoch, 0.89 after 5,\n"
+      "0.90 after 8 (4 minutes).\n"
       "A --save checkpoint continues with: train --model deep-cnn --optimizer adam --resume FILE"};
   convnets::Options o;
   o.out = "out/ch8_deep_convnet";
