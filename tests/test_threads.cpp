@@ -180,3 +180,22 @@ TEST_CASE("a forked child makes a pool of its own instead of waiting for the par
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("set_num_threads while another thread runs parallel loops: every loop completes, exactly") {
+  Threads restore(2);
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0};
+  std::thread user([&] {
+    for (int round = 0; round < 400; ++round) {
+      std::array<std::atomic<int>, 16> runs{};
+      detail::parallel_chunks(runs.size(), [&](std::size_t k) { runs[k].fetch_add(1); });
+      for (const auto& r : runs)
+        if (r.load() != 1) wrong.fetch_add(1);
+    }
+    done = true;
+  });
+  // The pool the user thread is running on is replaced again and again.
+  for (int i = 0; !done; ++i) set_num_threads(1 + i % 3);
+  user.join();
+  CHECK(wrong.load() == 0);
+}

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,22 +56,31 @@ class Pool {
   explicit Pool(int threads) {
     for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
   }
-  ~Pool() {
+  ~Pool() { retire(); }
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Waits for the job in flight, then stops and joins the workers. A retired
+  // pool runs nothing: run() returns false and its caller runs the chunks
+  // itself. Idempotent.
+  void retire() {
+    std::lock_guard<std::mutex> busy(busy_);
+    if (retired_) return;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
+    workers_.clear();
+    retired_ = true;
   }
-  Pool(const Pool&) = delete;
-  Pool& operator=(const Pool&) = delete;
 
   // Runs the job across the pool; false, without running anything, when the
-  // pool is busy with another user thread's job.
+  // pool is busy with another user thread's job or retired.
   bool run(std::size_t chunks, const std::function<void(std::size_t)>& fn) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-    if (!busy.owns_lock()) return false;
+    if (!busy.owns_lock() || retired_) return false;
     job_ = &fn;
     chunks_ = chunks;
     next_.store(0);
@@ -126,7 +136,8 @@ class Pool {
   }
 
   std::vector<std::thread> workers_;
-  std::mutex busy_;  // held by the thread whose job the pool is running
+  std::mutex busy_;  // held by the thread whose job the pool is running, and by retire()
+  bool retired_ = false;  // guarded by busy_
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
@@ -143,9 +154,13 @@ class Pool {
 int cores() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
 
 struct Setting {
-  int threads = 0;
+  std::atomic<int> threads{0};
   // Leaked on purpose: workers may still be asleep in it at process exit.
   std::atomic<Pool*> pool{nullptr};
+  // Pools replaced by set_num_threads: retired (workers joined) but never
+  // freed, since another thread may still hold one it looked up just
+  // before; it finds it retired and runs its chunks itself.
+  std::vector<std::unique_ptr<Pool>> retired;
   std::mutex mutex;  // guards changes of the setting, not each parallel loop
 };
 
@@ -245,7 +260,12 @@ void set_num_threads(int n) {
   const int wanted = n <= 0 ? detail::cores() : n;
   std::lock_guard<std::mutex> lock(s.mutex);
   if (wanted == s.threads) return;
-  delete s.pool.exchange(nullptr);  // joins the old workers; a new pool starts on first use
+  // The old pool finishes the job in flight and stops; a new pool starts on
+  // first use. Its memory is kept (Setting::retired).
+  if (detail::Pool* old = s.pool.exchange(nullptr)) {
+    old->retire();
+    s.retired.emplace_back(old);
+  }
   s.threads = wanted;
 }
 

@@ -4,7 +4,10 @@
 namespace zg {
 
 // Threads for BLAS and zerograd's parallel kernels; n <= 0 means one per
-// core. Default: one per core.
+// core. Default: one per core. Safe to call while other threads compute:
+// a loop already running finishes on the old workers, one starting at that
+// moment may run on the calling thread alone; results are the same.
+// Each change keeps a few hundred bytes of the old pool for good.
 void set_num_threads(int n);
 int num_threads();
 
