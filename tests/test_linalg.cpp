@@ -158,7 +158,7 @@ TEST_CASE_TEMPLATE("linear: db is the batch sum, dW is x^T gy, a data batch gets
 // switch to the row loop.
 TEST_CASE_TEMPLATE("narrow rows: bias add and column sums match the row loops", T, float, double) {
   unsigned seed = 80;
-  for (std::size_t cols : {1, 3, 8, 10, 12, 40, 63, 64, 65})
+  for (std::size_t cols : {0, 1, 3, 8, 10, 12, 40, 63, 64, 65})
     for (std::size_t rows : {1, 2, 4, 7, 100, 203}) {
       CAPTURE(cols); CAPTURE(rows);
       const Tensor<T> y0 = random<T>({rows, cols}, seed++).data();
@@ -175,6 +175,20 @@ TEST_CASE_TEMPLATE("narrow rows: bias add and column sums match the row loops", 
         CHECK(std::abs(sums[j] - static_cast<T>(s)) <= (std::is_same_v<T, float> ? 1e-4 : 1e-12));
       }
     }
+}
+
+TEST_CASE("linear with zero outputs: empty results, zero input gradient, no hang") {
+  Variable x(Tensor<float>(xt::ones<float>({4, 3})));
+  Variable W(Tensor<float>::from_shape({3, 0})), b(Tensor<float>::from_shape({0}));
+  x.requires_grad_();
+  W.requires_grad_();
+  b.requires_grad_();
+  Variable y = zg::linear(x, W, b);
+  CHECK(y.shape() == Shape{4, 0});
+  zg::sum(y).backward();
+  CHECK(x.grad().data() == Tensor<float>(xt::zeros<float>({4, 3})));
+  CHECK(W.grad().shape() == Shape{3, 0});
+  CHECK(b.grad().shape() == Shape{0});
 }
 
 ZG_GRADCHECK_CASE("MatMul") {

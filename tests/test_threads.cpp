@@ -199,3 +199,17 @@ TEST_CASE("set_num_threads while another thread runs parallel loops: every loop 
   user.join();
   CHECK(wrong.load() == 0);
 }
+
+TEST_CASE("set_num_threads from inside a parallel loop is an error, not a deadlock") {
+  Threads restore(2);
+  std::atomic<int> refused{0};
+  detail::parallel_chunks(4, [&](std::size_t) {
+    try {
+      set_num_threads(1);
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("inside a parallel loop") != std::string::npos) refused.fetch_add(1);
+    }
+  });
+  CHECK(refused.load() == 4);
+  CHECK(num_threads() == 2);
+}

@@ -74,7 +74,7 @@ constexpr std::size_t kNarrowCols = 64;  // wider rows run the plain row loop
 // y[r][j] += b[j] for a (rows, cols) row-major y.
 template <class T>
 void add_row(T* y, const T* b, std::size_t rows, std::size_t cols) {
-  if (cols >= kNarrowCols || rows < 2) {
+  if (cols == 0 || cols >= kNarrowCols || rows < 2) {
     for (std::size_t r = 0; r < rows; ++r, y += cols)
       for (std::size_t j = 0; j < cols; ++j) y[j] += b[j];
     return;
@@ -93,7 +93,7 @@ void add_row(T* y, const T* b, std::size_t rows, std::size_t cols) {
 template <class T>
 void column_sums(const T* x, std::size_t rows, std::size_t cols, T* out) {
   std::fill(out, out + cols, T(0));
-  if (cols >= kNarrowCols || rows < 2) {
+  if (cols == 0 || cols >= kNarrowCols || rows < 2) {
     for (std::size_t r = 0; r < rows; ++r, x += cols)
       for (std::size_t j = 0; j < cols; ++j) out[j] += x[j];
     return;

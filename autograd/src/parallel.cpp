@@ -27,6 +27,7 @@
 #include <malloc.h>
 #endif
 
+#include "zerograd/error.hpp"
 #include "zerograd/threads.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -256,6 +257,10 @@ void parallel_chunks(std::size_t chunks, const std::function<void(std::size_t)>&
 namespace zg {
 
 void set_num_threads(int n) {
+  // Retiring the pool waits for the job in flight: from inside that job it
+  // would wait for itself.
+  if (detail::in_parallel_region())
+    throw Error("set_num_threads: called from inside a parallel loop; call it between operations");
   detail::Setting& s = detail::setting();
   const int wanted = n <= 0 ? detail::cores() : n;
   std::lock_guard<std::mutex> lock(s.mutex);
