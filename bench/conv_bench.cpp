@@ -1,6 +1,9 @@
-// SimpleConvNet's convolution (x (100, 1, 28, 28), 30 filters 5x5, stride 1,
-// pad 0) forward and forward + backward, and max_pool2d(2) on its output,
-// float, one OpenBLAS thread. Prints one JSON line each.
+// Convolution forward and forward + backward, and max_pool2d(2) on its
+// output, float, at 1 and 2 threads (zg::set_num_threads: zerograd's pool,
+// OpenBLAS at one thread). Shapes: SimpleConvNet's conv (x (100, 1, 28, 28),
+// 30 filters 5x5, pad 0) and two of DeepConvNet's 3x3 pad 1 convs
+// ((100, 16, 28, 28) and (100, 64, 7, 7), as many filters as channels).
+// Prints one JSON line per op, shape and thread count.
 //
 // A conv is 2 N FN (C KH KW) (OH OW) flops per GEMM-sized pass; forward is one
 // pass, forward + backward three (dx, dW) or two when x needs no gradient (the
@@ -43,16 +46,20 @@ std::vector<double> time_ms(const std::vector<std::function<void()>>& variants, 
   return ms;
 }
 
-}  // namespace
+struct ConvShape {
+  int N, C, H, W, FN, K, P;
+};
 
-int main() {
-  openblas_set_num_threads(1);
-  const int N = 100, C = 1, H = 28, W = 28, FN = 30, K = 5, OH = H - K + 1, OW = W - K + 1;
+void run(const ConvShape& s, int threads) {
+  zg::set_num_threads(threads);
+  const int N = s.N, C = s.C, H = s.H, W = s.W, FN = s.FN, K = s.K, P = s.P;
+  const int OH = H + 2 * P - K + 1, OW = W + 2 * P - K + 1;
   const int patch = C * K * K, plane = OH * OW;
   const double flops = 2.0 * N * FN * patch * plane;
+  const auto u = [](int v) { return static_cast<std::size_t>(v); };
 
-  const zg::Tensor<float> X = random_array({N, C, H, W}, 1), Wt = random_array({FN, C, K, K}, 2);
-  const zg::Tensor<float> B = random_array({FN}, 3), G = random_array({N, FN, OH, OW}, 4);
+  const zg::Tensor<float> X = random_array({u(N), u(C), u(H), u(W)}, 1), Wt = random_array({u(FN), u(C), u(K), u(K)}, 2);
+  const zg::Tensor<float> B = random_array({u(FN)}, 3), G = random_array({u(N), u(FN), u(OH), u(OW)}, 4);
   zg::Variable x(X), w(Wt), b(B), x_leaf(X), w_leaf(Wt), b_leaf(B);
   x_leaf.requires_grad_();
   w_leaf.requires_grad_();
@@ -60,33 +67,33 @@ int main() {
   zg::Variable::BackwardOptions seeded;
   seeded.seed = zg::Variable(G);
 
-  // The forward's GEMMs alone, on a column matrix prepared once.
-  const zg::Tensor<float> col = random_array({patch, plane}, 5);
-  zg::Tensor<float> out = zg::Tensor<float>::from_shape({N, FN, OH, OW});
+  // The forward's GEMMs alone, one thread, on a column matrix prepared once.
+  const zg::Tensor<float> col = random_array({u(patch), u(plane)}, 5);
+  zg::Tensor<float> out = zg::Tensor<float>::from_shape({u(N), u(FN), u(OH), u(OW)});
   const auto gemm_only = [&] {
     for (int n = 0; n < N; ++n)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, FN, plane, patch, 1.f, Wt.data(), patch, col.data(),
                   plane, 0.f, out.data() + n * FN * plane, plane);
   };
-  const auto forward = [&] { F::conv2d(x, w, b); };
+  const auto forward = [&] { F::conv2d(x, w, b, 1, P); };
   const auto forward_backward = [&] {
     x_leaf.cleargrad();
     w_leaf.cleargrad();
     b_leaf.cleargrad();
-    F::conv2d(x_leaf, w_leaf, b_leaf).backward(seeded);
+    F::conv2d(x_leaf, w_leaf, b_leaf, 1, P).backward(seeded);
   };
   const auto forward_backward_weights = [&] {
     w_leaf.cleargrad();
     b_leaf.cleargrad();
-    F::conv2d(x, w_leaf, b_leaf).backward(seeded);
+    F::conv2d(x, w_leaf, b_leaf, 1, P).backward(seeded);
   };
 
-  const zg::Tensor<float> Y = F::conv2d(x, w, b).data();
+  const zg::Tensor<float> Y = F::conv2d(x, w, b, 1, P).data();
   zg::Variable y(Y), y_leaf(Y);
   y_leaf.requires_grad_();
   const auto pool_forward = [&] { F::max_pool2d(y, 2); };
   zg::Variable::BackwardOptions pool_seeded;
-  pool_seeded.seed = zg::Variable(random_array({N, FN, OH / 2, OW / 2}, 6));
+  pool_seeded.seed = zg::Variable(random_array({u(N), u(FN), u(OH / 2), u(OW / 2)}, 6));
   const auto pool_forward_backward = [&] {
     y_leaf.cleargrad();
     F::max_pool2d(y_leaf, 2).backward(pool_seeded);
@@ -99,15 +106,26 @@ int main() {
   const auto gflops = [&](double passes, double t_ms) { return passes * flops / (t_ms * 1e-3) / 1e9; };
 
   std::printf(
-      "{\"op\": \"conv2d_forward\", \"x\": \"(%d, %d, %d, %d)\", \"W\": \"(%d, %d, %d, %d)\", \"threads\": 1, "
-      "\"ms\": %.3f, \"gflops\": %.2f, \"gemm_only_ms\": %.3f, \"gemm_only_gflops\": %.2f}\n",
-      N, C, H, W, FN, C, K, K, ms[1], gflops(1, ms[1]), ms[0], gflops(1, ms[0]));
+      "{\"op\": \"conv2d_forward\", \"x\": \"(%d, %d, %d, %d)\", \"W\": \"(%d, %d, %d, %d)\", \"pad\": %d, "
+      "\"threads\": %d, \"ms\": %.3f, \"gflops\": %.2f, \"gemm_only_1_thread_ms\": %.3f, "
+      "\"gemm_only_1_thread_gflops\": %.2f}\n",
+      N, C, H, W, FN, C, K, K, P, threads, ms[1], gflops(1, ms[1]), ms[0], gflops(1, ms[0]));
   std::printf(
       "{\"op\": \"conv2d_forward_backward\", \"x\": \"(%d, %d, %d, %d)\", \"W\": \"(%d, %d, %d, %d)\", "
-      "\"threads\": 1, \"ms\": %.3f, \"gflops\": %.2f, \"weights_only_ms\": %.3f, \"weights_only_gflops\": %.2f}\n",
-      N, C, H, W, FN, C, K, K, ms[2], gflops(3, ms[2]), ms[3], gflops(2, ms[3]));
+      "\"pad\": %d, \"threads\": %d, \"ms\": %.3f, \"gflops\": %.2f, \"weights_only_ms\": %.3f, "
+      "\"weights_only_gflops\": %.2f}\n",
+      N, C, H, W, FN, C, K, K, P, threads, ms[2], gflops(3, ms[2]), ms[3], gflops(2, ms[3]));
   std::printf(
-      "{\"op\": \"max_pool2d\", \"x\": \"(%d, %d, %d, %d)\", \"kernel\": 2, \"stride\": 2, \"threads\": 1, "
+      "{\"op\": \"max_pool2d\", \"x\": \"(%d, %d, %d, %d)\", \"kernel\": 2, \"stride\": 2, \"threads\": %d, "
       "\"forward_ms\": %.3f, \"forward_backward_ms\": %.3f}\n",
-      N, FN, OH, OW, ms[4], ms[5]);
+      N, FN, OH, OW, threads, ms[4], ms[5]);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main() {
+  const std::vector<ConvShape> shapes = {{100, 1, 28, 28, 30, 5, 0}, {100, 16, 28, 28, 16, 3, 1}, {100, 64, 7, 7, 64, 3, 1}};
+  for (int threads : {1, 2})
+    for (const ConvShape& s : shapes) run(s, threads);
 }
