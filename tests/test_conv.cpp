@@ -60,10 +60,12 @@ struct Case {
 };
 // Square and non-square kernels, stride 2 with pad 1, floor division that
 // drops the last row (6x6, 3x3, stride 2, pad 0), a kernel larger than the
-// unpadded input, 1x1.
+// unpadded input, 1x1; output rows of 8 or more values (10; 9 with pad 1),
+// copied in 32-byte pieces with an overlapping last piece.
 const std::vector<Case> kCases = {{5, 5, 3, 3, 1, 0}, {5, 5, 3, 3, 1, 1}, {7, 7, 3, 3, 2, 1}, {6, 6, 3, 3, 2, 1},
                                   {6, 6, 3, 3, 2, 0}, {5, 6, 2, 3, 1, 0}, {7, 5, 3, 2, 2, 1}, {8, 9, 5, 3, 3, 2},
-                                  {4, 4, 1, 1, 1, 0}, {3, 3, 5, 5, 1, 2}, {12, 11, 3, 3, 1, 1}};
+                                  {4, 4, 1, 1, 1, 0}, {3, 3, 5, 5, 1, 2}, {12, 11, 3, 3, 1, 1}, {6, 12, 3, 3, 1, 0},
+                                  {7, 11, 3, 5, 1, 1}};
 
 // A sum computed in long double with the sum of |terms| beside it, which
 // bounds the rounding error of the same sum in T.

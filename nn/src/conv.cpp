@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -156,6 +157,20 @@ void im2col_same(const T* x, const Geometry& g, T* col) {
     }
 }
 
+// Copies a short run (an image row of 24 floats, say) in 32-byte pieces,
+// the last one overlapping the one before: std::copy calls memmove, whose
+// dispatch cost as much as copying such a run.
+template <class T>
+void copy_run(const T* in, std::size_t n, T* out) {
+  constexpr std::size_t V = 32 / sizeof(T);
+  if (n < V) {
+    for (std::size_t j = 0; j < n; ++j) out[j] = in[j];
+    return;
+  }
+  for (std::size_t j = 0; j + V < n; j += V) std::memcpy(out + j, in + j, 32);
+  std::memcpy(out + n - V, in + n - V, 32);
+}
+
 // x: one sample (C, H, W); col: (C*KH*KW, OH*OW), fully written.
 template <class T>
 void im2col(const T* x, const Geometry& g, T* col) {
@@ -163,7 +178,7 @@ void im2col(const T* x, const Geometry& g, T* col) {
   for_each_col_row(g, [&](std::size_t at, std::size_t from, std::size_t lo, std::size_t hi) {
     T* out = col + at;
     std::fill(out, out + lo, T(0));
-    if (g.S == 1) std::copy(x + from, x + from + (hi - lo), out + lo);
+    if (g.S == 1) copy_run(x + from, hi - lo, out + lo);
     else for (std::size_t j = lo; j < hi; ++j) out[j] = x[from + (j - lo) * g.S];
     std::fill(out + hi, out + g.OW, T(0));
   });
@@ -210,11 +225,15 @@ struct Conv2d final : Function<T> {
       std::vector<T> col(K * M);
       for (std::size_t n = n0; n < n1; ++n) {
         T* yn = y.data() + n * FN * M;
-        // Each output row starts as its bias and GEMM accumulates into it.
-        for (std::size_t f = 0; has_bias && f < FN; ++f) std::fill_n(yn + f * M, M, x[2].data()[f]);
         im2col(x[0].data() + n * g.C * g.plane(), g, col.data());
-        detail::gemm<T>(false, false, FN, M, K, T(1), x[1].data(), K, col.data(), M, has_bias ? T(1) : T(0),
-                        yn, M);
+        detail::gemm<T>(false, false, FN, M, K, T(1), x[1].data(), K, col.data(), M, T(0), yn, M);
+        // The bias is added while the sample's rows are still in cache: a
+        // fill before a beta = 1 GEMM made one more pass over memory.
+        for (std::size_t f = 0; has_bias && f < FN; ++f) {
+          T* row = yn + f * M;
+          const T bf = x[2].data()[f];
+          for (std::size_t j = 0; j < M; ++j) row[j] += bf;
+        }
       }
     });
     return y;
