@@ -358,6 +358,28 @@ TEST_CASE("a backward run from inside a backward reaches Functions the outer pas
   CHECK(x.grad().item() == doctest::Approx(8.0));  // (3 + 1) * 2
 }
 
+TEST_CASE("an output saved only by its consumer is freed once that consumer's backward ran") {
+  // z = y * y with y = N(x): Mul's backward is the last use of y, so y is
+  // gone by the time N's backward runs, unless retain_grad asks for it.
+  for (const bool retain : {false, true}) {
+    CAPTURE(retain);
+    Variable64 x({1.0, 2.0});
+    x.requires_grad_();
+    auto n = std::make_shared<NestedBackward>();
+    Variable64 y = apply<double>(n, {x})[0];
+    std::weak_ptr<Node<double>> watched = y.node();
+    bool alive_in_n = true;
+    n->inside = [&] { alive_in_n = !watched.expired(); };
+    Variable64 z = zg::sum(y * y);
+    y = Variable64();
+    BackwardOptions<double> options;
+    options.retain_grad = retain;
+    z.backward(options);
+    CHECK(alive_in_n == retain);
+    CHECK(x.grad().data() == Tensor<double>({2.0, 4.0}));  // d sum(x^2) = 2x
+  }
+}
+
 TEST_CASE("after a backward that threw, the same graph differentiates again") {
   Variable64 x({1.0, 2.0});
   x.requires_grad_();

@@ -480,6 +480,10 @@ struct Engine {
   std::unordered_map<const Function<T>*, std::uint32_t> foreign;  // pending in another engine
   std::uint64_t inserted = 0;
 
+  // Only retain_grad and the step observer look at a Function's outputs;
+  // otherwise the engine neither looks them up nor keeps them alive.
+  const bool wants_outputs = options.retain_grad || static_cast<bool>(options.observer);
+
   explicit Engine(const Options& o) : options(o) {
     Store& store = Store::here();
     if (!store.spare.empty()) {
@@ -586,7 +590,7 @@ struct Engine {
                BasicVariable<T> gx) {
     Pending& p = row_of(creator);
     BasicVariable<T>& out = k == 0 ? p.out0 : p.outs[k - 1];
-    if (!out.defined() && x.defined()) out = x;
+    if (wants_outputs && !out.defined() && x.defined()) out = x;
     accumulate(k == 0 ? p.grad0 : p.grads[k - 1], std::move(gx));
   }
 
@@ -615,7 +619,7 @@ struct Engine {
       for (std::size_t k = 0; k < gys.size(); ++k) {
         BasicVariable<T>& out = k == 0 ? p.out0 : p.outs[k - 1];
         BasicVariable<T>& g = k == 0 ? p.grad0 : p.grads[k - 1];
-        if (!out.defined()) out = f.output(k);
+        if (wants_outputs && !out.defined()) out = f.output(k);
         if (!g.defined()) {
           Tensor<T> zeros = xt::zeros<T>(f.more_->shapes[k]);  // only multi-output Functions miss one
           g = BasicVariable<T>(std::move(zeros));
