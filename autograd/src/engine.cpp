@@ -435,8 +435,9 @@ BasicVariable<T> detail::apply_unrecorded(Function<T>& f, const BasicVariable<T>
 // ---- backward -----------------------------------------------------------------------------
 
 // Note [Pending table]: a Function waiting for its backward has a row in the
-// engine's table: the upstream gradient and a strong reference to each
-// output. The row number is kept in the Function itself (engine_row_, with
+// engine's table: the upstream gradient of each output, and (for
+// retain_grad or a step observer only) a strong reference to the output.
+// The row number is kept in the Function itself (engine_row_, with
 // engine_ naming the engine), so finding it costs no hashing and no
 // allocation; rows are reused as Functions run, so the table stays as small
 // as the number of Functions pending at once. A Function already pending in
