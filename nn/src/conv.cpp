@@ -148,11 +148,13 @@ void im2col_same(const T* x, const Geometry& g, T* col) {
         const Index first = std::max(Index(rows.lo * g.OW), -d);
         const Index last = std::min(Index(rows.hi * g.OW), Index(g.plane()) - d);
         if (first < last) std::copy(plane + first + d, plane + last + d, out + first);
-        for (std::size_t oh = rows.lo; oh < rows.hi; ++oh) {
-          T* r = out + oh * g.OW;
-          std::fill(r, r + cols.lo, T(0));
-          std::fill(r + cols.hi, r + g.OW, T(0));
-        }
+        // Column by column: a row's edge is a value or two, and a per-row
+        // fill became a memset call for each.
+        const auto zero_column = [&](std::size_t j) {
+          for (std::size_t oh = rows.lo; oh < rows.hi; ++oh) out[oh * g.OW + j] = T(0);
+        };
+        for (std::size_t j = 0; j < cols.lo; ++j) zero_column(j);
+        for (std::size_t j = cols.hi; j < g.OW; ++j) zero_column(j);
       }
     }
 }
@@ -171,16 +173,38 @@ void copy_run(const T* in, std::size_t n, T* out) {
   std::memcpy(out + n - V, in + n - V, 32);
 }
 
+// Zeroes a run of at least 32 bytes the same way (a memset call per short
+// run cost more than the stores).
+template <class T>
+void zero_run(T* out, std::size_t n) {
+  constexpr std::size_t V = 32 / sizeof(T);
+  const T zeros[V] = {};
+  for (std::size_t j = 0; j + V < n; j += V) std::memcpy(out + j, zeros, 32);
+  std::memcpy(out + n - V, zeros, 32);
+}
+
+// A column matrix's buffer, left uninitialized: im2col and the GEMMs write
+// every element (zeroing it first cost a pass over memory per call, and
+// would hide an element they missed).
+template <class T>
+std::unique_ptr<T[]> column_buffer(std::size_t n) {
+  return std::unique_ptr<T[]>(new T[n]);
+}
+
 // x: one sample (C, H, W); col: (C*KH*KW, OH*OW), fully written.
 template <class T>
 void im2col(const T* x, const Geometry& g, T* col) {
   if (g.S == 1 && g.OH == g.H && g.OW == g.W) return im2col_same(x, g, col);
   for_each_col_row(g, [&](std::size_t at, std::size_t from, std::size_t lo, std::size_t hi) {
     T* out = col + at;
-    std::fill(out, out + lo, T(0));
+    if (g.OW >= 32 / sizeof(T) && (lo > 0 || hi < g.OW)) {
+      zero_run(out, g.OW);  // the padding, in whole vectors; the image part is then copied over it
+    } else {
+      std::fill(out, out + lo, T(0));
+      std::fill(out + hi, out + g.OW, T(0));
+    }
     if (g.S == 1) copy_run(x + from, hi - lo, out + lo);
     else for (std::size_t j = lo; j < hi; ++j) out[j] = x[from + (j - lo) * g.S];
-    std::fill(out + hi, out + g.OW, T(0));
   });
 }
 
@@ -222,11 +246,11 @@ struct Conv2d final : Function<T> {
     Tensor<T> y = Tensor<T>::from_shape({g.N, FN, g.OH, g.OW});
     // Samples are independent: each thread takes a block with a col buffer of its own.
     detail::parallel_for(g.N, 1, [&](std::size_t n0, std::size_t n1) {
-      std::vector<T> col(K * M);
+      const std::unique_ptr<T[]> col = column_buffer<T>(K * M);
       for (std::size_t n = n0; n < n1; ++n) {
         T* yn = y.data() + n * FN * M;
-        im2col(x[0].data() + n * g.C * g.plane(), g, col.data());
-        detail::gemm<T>(false, false, FN, M, K, T(1), x[1].data(), K, col.data(), M, T(0), yn, M);
+        im2col(x[0].data() + n * g.C * g.plane(), g, col.get());
+        detail::gemm<T>(false, false, FN, M, K, T(1), x[1].data(), K, col.get(), M, T(0), yn, M);
         // The bias is added while the sample's rows are still in cache: a
         // fill before a beta = 1 GEMM made one more pass over memory.
         for (std::size_t f = 0; has_bias && f < FN; ++f) {
@@ -277,13 +301,13 @@ struct ConvTranspose2d final : Function<T> {
     const std::size_t FN = sw[0], K = g.patch(), M = g.out_plane();
     Tensor<T> y = Tensor<T>::from_shape({g.N, g.C, g.H, g.W});
     detail::parallel_for(g.N, 1, [&](std::size_t n0, std::size_t n1) {
-      std::vector<T> col(K * M);
+      const std::unique_ptr<T[]> col = column_buffer<T>(K * M);
       for (std::size_t n = n0; n < n1; ++n) {
         T* yn = y.data() + n * g.C * g.plane();
         std::fill_n(yn, g.C * g.plane(), T(0));
         detail::gemm<T>(true, false, K, M, FN, T(1), x[1].data(), K, x[0].data() + n * FN * M, M, T(0),
-                        col.data(), M);
-        col2im_add(col.data(), g, yn);
+                        col.get(), M);
+        col2im_add(col.get(), g, yn);
       }
     });
     return y;
@@ -348,10 +372,10 @@ struct Conv2dGradW final : Function<T> {
     Tensor<T> gW = xt::zeros<T>({FN, g.C, g.KH, g.KW});
     // A sum over samples, accumulated per chunk of samples (GEMM with beta = 1).
     detail::parallel_sum(g.N, 1, gW.data(), gW.size(), [&](std::size_t n0, std::size_t n1, T* out) {
-      std::vector<T> col(K * M);
+      const std::unique_ptr<T[]> col = column_buffer<T>(K * M);
       for (std::size_t n = n0; n < n1; ++n) {
-        im2col(x[0].data() + n * g.C * g.plane(), g, col.data());
-        detail::gemm<T>(false, true, FN, K, M, T(1), x[1].data() + n * FN * M, M, col.data(), M, T(1), out, K);
+        im2col(x[0].data() + n * g.C * g.plane(), g, col.get());
+        detail::gemm<T>(false, true, FN, K, M, T(1), x[1].data() + n * FN * M, M, col.get(), M, T(1), out, K);
       }
     });
     return gW;
