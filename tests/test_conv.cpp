@@ -481,3 +481,20 @@ TEST_CASE("bad input: conv and pooling name the op and the shapes") {
   CHECK(message_of<ShapeError>([&] { conv(ones({2, 3, 28, 28})); }) ==
         "Conv2d: input has 3 channels, weight (30, 1, 5, 5) expects 1");
 }
+
+TEST_CASE("conv2d with zero filters: an empty output and a zero input gradient") {
+  // The column buffers are not zeroed in advance: the empty product must write zeros.
+  for (int threads : {1, 2}) {
+    const int before = num_threads();
+    set_num_threads(threads);
+    Variable x(Tensor<float>(xt::ones<float>({3, 2, 5, 5}))), W(Tensor<float>::from_shape({0, 2, 3, 3}));
+    x.requires_grad_();
+    W.requires_grad_();
+    Variable y = F::conv2d(x, W, Variable(), 1, 1);
+    CHECK(y.shape() == Shape{3, 0, 5, 5});
+    zg::sum(y).backward();
+    CHECK(x.grad().data() == Tensor<float>(xt::zeros<float>({3, 2, 5, 5})));
+    CHECK(W.grad().shape() == Shape{0, 2, 3, 3});
+    set_num_threads(before);
+  }
+}

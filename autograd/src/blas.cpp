@@ -55,6 +55,11 @@ constexpr std::size_t kMinBlock = 16;
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha,
           const T* A, std::size_t lda, const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {
+  if (K == 0) {  // C = beta C, written here rather than trusting each BLAS's empty-product path
+    for (std::size_t i = 0; i < M; ++i)
+      for (std::size_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
+    return;
+  }
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const bool by_rows = M >= N || N < 2 * kMinBlock;
   const std::size_t extent = by_rows ? M : N;
