@@ -13,7 +13,7 @@ void AdaGrad::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, fl
   float* h = s.buffers.at("h").data();
   const float* gs = g.data();
   detail::for_each_element(p.size(), [&](std::size_t k) {
-    h[k] += gs[k] * gs[k];                             // h += g^2
+    h[k] = detail::flush(h[k] + gs[k] * gs[k]);       // h += g^2
     w[k] -= lr * gs[k] / (std::sqrt(h[k]) + 1e-7f);    // p -= lr g / (sqrt(h) + 1e-7)
   });
 }

@@ -14,7 +14,7 @@ void Momentum::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, f
   float* v = s.buffers.at("v").data();
   const float* gs = g.data();
   detail::for_each_element(p.size(), [&](std::size_t k) {
-    v[k] = momentum_ * v[k] - lr * gs[k];  // v = m v - lr g
+    v[k] = detail::flush(momentum_ * v[k] - lr * gs[k]);  // v = m v - lr g
     w[k] += v[k];                          // p += v
   });
 }

@@ -18,7 +18,7 @@ void Nesterov::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, f
   detail::for_each_element(p.size(), [&](std::size_t k) {
     w[k] += m * m * v[k];            // p += m^2 v
     w[k] -= (1 + m) * lr * gs[k];    // p -= (1 + m) lr g
-    v[k] = m * v[k] - lr * gs[k];    // v = m v - lr g
+    v[k] = detail::flush(m * v[k] - lr * gs[k]);  // v = m v - lr g
   });
 }
 
