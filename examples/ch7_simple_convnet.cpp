@@ -39,8 +39,8 @@ int main(int argc, char** argv) {
       "(lr 0.001, batch 100), as the book's train_convnet.py. Prints the test accuracy after each\n"
       "epoch and writes DIR/metrics.csv, DIR/loss.png, DIR/accuracy.png and DIR/filters.png (the 30\n"
       "first-layer filters before and after training, each scaled to its own min/max, as the\n"
-      "book's figure 7-24). The default 1 epoch takes about 5 s on 2 cores (test accuracy about\n"
-      "0.83); --epochs 5 reaches about 0.89 in about 25 s."};
+      "book's figure 7-24). The default 1 epoch takes about 4 s on 2 cores (test accuracy about\n"
+      "0.83); --epochs 5 reaches about 0.89 in about 15 s."};
   convnets::Options o;
   o.out = "out/ch7_simple_convnet";
   convnets::add_options(app, o);
