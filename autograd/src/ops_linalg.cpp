@@ -73,18 +73,8 @@ struct Linear final : Function<T> {
     Variables<T> g(this->num_inputs());
     if (this->needs_input_grad(0)) g[0] = zg::matmul(gy[0], W, false, true);
     if (this->needs_input_grad(1)) g[1] = zg::matmul(x, gy[0], true, false);
-    if (has_bias && this->needs_input_grad(2)) g[2] = is_grad_enabled() ? zg::sum(gy[0], {0}) : column_sums(gy[0]);
+    if (has_bias && this->needs_input_grad(2)) g[2] = zg::sum(gy[0], {0});
     return g;
-  }
-  // The bias gradient when backward is not recorded: what zg::sum(gy, {0})
-  // computes, without the general reduction's bookkeeping (a third of a
-  // microsecond on a (100, 10) batch).
-  static Var<T> column_sums(const Var<T>& gy) {
-    const Tensor<T>& g = gy.data();
-    const std::size_t rows = g.shape()[0], cols = g.shape()[1];
-    Tensor<T> db = Tensor<T>::from_shape({cols});
-    detail::column_sums(g.data(), rows, cols, db.data());
-    return Var<T>(std::move(db));
   }
 
   // Reads the arrays' own shapes: Shape copies are made only for a message
@@ -119,7 +109,6 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
     throw ShapeError("MatMul: expects 1-D or 2-D operands, got " + shape_str(sa) + " @ " + shape_str(sb));
   if (sa.back() != sb[0])
     throw ShapeError("MatMul: inner dimensions differ: " + shape_str(sa) + " @ " + shape_str(sb));
-  if (sa.size() == 2 && sb.size() == 2) return zg::matmul(a, b, false, false);
   // A vector becomes a row (left) or a column (right); its axis is dropped again.
   const Var<T> a2 = sa.size() == 1 ? zg::reshape(a, {1, sa[0]}) : a;
   const Var<T> b2 = sb.size() == 1 ? zg::reshape(b, {sb[0], 1}) : b;
