@@ -450,6 +450,8 @@ struct Engine {
     BasicVariable<T> out0, grad0;  // output 0 and its accumulated gradient
     Variables<T> outs, grads;      // outputs 1.. of multi-output Functions (index k - 1)
     std::uint64_t order = 0;
+    BasicVariable<T>& out(std::size_t k) { return k == 0 ? out0 : outs[k - 1]; }
+    BasicVariable<T>& grad(std::size_t k) { return k == 0 ? grad0 : grads[k - 1]; }
   };
   using Options = BackwardOptions<T>;
 
@@ -590,9 +592,9 @@ struct Engine {
   void deliver(const std::shared_ptr<Function<T>>& creator, std::uint32_t k, const BasicVariable<T>& x,
                BasicVariable<T> gx) {
     Pending& p = row_of(creator);
-    BasicVariable<T>& out = k == 0 ? p.out0 : p.outs[k - 1];
+    BasicVariable<T>& out = p.out(k);
     if (wants_outputs && !out.defined() && x.defined()) out = x;
-    accumulate(k == 0 ? p.grad0 : p.grads[k - 1], std::move(gx));
+    accumulate(p.grad(k), std::move(gx));
   }
 
   void run(const BasicVariable<T>& root, const BasicVariable<T>& seed) {
@@ -618,8 +620,8 @@ struct Engine {
       Variables<T> outs;  // only the step observer sees them
       if (options.observer) outs.resize(f.num_outputs_);
       for (std::size_t k = 0; k < gys.size(); ++k) {
-        BasicVariable<T>& out = k == 0 ? p.out0 : p.outs[k - 1];
-        BasicVariable<T>& g = k == 0 ? p.grad0 : p.grads[k - 1];
+        BasicVariable<T>& out = p.out(k);
+        BasicVariable<T>& g = p.grad(k);
         if (wants_outputs && !out.defined()) out = f.output(k);
         if (!g.defined()) {
           Tensor<T> zeros = xt::zeros<T>(f.more_->shapes[k]);  // only multi-output Functions miss one

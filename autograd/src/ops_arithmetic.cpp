@@ -25,12 +25,12 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 namespace {
 
 template <class T>
-Var<T> reduce_like(const Var<T>& g, const Var<T>& x) {
-  return g.shape() == x.shape() ? g : zg::sum_to(g, x.shape());
-}
-template <class T>
 Var<T> reduce_like(const Var<T>& g, const Shape& shape) {
   return g.shape() == shape ? g : zg::sum_to(g, shape);
+}
+template <class T>
+Var<T> reduce_like(const Var<T>& g, const Var<T>& x) {
+  return reduce_like(g, x.shape());
 }
 
 template <class T>

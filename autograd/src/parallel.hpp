@@ -57,7 +57,7 @@ void parallel_sum(std::size_t n, std::size_t grain, T* out, std::size_t len, F&&
     if (n) fn(std::size_t(0), n, out);
     return;
   }
-  std::vector<T> partial((chunks > 1 ? chunks - 1 : 0) * len, T(0));
+  std::vector<T> partial((chunks - 1) * len, T(0));
   parallel_chunks(chunks, [&](std::size_t c) {
     fn(chunk_begin(n, chunks, c), chunk_begin(n, chunks, c + 1), c == 0 ? out : partial.data() + (c - 1) * len);
   });

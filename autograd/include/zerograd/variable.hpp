@@ -285,10 +285,6 @@ class Function {
 
  private:
   template <class U>
-  friend BasicVariable<U> apply_one(std::shared_ptr<Function<U>> f, const BasicVariable<U>* inputs, std::size_t n);
-  template <class U>
-  friend Variables<U> apply(std::shared_ptr<Function<U>> f, Variables<U> inputs);
-  template <class U>
   friend struct Engine;
   template <class U>
   friend struct ApplyCore;
