@@ -2,6 +2,7 @@
 // validation, observers, deep graphs and graph export.
 #include <thread>
 
+#include "buffer_cache.hpp"  // library-private; the tests see autograd/src
 #include "testing.hpp"
 
 using namespace zg;
@@ -505,4 +506,42 @@ TEST_CASE("KeepIntermediatesGuard keeps every input, for narrating and drawing; 
   zg::sum(y).backward();
   CHECK(x.grad().data() == Tensor<double>({2.0, 2.0}));
   CHECK(watched.expired());  // backward released the graph
+}
+
+TEST_CASE("buffer cache: a dead array's buffer serves the next array of that size") {
+  const Variable a(Tensor<float>(xt::ones<float>({100, 50}))), b(Tensor<float>(xt::ones<float>({50, 10})));
+  const float* buffer = nullptr;
+  {
+    const Variable y = zg::matmul(a, b);
+    buffer = y.data().data();
+  }
+  {
+    const Variable y = zg::matmul(a, b);
+    if (detail::buffer_cache_enabled()) CHECK(y.data().data() == buffer);  // off under AddressSanitizer
+    CHECK(y.data() == xt::xarray<float>(50 * xt::ones<float>({100, 10})));
+  }
+  // The same 1000 elements in another shape: the strides follow the new shape.
+  const Variable x = zg::reshape(Variable(Tensor<float>(xt::arange<float>(-500, 500))), {10, 100});
+  const Variable r = zg::relu(x);
+  REQUIRE(r.shape() == Shape{10, 100});
+  CHECK(r.data().strides()[0] == 100);
+  CHECK(r.data().strides()[1] == 1);
+  CHECK(r.data()(4, 99) == 0.f);  // -500 + 499
+  CHECK(r.data()(5, 1) == 1.f);
+  CHECK(r.data()(9, 99) == 499.f);
+}
+
+TEST_CASE("buffer cache: threads that end with cached arrays") {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([t] {
+      Variable w(Tensor<float>(xt::ones<float>({64, 32})));
+      w.requires_grad_();
+      for (int i = 0; i < 20; ++i) {
+        w.cleargrad();
+        zg::sum(zg::relu(zg::matmul(Variable(Tensor<float>(xt::ones<float>({16, 64}) * float(t))), w))).backward();
+      }
+      CHECK(w.grad().data()(0, 0) == 16.f * float(t > 0) * float(t));
+    });
+  for (std::thread& th : threads) th.join();
 }

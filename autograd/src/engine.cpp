@@ -37,6 +37,8 @@
 
 #include "zerograd/ops.hpp"
 
+#include "buffer_cache.hpp"
+
 namespace zg {
 
 std::string shape_str(const Shape& shape) {
@@ -134,6 +136,7 @@ struct Teardown {
 
 template <class T>
 Node<T>::~Node() {
+  detail::recycle(data);
   if (!creator && !grad.defined()) return;
   Teardown<T>& t = Teardown<T>::here();
   if (creator) t.functions.push_back(std::move(creator));

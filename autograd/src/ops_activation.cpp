@@ -8,6 +8,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
 
+#include "buffer_cache.hpp"
 #include "ops_common.hpp"
 #include "parallel.hpp"
 
@@ -36,7 +37,7 @@ template <class T>
 struct ReLU final : Function<T> {
   std::string name() const override { return "ReLU"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    Tensor<T> y = Tensor<T>::from_shape(x[0].shape());
+    Tensor<T> y = detail::empty_tensor<T>(x[0].shape());
     const T* in = x[0].data();
     T* out = y.data();
     // A select, so a NaN input passes through as NaN.
@@ -53,7 +54,7 @@ struct ReLU final : Function<T> {
     const Tensor<T>& x = this->input(0).data();
     if (is_grad_enabled()) return {gy[0] * constant<T>(xt::greater(x, T(0)))};  // create_graph
     // Plain backward records nothing: one fused pass, no mask array.
-    Tensor<T> gx = Tensor<T>::from_shape(x.shape());
+    Tensor<T> gx = detail::empty_tensor<T>(x.shape());
     const T* in = x.data();
     const T* g = gy[0].data().data();
     T* out = gx.data();

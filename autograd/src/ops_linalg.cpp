@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "blas.hpp"
+#include "buffer_cache.hpp"
 #include "ops_common.hpp"
 
 namespace zg {
@@ -31,7 +32,7 @@ struct MatMul final : Function<T> {
     const std::size_t M = sa[trans_a ? 1 : 0], K = sa[trans_a ? 0 : 1];
     const std::size_t N = sb[trans_b ? 0 : 1];
     if (sb[trans_b ? 1 : 0] != K) throw ShapeError("MatMul: inner dimensions differ: " + shapes());
-    Tensor<T> y = Tensor<T>::from_shape({M, N});
+    Tensor<T> y = detail::empty_tensor<T>({M, N});
     detail::gemm<T>(trans_a, trans_b, M, N, K, T(1), x[0].data(), sa[1], x[1].data(), sb[1],
                     T(0), y.data(), N);
     return y;
@@ -59,7 +60,7 @@ struct Linear final : Function<T> {
   Outputs<T> forward(const TensorList<T>& x) override {
     check_shapes(x);
     const std::size_t N = x[0].shape()[0], in = x[0].shape()[1], out = x[1].shape()[1];
-    Tensor<T> y = Tensor<T>::from_shape({N, out});
+    Tensor<T> y = detail::empty_tensor<T>({N, out});
     detail::gemm<T>(false, false, N, out, in, T(1), x[0].data(), in, x[1].data(), out, T(0), y.data(), out);
     // The bias is added after the product, not preloaded with beta = 1:
     // OpenBLAS's small-matrix kernels are faster with beta = 0.

@@ -1,0 +1,56 @@
+#pragma once
+// Note [Buffer cache]: an array's buffer comes from posix_memalign (xsimd's
+// 32-byte aligned allocator), which glibc 2.36 serves on its slow path: it
+// allocates a larger block, splits off the misaligned head and the unused
+// tail and frees both. That is some 800 instructions per array, plus the
+// free; a 100x50 @ 50x10 matmul forward + backward makes three arrays
+// around 3.8 us of GEMM. So when a Node dies, its array (1 KB to 1 MB)
+// goes to a small per-thread cache (16 arrays at most, per element type,
+// oldest out first), and an op that needs an output array of the same
+// number of elements takes it from there. A training step allocates the
+// same sizes every time, so most of its arrays come back from the cache.
+//
+// At most 16 MB per thread and type are held. The cache is off under
+// AddressSanitizer (a recycled buffer would hide a use after free) and with
+// ZEROGRAD_MALLOC_TUNING=0 in the environment (Note [malloc]).
+#include <cstddef>
+#include <initializer_list>
+
+#include <xtensor/xstrides.hpp>
+
+#include "zerograd/variable.hpp"
+
+namespace zg::detail {
+
+// False under AddressSanitizer and with ZEROGRAD_MALLOC_TUNING=0.
+bool buffer_cache_enabled();
+
+template <class T>
+using Storage = typename Tensor<T>::storage_type;
+
+// Moves a cached buffer of exactly n elements into out, if there is one.
+template <class T>
+bool take_cached(std::size_t n, Storage<T>& out) noexcept;
+
+// Offers t's buffer to the cache, which may move it out of t.
+template <class T>
+void recycle(Tensor<T>& t) noexcept;
+
+// An uninitialized array of this shape, on a cached buffer when there is one.
+template <class T, class S>
+Tensor<T> empty_tensor(const S& shape) {
+  std::size_t n = 1;
+  for (auto d : shape) n *= static_cast<std::size_t>(d);
+  Storage<T> buffer;
+  if (!take_cached<T>(n, buffer)) return Tensor<T>::from_shape(shape);
+  typename Tensor<T>::inner_shape_type dims(shape.begin(), shape.end());
+  typename Tensor<T>::inner_strides_type strides(dims.size());
+  xt::compute_strides(dims, xt::layout_type::row_major, strides);
+  return Tensor<T>(std::move(buffer), std::move(dims), std::move(strides));
+}
+template <class T>
+Tensor<T> empty_tensor(std::initializer_list<std::size_t> shape) {
+  return empty_tensor<T, std::initializer_list<std::size_t>>(shape);
+}
+
+}  // namespace zg::detail
