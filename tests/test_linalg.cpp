@@ -9,7 +9,8 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xreducer.hpp>
 
-#include "ops_common.hpp"  // library-private; the tests see autograd/src
+#include "blas.hpp"  // library-private; the tests see autograd/src
+#include "ops_common.hpp"
 #include "testing.hpp"
 
 using namespace zg;
@@ -22,7 +23,10 @@ namespace {
 
 // (M, K, N) triples: a row (1 x K), a column (K x 1), an outer product
 // (K = 1), 1 x 1 and shapes big enough for BLAS to block.
-const std::vector<Dims> kShapes = {{1, 1, 1}, {1, 7, 5}, {6, 7, 1}, {5, 1, 4}, {3, 4, 2}, {13, 17, 11}, {64, 33, 20}};
+// The last two take the rewrites of Note [Small products] on AVX-512 cores.
+const std::vector<Dims> kShapes = {{1, 1, 1},    {1, 7, 5},    {6, 7, 1},   {5, 1, 4},
+                                   {3, 4, 2},    {13, 17, 11}, {64, 33, 20}, {50, 100, 10},
+                                   {100, 10, 50}};
 
 template <class T>
 BasicVariable<T> random(const Shape& shape, unsigned seed) {
@@ -72,6 +76,61 @@ TEST_CASE_TEMPLATE("matmul: values against a triple loop", T, float, double) {
         check_product(y.data(), a.data(), b.data(), ta, tb);
         if (!ta && !tb) CHECK(zg::matmul(a, b).data() == y.data());
       }
+}
+
+TEST_CASE("small products: the shape rules of Note [Small products]") {
+  using detail::SmallRoute;
+  using detail::small_route;
+  // dW = x^T gY of a 10-class layer, dx = gY W^T of a 10-output layer
+  CHECK(small_route(true, false, 50, 10, 100, 0.f) == SmallRoute::transpose_c);
+  CHECK(small_route(false, true, 100, 50, 10, 0.f) == SmallRoute::copy_b);
+  CHECK(small_route(false, true, 100, 50, 10, 1.f) == SmallRoute::copy_b);
+  CHECK(small_route(false, true, 10, 10, 40, 0.f) == SmallRoute::direct);   // inside OpenBLAS's rule
+  CHECK(small_route(true, false, 50, 10, 100, 1.f) == SmallRoute::direct);  // C is accumulated into
+  CHECK(small_route(true, false, 50, 16, 100, 0.f) == SmallRoute::direct);  // full lanes
+  CHECK(small_route(true, false, 8, 10, 100, 0.f) == SmallRoute::direct);   // too few rows
+  CHECK(small_route(false, false, 100, 10, 50, 0.f) == SmallRoute::direct);
+  CHECK(small_route(true, true, 100, 10, 50, 0.f) == SmallRoute::direct);
+  CHECK(small_route(false, true, 1000, 100, 100, 0.f) == SmallRoute::direct);  // over 10^6 multiply-adds
+}
+
+TEST_CASE("small products: every route gives the product, with strides, alpha and beta") {
+  using detail::SmallRoute;
+  const std::vector<Dims> shapes = {{50, 100, 10}, {100, 10, 50}, {17, 3, 9}, {1, 5, 1}, {16, 40, 12}};
+  unsigned seed = 100;
+  for (const Dims& d : shapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (SmallRoute route : {SmallRoute::direct, SmallRoute::copy_b, SmallRoute::transpose_c})
+          for (float beta : {0.f, 0.5f}) {
+            if (route == SmallRoute::transpose_c && beta != 0.f) continue;  // it overwrites C
+            const std::size_t M = d[0], K = d[1], N = d[2];
+            CAPTURE(M); CAPTURE(K); CAPTURE(N); CAPTURE(ta); CAPTURE(tb); CAPTURE(int(route)); CAPTURE(beta);
+            // Operands and C inside wider rows (leading dimensions past the row length).
+            const Tensor<float> a = random<float>(ta ? Shape{K, M + 3} : Shape{M, K + 3}, seed++).data();
+            const Tensor<float> b = random<float>(tb ? Shape{N, K + 2} : Shape{K, N + 2}, seed++).data();
+            Tensor<float> c = random<float>(Shape{M, N + 1}, seed++).data();
+            const Tensor<float> c0 = c;
+            const float alpha = 0.75f;
+            detail::small_product(route, ta, tb, M, N, K, alpha, a.data(), a.shape()[1], b.data(), b.shape()[1],
+                                  beta, c.data(), N + 1);
+            std::size_t bad = 0;
+            for (std::size_t i = 0; i < M; ++i) {
+              for (std::size_t j = 0; j < N; ++j) {
+                long double ref = 0, mag = 0;
+                for (std::size_t k = 0; k < K; ++k) {
+                  const long double p = static_cast<long double>(at(a, ta, i, k)) * at(b, tb, k, j);
+                  ref += p;
+                  mag += std::abs(p);
+                }
+                ref = alpha * ref + beta * static_cast<long double>(c0(i, j));
+                mag = alpha * mag + std::abs(beta * c0(i, j));
+                if (std::abs(c(i, j) - ref) > 2 * (K + 2) * std::numeric_limits<float>::epsilon() * mag) ++bad;
+              }
+              if (c(i, N) != c0(i, N)) ++bad;  // past the row: untouched
+            }
+            CHECK(bad == 0);
+          }
 }
 
 TEST_CASE_TEMPLATE("matmul: vector cases follow numpy", T, float, double) {
