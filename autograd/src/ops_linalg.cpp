@@ -74,8 +74,19 @@ struct Linear final : Function<T> {
     Variables<T> g(this->num_inputs());
     if (this->needs_input_grad(0)) g[0] = zg::matmul(gy[0], W, false, true);
     if (this->needs_input_grad(1)) g[1] = zg::matmul(x, gy[0], true, false);
-    if (has_bias && this->needs_input_grad(2)) g[2] = zg::sum(gy[0], {0});
+    if (has_bias && this->needs_input_grad(2)) g[2] = is_grad_enabled() ? zg::sum(gy[0], {0}) : bias_grad(gy[0]);
     return g;
+  }
+
+  // db for a plain backward, which records nothing: the column sums straight
+  // into a new array, without a Sum op's axes and shapes (a tenth of a
+  // microsecond per step on a 10-class output layer).
+  static Var<T> bias_grad(const Var<T>& gy) {
+    const Tensor<T>& g = gy.data();
+    const std::size_t rows = g.shape()[0], cols = g.shape()[1];
+    Tensor<T> db = detail::empty_tensor<T>({cols});
+    detail::column_sums(g.data(), rows, cols, db.data());
+    return Var<T>(std::move(db));
   }
 
   // Reads the arrays' own shapes: Shape copies are made only for a message
