@@ -20,23 +20,28 @@ constexpr bool kSanitized = false;
 constexpr bool kSanitized = false;
 #endif
 
-constexpr std::size_t kSlots = 16;
-constexpr std::size_t kMinBytes = 1024;     // smaller arrays are not worth a slot
-constexpr std::size_t kMaxBytes = 1 << 20;  // so at most 16 MB held
+constexpr std::size_t kSlots = 16;          // per size class
+constexpr std::size_t kSmallBytes = 1024;   // below: the small class, so scalars never evict matrices
+constexpr std::size_t kMaxBytes = 1 << 20;  // above: not cached; so at most 16 MB + 16 KB held
 
 template <class T>
 struct Cache {
-  std::array<Storage<T>, kSlots> slots;  // empty, or a cached buffer
-  std::size_t next = 0;                  // the slot the next buffer replaces
-  static bool& closed() {                // set once this thread's cache is destroyed
-    thread_local bool c = false;         // trivially destructible: readable until the thread ends
+  struct Class {
+    std::array<Storage<T>, kSlots> slots;  // empty, or a cached buffer
+    std::size_t next = 0;                  // the slot the next buffer replaces
+  } small, large;
+  static bool& closed() {         // set once this thread's cache is destroyed
+    thread_local bool c = false;  // trivially destructible: readable until the thread ends
     return c;
   }
   ~Cache() { closed() = true; }
-  static Cache* here() {
-    if (closed()) return nullptr;  // a Node destroyed during thread exit
+  // The class for arrays of n elements; null when n is not cached (or
+  // during thread exit, when a Node may die after this thread's cache).
+  static Class* of(std::size_t n) {
+    const std::size_t bytes = n * sizeof(T);
+    if (n == 0 || bytes > kMaxBytes || !buffer_cache_enabled() || closed()) return nullptr;
     thread_local Cache c;
-    return &c;
+    return bytes < kSmallBytes ? &c.small : &c.large;
   }
 };
 
@@ -52,8 +57,7 @@ bool buffer_cache_enabled() {
 
 template <class T>
 bool take_cached(std::size_t n, Storage<T>& out) noexcept {
-  if (n * sizeof(T) < kMinBytes || n * sizeof(T) > kMaxBytes || !buffer_cache_enabled()) return false;
-  Cache<T>* c = Cache<T>::here();
+  typename Cache<T>::Class* c = Cache<T>::of(n);
   if (!c) return false;
   for (std::size_t age = 1; age <= kSlots; ++age) {  // the newest first: likely still in cache
     Storage<T>& s = c->slots[(c->next + kSlots - age) % kSlots];
@@ -67,9 +71,7 @@ bool take_cached(std::size_t n, Storage<T>& out) noexcept {
 
 template <class T>
 void recycle(Tensor<T>& t) noexcept {
-  const std::size_t bytes = t.size() * sizeof(T);
-  if (bytes < kMinBytes || bytes > kMaxBytes || !buffer_cache_enabled()) return;
-  Cache<T>* c = Cache<T>::here();
+  typename Cache<T>::Class* c = Cache<T>::of(t.size());
   if (!c) return;
   c->slots[c->next] = std::move(t.storage());  // frees the oldest buffer held there
   c->next = (c->next + 1) % kSlots;

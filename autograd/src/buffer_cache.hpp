@@ -4,18 +4,21 @@
 // allocates a larger block, splits off the misaligned head and the unused
 // tail and frees both. That is some 800 instructions per array, plus the
 // free; a 100x50 @ 50x10 matmul forward + backward makes three arrays
-// around 3.8 us of GEMM. So when a Node dies, its array (1 KB to 1 MB)
-// goes to a small per-thread cache (16 arrays at most, per element type,
-// oldest out first), and an op that needs an output array of the same
-// number of elements takes it from there. A training step allocates the
-// same sizes every time, so most of its arrays come back from the cache.
+// around 3.8 us of GEMM. So when a Node dies, its array goes to a small
+// per-thread cache, and an op that needs an output array of the same
+// number of elements takes it from there (matmul, linear, ReLU and sums
+// do). A training step allocates the same sizes every time, so most of
+// its arrays come back from the cache.
 //
-// At most 16 MB per thread and type are held. The cache is off under
-// AddressSanitizer (a recycled buffer would hide a use after free) and with
+// Two classes of 16 buffers each, per thread and element type, oldest out
+// first: under 1 KB (so scalars never push out matrices) and 1 KB to 1 MB.
+// At most 16 MB + 16 KB are held. The cache is off under AddressSanitizer
+// (a recycled buffer would hide a use after free) and with
 // ZEROGRAD_MALLOC_TUNING=0 in the environment (Note [malloc]).
 #include <cstddef>
 #include <initializer_list>
 
+#include <xtensor/xnoalias.hpp>
 #include <xtensor/xstrides.hpp>
 
 #include "zerograd/variable.hpp"
@@ -51,6 +54,15 @@ Tensor<T> empty_tensor(const S& shape) {
 template <class T>
 Tensor<T> empty_tensor(std::initializer_list<std::size_t> shape) {
   return empty_tensor<T, std::initializer_list<std::size_t>>(shape);
+}
+
+// An xtensor expression evaluated into an array from empty_tensor.
+template <class T, class E>
+Tensor<T> evaluate(const xt::xexpression<E>& expression) {
+  const E& e = expression.derived_cast();
+  Tensor<T> out = empty_tensor<T>(e.shape());
+  xt::noalias(out) = e;
+  return out;
 }
 
 }  // namespace zg::detail

@@ -24,7 +24,7 @@ struct Sigmoid final : Function<T> {
   // exp(-|x|) lies in (0, 1], so neither branch can overflow.
   Outputs<T> forward(const TensorList<T>& x) override {
     const Tensor<T> e = xt::exp(-xt::abs(x[0]));
-    return Tensor<T>(xt::where(xt::greater_equal(x[0], T(0)), T(1) / (T(1) + e), e / (T(1) + e)));
+    return detail::evaluate<T>(xt::where(xt::greater_equal(x[0], T(0)), T(1) / (T(1) + e), e / (T(1) + e)));
   }
   // d sigmoid(x) = y (1 - y) dx
   Variables<T> backward(const Variables<T>& gy) override {
@@ -77,7 +77,7 @@ struct LeakyReLU final : Function<T> {
   std::string name() const override { return "LeakyReLU"; }
   std::string attributes() const override { return "slope=" + detail::num_str(slope); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    return Tensor<T>(xt::where(xt::greater(x[0], T(0)), x[0], slope * x[0]));
+    return detail::evaluate<T>(xt::where(xt::greater(x[0], T(0)), x[0], slope * x[0]));
   }
   // d leaky_relu(x) = dx where x > 0, slope dx elsewhere
   Variables<T> backward(const Variables<T>& gy) override {

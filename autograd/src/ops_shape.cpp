@@ -5,6 +5,7 @@
 #include <xtensor/xreducer.hpp>
 #include <xtensor/xmath.hpp>
 
+#include "buffer_cache.hpp"
 #include "ops_common.hpp"
 #include "parallel.hpp"
 
@@ -60,7 +61,7 @@ Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes) {
     if (!size.empty() && reduced.back() == r) size.back() *= xs[d];
     else size.push_back(xs[d]), reduced.push_back(r);
   }
-  Tensor<T> out = Tensor<T>::from_shape(out_shape);
+  Tensor<T> out = empty_tensor<T>(out_shape);
   if (x.size() == 0) {
     std::fill(out.begin(), out.end(), T(0));
     return out;
@@ -170,7 +171,7 @@ struct BroadcastTo final : Function<T> {
     const Shape xs = detail::shape_of(x[0]);
     if (xs.size() > shape.size() || broadcast_shapes(xs, shape, "BroadcastTo") != shape)
       throw ShapeError("BroadcastTo: cannot broadcast " + shape_str(xs) + " to " + shape_str(shape));
-    return Tensor<T>(xt::broadcast(x[0], shape));
+    return detail::evaluate<T>(xt::broadcast(x[0], shape));
   }
   bool saves_inputs() const override { return false; }  // backward needs only the shape
   // the reverse of broadcasting is summing
