@@ -521,8 +521,15 @@ TEST_CASE("buffer cache: a dead array's buffer serves the next array of that siz
     CHECK(y.data() == xt::xarray<float>(50 * xt::ones<float>({100, 10})));
   }
   // The same 1000 elements in another shape: the strides follow the new shape.
-  const Variable x = zg::reshape(Variable(Tensor<float>(xt::arange<float>(-500, 500))), {10, 100});
+  const float* recycled = nullptr;
+  Variable x;
+  {
+    const Variable src(Tensor<float>(xt::arange<float>(-500, 500)));
+    recycled = src.data().data();
+    x = zg::reshape(src, {10, 100});
+  }
   const Variable r = zg::relu(x);
+  if (detail::buffer_cache_enabled()) CHECK(r.data().data() == recycled);
   REQUIRE(r.shape() == Shape{10, 100});
   CHECK(r.data().strides()[0] == 100);
   CHECK(r.data().strides()[1] == 1);
@@ -531,17 +538,21 @@ TEST_CASE("buffer cache: a dead array's buffer serves the next array of that siz
   CHECK(r.data()(9, 99) == 499.f);
 }
 
-TEST_CASE("buffer cache: threads that end with cached arrays") {
+TEST_CASE("buffer cache: threads that end with cached arrays, and arrays that outlive the cache") {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([t] {
+      // Constructed before this thread's cache, so destroyed after it: its
+      // array must not go to the dead cache.
+      thread_local Variable outlives;
       Variable w(Tensor<float>(xt::ones<float>({64, 32})));
       w.requires_grad_();
       for (int i = 0; i < 20; ++i) {
         w.cleargrad();
         zg::sum(zg::relu(zg::matmul(Variable(Tensor<float>(xt::ones<float>({16, 64}) * float(t))), w))).backward();
       }
-      CHECK(w.grad().data()(0, 0) == 16.f * float(t > 0) * float(t));
+      CHECK(w.grad().data()(0, 0) == 16.f * float(t) * float(t > 0));
+      outlives = zg::matmul(w, Variable(Tensor<float>(xt::ones<float>({32, 16}))));
     });
   for (std::thread& th : threads) th.join();
 }

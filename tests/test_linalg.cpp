@@ -92,6 +92,8 @@ TEST_CASE("small products: the shape rules of Note [Small products]") {
   CHECK(small_route(false, false, 100, 10, 50, 0.f) == SmallRoute::direct);
   CHECK(small_route(true, true, 100, 10, 50, 0.f) == SmallRoute::direct);
   CHECK(small_route(false, true, 1000, 100, 100, 0.f) == SmallRoute::direct);  // over 10^6 multiply-adds
+  CHECK(small_route(false, true, 100, 0, 10, 0.f) == SmallRoute::direct);      // no output
+  CHECK(small_route(true, false, 0, 10, 100, 0.f) == SmallRoute::direct);
 }
 
 TEST_CASE("small products: every route gives the product, with strides, alpha and beta") {
@@ -248,6 +250,16 @@ TEST_CASE("linear with zero outputs: empty results, zero input gradient, no hang
   CHECK(x.grad().data() == Tensor<float>(xt::zeros<float>({4, 3})));
   CHECK(W.grad().shape() == Shape{3, 0});
   CHECK(b.grad().shape() == Shape{0});
+  // A B^T with no columns: gemm returns before BLAS, which rejects some
+  // empty arrays (cblas_somatcopy reported an illegal argument).
+  Variable B(Tensor<float>::from_shape({0, 3}));
+  B.requires_grad_();
+  x.cleargrad();
+  Variable z = zg::matmul(x, B, false, true);
+  CHECK(z.shape() == Shape{4, 0});
+  zg::sum(z).backward();
+  CHECK(x.grad().data() == Tensor<float>(xt::zeros<float>({4, 3})));
+  CHECK(B.grad().shape() == Shape{0, 3});
 }
 
 ZG_GRADCHECK_CASE("MatMul") {

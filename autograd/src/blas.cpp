@@ -72,7 +72,7 @@ constexpr std::size_t kSmallScratch = 1 << 16;  // floats in a rewrite's buffer 
 }  // namespace
 
 SmallRoute small_route(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float beta) {
-  if (double(M) * double(N) * double(K) > 1e6) return SmallRoute::direct;
+  if (M * N * K == 0 || double(M) * double(N) * double(K) > 1e6) return SmallRoute::direct;
   if (!trans_a && trans_b && (M * N > 1200 || K < 32) && K * N <= kSmallScratch) return SmallRoute::copy_b;
   if (trans_a && !trans_b && beta == 0.f && N >= 8 && N <= 12 && M >= 16 && M * N <= 1200)
     return SmallRoute::transpose_c;
@@ -122,6 +122,7 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
       for (std::size_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
     return;
   }
+  if (M == 0 || N == 0) return;  // no output: some BLAS calls reject empty arrays
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const bool by_rows = M >= N || N < 2 * kMinBlock;
   const std::size_t extent = by_rows ? M : N;

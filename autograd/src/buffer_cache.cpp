@@ -22,7 +22,7 @@ constexpr bool kSanitized = false;
 
 constexpr std::size_t kSlots = 16;          // per size class
 constexpr std::size_t kSmallBytes = 1024;   // below: the small class, so scalars never evict matrices
-constexpr std::size_t kMaxBytes = 1 << 20;  // above: not cached; so at most 16 MB + 16 KB held
+constexpr std::size_t kMaxBytes = 1 << 20;  // above: not cached; so at most 16 MB + 16 KB per class pair
 
 template <class T>
 struct Cache {
@@ -73,8 +73,15 @@ template <class T>
 void recycle(Tensor<T>& t) noexcept {
   typename Cache<T>::Class* c = Cache<T>::of(t.size());
   if (!c) return;
-  c->slots[c->next] = std::move(t.storage());  // frees the oldest buffer held there
-  c->next = (c->next + 1) % kSlots;
+  // An emptied slot if there is one, else the oldest buffer is freed.
+  std::size_t at = c->next;
+  for (std::size_t age = 0; age < kSlots; ++age)
+    if (c->slots[(c->next + age) % kSlots].size() == 0) {
+      at = (c->next + age) % kSlots;
+      break;
+    }
+  c->slots[at] = std::move(t.storage());
+  c->next = (at + 1) % kSlots;
 }
 
 #define ZG_INSTANTIATE(T)                                                 \

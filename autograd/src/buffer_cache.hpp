@@ -12,7 +12,8 @@
 //
 // Two classes of 16 buffers each, per thread and element type, oldest out
 // first: under 1 KB (so scalars never push out matrices) and 1 KB to 1 MB.
-// At most 16 MB + 16 KB are held. The cache is off under AddressSanitizer
+// At most 16 MB + 16 KB are held per thread and element type (float and
+// double each have their own). The cache is off under AddressSanitizer
 // (a recycled buffer would hide a use after free) and with
 // ZEROGRAD_MALLOC_TUNING=0 in the environment (Note [malloc]).
 #include <cstddef>

@@ -58,6 +58,10 @@ Tensor<T> sum_to_array(const Tensor<T>& x, const Shape& shape);
 template <class T>
 Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes);
 
+// A (rows, cols) array of fewer elements than this is summed over its rows
+// by one column_sums call; reduce_sum splits larger ones over threads.
+constexpr std::size_t kColumnSumsMax = std::size_t{1} << 16;
+
 // Note [Narrow rows]: adding a row vector b of `cols` values to each row
 // of a (rows, cols) array, and its reverse, summing the rows, are per-row
 // loops. With few columns (a 10-class output layer) such a loop fills under

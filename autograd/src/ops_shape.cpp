@@ -68,7 +68,7 @@ Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes) {
   }
   // Column sums of a small (rows, cols) block, the bias gradient of a Linear
   // layer: no index bookkeeping per row.
-  if (size.size() == 2 && reduced[0] && !reduced[1] && x.size() < (std::size_t{1} << 16)) {
+  if (size.size() == 2 && reduced[0] && !reduced[1] && x.size() < kColumnSumsMax) {
     column_sums(x.data(), size[0], size[1], out.data());
     return out;
   }
