@@ -556,3 +556,23 @@ TEST_CASE("buffer cache: threads that end with cached arrays, and arrays that ou
     });
   for (std::thread& th : threads) th.join();
 }
+
+TEST_CASE("teardown: a long graph in a thread_local Variable, freed at thread exit") {
+  // The Variable dies after the thread's teardown worklist: the chain is
+  // freed through a worklist on the stack, without recursion.
+  std::thread([] {
+    thread_local Variable64 chain;
+    Variable64 x(1.0);
+    x.requires_grad_();
+    Variable64 y = x;
+    for (int i = 0; i < 100000; ++i) y = y * 1.0 + 0.0;
+    chain = y;
+  }).join();
+  std::thread([] {
+    thread_local Variable64 chain;
+    Variable64 y(1.0);
+    y.requires_grad_();
+    chain = y * 2.0;
+    (void)Variable64(zg::sum(chain));  // the worklist exists before chain dies
+  }).join();
+}

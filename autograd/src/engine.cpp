@@ -104,6 +104,10 @@ ForwardObserverGuard<T>::~ForwardObserverGuard() {
 // input -> creator ... and overflow the stack. Instead the first Node or
 // Function destructor in a thread drains a worklist; nested destructors only
 // push onto it.
+//
+// At thread exit a thread_local Variable may die after this thread's
+// worklist has been destroyed; the outermost destructor then drains a
+// worklist on its own stack (stand_in), which nested ones push onto.
 namespace {
 template <class T>
 struct Teardown {
@@ -111,9 +115,39 @@ struct Teardown {
   std::vector<std::shared_ptr<Node<T>>> nodes;
   bool draining = false;
 
+  ~Teardown() { closed() = true; }
+  // Trivially destructible, so readable until the thread ends.
+  static bool& closed() {
+    thread_local bool c = false;
+    return c;
+  }
+  static Teardown*& stand_in() {
+    thread_local Teardown* t = nullptr;
+    return t;
+  }
   static Teardown& here() {
     thread_local Teardown t;
     return t;
+  }
+  // Lets fill push onto the worklist, then drains it unless a caller
+  // further up the stack is draining it already.
+  template <class Fill>
+  static void run(Fill&& fill) {
+    if (!closed()) {
+      Teardown& t = here();
+      fill(t);
+      t.drain();
+      return;
+    }
+    if (Teardown* outer = stand_in()) {
+      fill(*outer);
+      return;
+    }
+    Teardown local;
+    stand_in() = &local;
+    fill(local);
+    local.drain();
+    stand_in() = nullptr;
   }
   void drain() {
     if (draining) return;
@@ -138,11 +172,11 @@ template <class T>
 Node<T>::~Node() {
   detail::recycle(data);
   if (!creator && !grad.defined()) return;
-  Teardown<T>& t = Teardown<T>::here();
-  if (creator) t.functions.push_back(std::move(creator));
-  if (grad.defined()) t.nodes.push_back(grad.node());
-  grad = BasicVariable<T>();
-  t.drain();
+  Teardown<T>::run([this](Teardown<T>& t) {
+    if (creator) t.functions.push_back(std::move(creator));
+    if (grad.defined()) t.nodes.push_back(grad.node());
+    grad = BasicVariable<T>();
+  });
 }
 
 // A Function that saves no inputs holds its inputs' creators directly, so
@@ -151,13 +185,13 @@ Node<T>::~Node() {
 template <class T>
 Function<T>::~Function() {
   if (edges_.empty()) return;
-  Teardown<T>& t = Teardown<T>::here();
-  for (Edge& e : edges_) {
-    if (e.creator) t.functions.push_back(std::move(e.creator));
-    if (e.saved.defined()) t.nodes.push_back(e.saved.node());
-  }
-  edges_.clear();
-  t.drain();
+  Teardown<T>::run([this](Teardown<T>& t) {
+    for (Edge& e : edges_) {
+      if (e.creator) t.functions.push_back(std::move(e.creator));
+      if (e.saved.defined()) t.nodes.push_back(e.saved.node());
+    }
+    edges_.clear();
+  });
 }
 
 // ---- Variable -------------------------------------------------------------------
