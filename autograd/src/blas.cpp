@@ -18,9 +18,13 @@
 namespace zg::detail {
 namespace {
 
-blasint blas_int(std::size_t n) {
-  if (n > static_cast<std::size_t>(INT_MAX))
-    throw ValueError("gemm: dimension " + std::to_string(n) + " exceeds the BLAS integer range");
+[[noreturn]] __attribute__((noinline, cold)) void too_large(std::size_t n) {
+  throw ValueError("gemm: dimension " + std::to_string(n) + " exceeds the BLAS integer range");
+}
+
+// Inlined: a GEMM call converts nine sizes, around a 1-microsecond product.
+inline blasint blas_int(std::size_t n) {
+  if (n > static_cast<std::size_t>(INT_MAX)) too_large(n);
   return static_cast<blasint>(n);
 }
 
@@ -130,9 +134,11 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
   if (chunks <= 1) {
     if constexpr (std::is_same_v<T, float>)
       if (small_kernel_core()) {
-        small_product(small_route(trans_a, trans_b, M, N, K, beta), trans_a, trans_b, M, N, K, alpha, A, lda,
-                      B, ldb, beta, C, ldc);
-        return;
+        const SmallRoute route = small_route(trans_a, trans_b, M, N, K, beta);
+        if (route != SmallRoute::direct) {
+          small_product(route, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+          return;
+        }
       }
     gemm_one_thread<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;

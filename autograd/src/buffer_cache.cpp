@@ -73,7 +73,13 @@ template <class T>
 void recycle(Tensor<T>& t) noexcept {
   typename Cache<T>::Class* c = Cache<T>::of(t.size());
   if (!c) return;
-  // An emptied slot if there is one, else the oldest buffer is freed.
+  // The newest slot when it was just taken (the usual case: an op's output
+  // of the same size died), else an emptied slot, else the oldest buffer's.
+  const std::size_t newest = (c->next + kSlots - 1) % kSlots;
+  if (c->slots[newest].size() == 0) {
+    c->slots[newest] = std::move(t.storage());
+    return;
+  }
   std::size_t at = c->next;
   for (std::size_t age = 0; age < kSlots; ++age)
     if (c->slots[(c->next + age) % kSlots].size() == 0) {
