@@ -1,5 +1,6 @@
 // Note [Buffer cache] in buffer_cache.hpp.
 #include "buffer_cache.hpp"
+#include "per_thread.hpp"
 
 #include <array>
 #include <cstdlib>
@@ -30,18 +31,14 @@ struct Cache {
     std::array<Storage<T>, kSlots> slots;  // empty, or a cached buffer
     std::size_t next = 0;                  // the slot the next buffer replaces
   } small, large;
-  static bool& closed() {         // set once this thread's cache is destroyed
-    thread_local bool c = false;  // trivially destructible: readable until the thread ends
-    return c;
-  }
-  ~Cache() { closed() = true; }
   // The class for arrays of n elements; null when n is not cached (or
   // during thread exit, when a Node may die after this thread's cache).
   static Class* of(std::size_t n) {
     const std::size_t bytes = n * sizeof(T);
-    if (n == 0 || bytes > kMaxBytes || !buffer_cache_enabled() || closed()) return nullptr;
-    thread_local Cache c;
-    return bytes < kSmallBytes ? &c.small : &c.large;
+    if (n == 0 || bytes > kMaxBytes || !buffer_cache_enabled()) return nullptr;
+    Cache* c = per_thread<Cache>();
+    if (!c) return nullptr;
+    return bytes < kSmallBytes ? &c->small : &c->large;
   }
 };
 

@@ -38,6 +38,7 @@
 #include "zerograd/ops.hpp"
 
 #include "buffer_cache.hpp"
+#include "per_thread.hpp"
 
 namespace zg {
 
@@ -115,28 +116,17 @@ struct Teardown {
   std::vector<std::shared_ptr<Node<T>>> nodes;
   bool draining = false;
 
-  ~Teardown() { closed() = true; }
-  // Trivially destructible, so readable until the thread ends.
-  static bool& closed() {
-    thread_local bool c = false;
-    return c;
-  }
   static Teardown*& stand_in() {
     thread_local Teardown* t = nullptr;
-    return t;
-  }
-  static Teardown& here() {
-    thread_local Teardown t;
     return t;
   }
   // Lets fill push onto the worklist, then drains it unless a caller
   // further up the stack is draining it already.
   template <class Fill>
   static void run(Fill&& fill) {
-    if (!closed()) {
-      Teardown& t = here();
-      fill(t);
-      t.drain();
+    if (Teardown* t = detail::per_thread<Teardown>()) {
+      fill(*t);
+      t->drain();
       return;
     }
     if (Teardown* outer = stand_in()) {
