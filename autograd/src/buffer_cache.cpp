@@ -70,19 +70,17 @@ template <class T>
 void recycle(Tensor<T>& t) noexcept {
   typename Cache<T>::Class* c = Cache<T>::of(t.size());
   if (!c) return;
-  // The newest slot when it was just taken (the usual case: an op's output
-  // of the same size died), else an emptied slot, else the oldest buffer's.
-  const std::size_t newest = (c->next + kSlots - 1) % kSlots;
-  if (c->slots[newest].size() == 0) {
-    c->slots[newest] = std::move(t.storage());
-    return;
-  }
+  // An emptied slot, the newest first (usually the one an op of this size
+  // just took), then from the oldest on; with none, the oldest buffer is
+  // freed. The slot filled becomes the newest.
   std::size_t at = c->next;
-  for (std::size_t age = 0; age < kSlots; ++age)
-    if (c->slots[(c->next + age) % kSlots].size() == 0) {
-      at = (c->next + age) % kSlots;
+  for (std::size_t k = 0; k < kSlots; ++k) {
+    const std::size_t i = (c->next + kSlots - 1 + k) % kSlots;
+    if (c->slots[i].size() == 0) {
+      at = i;
       break;
     }
+  }
   c->slots[at] = std::move(t.storage());
   c->next = (at + 1) % kSlots;
 }
