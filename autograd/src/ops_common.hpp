@@ -75,10 +75,16 @@ inline std::size_t narrow_row_period(std::size_t cols) {
 }
 constexpr std::size_t kNarrowCols = 64;  // wider rows run the plain row loop
 
+// Whether a (rows, cols) array is walked flat (Note [Narrow rows]) rather
+// than row by row: some columns, under kNarrowCols, and two rows or more.
+inline bool walk_flat(std::size_t rows, std::size_t cols) {
+  return cols != 0 && cols < kNarrowCols && rows >= 2;
+}
+
 // y[r][j] += b[j] for a (rows, cols) row-major y.
 template <class T>
 void add_row(T* y, const T* b, std::size_t rows, std::size_t cols) {
-  if (cols == 0 || cols >= kNarrowCols || rows < 2) {
+  if (!walk_flat(rows, cols)) {
     for (std::size_t r = 0; r < rows; ++r, y += cols)
       for (std::size_t j = 0; j < cols; ++j) y[j] += b[j];
     return;
@@ -97,7 +103,7 @@ void add_row(T* y, const T* b, std::size_t rows, std::size_t cols) {
 template <class T>
 void column_sums(const T* x, std::size_t rows, std::size_t cols, T* out) {
   std::fill(out, out + cols, T(0));
-  if (cols == 0 || cols >= kNarrowCols || rows < 2) {
+  if (!walk_flat(rows, cols)) {
     for (std::size_t r = 0; r < rows; ++r, x += cols)
       for (std::size_t j = 0; j < cols; ++j) out[j] += x[j];
     return;
