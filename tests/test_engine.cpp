@@ -189,6 +189,65 @@ TEST_CASE("multiple outputs: an unused output contributes zeros") {
   }
 }
 
+namespace {
+// 2 x + 1, its output built with Outputs(xs, make) and then written, as
+// matmul does (Note [Outputs in place]); throws after building it when asked.
+struct InPlaceAffine final : Function<double> {
+  bool fail = false;
+  const Tensor<double>* built = nullptr;  // the array object forward wrote
+  std::string name() const override { return "InPlaceAffine"; }
+  Outputs<double> forward(const TensorList<double>& x) override {
+    Outputs<double> y(x, [&] { return Tensor<double>(x[0] * 2.0); });
+    y[0] += 1.0;
+    built = &y[0];
+    if (fail) throw ValueError("InPlaceAffine: asked to fail");
+    return y;
+  }
+  Variables<double> backward(const Variables<double>& gy) override { return {gy[0] * 2.0}; }
+};
+}  // namespace
+
+TEST_CASE("outputs in place: built in the graph node, recorded or not, and outside the engine") {
+  Variable64 x({1.0, -2.0, 3.0});
+  const Tensor<double> want = {3.0, -3.0, 7.0};
+  const auto f = std::make_shared<InPlaceAffine>();
+  SUBCASE("unrecorded") {
+    const Variable64 y = apply<double>(f, {x})[0];
+    CHECK(&y.data() == f->built);  // the very array forward wrote: not moved
+    CHECK(y.data() == want);
+    CHECK_FALSE(y.creator());
+    CHECK(apply1<InPlaceAffine>({x}).data() == want);  // on the stack (Note [Unrecorded ops])
+  }
+  SUBCASE("recorded: the graph links it and the gradient flows") {
+    x.requires_grad_();
+    Variable64 y = apply<double>(f, {x})[0];
+    CHECK(&y.data() == f->built);
+    CHECK(y.data() == want);
+    REQUIRE(y.creator());
+    CHECK(y.creator()->output(0).id() == y.id());
+    // A consumer that keeps no inputs: the in-place node is freed with its handle.
+    Variable64 z = y + 1.0;
+    const std::weak_ptr<Node<double>> watched = y.node();
+    y = Variable64();
+    CHECK(watched.expired());
+    zg::sum(z).backward();
+    CHECK(x.grad().data() == Tensor<double>({2.0, 2.0, 2.0}));
+    const auto report = gradcheck([](const V& v) { return apply1<InPlaceAffine>({v[0]}); }, {x});
+    CHECK(report.passed);
+  }
+  SUBCASE("forward throws after building it") {
+    x.requires_grad_();
+    f->fail = true;
+    CHECK(message_of<ValueError>([&] { apply<double>(f, {x}); }) == "InPlaceAffine: asked to fail");
+  }
+  SUBCASE("forward called outside the engine holds the array itself") {
+    const Tensor<double>* arrays[] = {&x.data()};
+    Outputs<double> ys = f->forward(TensorList<double>(arrays, 1));
+    REQUIRE(ys.size() == 1);
+    CHECK(ys[0] == want);
+  }
+}
+
 TEST_CASE("the step observer sees upstream and sent gradients") {
   Variable64 a(100.0, "apple"), n(2.0, "num");
   a.requires_grad_();

@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <type_traits>
 
 #include <xtensor/xbuilder.hpp>
@@ -219,7 +220,11 @@ TEST_CASE_TEMPLATE("linear: db is the batch sum, dW is x^T gy, a data batch gets
 // switch to the row loop.
 TEST_CASE_TEMPLATE("narrow rows: bias add and column sums match the row loops", T, float, double) {
   unsigned seed = 80;
-  for (std::size_t cols : {0, 1, 3, 8, 10, 12, 40, 63, 64, 65})
+  for (std::size_t cols = 1; cols <= 2 * detail::kNarrowCols; ++cols) {
+    const std::size_t period = detail::narrow_row_period(cols);
+    CHECK(period == cols * 8 / std::gcd(cols, std::size_t{8}));  // whole rows and whole 8-value vectors
+  }
+  for (std::size_t cols : {0, 1, 3, 6, 8, 10, 12, 14, 40, 63, 64, 65})
     for (std::size_t rows : {1, 2, 4, 7, 100, 203}) {
       CAPTURE(cols); CAPTURE(rows);
       const Tensor<T> y0 = random<T>({rows, cols}, seed++).data();

@@ -66,4 +66,11 @@ Tensor<T> evaluate(const xt::xexpression<E>& expression) {
   return out;
 }
 
+// The same as a forward's output, evaluated in place in its graph node
+// (Note [Outputs in place]).
+template <class T, class E>
+Outputs<T> evaluate(const TensorList<T>& xs, const xt::xexpression<E>& expression) {
+  return Outputs<T>(xs, [&] { return evaluate<T>(expression); });
+}
+
 }  // namespace zg::detail

@@ -363,8 +363,8 @@ BasicVariable<T> Function<T>::output(std::size_t i) const {
 // (Note [Unrecorded ops]).
 template <class T>
 struct ApplyCore {
-  static BasicVariable<T> run(Function<T>& fn, const std::shared_ptr<Function<T>>* owner, const BasicVariable<T>* in,
-                              std::size_t n, Variables<T>* all_outputs) {
+  static BasicVariable<T> run(Function<T>& fn, const std::shared_ptr<Function<T>>* owner,
+                              const detail::InputRef<T>* in, std::size_t n, Variables<T>* all_outputs) {
     Function<T>* const f = &fn;
     // The array list lives on the stack for the usual one to four inputs.
     constexpr std::size_t kInline = 4;
@@ -377,24 +377,25 @@ struct ApplyCore {
     }
     bool any_requires_grad = false;
     for (std::size_t i = 0; i < n; ++i) {
-      if (!in[i].defined())
+      if (!in[i]->defined())
         throw Error(f->name() + ": input " + std::to_string(i) + " is an empty Variable");
-      const Node<T>& node = *in[i].node();
+      const Node<T>& node = *in[i]->node();
       arrays[i] = &node.data;
       any_requires_grad = any_requires_grad || node.requires_grad;
     }
-    Outputs<T> ys = f->forward(TensorList<T>(arrays, n));
+    const bool record = any_requires_grad && is_grad_enabled();
+    const auto output_node = record ? detail::OutputNode::recorded : detail::OutputNode::unrecorded;
+    Outputs<T> ys = f->forward(TensorList<T>(arrays, n, output_node));
     if (anomaly_enabled && backward_depth == 0)
       for (std::size_t k = 0; k < ys.size(); ++k)
         check_finite(*f, ys[k], "forward", "output " + std::to_string(k));
-    const bool record = any_requires_grad && is_grad_enabled();
     if (record && !owner) throw Error(f->name() + ": internal error: a recorded Function without an owner");
     const std::size_t m = ys.size();
     if (m == 0) throw Error(f->name() + ": forward returned no outputs");
 
     Variables<T> local_outputs;  // a multi-output Function called through apply_one
     if (m > 1 && !all_outputs) all_outputs = &local_outputs;
-    BasicVariable<T> first(new_node<T>(std::move(ys[0]), record));
+    BasicVariable<T> first(ys.node_ ? std::move(ys.node_) : new_node<T>(std::move(ys[0]), record));
     if (all_outputs) {
       all_outputs->reserve(m);
       all_outputs->push_back(first);
@@ -402,7 +403,7 @@ struct ApplyCore {
     }
     if (record) {
       int generation = 0;
-      for (std::size_t i = 0; i < n; ++i) generation = std::max(generation, in[i].node()->generation);
+      for (std::size_t i = 0; i < n; ++i) generation = std::max(generation, in[i]->node()->generation);
       f->generation_ = generation;
       f->num_outputs_ = static_cast<std::uint32_t>(m);
       if (m > 1) f->more_ = std::make_unique<typename Function<T>::MoreOutputs>();
@@ -420,10 +421,10 @@ struct ApplyCore {
       f->edges_.resize(n);
       for (std::size_t i = 0; i < n; ++i) {
         typename Function<T>::Edge& e = f->edges_[i];
-        const std::shared_ptr<Node<T>>& node = in[i].node();
+        const std::shared_ptr<Node<T>>& node = in[i]->node();
         e.requires_grad = node->requires_grad;
         if (saves || !node->creator) {
-          e.saved = in[i];  // a leaf is always kept: backward writes its .grad
+          e.saved = *in[i];  // a leaf is always kept: backward writes its .grad
           continue;
         }
         e.creator = node->creator;
@@ -432,7 +433,9 @@ struct ApplyCore {
       }
     }
     if (forward_observer<T>) {
-      const Variables<T> seen_inputs(in, in + n);
+      Variables<T> seen_inputs;
+      seen_inputs.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) seen_inputs.push_back(*in[i]);
       const Variables<T> seen_outputs = all_outputs ? *all_outputs : Variables<T>{first};
       (*forward_observer<T>)(ForwardStep<T>{*f, seen_inputs, seen_outputs});
     }
@@ -443,19 +446,20 @@ struct ApplyCore {
 template <class T>
 Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs) {
   if (!f) throw Error("apply: null Function");
+  const std::vector<detail::InputRef<T>> refs(inputs.begin(), inputs.end());
   Variables<T> outputs;
-  ApplyCore<T>::run(*f, &f, inputs.data(), inputs.size(), &outputs);
+  ApplyCore<T>::run(*f, &f, refs.data(), refs.size(), &outputs);
   return outputs;
 }
 
 template <class T>
-BasicVariable<T> apply_one(std::shared_ptr<Function<T>> f, const BasicVariable<T>* inputs, std::size_t n) {
+BasicVariable<T> apply_one(std::shared_ptr<Function<T>> f, const detail::InputRef<T>* inputs, std::size_t n) {
   if (!f) throw Error("apply: null Function");
   return ApplyCore<T>::run(*f, &f, inputs, n, nullptr);
 }
 
 template <class T>
-BasicVariable<T> detail::apply_unrecorded(Function<T>& f, const BasicVariable<T>* inputs, std::size_t n) {
+BasicVariable<T> detail::apply_unrecorded(Function<T>& f, const detail::InputRef<T>* inputs, std::size_t n) {
   return ApplyCore<T>::run(f, nullptr, inputs, n, nullptr);
 }
 
@@ -761,8 +765,8 @@ std::ostream& operator<<(std::ostream& out, const BasicVariable<T>& v) {
   template class Function<T>;                                                     \
   template class ForwardObserverGuard<T>;                                         \
   template Variables<T> apply<T>(std::shared_ptr<Function<T>>, Variables<T>);              \
-  template BasicVariable<T> apply_one<T>(std::shared_ptr<Function<T>>, const BasicVariable<T>*, std::size_t); \
-  template BasicVariable<T> detail::apply_unrecorded<T>(Function<T>&, const BasicVariable<T>*, std::size_t);
+  template BasicVariable<T> apply_one<T>(std::shared_ptr<Function<T>>, const detail::InputRef<T>*, std::size_t); \
+  template BasicVariable<T> detail::apply_unrecorded<T>(Function<T>&, const detail::InputRef<T>*, std::size_t);
 ZG_INSTANTIATE(float)
 ZG_INSTANTIATE(double)
 #undef ZG_INSTANTIATE

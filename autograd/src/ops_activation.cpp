@@ -24,7 +24,7 @@ struct Sigmoid final : Function<T> {
   // exp(-|x|) lies in (0, 1], so neither branch can overflow.
   Outputs<T> forward(const TensorList<T>& x) override {
     const Tensor<T> e = xt::exp(-xt::abs(x[0]));
-    return detail::evaluate<T>(xt::where(xt::greater_equal(x[0], T(0)), T(1) / (T(1) + e), e / (T(1) + e)));
+    return detail::evaluate(x, xt::where(xt::greater_equal(x[0], T(0)), T(1) / (T(1) + e), e / (T(1) + e)));
   }
   // d sigmoid(x) = y (1 - y) dx
   Variables<T> backward(const Variables<T>& gy) override {
@@ -37,11 +37,11 @@ template <class T>
 struct ReLU final : Function<T> {
   std::string name() const override { return "ReLU"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    Tensor<T> y = detail::empty_tensor<T>(x[0].shape());
+    Outputs<T> y(x, [&] { return detail::empty_tensor<T>(x[0].shape()); });
     const T* in = x[0].data();
-    T* out = y.data();
+    T* out = y[0].data();
     // A select, so a NaN input passes through as NaN.
-    detail::parallel_for(y.size(), detail::kElementGrain, [in, out](std::size_t b, std::size_t e) {
+    detail::parallel_for(y[0].size(), detail::kElementGrain, [in, out](std::size_t b, std::size_t e) {
       for (std::size_t i = b; i < e; ++i) {
         const T v = in[i];
         out[i] = v < T(0) ? T(0) : v;
@@ -77,7 +77,7 @@ struct LeakyReLU final : Function<T> {
   std::string name() const override { return "LeakyReLU"; }
   std::string attributes() const override { return "slope=" + detail::num_str(slope); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    return detail::evaluate<T>(xt::where(xt::greater(x[0], T(0)), x[0], slope * x[0]));
+    return detail::evaluate(x, xt::where(xt::greater(x[0], T(0)), x[0], slope * x[0]));
   }
   // d leaky_relu(x) = dx where x > 0, slope dx elsewhere
   Variables<T> backward(const Variables<T>& gy) override {

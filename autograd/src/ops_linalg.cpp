@@ -32,9 +32,9 @@ struct MatMul final : Function<T> {
     const std::size_t M = sa[trans_a ? 1 : 0], K = sa[trans_a ? 0 : 1];
     const std::size_t N = sb[trans_b ? 0 : 1];
     if (sb[trans_b ? 1 : 0] != K) throw ShapeError("MatMul: inner dimensions differ: " + shapes());
-    Tensor<T> y = detail::empty_tensor<T>({M, N});
+    Outputs<T> y(x, [&] { return detail::empty_tensor<T>({M, N}); });
     detail::gemm<T>(trans_a, trans_b, M, N, K, T(1), x[0].data(), sa[1], x[1].data(), sb[1],
-                    T(0), y.data(), N);
+                    T(0), y[0].data(), N);
     return y;
   }
   // Y = op(A) op(B): d op(A) = gY op(B)^T, d op(B) = op(A)^T gY; a flag on A
@@ -60,11 +60,11 @@ struct Linear final : Function<T> {
   Outputs<T> forward(const TensorList<T>& x) override {
     check_shapes(x);
     const std::size_t N = x[0].shape()[0], in = x[0].shape()[1], out = x[1].shape()[1];
-    Tensor<T> y = detail::empty_tensor<T>({N, out});
-    detail::gemm<T>(false, false, N, out, in, T(1), x[0].data(), in, x[1].data(), out, T(0), y.data(), out);
+    Outputs<T> y(x, [&] { return detail::empty_tensor<T>({N, out}); });
+    detail::gemm<T>(false, false, N, out, in, T(1), x[0].data(), in, x[1].data(), out, T(0), y[0].data(), out);
     // The bias is added after the product, not preloaded with beta = 1:
     // OpenBLAS's small-matrix kernels are faster with beta = 0.
-    if (has_bias) detail::add_row(y.data(), x[2].data(), N, out);
+    if (has_bias) detail::add_row(y[0].data(), x[2].data(), N, out);
     return y;
   }
   // dx = gy W^T, dW = x^T gy, db = sum of gy over the batch

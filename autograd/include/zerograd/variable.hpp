@@ -7,6 +7,7 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -182,6 +183,9 @@ struct Node {
   Node() = default;
   explicit Node(Tensor<T>&& d) : data(std::move(d)) {}  // one move: xarray moves are not free
   explicit Node(const Tensor<T>& d) : data(d) {}
+  // data is what make() returns, built in place (Note [Outputs in place]).
+  template <class Make>
+  Node(std::in_place_t, Make& make) : data(make()) {}
   ~Node();  // tears the creator chain down iteratively (engine.cpp)
   const std::string& label() const {
     static const std::string unnamed;
@@ -200,23 +204,42 @@ std::string to_string(const Tensor<T>& t);
 
 // ---- Function -----------------------------------------------------------------
 
+namespace detail {
+// How the engine will hold a Function's first output (Note [Outputs in place]).
+enum class OutputNode : std::uint8_t {
+  none,        // forward was not called by the engine
+  unrecorded,  // a Node sharing its allocation with its count (make_shared)
+  recorded,    // a Node allocated apart from its count (Note [Saved inputs])
+};
+}  // namespace detail
+
 // Read-only list of a Function's input arrays (a view: it refers to the
 // caller's arrays for the duration of forward).
 template <class T>
 class TensorList {
  public:
-  TensorList(const Tensor<T>* const* items, std::size_t n) : items_(items), size_(n) {}
+  TensorList(const Tensor<T>* const* items, std::size_t n, detail::OutputNode node = detail::OutputNode::none)
+      : items_(items), size_(n), output_node_(node) {}
   explicit TensorList(const std::vector<const Tensor<T>*>& items) : items_(items.data()), size_(items.size()) {}
   const Tensor<T>& operator[](std::size_t i) const { return *items_[i]; }
   std::size_t size() const { return size_; }
+  detail::OutputNode output_node() const { return output_node_; }
 
  private:
   const Tensor<T>* const* items_;
   std::size_t size_;
+  detail::OutputNode output_node_ = detail::OutputNode::none;
 };
 
 // What forward returns: one array, or several for multi-output Functions.
 // The first is held inline: a single-output op allocates no list.
+//
+// Note [Outputs in place]: an xarray move swaps three small vectors (shape,
+// strides, backstrides), some 20 ns, a sixth of a small matmul's engine
+// overhead. Outputs(xs, make) therefore builds the first output straight
+// inside the Node that the engine will hold it in, allocated the way the
+// engine asked through xs (Note [Saved inputs]); called outside the
+// engine, it holds the array like Outputs(Tensor&&).
 template <class T>
 class Outputs {
  public:
@@ -224,19 +247,32 @@ class Outputs {
   Outputs(Tensor<T>&& y) : first_(std::move(y)), size_(1) {}
   Outputs(const Tensor<T>& y) : first_(y), size_(1) {}
   template <class E>
-  Outputs(const xt::xexpression<E>& e) : first_(e), size_(1) {}
+  Outputs(const xt::xexpression<E>& e) : first_(std::in_place, e), size_(1) {}
+  template <class Make, class = std::enable_if_t<std::is_invocable_r_v<Tensor<T>, Make&>>>
+  Outputs(const TensorList<T>& xs, Make&& make) : size_(1) {
+    switch (xs.output_node()) {
+      case detail::OutputNode::unrecorded: node_ = std::make_shared<Node<T>>(std::in_place, make); break;
+      case detail::OutputNode::recorded: node_.reset(new Node<T>(std::in_place, make)); break;
+      case detail::OutputNode::none: first_.emplace(make()); break;
+    }
+  }
   Outputs(std::vector<Tensor<T>>&& ys) : size_(ys.size()) {
     if (ys.empty()) return;
-    first_ = std::move(ys.front());
+    first_.emplace(std::move(ys.front()));
     rest_.reserve(ys.size() - 1);
     for (std::size_t i = 1; i < ys.size(); ++i) rest_.push_back(std::move(ys[i]));
   }
   std::size_t size() const { return size_; }
-  Tensor<T>& operator[](std::size_t i) { return i == 0 ? first_ : rest_[i - 1]; }
-  const Tensor<T>& operator[](std::size_t i) const { return i == 0 ? first_ : rest_[i - 1]; }
+  Tensor<T>& operator[](std::size_t i) { return i == 0 ? first() : rest_[i - 1]; }
+  const Tensor<T>& operator[](std::size_t i) const { return i == 0 ? first() : rest_[i - 1]; }
 
  private:
-  Tensor<T> first_;
+  template <class U>
+  friend struct ApplyCore;
+  Tensor<T>& first() { return node_ ? node_->data : *first_; }
+  const Tensor<T>& first() const { return node_ ? node_->data : *first_; }
+  std::optional<Tensor<T>> first_;  // the first output, unless it is in node_
+  std::shared_ptr<Node<T>> node_;   // the first output's Node, built in place
   std::vector<Tensor<T>> rest_;
   std::size_t size_ = 0;
 };
@@ -250,6 +286,7 @@ using Variables = std::vector<BasicVariable<T>>;
 template <class T>
 class Function {
  public:
+  using value_type = T;
   virtual ~Function();  // tears long chains down iteratively (engine.cpp)
   virtual std::string name() const = 0;
   virtual Outputs<T> forward(const TensorList<T>& xs) = 0;
@@ -319,33 +356,53 @@ class Function {
   bool released_ = false;
 };
 
+namespace detail {
+// An input of apply1: refers to the caller's Variable instead of copying
+// the handle. A copy is an atomic increment and decrement, 12 ns per
+// input, a tenth of a small matmul's whole overhead; the caller's Variable
+// (a temporary too) lives until the end of the full expression that calls
+// apply1, which outlasts the call.
+template <class T>
+class InputRef {
+ public:
+  InputRef(const BasicVariable<T>& v) : v_(&v) {}
+  const BasicVariable<T>& operator*() const { return *v_; }
+  const BasicVariable<T>* operator->() const { return v_; }
+
+ private:
+  const BasicVariable<T>* v_;
+};
+}  // namespace detail
+
 // Runs f forward on the inputs and, when recording, links it into the graph.
 template <class T>
 Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs);
 // The same for inputs[0, n), returning only the first output (no lists).
 template <class T>
-BasicVariable<T> apply_one(std::shared_ptr<Function<T>> f, const BasicVariable<T>* inputs, std::size_t n);
+BasicVariable<T> apply_one(std::shared_ptr<Function<T>> f, const detail::InputRef<T>* inputs, std::size_t n);
 
 namespace detail {
 // Whether a Function applied to inputs[0, n) is recorded in the graph.
 template <class T>
-bool records(const BasicVariable<T>* inputs, std::size_t n) {
+bool records(const InputRef<T>* inputs, std::size_t n) {
   if (!is_grad_enabled()) return false;
   for (std::size_t i = 0; i < n; ++i)
-    if (inputs[i].defined() && inputs[i].node()->requires_grad) return true;
+    if (inputs[i]->defined() && inputs[i]->node()->requires_grad) return true;
   return false;
 }
 // apply_one for a Function that records == false: nothing keeps f after its
 // forward, so it may live on the caller's stack.
 template <class T>
-BasicVariable<T> apply_unrecorded(Function<T>& f, const BasicVariable<T>* inputs, std::size_t n);
+BasicVariable<T> apply_unrecorded(Function<T>& f, const InputRef<T>* inputs, std::size_t n);
 }  // namespace detail
 
 // Note [Unrecorded ops]: when nothing is recorded (NoGradGuard, backward
 // without create_graph, inputs that need no grad) the Function is built on
 // the stack, not the heap: two allocations fewer per op.
-template <class Op, class T, class... Args>
-BasicVariable<T> apply1(std::initializer_list<BasicVariable<T>> inputs, Args&&... args) {
+template <class Op, class... Args>
+BasicVariable<typename Op::value_type> apply1(std::initializer_list<detail::InputRef<typename Op::value_type>> inputs,
+                                              Args&&... args) {
+  using T = typename Op::value_type;
   if (!detail::records(inputs.begin(), inputs.size())) {
     Op op(std::forward<Args>(args)...);
     return detail::apply_unrecorded<T>(op, inputs.begin(), inputs.size());
