@@ -224,7 +224,9 @@ TEST_CASE_TEMPLATE("narrow rows: bias add and column sums match the row loops", 
     const std::size_t period = detail::narrow_row_period(cols);
     CHECK(period == cols * 8 / std::gcd(cols, std::size_t{8}));  // whole rows and whole 8-value vectors
   }
-  for (std::size_t cols : {0, 1, 3, 6, 8, 10, 12, 14, 40, 63, 64, 65})
+  // Periods of every register count add_row unrolls (1 to 7 registers for
+  // float, 2 to 8 for double) and longer ones.
+  for (std::size_t cols : {0, 1, 3, 6, 8, 10, 12, 14, 16, 24, 32, 40, 48, 56, 63, 64, 65})
     for (std::size_t rows : {1, 2, 4, 7, 100, 203}) {
       CAPTURE(cols); CAPTURE(rows);
       const Tensor<T> y0 = random<T>({rows, cols}, seed++).data();
