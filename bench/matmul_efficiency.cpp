@@ -83,8 +83,11 @@ void run(const Shape3& s, int threads) {
   const std::vector<std::function<void()>> variants = {raw_fwd, zg_matmul, zg_linear,
                                                        raw_fwd_bwd, zg_matmul_bwd, zg_linear_bwd};
   const double flops = 2.0 * M * K * N;
-  // About 20 ms per variant per round.
-  const int reps = std::max(1, static_cast<int>(0.02 / std::max(seconds(raw_fwd, 3), 1e-7)));
+  // About 20 ms per variant per round, estimated once OpenBLAS is warm: its
+  // first calls (buffer set-up) made a cold estimate 50x too long, so the
+  // small shape ran 47 calls per sample at 1 thread instead of ~17,000.
+  seconds(raw_fwd, 10);
+  const int reps = std::max(1, static_cast<int>(0.02 / std::max(seconds(raw_fwd, 20), 1e-7)));
   zg_threads();
   const auto timed = [&](std::size_t i) {
     const bool raw = i == 0 || i == 3;
