@@ -595,6 +595,19 @@ TEST_CASE("buffer cache: a dead array's buffer serves the next array of that siz
   CHECK(r.data()(4, 99) == 0.f);  // -500 + 499
   CHECK(r.data()(5, 1) == 1.f);
   CHECK(r.data()(9, 99) == 499.f);
+  // One buffer passed between shapes: each array gets its own shape's
+  // strides, whether the slot remembers that shape or not.
+  for (const Shape& shape : {Shape{100, 10}, Shape{10, 100}, Shape{10, 100}, Shape{1000}, Shape{100, 10}}) {
+    CAPTURE(shape_str(shape));
+    const Variable y = zg::relu(zg::reshape(x, shape));
+    REQUIRE(y.shape() == shape);
+    Tensor<float> want = xt::maximum(x.data(), 0.f);
+    want.reshape(shape);
+    CHECK(y.data() == want);
+    std::size_t stride = 1;
+    for (std::size_t i = shape.size(); i-- > 0; stride *= shape[i])
+      CHECK(static_cast<std::size_t>(y.data().strides()[i]) == (shape[i] == 1 ? 0 : stride));
+  }
 }
 
 TEST_CASE("buffer cache: threads that end with cached arrays, and arrays that outlive the cache") {

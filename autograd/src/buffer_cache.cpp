@@ -28,8 +28,8 @@ constexpr std::size_t kMaxBytes = 1 << 20;  // above: not cached; so at most 16 
 template <class T>
 struct Cache {
   struct Class {
-    std::array<Storage<T>, kSlots> slots;  // empty, or a cached buffer
-    std::size_t next = 0;                  // the slot the next buffer replaces
+    std::array<CachedBuffer<T>, kSlots> slots;
+    std::size_t next = 0;  // the slot the next buffer replaces
   } small, large;
   // The class for arrays of n elements; null when n is not cached (or
   // during thread exit, when a Node may die after this thread's cache).
@@ -53,17 +53,14 @@ bool buffer_cache_enabled() {
 }
 
 template <class T>
-bool take_cached(std::size_t n, Storage<T>& out) noexcept {
+CachedBuffer<T>* take_cached(std::size_t n) noexcept {
   typename Cache<T>::Class* c = Cache<T>::of(n);
-  if (!c) return false;
+  if (!c) return nullptr;
   for (std::size_t age = 1; age <= kSlots; ++age) {  // the newest first: likely still in cache
-    Storage<T>& s = c->slots[(c->next + kSlots - age) % kSlots];
-    if (s.size() == n) {
-      out = std::move(s);
-      return true;
-    }
+    CachedBuffer<T>& s = c->slots[(c->next + kSlots - age) % kSlots];
+    if (s.buffer.size() == n) return &s;
   }
-  return false;
+  return nullptr;
 }
 
 template <class T>
@@ -76,17 +73,19 @@ void recycle(Tensor<T>& t) noexcept {
   std::size_t at = c->next;
   for (std::size_t k = 0; k < kSlots; ++k) {
     const std::size_t i = (c->next + kSlots - 1 + k) % kSlots;
-    if (c->slots[i].size() == 0) {
+    if (c->slots[i].buffer.size() == 0) {
       at = i;
       break;
     }
   }
-  c->slots[at] = std::move(t.storage());
+  CachedBuffer<T>& slot = c->slots[at];
+  slot.buffer = std::move(t.storage());
+  if (!same_shape(slot.layout, t.shape())) slot.layout = std::move(t);  // t has no elements left
   c->next = (at + 1) % kSlots;
 }
 
 #define ZG_INSTANTIATE(T)                                                 \
-  template bool take_cached<T>(std::size_t, Storage<T>&) noexcept;        \
+  template CachedBuffer<T>* take_cached<T>(std::size_t) noexcept;         \
   template void recycle<T>(Tensor<T>&) noexcept;
 ZG_INSTANTIATE(float)
 ZG_INSTANTIATE(double)

@@ -6,9 +6,10 @@
 // free; a 100x50 @ 50x10 matmul forward + backward makes three arrays
 // around 3.8 us of GEMM. So when a Node dies, its array goes to a small
 // per-thread cache, and an op that needs an output array of the same
-// number of elements takes it from there (matmul, linear, ReLU and sums
-// do). A training step allocates the same sizes every time, so most of
-// its arrays come back from the cache.
+// number of elements takes it from there (matmul, linear, ReLU, sums and
+// elementwise ops do). A training step allocates the same sizes every
+// time, so most of its arrays come back from the cache, in the shape they
+// had (CachedBuffer keeps it).
 //
 // Two classes of 16 buffers each, per thread and element type, oldest out
 // first: under 1 KB (so scalars never push out matrices) and 1 KB to 1 MB.
@@ -16,6 +17,7 @@
 // double each have their own). The cache is off under AddressSanitizer
 // (a recycled buffer would hide a use after free) and with
 // ZEROGRAD_MALLOC_TUNING=0 in the environment (Note [malloc]).
+#include <algorithm>
 #include <cstddef>
 #include <initializer_list>
 
@@ -32,25 +34,54 @@ bool buffer_cache_enabled();
 template <class T>
 using Storage = typename Tensor<T>::storage_type;
 
-// Moves a cached buffer of exactly n elements into out, if there is one.
+// A cached buffer, and an array with the shape it last had but no elements
+// of its own: copying that array's shape, strides and backstrides costs
+// half of building them anew (svector construction and moves, 15 ns).
 template <class T>
-bool take_cached(std::size_t n, Storage<T>& out) noexcept;
+struct CachedBuffer {
+  Storage<T> buffer;  // empty when the slot is free
+  Tensor<T> layout = Tensor<T>::from_shape({0});
+};
+
+// A slot holding a buffer of exactly n elements, if there is one; the
+// caller moves the buffer out.
+template <class T>
+CachedBuffer<T>* take_cached(std::size_t n) noexcept;
 
 // Offers t's buffer to the cache, which may move it out of t.
 template <class T>
 void recycle(Tensor<T>& t) noexcept;
 
-// An uninitialized array of this shape, on a cached buffer when there is one.
+template <class T, class S>
+bool same_shape(const Tensor<T>& a, const S& shape) {
+  return std::equal(a.shape().begin(), a.shape().end(), shape.begin(), shape.end());
+}
+// The slot's buffer as an array of its layout's shape.
+template <class T>
+Tensor<T> adopt_layout(CachedBuffer<T>& slot) {
+  Tensor<T> out(slot.layout);  // copies no elements: the layout has none
+  out.storage() = std::move(slot.buffer);
+  return out;
+}
+// The slot's buffer as an array of another shape of the same size.
+template <class T, class S>
+Tensor<T> adopt_reshaped(CachedBuffer<T>& slot, const S& shape) {
+  typename Tensor<T>::inner_shape_type dims(shape.begin(), shape.end());
+  typename Tensor<T>::inner_strides_type strides(dims.size());
+  xt::compute_strides(dims, xt::layout_type::row_major, strides);
+  return Tensor<T>(std::move(slot.buffer), std::move(dims), std::move(strides));
+}
+
+// An uninitialized array of this shape, on a cached buffer when there is
+// one. Every path returns a temporary, so the array is built where the
+// caller wants it (Note [Outputs in place]), never moved.
 template <class T, class S>
 Tensor<T> empty_tensor(const S& shape) {
   std::size_t n = 1;
   for (auto d : shape) n *= static_cast<std::size_t>(d);
-  Storage<T> buffer;
-  if (!take_cached<T>(n, buffer)) return Tensor<T>::from_shape(shape);
-  typename Tensor<T>::inner_shape_type dims(shape.begin(), shape.end());
-  typename Tensor<T>::inner_strides_type strides(dims.size());
-  xt::compute_strides(dims, xt::layout_type::row_major, strides);
-  return Tensor<T>(std::move(buffer), std::move(dims), std::move(strides));
+  CachedBuffer<T>* slot = take_cached<T>(n);
+  if (!slot) return Tensor<T>::from_shape(shape);
+  return same_shape(slot->layout, shape) ? adopt_layout(*slot) : adopt_reshaped(*slot, shape);
 }
 template <class T>
 Tensor<T> empty_tensor(std::initializer_list<std::size_t> shape) {
