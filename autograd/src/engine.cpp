@@ -360,10 +360,11 @@ BasicVariable<T> Function<T>::output(std::size_t i) const {
 // f to its inputs (Note [Saved inputs]). all_outputs, if given, receives
 // every output; the first is returned. owner is the shared_ptr holding f,
 // or null for an unrecorded Function on the caller's stack
-// (Note [Unrecorded ops]).
+// (Note [Unrecorded ops]); the last output's node takes it over (the
+// caller's copy dies with the call: a copy would cost two atomic updates).
 template <class T>
 struct ApplyCore {
-  static BasicVariable<T> run(Function<T>& fn, const std::shared_ptr<Function<T>>* owner,
+  static BasicVariable<T> run(Function<T>& fn, std::shared_ptr<Function<T>>* owner,
                               const detail::InputRef<T>* in, std::size_t n, Variables<T>* all_outputs) {
     Function<T>* const f = &fn;
     // The array list lives on the stack for the usual one to four inputs.
@@ -409,7 +410,8 @@ struct ApplyCore {
       if (m > 1) f->more_ = std::make_unique<typename Function<T>::MoreOutputs>();
       for (std::size_t k = 0; k < m; ++k) {
         const std::shared_ptr<Node<T>>& node = k == 0 ? first.node() : (*all_outputs)[k].node();
-        node->creator = *owner;
+        if (k + 1 < m) node->creator = *owner;
+        else node->creator = std::move(*owner);
         node->generation = generation + 1;
         node->output_index = static_cast<std::uint32_t>(k);
         node->requires_grad = true;
