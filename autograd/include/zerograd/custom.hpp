@@ -22,6 +22,10 @@
 // self.input(i) is always there (custom ops save their inputs);
 // self.output(k) is empty when nobody holds that output any more (its
 // consumers save no inputs, e.g. y + 1): recompute it from the inputs then.
+// forward may also return zg::Outputs<T>(x, [&] { return zg::Tensor<T>(...); }):
+// the array is then built straight in the graph node that holds it, one
+// array move (about 20 ns) fewer, which shows only on tiny arrays
+// (Note [Outputs in place]).
 #include <memory>
 #include <string>
 #include <utility>
