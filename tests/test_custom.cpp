@@ -26,6 +26,20 @@ struct Cube {
   }
 };
 
+// y = x^3 again, its array built in the graph node (Note [Outputs in place]).
+struct CubeInPlace {
+  std::string name() const { return "CubeInPlace"; }
+  template <class T>
+  Outputs<T> forward(const TensorList<T>& x) const {
+    return Outputs<T>(x, [&] { return Tensor<T>(x[0] * x[0] * x[0]); });
+  }
+  template <class T>
+  Variables<T> backward(const Function<T>& self, const Variables<T>& gy) const {
+    const auto& x = self.input(0);
+    return {gy[0] * x * x * T(3)};
+  }
+};
+
 // (a + b, a * b): two inputs, two outputs.
 struct SumAndProduct {
   std::string name() const { return "SumAndProduct"; }
@@ -70,6 +84,15 @@ TEST_CASE("a custom op passes gradcheck and second-order gradcheck") {
   CHECK_GRADGRADCHECK([](const V& v) { return zg::call(Cube{}, v[0]); }, x);
   V ab = {uniform({3}, 0.5, 2.0, 6, true), uniform({3}, 0.5, 2.0, 7, true)};
   CHECK_GRADCHECK(Function64([](const V& v) { return zg::call_multi(SumAndProduct{}, v[0], v[1]); }), ab);
+}
+
+TEST_CASE("a custom op may build its output in place") {
+  V x = {uniform({2, 3}, 0.5, 2.0, 8, true)};
+  CHECK(zg::call(CubeInPlace{}, x[0]).data() == zg::call(Cube{}, x[0]).data());
+  CHECK_GRADCHECK([](const V& v) { return zg::call(CubeInPlace{}, v[0]); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::call(CubeInPlace{}, v[0]); }, x);
+  NoGradGuard no_grad;
+  CHECK(zg::call(CubeInPlace{}, x[0]).data() == zg::call(Cube{}, x[0]).data());
 }
 
 TEST_CASE("create_graph through a custom op: d2/dx2 x^3 = 6x") {
