@@ -28,10 +28,13 @@ struct Cube {
 
 // y = x^3 again, its array built in the graph node (Note [Outputs in place]).
 struct CubeInPlace {
+  static inline const void* built = nullptr;  // the array object the last forward wrote
   std::string name() const { return "CubeInPlace"; }
   template <class T>
   Outputs<T> forward(const TensorList<T>& x) const {
-    return Outputs<T>(x, [&] { return Tensor<T>(x[0] * x[0] * x[0]); });
+    Outputs<T> y(x, [&] { return Tensor<T>(x[0] * x[0] * x[0]); });
+    built = &y[0];
+    return y;
   }
   template <class T>
   Variables<T> backward(const Function<T>& self, const Variables<T>& gy) const {
@@ -88,7 +91,9 @@ TEST_CASE("a custom op passes gradcheck and second-order gradcheck") {
 
 TEST_CASE("a custom op may build its output in place") {
   V x = {uniform({2, 3}, 0.5, 2.0, 8, true)};
-  CHECK(zg::call(CubeInPlace{}, x[0]).data() == zg::call(Cube{}, x[0]).data());
+  const Variable64 y = zg::call(CubeInPlace{}, x[0]);
+  CHECK(&y.data() == CubeInPlace::built);  // not moved out of forward
+  CHECK(y.data() == zg::call(Cube{}, x[0]).data());
   CHECK_GRADCHECK([](const V& v) { return zg::call(CubeInPlace{}, v[0]); }, x);
   CHECK_GRADGRADCHECK([](const V& v) { return zg::call(CubeInPlace{}, v[0]); }, x);
   NoGradGuard no_grad;

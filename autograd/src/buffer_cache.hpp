@@ -47,7 +47,8 @@ struct CachedBuffer {
 template <class T>
 CachedBuffer<T>* take_cached(std::size_t n) noexcept;
 
-// Offers t's buffer to the cache, which may move it out of t.
+// Offers t's buffer to the cache, which may move it out of t (and then
+// also t's shape and strides, as the slot's layout).
 template <class T>
 void recycle(Tensor<T>& t) noexcept;
 

@@ -354,6 +354,10 @@ BasicVariable<T> Function<T>::output(std::size_t i) const {
   return BasicVariable<T>(i == 0 ? output0_.lock() : more_->nodes[i - 1].lock());
 }
 
+void detail::outputs_index_error(std::size_t i, std::size_t n) {
+  throw ValueError("Outputs: no output " + std::to_string(i) + " among " + std::to_string(n));
+}
+
 // ---- apply: forward and graph recording -------------------------------------------------
 
 // Runs f on inputs[0, n) and makes the output nodes; when recording, links
@@ -448,9 +452,19 @@ struct ApplyCore {
 template <class T>
 Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs) {
   if (!f) throw Error("apply: null Function");
-  const std::vector<detail::InputRef<T>> refs(inputs.begin(), inputs.end());
+  // The references live on the stack for the usual one to four inputs.
+  constexpr std::size_t kInline = 4;
+  detail::InputRef<T> inline_refs[kInline];
+  std::vector<detail::InputRef<T>> more_refs;
+  detail::InputRef<T>* refs = inline_refs;
+  if (inputs.size() > kInline) {
+    more_refs.assign(inputs.begin(), inputs.end());
+    refs = more_refs.data();
+  } else {
+    std::copy(inputs.begin(), inputs.end(), refs);
+  }
   Variables<T> outputs;
-  ApplyCore<T>::run(*f, &f, refs.data(), refs.size(), &outputs);
+  ApplyCore<T>::run(*f, &f, refs, inputs.size(), &outputs);
   return outputs;
 }
 

@@ -106,7 +106,7 @@ void add_row(T* y, const T* b, std::size_t rows, std::size_t cols) {
   const std::size_t p = narrow_row_period(cols), n = rows * cols;
   T pattern[8 * kNarrowCols];
   for (std::size_t i = 0; i < p; i += cols) std::copy(b, b + cols, pattern + i);
-  constexpr std::size_t L = 32 / sizeof(T);  // values in one AVX register
+  constexpr std::size_t L = 32 / sizeof(T);  // values in one AVX register; p is a multiple of 8, so of L
   std::size_t at = 0;
   switch (p / L) {  // periods of up to 8 registers
     case 1: at = add_periods<T, 1 * L>(y, n, pattern); break;

@@ -231,6 +231,11 @@ class TensorList {
   detail::OutputNode output_node_ = detail::OutputNode::none;
 };
 
+namespace detail {
+// Throws the ValueError for Outputs[i] with only n outputs (engine.cpp).
+[[noreturn]] void outputs_index_error(std::size_t i, std::size_t n);
+}  // namespace detail
+
 // What forward returns: one array, or several for multi-output Functions.
 // The first is held inline: a single-output op allocates no list.
 //
@@ -262,9 +267,20 @@ class Outputs {
     rest_.reserve(ys.size() - 1);
     for (std::size_t i = 1; i < ys.size(); ++i) rest_.push_back(std::move(ys[i]));
   }
+  // Move-only: a copy would share an output built in place.
+  Outputs(Outputs&&) noexcept = default;
+  Outputs& operator=(Outputs&&) noexcept = default;
+  Outputs(const Outputs&) = delete;
+  Outputs& operator=(const Outputs&) = delete;
   std::size_t size() const { return size_; }
-  Tensor<T>& operator[](std::size_t i) { return i == 0 ? first() : rest_[i - 1]; }
-  const Tensor<T>& operator[](std::size_t i) const { return i == 0 ? first() : rest_[i - 1]; }
+  Tensor<T>& operator[](std::size_t i) {
+    if (i >= size_) detail::outputs_index_error(i, size_);
+    return i == 0 ? first() : rest_[i - 1];
+  }
+  const Tensor<T>& operator[](std::size_t i) const {
+    if (i >= size_) detail::outputs_index_error(i, size_);
+    return i == 0 ? first() : rest_[i - 1];
+  }
 
  private:
   template <class U>
@@ -365,12 +381,13 @@ namespace detail {
 template <class T>
 class InputRef {
  public:
+  InputRef() = default;  // refers to nothing: only for filling arrays
   InputRef(const BasicVariable<T>& v) : v_(&v) {}
   const BasicVariable<T>& operator*() const { return *v_; }
   const BasicVariable<T>* operator->() const { return v_; }
 
  private:
-  const BasicVariable<T>* v_;
+  const BasicVariable<T>* v_ = nullptr;
 };
 }  // namespace detail
 
