@@ -584,8 +584,11 @@ struct Engine {
     return static_cast<std::uint32_t>(table.size() - 1);
   }
 
-  // The row of creator, made (and queued) on first use.
-  Pending& row_of(const std::shared_ptr<Function<T>>& creator) {
+  // The row of creator, made (and queued) on first use. A new row takes
+  // creator over when it is an rvalue (an edge of a Function that ran):
+  // a copy would cost an atomic increment here and a decrement there.
+  template <class Creator>
+  Pending& row_of(Creator&& creator) {
     Function<T>& f = *creator;
     if (f.engine_ == this) return table[f.engine_row_ - 1];
     // Checked before f is marked as pending here: a throw must not leave f
@@ -605,7 +608,7 @@ struct Engine {
       r = it->second = new_row();
     }
     Pending& p = table[r];
-    p.function = creator;
+    p.function = std::forward<Creator>(creator);
     if (f.num_outputs_ > 1) {
       p.outs.resize(f.num_outputs_ - 1);
       p.grads.resize(f.num_outputs_ - 1);
@@ -629,16 +632,17 @@ struct Engine {
     deliver(node.creator, node.output_index, x, std::move(gx));
   }
 
-  // Sends gx along an input edge of a Function that ran.
-  void send(const Edge& e, BasicVariable<T> gx) {
+  // Sends gx along an input edge of a Function that ran; the edge is the
+  // engine's own copy, so its creator may move to the pending table.
+  void send(Edge&& e, BasicVariable<T> gx) {
     if (e.saved.defined()) return send(e.saved, std::move(gx));
-    deliver(e.creator, e.output_index, BasicVariable<T>(), std::move(gx));  // run() looks the output up
+    deliver(std::move(e.creator), e.output_index, BasicVariable<T>(), std::move(gx));  // run() looks the output up
   }
 
   // x: output k of creator, or empty when nobody holds that output any more.
-  void deliver(const std::shared_ptr<Function<T>>& creator, std::uint32_t k, const BasicVariable<T>& x,
-               BasicVariable<T> gx) {
-    Pending& p = row_of(creator);
+  template <class Creator>
+  void deliver(Creator&& creator, std::uint32_t k, const BasicVariable<T>& x, BasicVariable<T> gx) {
+    Pending& p = row_of(std::forward<Creator>(creator));
     BasicVariable<T>& out = p.out(k);
     if (wants_outputs && !out.defined() && x.defined()) out = x;
     accumulate(p.grad(k), std::move(gx));
@@ -706,7 +710,7 @@ struct Engine {
       outs.clear();
       p = Pending();
       for (std::size_t i = 0; i < edges.size(); ++i)
-        if (gxs[i].defined() && edges[i].requires_grad) send(edges[i], std::move(gxs[i]));
+        if (gxs[i].defined() && edges[i].requires_grad) send(std::move(edges[i]), std::move(gxs[i]));
     }
   }
 
