@@ -195,12 +195,8 @@ Function<T>::~Function() {
 // Under KeepIntermediatesGuard every Function saves its inputs, for
 // narrating and drawing graphs with every value on them.
 // Nobody holds a weak reference to a leaf or to an unrecorded output, so
-// those take one allocation (make_shared).
-template <class T>
-std::shared_ptr<Node<T>> new_node(Tensor<T>&& data, bool recorded) {
-  if (!recorded) return std::make_shared<Node<T>>(std::move(data));
-  return std::shared_ptr<Node<T>>(new Node<T>(std::move(data)));
-}
+// those take one allocation (make_shared). detail::make_node (variable.hpp)
+// is the one place that allocates Nodes this way.
 
 template <class T>
 BasicVariable<T>::BasicVariable(T scalar, std::string name)
@@ -208,7 +204,7 @@ BasicVariable<T>::BasicVariable(T scalar, std::string name)
 
 template <class T>
 BasicVariable<T>::BasicVariable(Tensor<T> data, std::string name)
-    : node_(new_node<T>(std::move(data), false)) {
+    : node_(detail::make_node<T>(false, std::move(data))) {
   if (!name.empty()) node_->name = std::make_unique<std::string>(std::move(name));
 }
 
@@ -400,11 +396,11 @@ struct ApplyCore {
 
     Variables<T> local_outputs;  // a multi-output Function called through apply_one
     if (m > 1 && !all_outputs) all_outputs = &local_outputs;
-    BasicVariable<T> first(ys.node_ ? std::move(ys.node_) : new_node<T>(std::move(ys[0]), record));
+    BasicVariable<T> first(ys.node_ ? std::move(ys.node_) : detail::make_node<T>(record, std::move(ys[0])));
     if (all_outputs) {
       all_outputs->reserve(m);
       all_outputs->push_back(first);
-      for (std::size_t k = 1; k < m; ++k) all_outputs->emplace_back(new_node<T>(std::move(ys[k]), record));
+      for (std::size_t k = 1; k < m; ++k) all_outputs->emplace_back(detail::make_node<T>(record, std::move(ys[k])));
     }
     if (record) {
       int generation = 0;

@@ -195,6 +195,17 @@ struct Node {
   Node& operator=(const Node&) = delete;
 };
 
+namespace detail {
+// A Node allocated as Note [Saved inputs] (engine.cpp) requires: apart from
+// its count block when recorded, since its creator's weak reference keeps
+// that block alive; in one block with it (make_shared) otherwise.
+template <class T, class... Args>
+std::shared_ptr<Node<T>> make_node(bool recorded, Args&&... args) {
+  if (!recorded) return std::make_shared<Node<T>>(std::forward<Args>(args)...);
+  return std::shared_ptr<Node<T>>(new Node<T>(std::forward<Args>(args)...));
+}
+}  // namespace detail
+
 // Prints "Variable(name, shape, values)" ; values via xtensor's printer.
 template <class T>
 std::ostream& operator<<(std::ostream& out, const BasicVariable<T>& v);
@@ -255,11 +266,8 @@ class Outputs {
   Outputs(const xt::xexpression<E>& e) : first_(std::in_place, e), size_(1) {}
   template <class Make, class = std::enable_if_t<std::is_invocable_r_v<Tensor<T>, Make&>>>
   Outputs(const TensorList<T>& xs, Make&& make) : size_(1) {
-    switch (xs.output_node()) {
-      case detail::OutputNode::unrecorded: node_ = std::make_shared<Node<T>>(std::in_place, make); break;
-      case detail::OutputNode::recorded: node_.reset(new Node<T>(std::in_place, make)); break;
-      case detail::OutputNode::none: first_.emplace(make()); break;
-    }
+    if (xs.output_node() == detail::OutputNode::none) first_.emplace(make());
+    else node_ = detail::make_node<T>(xs.output_node() == detail::OutputNode::recorded, std::in_place, make);
   }
   Outputs(std::vector<Tensor<T>>&& ys) : size_(ys.size()) {
     if (ys.empty()) return;
