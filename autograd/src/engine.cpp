@@ -356,6 +356,30 @@ void detail::outputs_index_error(std::size_t i, std::size_t n) {
 
 // ---- apply: forward and graph recording -------------------------------------------------
 
+namespace {
+// n items on the stack when there are at most four (an op's usual inputs),
+// on the heap otherwise. Not copyable: data() may point into it.
+template <class X>
+class InlineList {
+ public:
+  explicit InlineList(std::size_t n) {
+    if (n > kInline) {
+      more_.resize(n);
+      data_ = more_.data();
+    }
+  }
+  InlineList(const InlineList&) = delete;
+  InlineList& operator=(const InlineList&) = delete;
+  X* data() { return data_; }
+
+ private:
+  static constexpr std::size_t kInline = 4;
+  X inline_[kInline];
+  std::vector<X> more_;
+  X* data_ = inline_;
+};
+}  // namespace
+
 // Runs f on inputs[0, n) and makes the output nodes; when recording, links
 // f to its inputs (Note [Saved inputs]). all_outputs, if given, receives
 // every output; the first is returned. owner is the shared_ptr holding f,
@@ -367,15 +391,8 @@ struct ApplyCore {
   static BasicVariable<T> run(Function<T>& fn, std::shared_ptr<Function<T>>* owner,
                               const detail::InputRef<T>* in, std::size_t n, Variables<T>* all_outputs) {
     Function<T>* const f = &fn;
-    // The array list lives on the stack for the usual one to four inputs.
-    constexpr std::size_t kInline = 4;
-    const Tensor<T>* inline_arrays[kInline];
-    std::vector<const Tensor<T>*> more_arrays;
-    const Tensor<T>** arrays = inline_arrays;
-    if (n > kInline) {
-      more_arrays.resize(n);
-      arrays = more_arrays.data();
-    }
+    InlineList<const Tensor<T>*> array_list(n);
+    const Tensor<T>** arrays = array_list.data();
     bool any_requires_grad = false;
     for (std::size_t i = 0; i < n; ++i) {
       if (!in[i]->defined())
@@ -448,19 +465,10 @@ struct ApplyCore {
 template <class T>
 Variables<T> apply(std::shared_ptr<Function<T>> f, Variables<T> inputs) {
   if (!f) throw Error("apply: null Function");
-  // The references live on the stack for the usual one to four inputs.
-  constexpr std::size_t kInline = 4;
-  detail::InputRef<T> inline_refs[kInline];
-  std::vector<detail::InputRef<T>> more_refs;
-  detail::InputRef<T>* refs = inline_refs;
-  if (inputs.size() > kInline) {
-    more_refs.assign(inputs.begin(), inputs.end());
-    refs = more_refs.data();
-  } else {
-    std::copy(inputs.begin(), inputs.end(), refs);
-  }
+  InlineList<detail::InputRef<T>> refs(inputs.size());
+  std::copy(inputs.begin(), inputs.end(), refs.data());
   Variables<T> outputs;
-  ApplyCore<T>::run(*f, &f, refs, inputs.size(), &outputs);
+  ApplyCore<T>::run(*f, &f, refs.data(), inputs.size(), &outputs);
   return outputs;
 }
 
