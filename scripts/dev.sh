@@ -26,6 +26,7 @@ case "${1:-}" in
     # 1. Release build: every unit test, the compile-fail check, the examples'
     #    build, and an install consumed through find_package(zerograd).
     build build
+    ./build/tests/zerograd_tests --count  # names the OpenBLAS kernel this run uses
     ctest --test-dir build -j "$jobs" --output-on-failure
     # 2. The same tests under AddressSanitizer + UndefinedBehaviorSanitizer
     #    (LeakSanitizer on), built with clang, which also builds the fuzzers.

@@ -15,6 +15,8 @@
 #include "testing.hpp"
 
 using namespace zg;
+using zg::testing::check_product;
+using zg::testing::element;
 using zg::testing::message_of;
 using zg::testing::uniform;
 using V = std::vector<Variable64>;
@@ -32,33 +34,6 @@ const std::vector<Dims> kShapes = {{1, 1, 1},    {1, 7, 5},    {6, 7, 1},   {5, 
 template <class T>
 BasicVariable<T> random(const Shape& shape, unsigned seed) {
   return BasicVariable<T>(Tensor<T>(uniform(shape, -1.0, 1.0, seed).data()));
-}
-
-// Element (i, j) of op(m) for a 2-D m, op transposing when trans is set.
-template <class T>
-T at(const Tensor<T>& m, bool trans, std::size_t i, std::size_t j) {
-  return trans ? m(j, i) : m(i, j);
-}
-
-// op(a) @ op(b) by the definition in long double, with sum |a_ik b_kj| per
-// element: a K-term dot product in precision u is within about K u of that.
-template <class T>
-void check_product(const Tensor<T>& y, const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb,
-                   const Tensor<T>* bias = nullptr) {
-  const std::size_t M = y.shape()[0], N = y.shape()[1], K = a.shape()[ta ? 0 : 1];
-  const long double u = std::numeric_limits<T>::epsilon();
-  std::size_t bad = 0;
-  for (std::size_t i = 0; i < M; ++i)
-    for (std::size_t j = 0; j < N; ++j) {
-      long double ref = bias ? (*bias)(j) : 0, mag = std::abs(ref);
-      for (std::size_t k = 0; k < K; ++k) {
-        const long double p = static_cast<long double>(at(a, ta, i, k)) * at(b, tb, k, j);
-        ref += p;
-        mag += std::abs(p);
-      }
-      if (std::abs(y(i, j) - ref) > 2 * (K + 1) * u * mag) ++bad;
-    }
-  CHECK(bad == 0);
 }
 
 }  // namespace
@@ -122,7 +97,7 @@ TEST_CASE("small products: every route gives the product, with strides, alpha an
               for (std::size_t j = 0; j < N; ++j) {
                 long double ref = 0, mag = 0;
                 for (std::size_t k = 0; k < K; ++k) {
-                  const long double p = static_cast<long double>(at(a, ta, i, k)) * at(b, tb, k, j);
+                  const long double p = static_cast<long double>(element(a, ta, i, k)) * element(b, tb, k, j);
                   ref += p;
                   mag += std::abs(p);
                 }
@@ -187,13 +162,13 @@ TEST_CASE_TEMPLATE("matmul: backward against the definition", T, float, double) 
         for (std::size_t i = 0; i < M; ++i)
           for (std::size_t k = 0; k < K; ++k) {
             long double s = 0;
-            for (std::size_t j = 0; j < N; ++j) s += static_cast<long double>(g.data()(i, j)) * at(b.data(), tb, k, j);
+            for (std::size_t j = 0; j < N; ++j) s += static_cast<long double>(g.data()(i, j)) * element(b.data(), tb, k, j);
             (ta ? ga(k, i) : ga(i, k)) = static_cast<T>(s);
           }
         for (std::size_t k = 0; k < K; ++k)
           for (std::size_t j = 0; j < N; ++j) {
             long double s = 0;
-            for (std::size_t i = 0; i < M; ++i) s += static_cast<long double>(at(a.data(), ta, i, k)) * g.data()(i, j);
+            for (std::size_t i = 0; i < M; ++i) s += static_cast<long double>(element(a.data(), ta, i, k)) * g.data()(i, j);
             (tb ? gb(j, k) : gb(k, j)) = static_cast<T>(s);
           }
         const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-12;

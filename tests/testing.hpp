@@ -1,6 +1,8 @@
 #pragma once
 // Helpers shared by the tests.
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
 #include <vector>
@@ -49,6 +51,44 @@ void check_values(const BasicVariable<T>& got, const Shape& shape, const std::ve
     CAPTURE(i);
     CHECK(static_cast<double>(got.data().data()[i]) == doctest::Approx(want[i]).epsilon(eps));
   }
+}
+
+// Element (i, j) of op(m) for a 2-D m, op transposing when trans is set.
+template <class T>
+T element(const Tensor<T>& m, bool trans, std::size_t i, std::size_t j) {
+  return trans ? m(j, i) : m(i, j);
+}
+
+// Note [BLAS tolerance]: BLAS promises no summation order, and OpenBLAS's
+// kernels (Haswell, Zen, SkylakeX, ...) and its blocking differ in the last
+// bits. What holds for any order is the bound on a K-term dot product in
+// precision u: |computed - exact| <= K u sum_k |a_ik b_kj| (to first order).
+// So a BLAS-backed result is checked against the exact product with a
+// tolerance from the shapes, 2 (K + 1) u |A||B|, never bit for bit.
+// Returns how many elements of y are outside it (y = op(a) op(b) + bias).
+template <class T>
+std::size_t product_errors(const Tensor<T>& y, const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb,
+                           const Tensor<T>* bias = nullptr) {
+  const std::size_t M = y.shape()[0], N = y.shape()[1], K = a.shape()[ta ? 0 : 1];
+  const long double u = std::numeric_limits<T>::epsilon();
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < M; ++i)
+    for (std::size_t j = 0; j < N; ++j) {
+      long double ref = bias ? (*bias)(j) : 0, mag = std::abs(ref);
+      for (std::size_t k = 0; k < K; ++k) {
+        const long double p = static_cast<long double>(element(a, ta, i, k)) * element(b, tb, k, j);
+        ref += p;
+        mag += std::abs(p);
+      }
+      if (std::abs(y(i, j) - ref) > 2 * (K + 1) * u * mag) ++bad;
+    }
+  return bad;
+}
+
+template <class T>
+void check_product(const Tensor<T>& y, const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb,
+                   const Tensor<T>* bias = nullptr) {
+  CHECK(product_errors(y, a, b, ta, tb, bias) == 0);
 }
 
 inline std::string str(const GradcheckReport& r) {

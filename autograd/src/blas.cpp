@@ -7,6 +7,7 @@
 #include <cctype>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -14,6 +15,7 @@
 #include <cblas.h>
 
 #include "zerograd/error.hpp"
+#include "zerograd/threads.hpp"
 
 namespace zg::detail {
 namespace {
@@ -108,6 +110,23 @@ void small_product(SmallRoute route, bool trans_a, bool trans_b, std::size_t M, 
 }
 
 void set_blas_threads(int n) { openblas_set_num_threads(n); }
+
+}  // namespace zg::detail
+
+namespace zg {
+
+std::string blas_info() {
+  const char* forced = std::getenv("OPENBLAS_CORETYPE");
+  std::string info = openblas_get_config();
+  info += ", core ";
+  info += openblas_get_corename();
+  info += forced && *forced ? std::string(" (OPENBLAS_CORETYPE=") + forced + ")" : std::string(" (OPENBLAS_CORETYPE unset)");
+  return info;
+}
+
+}  // namespace zg
+
+namespace zg::detail {
 
 // Below about 2 MFLOP a GEMM takes some 20 microseconds on one core and
 // splitting it costs more than it saves.

@@ -1,5 +1,7 @@
 #pragma once
-// One setting for every thread zerograd uses: OpenBLAS's and our own loops.
+// One setting for every thread zerograd uses: OpenBLAS's and our own loops;
+// and which BLAS kernels run them.
+#include <string>
 
 namespace zg {
 
@@ -10,5 +12,10 @@ namespace zg {
 // Each change keeps a few hundred bytes of the old pool for good.
 void set_num_threads(int n);
 int num_threads();
+
+// The BLAS library and the kernel set it runs on this CPU, for logs and
+// benchmarks: e.g. "OpenBLAS 0.3.21 ... core Haswell (OPENBLAS_CORETYPE=Haswell)".
+// Results can differ in the last bits between kernels (README, Determinism).
+std::string blas_info();
 
 }  // namespace zg
