@@ -604,7 +604,7 @@ TEST_CASE("buffer cache: a dead array's buffer serves the next array of that siz
   {
     const Variable y = zg::matmul(a, b);
     if (detail::buffer_cache_enabled()) CHECK(y.data().data() == buffer);  // off under AddressSanitizer
-    CHECK(y.data() == xt::xarray<float>(50 * xt::ones<float>({100, 10})));
+    CHECK(y.data() == Tensor<float>(50 * xt::ones<float>({100, 10})));
   }
   // The same 1000 elements in another shape: the strides follow the new shape.
   const float* recycled = nullptr;

@@ -172,8 +172,8 @@ TEST_CASE("argmax and argmin: first extreme, constant, same dtype") {
   CHECK(zg::argmax(t, -1, true).data() == column<double>({1, 0}));
   CHECK_FALSE(zg::argmax(t, 1).requires_grad());
   CHECK(zg::argmax(t, 1).creator() == nullptr);
-  CHECK(zg::argmax_indices(t, 1) == xt::xarray<std::size_t>({1, 0}));
-  CHECK(zg::argmin_indices(t, 0) == xt::xarray<std::size_t>({0, 1, 1}));
+  CHECK(zg::argmax_indices(t, 1) == Tensor<std::size_t>({1, 0}));
+  CHECK(zg::argmin_indices(t, 0) == Tensor<std::size_t>({0, 1, 1}));
 
   Variable f({4.f, 9.f, 2.f, 9.f});
   CHECK(zg::argmax(f, 0).item() == 1.f);

@@ -157,13 +157,13 @@ struct LogSumExp final : Function<T> {
 };
 
 template <bool Min, class T>
-xt::xarray<std::size_t> arg_extreme(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
+Tensor<std::size_t> arg_extreme(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
   const char* op = Min ? "argmin" : "argmax";
   const Shape in = x.shape();
   const auto ax = detail::normalize_axes({axis}, in, op);
   Rows<T> rows(x.data(), ax);
   const auto pos = extreme_positions<Min>(rows, in, op);
-  xt::xarray<std::size_t> out = xt::xarray<std::size_t>::from_shape(reduced_shape(in, ax, keepdims));
+  Tensor<std::size_t> out = Tensor<std::size_t>::from_shape(reduced_shape(in, ax, keepdims));
   std::copy(pos.begin(), pos.end(), out.begin());
   return out;
 }
@@ -226,11 +226,11 @@ Var<T> argmin(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
   return Var<T>(Tensor<T>(xt::cast<T>(arg_extreme<true>(x, axis, keepdims))));
 }
 template <class T>
-xt::xarray<std::size_t> argmax_indices(const Var<T>& x, std::ptrdiff_t axis) {
+Tensor<std::size_t> argmax_indices(const Var<T>& x, std::ptrdiff_t axis) {
   return arg_extreme<false>(x, axis, false);
 }
 template <class T>
-xt::xarray<std::size_t> argmin_indices(const Var<T>& x, std::ptrdiff_t axis) {
+Tensor<std::size_t> argmin_indices(const Var<T>& x, std::ptrdiff_t axis) {
   return arg_extreme<true>(x, axis, false);
 }
 
@@ -242,8 +242,8 @@ xt::xarray<std::size_t> argmin_indices(const Var<T>& x, std::ptrdiff_t axis) {
   template Var<T> logsumexp(const Var<T>&, const Axes&, bool);                    \
   template Var<T> argmax(const Var<T>&, std::ptrdiff_t, bool);                    \
   template Var<T> argmin(const Var<T>&, std::ptrdiff_t, bool);                    \
-  template xt::xarray<std::size_t> argmax_indices(const Var<T>&, std::ptrdiff_t); \
-  template xt::xarray<std::size_t> argmin_indices(const Var<T>&, std::ptrdiff_t);
+  template Tensor<std::size_t> argmax_indices(const Var<T>&, std::ptrdiff_t); \
+  template Tensor<std::size_t> argmin_indices(const Var<T>&, std::ptrdiff_t);
 ZG_FOR_FLOAT_AND_DOUBLE(ZG_INSTANTIATE)
 #undef ZG_INSTANTIATE
 

@@ -107,7 +107,7 @@ NamedArrays Module::state() const {
 NamedArrays Module::load_state(const NamedArrays& arrays, bool strict) {
   NamedVariables targets = named_parameters();
   for (auto& b : named_buffers()) targets.push_back(b);
-  std::map<std::string, const xt::xarray<float>*> given;
+  std::map<std::string, const Tensor<float>*> given;
   std::vector<std::string> problems;
   for (const auto& [name, a] : arrays)
     if (!given.emplace(name, &a).second) problems.push_back("'" + name + "' appears twice");

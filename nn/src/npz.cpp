@@ -21,7 +21,7 @@ namespace {
 const char kMagic[] = "\x93NUMPY";
 
 template <class T>
-std::string encode(const xt::xarray<T>& a, const char* descr) {
+std::string encode(const Tensor<T>& a, const char* descr) {
   std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (";
   for (std::size_t d = 0; d < a.dimension(); ++d) header += std::to_string(a.shape()[d]) + ", ";
   if (a.dimension() > 1) header.resize(header.size() - 1);  // (2, 3) but (2,)
@@ -107,8 +107,8 @@ zip_int64_t failing_read(void* state, void* data, zip_uint64_t len, zip_source_c
 
 void testing_hooks::fail_next_save_at_entry(int entry) { fail_at_entry = entry; }
 
-std::string encode_npy(const xt::xarray<float>& a) { return encode(a, "<f4"); }
-std::string encode_npy(const xt::xarray<double>& a) { return encode(a, "<f8"); }
+std::string encode_npy(const Tensor<float>& a) { return encode(a, "<f4"); }
+std::string encode_npy(const Tensor<double>& a) { return encode(a, "<f8"); }
 
 NpyArray decode_npy(const std::string& bytes, const std::string& what) {
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) bad(what, 0, "not an .npy array (bad magic)");
@@ -183,14 +183,14 @@ NpyArray decode_npy(const std::string& bytes, const std::string& what) {
   return out;
 }
 
-xt::xarray<float> NpyArray::as_float() const {
-  xt::xarray<float> a = xt::xarray<float>::from_shape(shape);
+Tensor<float> NpyArray::as_float() const {
+  Tensor<float> a = Tensor<float>::from_shape(shape);
   std::transform(values.begin(), values.end(), a.begin(), [](double v) { return static_cast<float>(v); });
   return a;
 }
 
-xt::xarray<double> NpyArray::as_double() const {
-  xt::xarray<double> a = xt::xarray<double>::from_shape(shape);
+Tensor<double> NpyArray::as_double() const {
+  Tensor<double> a = Tensor<double>::from_shape(shape);
   std::copy(values.begin(), values.end(), a.begin());
   return a;
 }

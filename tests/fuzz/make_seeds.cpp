@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   zg::manual_seed(1);
   zg::nn::Linear model(3, 2);
   zg::nn::save_checkpoint((n / "linear.npz").string(), model);
-  zg::nn::save_checkpoint((n / "with_extra.npz").string(), model, {{"optimizer.step", xt::xarray<float>(3.f)}});
+  zg::nn::save_checkpoint((n / "with_extra.npz").string(), model, {{"optimizer.step", zg::Tensor<float>(3.f)}});
   zg::nn::MLP mlp(2, {3}, 2);
   zg::nn::save_checkpoint((n / "mlp.npz").string(), mlp);
   return 0;

@@ -111,7 +111,7 @@ template <class T> Var<T> logsumexp(const Var<T>& x, const Axes& axes = {}, bool
 template <class T> Var<T> argmax(const Var<T>& x, std::ptrdiff_t axis, bool keepdims = false);
 template <class T> Var<T> argmin(const Var<T>& x, std::ptrdiff_t axis, bool keepdims = false);
 // The same positions as integers.
-template <class T> xt::xarray<std::size_t> argmax_indices(const Var<T>& x, std::ptrdiff_t axis);
-template <class T> xt::xarray<std::size_t> argmin_indices(const Var<T>& x, std::ptrdiff_t axis);
+template <class T> Tensor<std::size_t> argmax_indices(const Var<T>& x, std::ptrdiff_t axis);
+template <class T> Tensor<std::size_t> argmin_indices(const Var<T>& x, std::ptrdiff_t axis);
 
 }  // namespace zg

@@ -13,14 +13,21 @@
 #include <utility>
 #include <vector>
 
+#include <xsimd/memory/xsimd_aligned_allocator.hpp>
 #include <xtensor/xarray.hpp>
 
 #include "zerograd/error.hpp"
 
 namespace zg {
 
+// Note [Fixed alignment]: xt::xarray<T>'s default allocator follows the
+// compiler's arch flags (xsimd's alignment is 16, 32 or 64 bytes), so its
+// type, and every signature using it, would change with -march. Tensor's
+// allocator is fixed at 64 bytes (enough for any SIMD width): the library
+// is built with its own arch flags inside, and a program built with none,
+// or others, links to it and shares arrays with it.
 template <class T>
-using Tensor = xt::xarray<T>;
+using Tensor = xt::xarray<T, xt::layout_type::row_major, xsimd::aligned_allocator<T, 64>>;
 
 template <class T> class BasicVariable;
 template <class T> class Function;

@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-#include <xtensor/xarray.hpp>
+#include "zerograd/variable.hpp"  // zg::Tensor
 
 namespace zg::nn {
 
@@ -14,16 +14,16 @@ struct NpyArray {
   std::string dtype;  // "<f4" or "<f8"
   std::vector<std::size_t> shape;
   std::vector<double> values;  // exact for both dtypes
-  xt::xarray<float> as_float() const;
-  xt::xarray<double> as_double() const;
+  Tensor<float> as_float() const;
+  Tensor<double> as_double() const;
 };
 
-using NamedArrays = std::vector<std::pair<std::string, xt::xarray<float>>>;
+using NamedArrays = std::vector<std::pair<std::string, Tensor<float>>>;
 using NamedNpy = std::vector<std::pair<std::string, NpyArray>>;
 
 // The bytes of a version 1.0 .npy file holding a (little-endian, C order).
-std::string encode_npy(const xt::xarray<float>& a);
-std::string encode_npy(const xt::xarray<double>& a);
+std::string encode_npy(const Tensor<float>& a);
+std::string encode_npy(const Tensor<double>& a);
 // Parses .npy bytes; throws zg::IOError naming `what` and the byte offset of
 // the problem. Accepts <f4 and <f8, C order.
 NpyArray decode_npy(const std::string& bytes, const std::string& what);
