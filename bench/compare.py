@@ -352,6 +352,31 @@ def fmt(spec, v):
     return "-" if v is None else spec.format(v)
 
 
+def blas_cores(bin_dir):
+    """Which OpenBLAS kernels zerograd's benchmarks and this PyTorch run on (OPENBLAS_CORETYPE may force one)."""
+    try:
+        zg = subprocess.run([os.path.join(bin_dir, "matmul_efficiency"), "--blas-info"], capture_output=True,
+                            text=True, timeout=60).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        zg = "unknown"
+    pt = "no OpenBLAS found in the PyTorch process"
+    try:
+        import ctypes
+        import torch
+        torch.mm(torch.ones(4, 4), torch.ones(4, 4))  # loads the BLAS PyTorch uses
+        with open("/proc/self/maps") as f:
+            libs = sorted({line.split()[-1] for line in f if "openblas" in line and line.split()[-1].startswith("/")})
+        for lib in libs:
+            blas = ctypes.CDLL(lib)
+            if hasattr(blas, "openblas_get_corename"):
+                blas.openblas_get_corename.restype = ctypes.c_char_p
+                pt = f"core {blas.openblas_get_corename().decode()} ({os.path.basename(lib)})"
+                break
+    except (OSError, ImportError):
+        pass
+    return zg, pt
+
+
 def main(argv):
     if "--worker" in argv:
         return worker_main(argv)
@@ -442,6 +467,9 @@ def main(argv):
     except (OSError, StopIteration):
         pass
     names = {"pytorch": "PyTorch", "libtorch": "LibTorch"}
+    zg_blas, torch_blas = blas_cores(a.bin)
+    if log:
+        log.write(json.dumps({"blas": {"zerograd": zg_blas, "pytorch": torch_blas}}) + "\n")
 
     def with_verdict(target, zv, bv):
         """'<= 0.5 no', '>= 0.9 yes', 'zg <= 1000 ns yes': the target and whether it is met."""
@@ -460,6 +488,7 @@ def main(argv):
           f"{cpu}, {os.cpu_count()} cores")
     print(f"medians of {a.pairs} runs per side and thread setting, sides alternating; ratio = zerograd / baseline, "
           f"lower is better")
+    print(f"OpenBLAS: zerograd on {zg_blas}; PyTorch on {torch_blas}")
     print(f"OMP_WAIT_POLICY={OMP_WAIT_POLICY}; load average {load_start:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end")
     head = (f"{'workload':<12} {'metric':<19} {'threads':<11} {'zerograd':>10} {'baseline':>10} {'vs':<9} "

@@ -121,7 +121,11 @@ void run(const Shape3& s, int threads) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--blas-info") {  // bench/compare prints the kernel it ran on
+    std::printf("%s\n", zg::blas_info().c_str());
+    return 0;
+  }
   for (int threads : {1, 2})
     for (const Shape3& s : {Shape3{100, 784, 50}, Shape3{100, 50, 10}, Shape3{100, 4320, 100}}) run(s, threads);
 }

@@ -17,6 +17,10 @@ packages=(
   python3-numpy                              # checks that numpy reads our .npz files
 )
 
+# Small float GEMMs run on libxsmm's generated kernels (Debian ships it for
+# amd64 only; elsewhere OpenBLAS runs them).
+[ "$(dpkg --print-architecture)" = amd64 ] && packages+=(libxsmm-dev)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -26,7 +26,7 @@ namespace {
 
 // (M, K, N) triples: a row (1 x K), a column (K x 1), an outer product
 // (K = 1), 1 x 1 and shapes big enough for BLAS to block.
-// The last two take the rewrites of Note [Small products] on AVX-512 cores.
+// All of them run on libxsmm's kernels in float (Note [Small products]).
 const std::vector<Dims> kShapes = {{1, 1, 1},    {1, 7, 5},    {6, 7, 1},   {5, 1, 4},
                                    {3, 4, 2},    {13, 17, 11}, {64, 33, 20}, {50, 100, 10},
                                    {100, 10, 50}};
@@ -54,61 +54,64 @@ TEST_CASE_TEMPLATE("matmul: values against a triple loop", T, float, double) {
       }
 }
 
-TEST_CASE("small products: the shape rules of Note [Small products]") {
-  using detail::SmallRoute;
-  using detail::small_route;
-  // dW = x^T gY of a 10-class layer, dx = gY W^T of a 10-output layer
-  CHECK(small_route(true, false, 50, 10, 100, 0.f) == SmallRoute::transpose_c);
-  CHECK(small_route(false, true, 100, 50, 10, 0.f) == SmallRoute::copy_b);
-  CHECK(small_route(false, true, 100, 50, 10, 1.f) == SmallRoute::copy_b);
-  CHECK(small_route(false, true, 10, 10, 40, 0.f) == SmallRoute::direct);   // inside OpenBLAS's rule
-  CHECK(small_route(true, false, 50, 10, 100, 1.f) == SmallRoute::direct);  // C is accumulated into
-  CHECK(small_route(true, false, 50, 16, 100, 0.f) == SmallRoute::direct);  // full lanes
-  CHECK(small_route(true, false, 8, 10, 100, 0.f) == SmallRoute::direct);   // too few rows
-  CHECK(small_route(false, false, 100, 10, 50, 0.f) == SmallRoute::direct);
-  CHECK(small_route(true, true, 100, 10, 50, 0.f) == SmallRoute::direct);
-  CHECK(small_route(false, true, 1000, 100, 100, 0.f) == SmallRoute::direct);  // over 10^6 multiply-adds
-  CHECK(small_route(false, true, 100, 0, 10, 0.f) == SmallRoute::direct);      // no output
-  CHECK(small_route(true, false, 0, 10, 100, 0.f) == SmallRoute::direct);
+TEST_CASE("small products: the shape rule of Note [Small products]") {
+  using detail::small_product_fits;
+  CHECK(small_product_fits(false, 10, 50, 1.f, 0.f));     // a 10-class layer's forward
+  CHECK(small_product_fits(true, 10, 100, 1.f, 1.f));     // its weight gradient, accumulated
+  CHECK(small_product_fits(false, 16, 144, 1.f, 0.f));    // a convolution as GEMM
+  CHECK(small_product_fits(false, 64, 1024, 1.f, 0.f));   // K N = 65536
+  CHECK_FALSE(small_product_fits(false, 64, 1025, 1.f, 0.f));  // K over 1024
+  CHECK_FALSE(small_product_fits(false, 1025, 1, 1.f, 0.f));   // N over 1024
+  CHECK_FALSE(small_product_fits(false, 512, 512, 1.f, 0.f));  // op(B) over 256 KB
+  CHECK_FALSE(small_product_fits(true, 64, 257, 1.f, 0.f));    // A transposed: K up to 256
+  CHECK_FALSE(small_product_fits(false, 10, 50, 0.5f, 0.f));   // alpha must be 1
+  CHECK_FALSE(small_product_fits(false, 10, 50, 1.f, 0.5f));   // beta 0 or 1
 }
 
-TEST_CASE("small products: every route gives the product, with strides, alpha and beta") {
-  using detail::SmallRoute;
-  const std::vector<Dims> shapes = {{50, 100, 10}, {100, 10, 50}, {17, 3, 9}, {1, 5, 1}, {16, 40, 12}};
+TEST_CASE("small products: libxsmm's kernels give the product, with strides, transposes and beta") {
+  const std::vector<Dims> shapes = {{50, 100, 10}, {100, 10, 50}, {17, 3, 9}, {1, 5, 1}, {16, 40, 12},
+                                    {300, 144, 16}, {7, 256, 64}};
   unsigned seed = 100;
+  std::size_t ran = 0;
   for (const Dims& d : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true})
-        for (SmallRoute route : {SmallRoute::direct, SmallRoute::copy_b, SmallRoute::transpose_c})
-          for (float beta : {0.f, 0.5f}) {
-            if (route == SmallRoute::transpose_c && beta != 0.f) continue;  // it overwrites C
-            const std::size_t M = d[0], K = d[1], N = d[2];
-            CAPTURE(M); CAPTURE(K); CAPTURE(N); CAPTURE(ta); CAPTURE(tb); CAPTURE(int(route)); CAPTURE(beta);
-            // Operands and C inside wider rows (leading dimensions past the row length).
-            const Tensor<float> a = random<float>(ta ? Shape{K, M + 3} : Shape{M, K + 3}, seed++).data();
-            const Tensor<float> b = random<float>(tb ? Shape{N, K + 2} : Shape{K, N + 2}, seed++).data();
-            Tensor<float> c = random<float>(Shape{M, N + 1}, seed++).data();
-            const Tensor<float> c0 = c;
-            const float alpha = 0.75f;
-            detail::small_product(route, ta, tb, M, N, K, alpha, a.data(), a.shape()[1], b.data(), b.shape()[1],
-                                  beta, c.data(), N + 1);
-            std::size_t bad = 0;
-            for (std::size_t i = 0; i < M; ++i) {
-              for (std::size_t j = 0; j < N; ++j) {
-                long double ref = 0, mag = 0;
-                for (std::size_t k = 0; k < K; ++k) {
-                  const long double p = static_cast<long double>(element(a, ta, i, k)) * element(b, tb, k, j);
-                  ref += p;
-                  mag += std::abs(p);
-                }
-                ref = alpha * ref + beta * static_cast<long double>(c0(i, j));
-                mag = alpha * mag + std::abs(beta * c0(i, j));
-                if (std::abs(c(i, j) - ref) > 2 * (K + 2) * std::numeric_limits<float>::epsilon() * mag) ++bad;
+        for (float beta : {0.f, 1.f}) {
+          const std::size_t M = d[0], K = d[1], N = d[2];
+          CAPTURE(M); CAPTURE(K); CAPTURE(N); CAPTURE(ta); CAPTURE(tb); CAPTURE(beta);
+          REQUIRE(detail::small_product_fits(ta, N, K, 1.f, beta));
+          // Operands and C inside wider rows (leading dimensions past the row length).
+          const Tensor<float> a = random<float>(ta ? Shape{K, M + 3} : Shape{M, K + 3}, seed++).data();
+          const Tensor<float> b = random<float>(tb ? Shape{N, K + 2} : Shape{K, N + 2}, seed++).data();
+          Tensor<float> c = random<float>(Shape{M, N + 1}, seed++).data();
+          const Tensor<float> c0 = c;
+          if (!detail::small_product(ta, tb, M, N, K, 1.f, a.data(), a.shape()[1], b.data(), b.shape()[1], beta,
+                                     c.data(), N + 1))
+            continue;  // built without libxsmm, or it has no kernel here: gemm uses OpenBLAS
+          ++ran;
+          std::size_t bad = 0;
+          for (std::size_t i = 0; i < M; ++i) {
+            for (std::size_t j = 0; j < N; ++j) {
+              long double ref = 0, mag = 0;
+              for (std::size_t k = 0; k < K; ++k) {
+                const long double p = static_cast<long double>(element(a, ta, i, k)) * element(b, tb, k, j);
+                ref += p;
+                mag += std::abs(p);
               }
-              if (c(i, N) != c0(i, N)) ++bad;  // past the row: untouched
+              ref += beta * static_cast<long double>(c0(i, j));
+              mag += std::abs(beta * c0(i, j));
+              if (std::abs(c(i, j) - ref) > 2 * (K + 2) * std::numeric_limits<float>::epsilon() * mag) ++bad;
             }
-            CHECK(bad == 0);
+            if (c(i, N) != c0(i, N)) ++bad;  // past the row: untouched
           }
+          CHECK(bad == 0);
+        }
+#ifdef ZEROGRAD_HAVE_LIBXSMM
+  CHECK(ran == shapes.size() * 8);  // built with libxsmm: every case ran on its kernels
+#endif
+  // Outside the rule it declines, and gemm runs OpenBLAS.
+  float x = 1, y = 0;
+  CHECK_FALSE(detail::small_product(false, false, 1, 1, 1, 0.5f, &x, 1, &x, 1, 0.f, &y, 1));
 }
 
 TEST_CASE_TEMPLATE("matmul: vector cases follow numpy", T, float, double) {

@@ -4,7 +4,6 @@
 #include "parallel.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
@@ -13,6 +12,9 @@
 #include <vector>
 
 #include <cblas.h>
+#ifdef ZEROGRAD_HAVE_LIBXSMM
+#include <libxsmm.h>
+#endif
 
 #include "zerograd/error.hpp"
 #include "zerograd/threads.hpp"
@@ -47,67 +49,76 @@ void gemm_one_thread(bool trans_a, bool trans_b, std::size_t M, std::size_t N, s
                 alpha, A, ld(lda), B, ld(ldb), beta, C, ld(ldc));
 }
 
-// Note [Small products]: on AVX-512 cores (SkylakeX, Cooperlake,
-// SapphireRapids) OpenBLAS 0.3 runs a product of up to 10^6 multiply-adds
-// on "small matrix" kernels, which skip packing the operands, when its
-// permission rule allows. In row-major terms: always for op(A) B, for
-// A op(B) with op(B) = B^T only when C has at most 1200 elements and
-// K >= 32, never for A^T B^T. The kernels vectorize along C's rows. Two
-// rewrites measured faster here (float; double was not measured):
-// 1. A B^T outside the rule, as dx = gY W^T of a layer with few outputs:
-//    copy B^T into a buffer and run A B. 100x50 = (100x10)(50x10)^T takes
-//    0.93 us instead of 1.21; faster on all 101 such shapes measured
-//    (M 16 to 200, N 10 to 300, K 4 to 100), by 14% to 60%.
-// 2. A^T B with C 8 to 12 columns wide, as the weight gradient x^T gY of
-//    a 10-class output layer: the kernel fills few of its 16 lanes. C^T =
-//    B^T A, again A^T B but with long rows, then transposed: 50x10 =
-//    (100x50)^T (100x10) takes 0.77 us instead of 1.26. It won for 8 to 12
-//    columns and lost for 13 to 15.
-// OpenBLAS's Haswell (AVX2) kernels have no small-matrix path; there the
-// second rewrite lost, so both are limited to the AVX-512 cores.
-bool small_kernel_core() {
-  static const bool yes = [] {
-    std::string core = openblas_get_corename();
-    for (char& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return core == "skylakex" || core == "cooperlake" || core == "sapphirerapids";
-  }();
-  return yes;
-}
-
-constexpr std::size_t kSmallScratch = 1 << 16;  // floats in a rewrite's buffer (256 KB)
+// Note [Small products]: OpenBLAS copies ("packs") both operands into
+// blocks before its kernels run. On the shapes of MLP layers and of
+// convolutions as GEMM (small K and N, any M) the packing is 20-40% of the
+// time, and which kernels run depends on OPENBLAS_CORETYPE (the Haswell
+// ones, forced on some AVX-512 machines, are 1.3-1.6x slower here than
+// SkylakeX's). libxsmm (Debian's libxsmm-dev) generates a kernel for each
+// shape at run time, for the CPU it runs on, that reads the operands in
+// place. Measured here on an AVX-512 Xeon, float, one thread, against
+// OpenBLAS's Haswell and SkylakeX kernels: 100x50 @ 50x10 takes 0.73 us
+// against 1.71 and 1.16; 100x784 @ 784x50 45 us against 81 and 62; a
+// conv-like 20000x144 @ 144x16 1.6-1.9x faster; across 63 shapes libxsmm
+// won all with K <= 1024, N <= 1024 and K N <= 65536 under the Haswell
+// kernels (1.1-2.7x), and all but three under SkylakeX's (0.84-0.96x,
+// where op(A) = A^T with K = 576, and 256^3). It lost with large K or N
+// (64x576 @ 576x5000: 0.3-0.5x). So a float product goes to libxsmm when
+// K <= 1024, N <= 1024, K N <= 65536, and K <= 256 if A is transposed;
+// alpha = 1 and beta in {0, 1} (what its kernels take). Its kernels read
+// op(B) = B only: a transposed B is first copied out (at most 256 KB).
+// Everything else, double, and any shape libxsmm cannot generate (it
+// returns no kernel, e.g. on a CPU it does not know) runs on OpenBLAS.
+constexpr std::size_t kSmallOperand = 1 << 16;  // floats in op(B) (256 KB)
 
 }  // namespace
 
-SmallRoute small_route(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float beta) {
-  if (M * N * K == 0 || double(M) * double(N) * double(K) > 1e6) return SmallRoute::direct;
-  if (!trans_a && trans_b && (M * N > 1200 || K < 32) && K * N <= kSmallScratch) return SmallRoute::copy_b;
-  if (trans_a && !trans_b && beta == 0.f && N >= 8 && N <= 12 && M >= 16 && M * N <= 1200)
-    return SmallRoute::transpose_c;
-  return SmallRoute::direct;
+bool small_product_fits(bool trans_a, std::size_t N, std::size_t K, float alpha, float beta) {
+  return alpha == 1.f && (beta == 0.f || beta == 1.f) && K <= 1024 && N <= 1024 && K * N <= kSmallOperand &&
+         (!trans_a || K <= 256);
 }
 
-void small_product(SmallRoute route, bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K,
-                   float alpha, const float* A, std::size_t lda, const float* B, std::size_t ldb, float beta,
-                   float* C, std::size_t ldc) {
-  thread_local std::vector<float> scratch;
-  switch (route) {
-    case SmallRoute::copy_b:  // op(B) copied out as a K x N array, then op(A) times that
-      scratch.resize(K * N);
-      cblas_somatcopy(CblasRowMajor, flag(trans_b), blas_int(trans_b ? N : K), blas_int(trans_b ? K : N), 1.f, B,
-                      ld(ldb), scratch.data(), ld(N));
-      gemm_one_thread<float>(trans_a, false, M, N, K, alpha, A, lda, scratch.data(), N, beta, C, ldc);
-      return;
-    case SmallRoute::transpose_c:  // C^T = op(B)^T op(A)^T (N x M), then transposed into C
-      scratch.resize(N * M);
-      gemm_one_thread<float>(!trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, 0.f, scratch.data(), M);
-      cblas_somatcopy(CblasRowMajor, CblasTrans, blas_int(N), blas_int(M), 1.f, scratch.data(), ld(M), C,
-                      ld(ldc));
-      return;
-    case SmallRoute::direct:
-      break;
+#ifdef ZEROGRAD_HAVE_LIBXSMM
+bool small_product(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha,
+                   const float* A, std::size_t lda, const float* B, std::size_t ldb, float beta, float* C,
+                   std::size_t ldc) {
+  if (!small_product_fits(trans_a, N, K, alpha, beta) || M > static_cast<std::size_t>(INT_MAX)) return false;
+  // Row-major C = op(A) B is column-major C^T = B^T op(A)^T: B's array is
+  // libxsmm's first operand as it is, A's its second (transposed if A is).
+  const int flags = trans_a ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
+  const libxsmm_blasint m = blas_int(N), n = blas_int(M), k = blas_int(K);
+  const libxsmm_blasint ld_first = trans_b ? m : blas_int(ldb), ld_second = blas_int(lda), ld_c = blas_int(ldc);
+  const libxsmm_smmfunction kernel =
+      libxsmm_smmdispatch(m, n, k, &ld_first, &ld_second, &ld_c, &alpha, &beta, &flags, nullptr);
+  if (!kernel) return false;
+  const float* first = B;
+  if (trans_b) {  // op(B) = B^T copied out as a K x N array
+    thread_local std::vector<float> scratch;
+    scratch.resize(K * N);
+    cblas_somatcopy(CblasRowMajor, CblasTrans, blas_int(N), blas_int(K), 1.f, B, ld(ldb), scratch.data(), ld(N));
+    first = scratch.data();
   }
-  gemm_one_thread<float>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  kernel(first, A, C);
+  return true;
 }
+#else
+bool small_product(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t,
+                   const float*, std::size_t, float, float*, std::size_t) {
+  return false;  // built without libxsmm: OpenBLAS runs every product
+}
+#endif
+
+namespace {
+
+template <class T>
+void gemm_block(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* A,
+                std::size_t lda, const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {
+  if constexpr (std::is_same_v<T, float>)
+    if (small_product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  gemm_one_thread<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace
 
 void set_blas_threads(int n) { openblas_set_num_threads(n); }
 
@@ -137,7 +148,8 @@ constexpr std::size_t kMinBlock = 16;
 // Note [Threads] in parallel.hpp: OpenBLAS runs single-threaded and a large
 // product is cut into blocks of rows of C (or of columns when C has few
 // rows), one single-threaded GEMM per block. Each block of C is written by
-// exactly one thread, with the same arithmetic as the whole product.
+// exactly one thread. A block may round differently from the whole product
+// (README, Determinism); the same thread count always cuts the same blocks.
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha,
           const T* A, std::size_t lda, const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {
@@ -152,25 +164,17 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
   const std::size_t extent = by_rows ? M : N;
   const std::size_t chunks = flops < kSplitFlops ? 1 : chunk_count(extent, kMinBlock);
   if (chunks <= 1) {
-    if constexpr (std::is_same_v<T, float>)
-      if (small_kernel_core()) {
-        const SmallRoute route = small_route(trans_a, trans_b, M, N, K, beta);
-        if (route != SmallRoute::direct) {
-          small_product(route, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-          return;
-        }
-      }
-    gemm_one_thread<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_block<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   parallel_chunks(chunks, [&](std::size_t k) {
     const std::size_t lo = chunk_begin(extent, chunks, k), hi = chunk_begin(extent, chunks, k + 1);
     if (by_rows)  // rows lo..hi of op(A) and of C
-      gemm_one_thread<T>(trans_a, trans_b, hi - lo, N, K, alpha, trans_a ? A + lo : A + lo * lda, lda, B, ldb,
-                         beta, C + lo * ldc, ldc);
+      gemm_block<T>(trans_a, trans_b, hi - lo, N, K, alpha, trans_a ? A + lo : A + lo * lda, lda, B, ldb, beta,
+                    C + lo * ldc, ldc);
     else  // columns lo..hi of op(B) and of C
-      gemm_one_thread<T>(trans_a, trans_b, M, hi - lo, K, alpha, A, lda, trans_b ? B + lo * ldb : B + lo, ldb,
-                         beta, C + lo, ldc);
+      gemm_block<T>(trans_a, trans_b, M, hi - lo, K, alpha, A, lda, trans_b ? B + lo * ldb : B + lo, ldb, beta,
+                    C + lo, ldc);
   });
 }
 

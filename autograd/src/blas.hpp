@@ -12,14 +12,14 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha,
           const T* A, std::size_t lda, const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc);
 
-// Note [Small products] in blas.cpp: how gemm runs a small float product
-// on OpenBLAS's AVX-512 cores. small_route applies the shape rules only
-// (gemm checks the core first); small_product runs a route on any core.
-// transpose_c overwrites C: small_route picks it only for beta = 0.
-enum class SmallRoute { direct, copy_b, transpose_c };
-SmallRoute small_route(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float beta);
-void small_product(SmallRoute route, bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K,
-                   float alpha, const float* A, std::size_t lda, const float* B, std::size_t ldb, float beta,
-                   float* C, std::size_t ldc);
+// Note [Small products] in blas.cpp: a small float product runs on a
+// kernel libxsmm generates for its shape. small_product_fits is the shape
+// rule; small_product runs it there and returns false when it cannot (the
+// rule says no, or libxsmm is missing or has no kernel): gemm then uses
+// OpenBLAS.
+bool small_product_fits(bool trans_a, std::size_t N, std::size_t K, float alpha, float beta);
+bool small_product(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha,
+                   const float* A, std::size_t lda, const float* B, std::size_t ldb, float beta, float* C,
+                   std::size_t ldc);
 
 }  // namespace zg::detail
