@@ -13,7 +13,7 @@
 
 #include <zerograd/zerograd.hpp>
 
-#include "parallel.hpp"  // library-private; the tests see autograd/src
+#include "zerograd/parallel.hpp"
 #include "testing.hpp"
 
 using namespace zg;

@@ -1,7 +1,7 @@
 // cblas_sgemm / cblas_dgemm behind zg::detail::gemm (see blas.hpp for why
 // this is its own unit).
 #include "blas.hpp"
-#include "parallel.hpp"
+#include "zerograd/parallel.hpp"
 
 #include <algorithm>
 #include <climits>

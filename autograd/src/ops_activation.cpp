@@ -10,7 +10,7 @@
 
 #include "buffer_cache.hpp"
 #include "ops_common.hpp"
-#include "parallel.hpp"
+#include "zerograd/parallel.hpp"
 
 namespace zg {
 namespace {

@@ -8,7 +8,7 @@
 // no job outlives the caller's stack frame. Workers spin for a short while
 // after a job (training runs parallel kernels back to back) and then sleep on
 // a condition variable.
-#include "parallel.hpp"
+#include "zerograd/parallel.hpp"
 
 #include <algorithm>
 #include <atomic>

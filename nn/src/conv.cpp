@@ -26,8 +26,8 @@
 #include "zerograd/nn/init.hpp"
 #include "zerograd/ops.hpp"
 // The library's raw GEMM (private to the library, like the ops that use it).
-#include "blas.hpp"  // autograd/src: the library-private GEMM
-#include "parallel.hpp"  // autograd/src: the library-private thread pool
+#include "zerograd/gemm.hpp"
+#include "zerograd/parallel.hpp"
 
 namespace zg::nn::functional {
 namespace {

@@ -12,7 +12,7 @@
 #include <malloc.h>
 #endif
 
-#include "parallel.hpp"  // autograd/src: the library-private thread pool
+#include "zerograd/parallel.hpp"
 
 namespace zg::nn::data {
 namespace {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "zerograd/error.hpp"
-#include "parallel.hpp"  // autograd/src: the library-private thread pool
+#include "zerograd/parallel.hpp"
 
 namespace zg::optim::detail {
 

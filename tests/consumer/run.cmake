@@ -3,7 +3,8 @@
 # flags. KIND=static installs BUILD_DIR's library; KIND=shared first builds
 # the library alone with BUILD_SHARED_LIBS=ON in BUILD_DIR/shared-lib.
 # Either way the exported package must carry no -m flag, and the shared
-# library must have a versioned SONAME and export only zerograd's symbols.
+# libraries (one per layer) must have versioned SONAMEs and export only
+# zerograd's symbols.
 set(prefix ${BUILD_DIR}/consumer-${KIND}-prefix)
 set(work ${BUILD_DIR}/consumer-${KIND}-build)
 file(REMOVE_RECURSE ${prefix} ${work})
@@ -37,35 +38,37 @@ foreach(f ${exported})
 endforeach()
 
 if(KIND STREQUAL "shared")
-  file(GLOB sonames ${prefix}/lib*/libzerograd.so.*.*.*)
-  list(LENGTH sonames n)
-  if(NOT n EQUAL 1)
-    message(FATAL_ERROR "expected one versioned libzerograd.so.X.Y.Z in ${prefix}, found: ${sonames}")
-  endif()
-  execute_process(COMMAND objdump -p ${sonames} OUTPUT_VARIABLE dynamic)
-  if(NOT dynamic MATCHES "SONAME +libzerograd\\.so\\.[0-9]+\\.[0-9]+\n")
-    message(FATAL_ERROR "libzerograd.so has no versioned SONAME:\n${dynamic}")
-  endif()
-  # Every defined dynamic symbol is zerograd's own (namespace zg, its
-  # vtables, typeinfo, guards and function-local statics), by mangled name:
-  # nothing of xtensor, xsimd, libzip or the standard library's templates.
-  execute_process(COMMAND nm -D --defined-only ${sonames} OUTPUT_VARIABLE symbols)
-  string(REPLACE "\n" ";" lines "${symbols}")
-  set(leaked "")
-  foreach(line ${lines})
-    string(REGEX REPLACE "^[0-9a-f]* *[A-Za-z] " "" name "${line}")
-    if(NOT name MATCHES "^_Z(Z|GVZ?|T[VISTHW]|Th[n0-9]+_|Tv[n0-9_]+_)?N?K?2zg")
-      list(APPEND leaked "${name}")
+  foreach(layer autograd nn optim)
+    file(GLOB so ${prefix}/lib*/libzerograd_${layer}.so.*.*.*)
+    list(LENGTH so n)
+    if(NOT n EQUAL 1)
+      message(FATAL_ERROR "expected one versioned libzerograd_${layer}.so.X.Y.Z in ${prefix}, found: ${so}")
+    endif()
+    execute_process(COMMAND objdump -p ${so} OUTPUT_VARIABLE dynamic)
+    if(NOT dynamic MATCHES "SONAME +libzerograd_${layer}\\.so\\.[0-9]+\\.[0-9]+\n")
+      message(FATAL_ERROR "libzerograd_${layer}.so has no versioned SONAME:\n${dynamic}")
+    endif()
+    # Every defined dynamic symbol is zerograd's own (namespace zg, its
+    # vtables, typeinfo, guards and function-local statics), by mangled name:
+    # nothing of xtensor, xsimd, libzip, libxsmm or the standard library.
+    execute_process(COMMAND nm -D --defined-only ${so} OUTPUT_VARIABLE symbols)
+    string(REPLACE "\n" ";" lines "${symbols}")
+    set(leaked "")
+    foreach(line ${lines})
+      string(REGEX REPLACE "^[0-9a-f]* *[A-Za-z] " "" name "${line}")
+      if(NOT name MATCHES "^_Z(Z|GVZ?|T[VISTHW]|Th[n0-9]+_|Tv[n0-9_]+_)?N?K?2zg")
+        list(APPEND leaked "${name}")
+      endif()
+    endforeach()
+    list(LENGTH leaked n)
+    if(n GREATER 0)
+      list(SUBLIST leaked 0 5 some)
+      message(FATAL_ERROR "libzerograd_${layer}.so exports ${n} symbols that are not zerograd's, e.g.: ${some}")
     endif()
   endforeach()
-  list(LENGTH leaked n)
-  if(n GREATER 0)
-    list(SUBLIST leaked 0 5 some)
-    message(FATAL_ERROR "libzerograd.so exports ${n} symbols that are not zerograd's, e.g.: ${some}")
-  endif()
-  execute_process(COMMAND nm -D -C --defined-only ${sonames} OUTPUT_VARIABLE symbols)
+  execute_process(COMMAND nm -D -C --defined-only ${prefix}/lib/libzerograd_autograd.so OUTPUT_VARIABLE symbols)
   if(NOT symbols MATCHES "zg::BasicVariable<float>")
-    message(FATAL_ERROR "libzerograd.so does not export zg::BasicVariable<float>")
+    message(FATAL_ERROR "libzerograd_autograd.so does not export zg::BasicVariable<float>")
   endif()
 endif()
 

@@ -80,7 +80,8 @@ ZG_REFUSE_MIXED(mul)
 ZG_REFUSE_MIXED(div)
 #undef ZG_REFUSE_MIXED
 
-// Names of every differentiable Function in the library (autograd/src/op_list.cpp).
+// Names of every differentiable Function autograd defines (autograd/src/op_list.cpp;
+// nn's are zg::nn::differentiable_ops()).
 const std::vector<std::string>& differentiable_ops();
 
 // The shape numpy broadcasting gives a and b; throws ShapeError naming op.

@@ -46,3 +46,11 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, Var<
                   Var<T>& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 
 }  // namespace zg::nn::functional
+
+namespace zg::nn {
+
+// Names of every differentiable Function nn defines (nn/src/op_list.cpp;
+// autograd's are zg::differentiable_ops()).
+const std::vector<std::string>& differentiable_ops();
+
+}  // namespace zg::nn

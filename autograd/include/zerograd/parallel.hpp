@@ -1,5 +1,8 @@
 #pragma once
-// zerograd's own parallel loops (library-private; defined in parallel.cpp).
+// zerograd's parallel loops (defined in autograd/src/parallel.cpp): public so
+// that nn's and optim's kernels, and a user's own, split work on the same
+// pool zg::set_num_threads sizes. In zg::detail: for kernel writers, not a
+// stable API.
 //
 // Note [Threads]: one setting, zg::set_num_threads(n), sizes a pool of n - 1
 // workers plus the calling thread. OpenBLAS is kept at one thread of its own:
