@@ -34,18 +34,20 @@ import subprocess
 import sys
 import time
 
-WORKLOADS = ["mlp_epoch", "simple_cnn", "op_overhead", "deep_chain"]
+WORKLOADS = ["mlp_epoch", "simple_cnn", "deep_cnn", "op_overhead", "deep_chain"]
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
 
 # The metric that picks each side's best thread setting; the other metrics of
 # that workload are reported at the same setting.
-PRIMARY = {"mlp_epoch": "ms_per_iter", "simple_cnn": "ms_per_iter", "op_overhead": "total_ns_per_op",
+PRIMARY = {"mlp_epoch": "ms_per_iter", "simple_cnn": "ms_per_iter", "deep_cnn": "ms_per_iter",
+           "op_overhead": "total_ns_per_op",
            "deep_chain": "total_s"}
 
 # Settings both sides get in a compare run (chosen to keep it under ~10 min).
 RUN_ARGS = {
     "mlp_epoch": ["--iterations", "600", "--repeats", "3", "--warmup", "20"],
     "simple_cnn": ["--iterations", "50", "--repeats", "3", "--warmup", "5"],
+    "deep_cnn": ["--iterations", "20", "--repeats", "3", "--warmup", "3"],
     "op_overhead": ["--ops", "10000", "--repeats", "11", "--warmup", "2"],
     "deep_chain": ["--ops", "1000000", "--repeats", "1"],
 }
@@ -58,6 +60,8 @@ METRICS = [
     ("mlp_epoch", "peak_rss_mb", "peak RSS MB", "{:.0f}", "<= 0.6", "pytorch"),
     ("simple_cnn", "ms_per_iter", "ms/iter", "{:.2f}", "<= 0.5", "pytorch"),
     ("simple_cnn", "peak_rss_mb", "peak RSS MB", "{:.0f}", None, "pytorch"),
+    ("deep_cnn", "ms_per_iter", "ms/iter", "{:.2f}", "<= 0.6", "pytorch"),
+    ("deep_cnn", "peak_rss_mb", "peak RSS MB", "{:.0f}", None, "pytorch"),
     ("op_overhead", "forward_ns_per_op", "fwd ns/op", "{:.0f}", None, "pytorch"),
     ("op_overhead", "backward_ns_per_op", "bwd ns/op", "{:.0f}", None, "pytorch"),
     ("op_overhead", "total_ns_per_op", "fwd+bwd ns/op", "{:.0f}", "zg <= 1000 ns", "pytorch"),
@@ -159,11 +163,26 @@ def torch_training(a, name):
             nn.init.normal_(m.weight, std=0.01)
             nn.init.zeros_(m.bias)
 
+    def he_init(m):  # DeepConvNet: std sqrt(2 / fan_in), as zerograd's Init::he()
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
     if name == "mlp_epoch":
         model = nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))
         model.apply(init)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         opt_desc = "SGD lr 0.1"
+    elif name == "deep_cnn":
+        def conv(c_in, c_out, pad=1):
+            return [nn.Conv2d(c_in, c_out, 3, padding=pad), nn.ReLU()]
+        model = nn.Sequential(*conv(1, 16), *conv(16, 16), nn.MaxPool2d(2), *conv(16, 32), *conv(32, 32, 2),
+                              nn.MaxPool2d(2), *conv(32, 64), *conv(64, 64), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(64 * 4 * 4, 50), nn.ReLU(), nn.Dropout(0.5), nn.Linear(50, 10),
+                              nn.Dropout(0.5))
+        model.apply(he_init)
+        opt = torch.optim.Adam(model.parameters(), lr=0.001, betas=(0.9, 0.999), eps=1e-7)
+        opt_desc = "Adam lr 0.001"
     else:
         model = nn.Sequential(nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
                               nn.Linear(30 * 12 * 12, 100), nn.ReLU(), nn.Linear(100, 10))
@@ -283,6 +302,7 @@ def torch_deep_chain(a):
 WORKER_DEFAULTS = {  # the C++ binaries' defaults
     "mlp_epoch": dict(iterations=600, repeats=3, warmup=20),
     "simple_cnn": dict(iterations=50, repeats=3, warmup=5),
+    "deep_cnn": dict(iterations=20, repeats=3, warmup=3),
     "op_overhead": dict(ops=10000, repeats=51, warmup=5),
     "deep_chain": dict(ops=1000000, repeats=3, warmup=0),
 }
@@ -307,7 +327,7 @@ def worker_main(argv):
         a.ops = a.iterations
     import torch
     torch.set_num_threads(max(1, a.threads))
-    if a.worker in ("mlp_epoch", "simple_cnn"):
+    if a.worker in ("mlp_epoch", "simple_cnn", "deep_cnn"):
         out = torch_training(a, a.worker)
     elif a.worker == "op_overhead":
         out = torch_op_overhead(a)
@@ -387,6 +407,7 @@ def main(argv):
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of " + ",".join(WORKLOADS))
     p.add_argument("--data", default=DEFAULT_DATA)
     p.add_argument("--no-matmul", action="store_true", help="skip the matmul_efficiency lines")
+    p.add_argument("--no-conv", action="store_true", help="skip the conv_bench lines (run with deep_cnn)")
     p.add_argument("--no-libtorch", action="store_true", help="skip the LibTorch C++ baseline even if built")
     p.add_argument("--json", help="also write every measurement (JSON lines) to this file")
     p.add_argument("--timeout", type=float, default=300, help="seconds before a run counts as failed")
@@ -409,7 +430,7 @@ def main(argv):
     t_start = time.perf_counter()
     load_start = os.getloadavg()[0]
     for w in workloads:
-        data_args = ["--data", a.data] if w in ("mlp_epoch", "simple_cnn") else []
+        data_args = ["--data", a.data] if w in ("mlp_epoch", "simple_cnn", "deep_cnn") else []
         for i in range(a.pairs):
             for n in threads:
                 sides = [("zerograd", [os.path.join(a.bin, w), "--threads", str(n)] + RUN_ARGS[w] + data_args),
@@ -432,17 +453,25 @@ def main(argv):
                     else:
                         errors.setdefault(key, []).append(err)
 
+    # matmul_efficiency and conv_bench set the threads themselves (1, then 2): no *_NUM_THREADS caps.
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     matmul = []
     if not a.no_matmul and os.access(os.path.join(a.bin, "matmul_efficiency"), os.X_OK):
-        # It sets the threads itself (1, then 2, for both sides): no *_NUM_THREADS caps.
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
         p2 = subprocess.run([os.path.join(a.bin, "matmul_efficiency")], env=env, stdout=subprocess.PIPE,
                             text=True, timeout=a.timeout)
         matmul = [json.loads(l) for l in p2.stdout.splitlines() if l.startswith("{")]
         if log:
             for m in matmul:
                 log.write(json.dumps(dict(m, bench="matmul_efficiency", side="zerograd")) + "\n")
+
+    conv = []
+    if not a.no_conv and "deep_cnn" in workloads and os.access(os.path.join(a.bin, "conv_bench"), os.X_OK):
+        p3 = subprocess.run([os.path.join(a.bin, "conv_bench")], env=env,
+                            stdout=subprocess.PIPE, text=True, timeout=a.timeout)
+        conv = [json.loads(l) for l in p3.stdout.splitlines() if l.startswith("{")]
+        if log:
+            for c in conv:
+                log.write(json.dumps(dict(c, bench="conv_bench", side="zerograd")) + "\n")
 
     def med(side, w, n, field):
         vals = [r[field] for r in results.get((side, w, n), []) if r.get(field) is not None]
@@ -520,6 +549,18 @@ def main(argv):
         print()
         for (side, w, n), errs in sorted(errors.items()):
             print(f"FAILED: {side} {w} threads={n}: {len(errs)} run(s): {errs[0]}")
+    if conv:
+        print()
+        print("conv_bench: zerograd's conv2d per layer shape, GFLOPS against the direct-arithmetic count "
+              "(forward 2 N FN C KH KW OH OW flops; forward+backward 3x that)")
+        print(f"{'x':<20} {'W':<18} {'pad':>3} {'threads':>7} {'fwd ms':>8} {'fwd GF':>7} {'fwd+bwd ms':>10} {'GF':>7}")
+        fwd = {(c["x"], c["W"], c["threads"]): c for c in conv if c.get("op") == "conv2d_forward"}
+        for c in conv:
+            if c.get("op") != "conv2d_forward_backward":
+                continue
+            f = fwd.get((c["x"], c["W"], c["threads"]), {})
+            print(f"{c['x']:<20} {c['W']:<18} {c['pad']:>3} {c['threads']:>7} {f.get('ms', 0):>8.2f} "
+                  f"{f.get('gflops', 0):>7.1f} {c['ms']:>10.2f} {c['gflops']:>7.1f}")
     print()
     print("matmul_eff: GFLOPS of zerograd's matmul forward and of raw cblas_sgemm (OpenBLAS's own threads) at the "
           "thread count shown;\nthe ratio is the worst of matmul/linear forward and forward+backward against sgemm "

@@ -1,8 +1,8 @@
 // Convolution forward and forward + backward, and max_pool2d(2) on its
 // output, float, at 1 and 2 threads (zg::set_num_threads: zerograd's pool,
 // OpenBLAS at one thread). Shapes: SimpleConvNet's conv (x (100, 1, 28, 28),
-// 30 filters 5x5, pad 0) and two of DeepConvNet's 3x3 pad 1 convs
-// ((100, 16, 28, 28) and (100, 64, 7, 7), as many filters as channels).
+// 30 filters 5x5, pad 0) and DeepConvNet's six 3x3 convs at batch 100
+// (16-16-32-32-64-64 filters, pad 1 except the fourth's 2).
 // Prints one JSON line per op, shape and thread count.
 //
 // A conv is 2 N FN (C KH KW) (OH OW) flops per GEMM-sized pass; forward is one
@@ -125,7 +125,9 @@ void run(const ConvShape& s, int threads) {
 }  // namespace
 
 int main() {
-  const std::vector<ConvShape> shapes = {{100, 1, 28, 28, 30, 5, 0}, {100, 16, 28, 28, 16, 3, 1}, {100, 64, 7, 7, 64, 3, 1}};
+  const std::vector<ConvShape> shapes = {{100, 1, 28, 28, 30, 5, 0},  {100, 1, 28, 28, 16, 3, 1},  {100, 16, 28, 28, 16, 3, 1},
+                                         {100, 16, 14, 14, 32, 3, 1}, {100, 32, 14, 14, 32, 3, 2}, {100, 32, 8, 8, 64, 3, 1},
+                                         {100, 64, 8, 8, 64, 3, 1}};
   for (int threads : {1, 2})
     for (const ConvShape& s : shapes) run(s, threads);
 }

@@ -181,6 +181,109 @@ TEST_CASE_TEMPLATE("conv2d: backward, conv_transpose2d and conv2d_grad_weight ag
   }
 }
 
+namespace {
+
+// conv2d forward and the gradients of sum(g * y) by the definition, in double.
+struct Direct {
+  std::vector<double> y, gx, gW, gb;
+};
+Direct direct(const Tensor<double>& x, const Tensor<double>& w, const Tensor<double>& b, const Tensor<double>& g,
+              int P) {
+  const std::size_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  const std::size_t FN = w.shape()[0], K = w.shape()[2], OH = g.shape()[2], OW = g.shape()[3];
+  Direct d{std::vector<double>(g.size()), std::vector<double>(x.size()), std::vector<double>(w.size()),
+           std::vector<double>(FN)};
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t f = 0; f < FN; ++f)
+      for (std::size_t oh = 0; oh < OH; ++oh)
+        for (std::size_t ow = 0; ow < OW; ++ow) {
+          const std::size_t yi = ((n * FN + f) * OH + oh) * OW + ow;
+          const double gv = g.data()[yi];
+          double acc = b(f);
+          d.gb[f] += gv;
+          for (std::size_t c = 0; c < C; ++c)
+            for (std::size_t kh = 0; kh < K; ++kh) {
+              const std::ptrdiff_t ih = std::ptrdiff_t(oh + kh) - P;
+              if (ih < 0 || ih >= std::ptrdiff_t(H)) continue;
+              for (std::size_t kw = 0; kw < K; ++kw) {
+                const std::ptrdiff_t iw = std::ptrdiff_t(ow + kw) - P;
+                if (iw < 0 || iw >= std::ptrdiff_t(W)) continue;
+                const std::size_t xi = ((n * C + c) * H + std::size_t(ih)) * W + std::size_t(iw);
+                const std::size_t wi = ((f * C + c) * K + kh) * K + kw;
+                acc += w.data()[wi] * x.data()[xi];
+                d.gx[xi] += gv * w.data()[wi];
+                d.gW[wi] += gv * x.data()[xi];
+              }
+            }
+          d.y[yi] = acc;
+        }
+  return d;
+}
+
+// max |got - want| / max |want|: float32 rounding of a sum is about 1e-7
+// relative to the sum of |terms|, far below the 1e-4 asked for.
+template <class A, class B>
+double relative_error(const A& got, const B& want) {
+  double err = 0, scale = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    err = std::max(err, std::abs(double(got.data()[i]) - double(want.data()[i])));
+    scale = std::max(scale, std::abs(double(want.data()[i])));
+  }
+  return err / scale;
+}
+
+struct Layer {
+  std::size_t C, H, FN;
+  int P;
+};
+// DeepConvNet's six 3x3 convolutions (BOOK.md) on 28x28 input, and odd ones:
+// pad 0, a 7x7 input, an odd channel count.
+const std::vector<Layer> kDeepLayers = {{1, 28, 16, 1},  {16, 28, 16, 1}, {16, 14, 32, 1}, {32, 14, 32, 2},
+                                        {32, 8, 64, 1},  {64, 8, 64, 1},  {3, 9, 5, 0},    {7, 7, 9, 2}};
+
+}  // namespace
+
+TEST_CASE("conv2d on DeepConvNet's layer shapes: float32 within 1e-4 of float64, forward and backward") {
+  unsigned seed = 500;
+  for (const Layer& l : kDeepLayers) {
+    CAPTURE(l.C); CAPTURE(l.H); CAPTURE(l.FN); CAPTURE(l.P);
+    const std::size_t OH = l.H + 2 * std::size_t(l.P) - 2;
+    for (std::size_t N : {1u, 4u, 100u}) {
+      CAPTURE(N);
+      const Variable64 x64 = uniform({N, l.C, l.H, l.H}, -1, 1, seed++), w64 = uniform({l.FN, l.C, 3, 3}, -1, 1, seed++);
+      const Variable64 b64 = uniform({l.FN}, -1, 1, seed++), g64 = uniform({N, l.FN, OH, OH}, -1, 1, seed++);
+      auto x = Variable(Tensor<float>(x64.data())).requires_grad_();
+      auto w = Variable(Tensor<float>(w64.data())).requires_grad_();
+      auto b = Variable(Tensor<float>(b64.data())).requires_grad_();
+      Variable::BackwardOptions options;
+      options.seed = Variable(Tensor<float>(g64.data()));
+      const Variable y = F::conv2d(x, w, b, 1, l.P);
+      y.backward(options);
+      // The definition in double for small batches; for batch 100, zerograd's
+      // float64 path (OpenBLAS dgemm), which the small batches check against it.
+      if (N < 100) {
+        const Direct d = direct(x64.data(), w64.data(), b64.data(), g64.data(), l.P);
+        CHECK(relative_error(y.data(), d.y) <= 1e-4);
+        CHECK(relative_error(x.grad().data(), d.gx) <= 1e-4);
+        CHECK(relative_error(w.grad().data(), d.gW) <= 1e-4);
+        CHECK(relative_error(b.grad().data(), d.gb) <= 1e-4);
+        CHECK(relative_error(F::conv2d(x64, w64, b64, 1, l.P).data(), d.y) <= 1e-12);
+      } else {
+        auto xd = Variable64(x64.data()).requires_grad_(), wd = Variable64(w64.data()).requires_grad_();
+        auto bd = Variable64(b64.data()).requires_grad_();
+        Variable64::BackwardOptions options64;
+        options64.seed = g64;
+        const Variable64 yd = F::conv2d(xd, wd, bd, 1, l.P);
+        yd.backward(options64);
+        CHECK(relative_error(y.data(), yd.data()) <= 1e-4);
+        CHECK(relative_error(x.grad().data(), xd.grad().data()) <= 1e-4);
+        CHECK(relative_error(w.grad().data(), wd.grad().data()) <= 1e-4);
+        CHECK(relative_error(b.grad().data(), bd.grad().data()) <= 1e-4);
+      }
+    }
+  }
+}
+
 TEST_CASE("conv_transpose2d: the default output size is the smallest that convolves back") {
   auto g = random<float>({2, 4, 3, 3}, 1), W = random<float>({4, 3, 3, 3}, 2);
   // (3 - 1) * 2 + 3 - 2 * 1 = 5; 6 also convolves to 3 and must be asked for.

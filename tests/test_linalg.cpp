@@ -56,21 +56,23 @@ TEST_CASE_TEMPLATE("matmul: values against a triple loop", T, float, double) {
 
 TEST_CASE("small products: the shape rule of Note [Small products]") {
   using detail::small_product_fits;
-  CHECK(small_product_fits(false, 10, 50, 1.f, 0.f));     // a 10-class layer's forward
-  CHECK(small_product_fits(true, 10, 100, 1.f, 1.f));     // its weight gradient, accumulated
-  CHECK(small_product_fits(false, 16, 144, 1.f, 0.f));    // a convolution as GEMM
-  CHECK(small_product_fits(false, 64, 1024, 1.f, 0.f));   // K N = 65536
-  CHECK_FALSE(small_product_fits(false, 64, 1025, 1.f, 0.f));  // K over 1024
-  CHECK_FALSE(small_product_fits(false, 1025, 1, 1.f, 0.f));   // N over 1024
-  CHECK_FALSE(small_product_fits(false, 512, 512, 1.f, 0.f));  // op(B) over 256 KB
-  CHECK_FALSE(small_product_fits(true, 64, 257, 1.f, 0.f));    // A transposed: K up to 256
-  CHECK_FALSE(small_product_fits(false, 10, 50, 0.5f, 0.f));   // alpha must be 1
-  CHECK_FALSE(small_product_fits(false, 10, 50, 1.f, 0.5f));   // beta 0 or 1
+  CHECK(small_product_fits(false, false, 10, 50, 1.f, 0.f));     // a 10-class layer's forward
+  CHECK(small_product_fits(true, false, 10, 100, 1.f, 1.f));     // its weight gradient, accumulated
+  CHECK(small_product_fits(false, false, 784, 144, 1.f, 0.f));   // a 3x3 convolution of 16 channels
+  CHECK(small_product_fits(false, false, 128, 1024, 1.f, 0.f));  // K N = 131072
+  CHECK(small_product_fits(false, true, 9, 256, 1.f, 0.f));      // narrow B^T, short K
+  CHECK_FALSE(small_product_fits(false, false, 64, 1025, 1.f, 0.f));  // K over 1024
+  CHECK_FALSE(small_product_fits(false, false, 1025, 1, 1.f, 0.f));   // N over 1024
+  CHECK_FALSE(small_product_fits(false, false, 512, 512, 1.f, 0.f));  // op(B) over 512 KB
+  CHECK_FALSE(small_product_fits(true, false, 64, 257, 1.f, 0.f));    // A transposed: K up to 256
+  CHECK_FALSE(small_product_fits(false, true, 9, 784, 1.f, 0.f));     // narrow B^T with long K
+  CHECK_FALSE(small_product_fits(false, false, 10, 50, 0.5f, 0.f));   // alpha must be 1
+  CHECK_FALSE(small_product_fits(false, false, 10, 50, 1.f, 0.5f));   // beta 0 or 1
 }
 
 TEST_CASE("small products: libxsmm's kernels give the product, with strides, transposes and beta") {
   const std::vector<Dims> shapes = {{50, 100, 10}, {100, 10, 50}, {17, 3, 9}, {1, 5, 1}, {16, 40, 12},
-                                    {300, 144, 16}, {7, 256, 64}};
+                                    {300, 144, 16}, {7, 256, 64}, {16, 144, 784}};
   unsigned seed = 100;
   std::size_t ran = 0;
   for (const Dims& d : shapes)
@@ -79,7 +81,7 @@ TEST_CASE("small products: libxsmm's kernels give the product, with strides, tra
         for (float beta : {0.f, 1.f}) {
           const std::size_t M = d[0], K = d[1], N = d[2];
           CAPTURE(M); CAPTURE(K); CAPTURE(N); CAPTURE(ta); CAPTURE(tb); CAPTURE(beta);
-          REQUIRE(detail::small_product_fits(ta, N, K, 1.f, beta));
+          REQUIRE(detail::small_product_fits(ta, tb, N, K, 1.f, beta));
           // Operands and C inside wider rows (leading dimensions past the row length).
           const Tensor<float> a = random<float>(ta ? Shape{K, M + 3} : Shape{M, K + 3}, seed++).data();
           const Tensor<float> b = random<float>(tb ? Shape{N, K + 2} : Shape{K, N + 2}, seed++).data();

@@ -58,31 +58,35 @@ void gemm_one_thread(bool trans_a, bool trans_b, std::size_t M, std::size_t N, s
 // shape at run time, for the CPU it runs on, that reads the operands in
 // place. Measured here on an AVX-512 Xeon, float, one thread, against
 // OpenBLAS's Haswell and SkylakeX kernels: 100x50 @ 50x10 takes 0.73 us
-// against 1.71 and 1.16; 100x784 @ 784x50 45 us against 81 and 62; a
-// conv-like 20000x144 @ 144x16 1.6-1.9x faster; across 63 shapes libxsmm
-// won all with K <= 1024, N <= 1024 and K N <= 65536 under the Haswell
-// kernels (1.1-2.7x), and all but three under SkylakeX's (0.84-0.96x,
-// where op(A) = A^T with K = 576, and 256^3). It lost with large K or N
-// (64x576 @ 576x5000: 0.3-0.5x). So a float product goes to libxsmm when
-// K <= 1024, N <= 1024, K N <= 65536, and K <= 256 if A is transposed;
-// alpha = 1 and beta in {0, 1} (what its kernels take). Its kernels read
-// op(B) = B only: a transposed B is first copied out (at most 256 KB).
-// Everything else, double, and any shape libxsmm cannot generate (it
-// returns no kernel, e.g. on a CPU it does not know) runs on OpenBLAS.
-constexpr std::size_t kSmallOperand = 1 << 16;  // floats in op(B) (256 KB)
+// against 1.71 and 1.16; 100x784 @ 784x50 45 us against 81 and 62. Over 63
+// MLP-like shapes libxsmm won all with K <= 1024, N <= 1024 and K N <= 65536
+// under the Haswell kernels (1.1-2.7x), and all but three under SkylakeX's
+// (0.84-0.96x, where op(A) = A^T with K = 576, and 256^3); it lost with
+// large K or N (64x576 @ 576x5000: 0.3-0.5x). On the 18 per-sample GEMMs of
+// DeepConvNet's convolutions (forward, dW, dcol; op(B) up to 144x784) it
+// ran at 1.6-3.2x the Haswell kernels and 1.0-1.9x SkylakeX's, except for
+// the first layer's dW, 16x9 = (16x784)(9x784)^T (0.68x SkylakeX: copying
+// out a 9-wide B^T). So a float product goes to libxsmm when K <= 1024,
+// N <= 1024, K N <= 131072, K <= 256 if A is transposed, and N >= 16 or
+// K <= 256 if B is; alpha = 1 and beta in {0, 1} (what its kernels take).
+// Its kernels read op(B) = B only: a transposed B is first copied out (at
+// most 512 KB). Everything else, double, and any shape libxsmm cannot
+// generate (it returns no kernel, e.g. on a CPU it does not know) runs on
+// OpenBLAS.
+constexpr std::size_t kSmallOperand = 1 << 17;  // floats in op(B) (512 KB)
 
 }  // namespace
 
-bool small_product_fits(bool trans_a, std::size_t N, std::size_t K, float alpha, float beta) {
+bool small_product_fits(bool trans_a, bool trans_b, std::size_t N, std::size_t K, float alpha, float beta) {
   return alpha == 1.f && (beta == 0.f || beta == 1.f) && K <= 1024 && N <= 1024 && K * N <= kSmallOperand &&
-         (!trans_a || K <= 256);
+         (!trans_a || K <= 256) && (!trans_b || N >= 16 || K <= 256);
 }
 
 #ifdef ZEROGRAD_HAVE_LIBXSMM
 bool small_product(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha,
                    const float* A, std::size_t lda, const float* B, std::size_t ldb, float beta, float* C,
                    std::size_t ldc) {
-  if (!small_product_fits(trans_a, N, K, alpha, beta) || M > static_cast<std::size_t>(INT_MAX)) return false;
+  if (!small_product_fits(trans_a, trans_b, N, K, alpha, beta) || M > static_cast<std::size_t>(INT_MAX)) return false;
   // Row-major C = op(A) B is column-major C^T = B^T op(A)^T: B's array is
   // libxsmm's first operand as it is, A's its second (transposed if A is).
   const int flags = trans_a ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
