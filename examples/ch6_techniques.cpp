@@ -79,7 +79,7 @@ Dataset shuffled(const Dataset& d, zg::Generator& gen) {
   return s;
 }
 
-// ---- training -------------------------------------------------------------------------
+// Training
 
 double train_step(nn::Module& model, Optimizer& opt, const nn::data::DataLoader::Batch& b) {
   opt.zero_grad();
@@ -150,7 +150,7 @@ Points indexed(const std::vector<double>& y) {
   return p;
 }
 
-// ---- plots ------------------------------------------------------------------------------
+// Plots
 
 // A curve and how gnuplot draws it ("lines lw 2 lc 1 dt 2", "boxes fs solid 0.6").
 struct Curve {
@@ -204,7 +204,7 @@ bool plot_panels(const std::string& png, const std::string& title, const std::ve
   return ex::run_gnuplot(base + ".gp");
 }
 
-// ---- 1. optimizers --------------------------------------------------------------------
+// 1. optimizers
 
 struct OptimizerEntry {
   std::string name;
@@ -255,7 +255,7 @@ void run_optimizers(const Common& c, std::size_t iterations) {
                   png);
 }
 
-// ---- 2. init ----------------------------------------------------------------------------
+// 2. init
 
 const std::vector<std::pair<std::string, nn::Init>> kInits = {
     {"std 0.01", nn::Init::normal(0.01)}, {"Xavier", nn::Init::xavier()}, {"He", nn::Init::he()}};
@@ -380,7 +380,7 @@ void init_histograms(const Common& c) {
   ex::report_plot(made, path(c, "hist_<setting>.png"));
 }
 
-// ---- 3. batchnorm -----------------------------------------------------------------------
+// 3. batchnorm
 
 void run_batchnorm(const Common& c, std::size_t epochs, std::size_t samples, const std::vector<double>& stds) {
   const Dataset train = nn::data::load_idx_dataset(c.data, true).head(samples);
@@ -422,7 +422,7 @@ void run_batchnorm(const Common& c, std::size_t epochs, std::size_t samples, con
                   png);
 }
 
-// ---- 4. overfit -------------------------------------------------------------------------
+// 4. overfit
 
 void run_overfit(const Common& c, std::size_t epochs, std::size_t samples, float lambda, double dropout) {
   const Dataset train = nn::data::load_idx_dataset(c.data, true).head(samples);
@@ -464,7 +464,7 @@ void run_overfit(const Common& c, std::size_t epochs, std::size_t samples, float
                   png);
 }
 
-// ---- 5. hyperparams ---------------------------------------------------------------------
+// 5. hyperparams
 
 void run_hyperparams(const Common& c, std::size_t trials, std::size_t epochs, std::size_t samples, std::size_t show) {
   zg::manual_seed(c.seed);

@@ -15,7 +15,7 @@
 
 namespace zg::chapters {
 
-// ---- chapter 2: perceptrons -------------------------------------------------------
+// Chapter 2: perceptrons
 
 // y = 1 if w1 x1 + w2 x2 + b > 0 else 0, for each row of x (N, 2).
 struct Perceptron {
@@ -37,7 +37,7 @@ inline Variable XOR(const Variable& x) { return AND(zg::stack<float>({NAND(x), O
 // The four inputs (0,0), (1,0), (0,1), (1,1), in the book's table order.
 inline Variable truth_table_inputs() { return Variable({{0.f, 0.f}, {1.f, 0.f}, {0.f, 1.f}, {1.f, 1.f}}); }
 
-// ---- chapter 4: the two-layer net on raw parameters --------------------------------
+// Chapter 4: the two-layer net on raw parameters
 
 enum class Hidden { Sigmoid, ReLU };  // chapter 4 uses sigmoid, chapter 5 ReLU
 
@@ -105,7 +105,7 @@ double mean_abs_diff(const Tensor<T>& a, const Tensor<T>& b) {
   return a.size() ? sum / double(a.size()) : 0.0;
 }
 
-// ---- chapter 5: the two-layer net as layers ------------------------------------------
+// Chapter 5: the two-layer net as layers
 
 // 784 - 50 (ReLU) - 10 with weight std 0.01, trained by backprop.
 inline std::shared_ptr<nn::Sequential> make_two_layer_net(std::size_t in = 784, std::size_t hidden = 50,

@@ -110,7 +110,7 @@ TEST_CASE("bad input: softmax axis out of range") {
         "Softmax: axis -1 is out of range for an input of shape ()");
 }
 
-// ---- gradcheck (float64) ----------------------------------------------------------------
+// Gradcheck (float64)
 
 namespace {
 const std::vector<std::pair<Shape, std::ptrdiff_t>> kAxisCases = {

@@ -1,5 +1,5 @@
-// Arithmetic, broadcast_to / sum_to / reshape / sum, and the apple-shopping
-// golden values of BOOK.md.
+// Arithmetic (ops_arithmetic.cpp) and the apple-shopping golden values of
+// BOOK.md.
 #include "testing.hpp"
 
 using namespace zg;
@@ -96,62 +96,6 @@ ZG_GRADCHECK_CASE("RDivConst") {
   V x = {uniform({2, 3}, 0.5, 2.0, 7, true)};
   CHECK_GRADCHECK([](const V& v) { return 2.0 / v[0]; }, x);
   CHECK_GRADGRADCHECK([](const V& v) { return 2.0 / v[0]; }, x);
-}
-
-TEST_CASE("sum: axes and keepdims") {
-  Variable a({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
-  CHECK(zg::sum(a).item() == 21);
-  CHECK(zg::sum(a).ndim() == 0);
-  CHECK(zg::sum(a, {0}).data() == Tensor<float>({5, 7, 9}));
-  CHECK(zg::sum(a, {1}, true).data() == zg::testing::column({6.f, 15.f}));
-  CHECK(zg::sum(a, {-1}).data() == Tensor<float>({6, 15}));
-  CHECK(zg::sum(a, {0, 1}, true).shape() == Shape{1, 1});
-  CHECK(message_of<ShapeError>([&] { zg::sum(a, {2}); }).find("Sum: axis 2 is out of range") != std::string::npos);
-}
-
-ZG_GRADCHECK_CASE("Sum") {
-  V x = {uniform({2, 3, 4}, 0.5, 2.0, 11, true)};
-  for (bool keep : {false, true}) {
-    CAPTURE(keep);
-    for (const Axes& axes : std::vector<Axes>{{}, {0}, {1}, {2}, {-1}, {0, 2}, {1, 2}}) {
-      CHECK_GRADCHECK([&](const V& v) { return zg::sum(v[0], axes, keep); }, x);
-      CHECK_GRADGRADCHECK([&](const V& v) { return zg::sum(v[0] * v[0], axes, keep); }, x);
-    }
-  }
-  CHECK_GRADCHECK([](const V& v) { return zg::sum(v[0]); }, V{uniform({}, 0.5, 2.0, 12)});
-}
-
-ZG_GRADCHECK_CASE("BroadcastTo") {
-  V x = {uniform({3, 1}, 0.5, 2.0, 21, true)};
-  CHECK_GRADCHECK([](const V& v) { return zg::broadcast_to(v[0], {2, 3, 4}); }, x);
-  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::broadcast_to(v[0], {2, 3, 4})); }, x);
-}
-ZG_GRADCHECK_CASE("SumTo") {
-  V y = {uniform({2, 3, 4}, 0.5, 2.0, 22, true)};
-  for (const Shape& s : std::vector<Shape>{{3, 4}, {3, 1}, {1, 4}, {4}, {}, {2, 1, 4}}) {
-    CAPTURE(shape_str(s));
-    CHECK_GRADCHECK([&](const V& v) { return zg::sum_to(v[0], s); }, y);
-    CHECK_GRADGRADCHECK([&](const V& v) { return zg::sum_to(v[0] * v[0], s); }, y);
-  }
-}
-ZG_GRADCHECK_CASE("Reshape") {
-  V y = {uniform({2, 3, 4}, 0.5, 2.0, 22, true)};
-  CHECK_GRADCHECK([](const V& v) { return zg::reshape(v[0], {4, 6}); }, y);
-  CHECK_GRADCHECK([](const V& v) { return zg::reshape(v[0], {24}); }, y);
-}
-
-TEST_CASE("broadcast_to, sum_to and reshape") {
-  Variable a({1.f, 2.f, 3.f});
-  CHECK(zg::broadcast_to(a, {2, 3}).data() == Tensor<float>({{1, 2, 3}, {1, 2, 3}}));
-  Variable m({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
-  CHECK(zg::sum_to(m, {3}).data() == Tensor<float>({5, 7, 9}));
-  CHECK(zg::sum_to(m, {2, 1}).data() == zg::testing::column({6.f, 15.f}));
-  CHECK(zg::sum_to(m, {}).item() == 21);
-  CHECK(zg::reshape(m, {3, 2}).data() == Tensor<float>({{1, 2}, {3, 4}, {5, 6}}));
-  CHECK(message_of<ShapeError>([&] { zg::reshape(m, {4}); }) ==
-        "Reshape: cannot reshape (2, 3) (6 elements) to (4)");
-  CHECK(message_of<ShapeError>([&] { zg::broadcast_to(m, {3, 3}); }).find("BroadcastTo") == 0);
-  CHECK(message_of<ShapeError>([&] { zg::sum_to(m, {2}); }).find("SumTo") == 0);
 }
 
 TEST_CASE("bad input: shapes that do not broadcast") {

@@ -365,7 +365,7 @@ TEST_CASE("avg_pool2d: values, zero padding in the average, backward spreads gy 
                                                         {0.25, 0.5, 0.5, 0.25}}}}));
 }
 
-// ---- gradcheck, float64 -------------------------------------------------------------------------
+// Gradcheck, float64
 
 struct GradCase {
   Shape x, w;
@@ -487,7 +487,7 @@ ZG_GRADCHECK_CASE("AvgPool2dGrad") {
   }
 }
 
-// ---- layers ---------------------------------------------------------------------------------------
+// Layers
 
 TEST_CASE("Conv2d, MaxPool2d: SimpleConvNet's first layers") {
   zg::manual_seed(42);
@@ -532,7 +532,7 @@ TEST_CASE("Conv2d: He init by default, stride and pad; AvgPool2d") {
   CHECK(nn::MaxPool2d(3, 1, 1)(random<float>({1, 2, 6, 6}, 4)).shape() == Shape{1, 2, 6, 6});
 }
 
-// ---- bad input ----------------------------------------------------------------------------------
+// Bad input
 
 TEST_CASE("bad input: conv and pooling name the op and the shapes") {
   const auto ones = [](const Shape& s) { return Variable(Tensor<float>(xt::ones<float>(s))); };

@@ -186,7 +186,7 @@ TEST_CASE("bad input: shapes that do not broadcast") {
         "Where: shapes (2) (cond), (3) and (3) cannot be broadcast together");
 }
 
-// ---- gradcheck (float64) ----------------------------------------------------------------
+// Gradcheck (float64)
 
 namespace {
 

@@ -1,5 +1,5 @@
-// Every differentiable op must have a gradcheck case, and that case must
-// actually run the op.
+// Every differentiable op has exactly one gradcheck case (each case, its own
+// TEST_CASE in testing.hpp's ZG_GRADCHECK_CASE, checks that it runs the op).
 #include <algorithm>
 #include <set>
 #include <string>
@@ -19,20 +19,14 @@ std::vector<std::string> all_ops() {
 
 }  // namespace
 
-TEST_CASE("every differentiable op has a gradcheck case that runs it") {
+TEST_CASE("every differentiable op has exactly one gradcheck case") {
+  // Each case is its own TEST_CASE, which checks that it runs its op.
   const auto& cases = zg::testing::gradcheck_cases();
   for (const std::string& op : all_ops()) {
     CAPTURE(op);
     auto it = cases.find(op);
     CHECK_MESSAGE(it != cases.end(), "no ZG_GRADCHECK_CASE(\"" << op << "\")");
-    if (it == cases.end()) continue;
-    std::set<std::string> ran;
-    {
-      zg::ForwardObserverGuard<double> watch(
-          [&](const zg::ForwardStep<double>& s) { ran.insert(s.function.name()); });
-      for (const auto& run_case : it->second) run_case();
-    }
-    CHECK_MESSAGE(ran.count(op) == 1, "the gradcheck case for " << op << " never ran it");
+    if (it != cases.end()) CHECK_MESSAGE(it->second.size() == 1, op << " has " << it->second.size() << " cases");
   }
 }
 

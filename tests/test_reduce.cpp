@@ -25,7 +25,7 @@ Tensor<double> grad_of(F f, const Tensor<double>& data) {
 }
 }  // namespace
 
-// ---- mean ------------------------------------------------------------------------------------
+// Mean
 
 TEST_CASE("mean: values") {
   Variable a({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
@@ -40,18 +40,42 @@ TEST_CASE("mean: values") {
 }
 
 // mean is sum times a constant.
-ZG_GRADCHECK_CASE("Sum") {
-  V x = {uniform({2, 3, 4}, 0.5, 2.0, 71, true)};
-  for (bool keep : {false, true})
-    for (const Axes& axes : kAxes) {
-      CAPTURE(keep);
-      CAPTURE(axes);
-      CHECK_GRADCHECK([&](const V& v) { return zg::mean(v[0], axes, keep); }, x);
-    }
-  CHECK_GRADGRADCHECK([](const V& v) { return zg::mean(zg::square(v[0]), {1}); }, x);
+TEST_CASE("sum: axes and keepdims") {
+  Variable a({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  CHECK(zg::sum(a).item() == 21);
+  CHECK(zg::sum(a).ndim() == 0);
+  CHECK(zg::sum(a, {0}).data() == Tensor<float>({5, 7, 9}));
+  CHECK(zg::sum(a, {1}, true).data() == zg::testing::column({6.f, 15.f}));
+  CHECK(zg::sum(a, {-1}).data() == Tensor<float>({6, 15}));
+  CHECK(zg::sum(a, {0, 1}, true).shape() == Shape{1, 1});
+  CHECK(message_of<ShapeError>([&] { zg::sum(a, {2}); }).find("Sum: axis 2 is out of range") != std::string::npos);
 }
 
-// ---- max and min -----------------------------------------------------------------------------
+ZG_GRADCHECK_CASE("Sum") {  // sum over axes, and mean built on it
+  {
+    V x = {uniform({2, 3, 4}, 0.5, 2.0, 11, true)};
+    for (bool keep : {false, true}) {
+      CAPTURE(keep);
+      for (const Axes& axes : std::vector<Axes>{{}, {0}, {1}, {2}, {-1}, {0, 2}, {1, 2}}) {
+        CHECK_GRADCHECK([&](const V& v) { return zg::sum(v[0], axes, keep); }, x);
+        CHECK_GRADGRADCHECK([&](const V& v) { return zg::sum(v[0] * v[0], axes, keep); }, x);
+      }
+  }
+  CHECK_GRADCHECK([](const V& v) { return zg::sum(v[0]); }, V{uniform({}, 0.5, 2.0, 12)});
+  }
+  {
+    V x = {uniform({2, 3, 4}, 0.5, 2.0, 71, true)};
+    for (bool keep : {false, true})
+      for (const Axes& axes : kAxes) {
+        CAPTURE(keep);
+        CAPTURE(axes);
+        CHECK_GRADCHECK([&](const V& v) { return zg::mean(v[0], axes, keep); }, x);
+      }
+    CHECK_GRADGRADCHECK([](const V& v) { return zg::mean(zg::square(v[0]), {1}); }, x);
+  }
+}
+
+// Max and min
 
 TEST_CASE("max and min: values") {
   Variable a({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
@@ -120,7 +144,7 @@ ZG_GRADCHECK_CASE("Min") {
   CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::min(v[0], {-1})); }, x);
 }
 
-// ---- logsumexp ------------------------------------------------------------------------------
+// Logsumexp
 
 TEST_CASE("logsumexp: values, stable for large and small inputs") {
   CHECK(zg::logsumexp(Variable64({1.0, 2.0, 3.0})).item() == doctest::Approx(3.40760596444438).epsilon(1e-14));
@@ -160,7 +184,7 @@ ZG_GRADCHECK_CASE("LogSumExp") {
   CHECK_GRADGRADCHECK([](const V& v) { return zg::logsumexp(zg::square(v[0]), {1}); }, x);
 }
 
-// ---- argmax and argmin -------------------------------------------------------------------------
+// Argmax and argmin
 
 TEST_CASE("argmax and argmin: first extreme, constant, same dtype") {
   Variable64 t({{1.0, 3.0, 3.0}, {2.0, 2.0, 0.0}});
@@ -181,7 +205,7 @@ TEST_CASE("argmax and argmin: first extreme, constant, same dtype") {
   CHECK(zg::argmin(f, 0).item() == 2.f);
 }
 
-// ---- bad input ------------------------------------------------------------------------------------
+// Bad input
 
 TEST_CASE("reductions: bad axes and empty groups") {
   Variable a({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
@@ -197,7 +221,7 @@ TEST_CASE("reductions: bad axes and empty groups") {
   CHECK(zg::max(e, {0}).shape() == Shape{0});
 }
 
-// ---- float and double ------------------------------------------------------------------------------
+// Float and double
 
 TEST_CASE_TEMPLATE("reductions compute in float and double", T, float, double) {
   BasicVariable<T> x(iota<T>({2, 3}));

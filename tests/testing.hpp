@@ -4,6 +4,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <set>
 #include <random>
 #include <vector>
 #include <sstream>
@@ -108,9 +109,10 @@ std::string message_of(F&& f) {
   return "";
 }
 
-// Gradcheck cases registered by the name of the Function they exercise. One
-// test (test_op_coverage.cpp) walks zg::differentiable_ops() and fails for any
-// op without a case, or whose case never runs that op.
+// Gradcheck cases registered by the name of the Function they exercise, one
+// per Function. Each is its own TEST_CASE ("Tanh: gradcheck", so -tc="Tanh*"
+// runs one op) that fails if it never runs its Function; test_op_coverage.cpp
+// fails for a listed op without a case, or a case of an op nobody lists.
 inline std::map<std::string, std::vector<std::function<void()>>>& gradcheck_cases() {
   static std::map<std::string, std::vector<std::function<void()>>> cases;
   return cases;
@@ -118,6 +120,16 @@ inline std::map<std::string, std::vector<std::function<void()>>>& gradcheck_case
 inline bool register_gradcheck_case(const char* op, void (*fn)()) {
   gradcheck_cases()[op].push_back(fn);
   return true;
+}
+
+// Runs one case and checks that it ran the Function it is registered for.
+inline void run_gradcheck_case(const std::string& op, void (*fn)()) {
+  std::set<std::string> ran;
+  {
+    ForwardObserverGuard<double> watch([&](const ForwardStep<double>& s) { ran.insert(s.function.name()); });
+    fn();
+  }
+  CHECK_MESSAGE(ran.count(op) == 1, "the gradcheck case for " << op << " never ran it");
 }
 
 }  // namespace zg::testing
@@ -130,6 +142,7 @@ inline bool register_gradcheck_case(const char* op, void (*fn)()) {
   static void fn();                                                                       \
   [[maybe_unused]] static const bool ZG_CAT(fn, _registered) =                             \
       zg::testing::register_gradcheck_case(op, &fn);                                      \
+  TEST_CASE(op ": gradcheck") { zg::testing::run_gradcheck_case(op, &fn); }               \
   static void fn()
 
 #define CHECK_GRADCHECK(...)                              \

@@ -99,7 +99,7 @@ ForwardObserverGuard<T>::~ForwardObserverGuard() {
   forward_observer<T> = previous_;
 }
 
-// ---- Node teardown ------------------------------------------------------------
+// Node teardown
 
 // Destroying the last handle to a long chain would recurse node -> creator ->
 // input -> creator ... and overflow the stack. Instead the first Node or
@@ -184,7 +184,7 @@ Function<T>::~Function() {
   });
 }
 
-// ---- Variable -------------------------------------------------------------------
+// Variable
 
 // Note [Saved inputs]: Functions hold weak references to their outputs and,
 // when they save no inputs, to their inputs. A weak reference keeps the
@@ -302,7 +302,7 @@ BasicVariable<U> BasicVariable<T>::to() const {
   return BasicVariable<U>(std::move(converted), checked().label());
 }
 
-// ---- Function -----------------------------------------------------------------------
+// Function
 
 template <class T>
 const typename Function<T>::Edge& Function<T>::edge(std::size_t i) const {
@@ -354,7 +354,7 @@ void detail::outputs_index_error(std::size_t i, std::size_t n) {
   throw ValueError("Outputs: no output " + std::to_string(i) + " among " + std::to_string(n));
 }
 
-// ---- apply: forward and graph recording -------------------------------------------------
+// Apply: forward and graph recording
 
 namespace {
 // n items on the stack when there are at most four (an op's usual inputs),
@@ -483,7 +483,7 @@ BasicVariable<T> detail::apply_unrecorded(Function<T>& f, const detail::InputRef
   return ApplyCore<T>::run(f, nullptr, inputs, n, nullptr);
 }
 
-// ---- backward -----------------------------------------------------------------------------
+// Backward
 
 // Note [Pending table]: a Function waiting for its backward has a row in the
 // engine's table: the upstream gradient of each output, and (for

@@ -86,7 +86,7 @@ struct LeakyReLU final : Function<T> {
   }
 };
 
-// ---- softmax kernels ----------------------------------------------------------------
+// Softmax kernels
 
 // x seen as (outer, n, inner) around the axis: element (o, k, i) is at
 // (o * n + k) * inner + i, and its reduced position (o, i) is o * inner + i.

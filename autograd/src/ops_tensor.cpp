@@ -83,7 +83,7 @@ std::string list_str(const std::vector<std::ptrdiff_t>& v) {
   return s + ")";
 }
 
-// ---- transpose ----------------------------------------------------------------------
+// Transpose
 
 template <class T>
 struct Transpose final : Function<T> {
@@ -100,7 +100,7 @@ struct Transpose final : Function<T> {
   }
 };
 
-// ---- get_item ---------------------------------------------------------------------------
+// Get_item
 
 // Note [Gather]: get_item reads, for each output element in row-major order,
 // one input element. The trailing axes taken whole form contiguous blocks of
@@ -242,7 +242,7 @@ struct GetItemGrad final : Function<T> {
   Variables<T> backward(const Variables<T>& ggx) override { return {zg::get_item(ggx[0], indices)}; }
 };
 
-// ---- concat and split ------------------------------------------------------------------
+// Concat and split
 
 // Note [Blocks]: along axis a, an array is `outer` = prod(shape[:a]) blocks,
 // one per position of the leading axes; concat interleaves the inputs' blocks
@@ -327,7 +327,7 @@ struct Split final : Function<T> {
 
 }  // namespace
 
-// ---- free functions ------------------------------------------------------------------------
+// Free functions
 
 template <class T>
 Var<T> transpose(const Var<T>& x, const Axes& axes) {

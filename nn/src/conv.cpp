@@ -87,7 +87,7 @@ Geometry pool_geometry(const std::string& op, const Shape& x, int kernel, int st
   return geometry(op, x, static_cast<std::size_t>(kernel), static_cast<std::size_t>(kernel), stride, pad);
 }
 
-// ---- im2col / col2im ---------------------------------------------------------------------
+// Im2col / col2im
 
 // The outputs o in [lo, hi) whose input o*S - P + k lies inside [0, size).
 struct Span {
@@ -228,7 +228,7 @@ std::string conv_attributes(int stride, int pad) {
   return "stride=" + std::to_string(stride) + ", pad=" + std::to_string(pad);
 }
 
-// ---- convolution ------------------------------------------------------------------------
+// Convolution
 
 template <class T>
 struct Conv2d final : Function<T> {
@@ -391,7 +391,7 @@ struct Conv2dGradW final : Function<T> {
   }
 };
 
-// ---- pooling ------------------------------------------------------------------------------
+// Pooling
 
 // Calls fn(oh, from, lo, hi) for each output row oh of one plane and each
 // window element (kh, kw), in the window's row-major order: [lo, hi) are the

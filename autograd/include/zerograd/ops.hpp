@@ -11,7 +11,7 @@
 namespace zg {
 
 
-// ---- arithmetic (ops_arithmetic.cpp), numpy broadcasting ------------------------
+// Arithmetic (ops_arithmetic.cpp), numpy broadcasting
 template <class T> Var<T> add(const Var<T>& a, const Var<T>& b);
 template <class T> Var<T> sub(const Var<T>& a, const Var<T>& b);
 template <class T> Var<T> mul(const Var<T>& a, const Var<T>& b);
@@ -25,17 +25,17 @@ template <class T> Var<T> mul(const Var<T>& a, T b);
 template <class T> Var<T> rsub(T a, const Var<T>& b);  // a - b
 template <class T> Var<T> rdiv(T a, const Var<T>& b);  // a / b
 
-// ---- shape (ops_shape.cpp) ------------------------------------------------------
+// Shape (ops_shape.cpp)
 template <class T> Var<T> reshape(const Var<T>& x, const Shape& shape);
 template <class T> Var<T> broadcast_to(const Var<T>& x, const Shape& shape);
 // Sums x down to shape (the reverse of numpy broadcasting).
 template <class T> Var<T> sum_to(const Var<T>& x, const Shape& shape);
 
-// ---- reductions (ops_reduce.cpp) -----------------------------------------------
+// Reductions (ops_reduce.cpp)
 // Empty axes reduce over all axes; negative axes count from the end.
 template <class T> Var<T> sum(const Var<T>& x, const Axes& axes = {}, bool keepdims = false);
 
-// ---- operators -------------------------------------------------------------------
+// Operators
 template <class T> Var<T> operator+(const Var<T>& a, const Var<T>& b) { return zg::add(a, b); }
 template <class T> Var<T> operator-(const Var<T>& a, const Var<T>& b) { return zg::sub(a, b); }
 template <class T> Var<T> operator*(const Var<T>& a, const Var<T>& b) { return zg::mul(a, b); }

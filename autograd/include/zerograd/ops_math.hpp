@@ -15,7 +15,7 @@ struct ScalarOf { using type = T; };
 template <class T>
 using Scalar = typename ScalarOf<T>::type;  // not deduced: T comes from the Variable
 
-// ---- elementwise math (ops_math.cpp) ----------------------------------------------
+// Elementwise math (ops_math.cpp)
 template <class T> Var<T> exp(const Var<T>& x);
 template <class T> Var<T> log(const Var<T>& x);
 template <class T> Var<T> sqrt(const Var<T>& x);
@@ -32,7 +32,7 @@ template <class T> Var<T> clip(const Var<T>& x, Scalar<T> lo, Scalar<T> hi);
 template <class T> Var<T> maximum(const Var<T>& a, const Var<T>& b);
 template <class T> Var<T> minimum(const Var<T>& a, const Var<T>& b);
 
-// ---- comparisons (ops_math.cpp) ----------------------------------------------------
+// Comparisons (ops_math.cpp)
 // 0/1 masks of the same dtype, with numpy broadcasting. They are constants:
 // requires_grad is false and no graph is recorded.
 template <class T> Var<T> greater(const Var<T>& a, const Var<T>& b);
@@ -52,7 +52,7 @@ template <class T> Var<T> not_equal(const Var<T>& a, Scalar<T> b);
 // gradient (it is a mask, e.g. from a comparison).
 template <class T> Var<T> where(const Var<T>& cond, const Var<T>& a, const Var<T>& b);
 
-// ---- activations (ops_activation.cpp) ----------------------------------------------
+// Activations (ops_activation.cpp)
 // 1 / (1 + exp(-x)), computed from exp(-|x|) so that no exp overflows.
 template <class T> Var<T> sigmoid(const Var<T>& x);
 // max(x, 0); the gradient at x = 0 is 0.
@@ -64,7 +64,7 @@ template <class T> Var<T> leaky_relu(const Var<T>& x, Scalar<T> slope = Scalar<T
 template <class T> Var<T> softmax(const Var<T>& x, std::ptrdiff_t axis = -1);
 template <class T> Var<T> log_softmax(const Var<T>& x, std::ptrdiff_t axis = -1);
 
-// ---- comparison operators: masks, as the functions above ----------------------------
+// Comparison operators: masks, as the functions above
 template <class T> Var<T> operator>(const Var<T>& a, const Var<T>& b) { return zg::greater(a, b); }
 template <class T> Var<T> operator<(const Var<T>& a, const Var<T>& b) { return zg::less(a, b); }
 template <class T>

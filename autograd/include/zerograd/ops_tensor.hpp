@@ -11,7 +11,7 @@
 
 namespace zg {
 
-// ---- axes (ops_tensor.cpp) ---------------------------------------------------------
+// Axes (ops_tensor.cpp)
 // Reverses the axes (a matrix transpose for 2-D; 0-d and 1-d are returned as is).
 template <class T> Var<T> transpose(const Var<T>& x);
 // y.shape[i] = x.shape[axes[i]]; axes is a permutation of x's axes, negatives allowed.
@@ -26,7 +26,7 @@ template <class T> Var<T> expand_dims(const Var<T>& x, std::ptrdiff_t axis);
 template <class T> Var<T> squeeze(const Var<T>& x);
 template <class T> Var<T> squeeze(const Var<T>& x, std::ptrdiff_t axis);
 
-// ---- indexing (ops_tensor.cpp) -------------------------------------------------------
+// Indexing (ops_tensor.cpp)
 // Python slice semantics: open ends are std::nullopt, negative bounds count from
 // the end, out-of-range bounds are clipped, step may be negative but not 0.
 //   Slice{}           x[:]        Slice{1, 3}       x[1:3]
@@ -75,7 +75,7 @@ template <class T> Var<T> get_item(const Var<T>& x, const std::vector<Index>& in
 template <class T>
 Var<T> get_item_grad(const Var<T>& gy, const std::vector<Index>& indices, const Shape& shape);
 
-// ---- joining and splitting (ops_tensor.cpp) -----------------------------------------
+// Joining and splitting (ops_tensor.cpp)
 // Joins along an existing axis; every other axis must match.
 template <class T> Var<T> concat(const std::vector<Var<T>>& xs, std::ptrdiff_t axis = 0);
 // Joins same-shaped inputs along a new axis (axis may be -1 for a new last axis).
@@ -96,7 +96,7 @@ std::vector<Var<T>> split(const Var<T>& x, I sections, std::ptrdiff_t axis = 0) 
   return zg::split(x, detail::equal_sections(x.shape(), static_cast<std::ptrdiff_t>(sections), axis), axis);
 }
 
-// ---- reductions (ops_reduce.cpp) ------------------------------------------------------
+// Reductions (ops_reduce.cpp)
 // Empty axes reduce over all axes; negative axes count from the end.
 template <class T> Var<T> mean(const Var<T>& x, const Axes& axes = {}, bool keepdims = false);
 // The gradient goes to one element per reduced group: with ties, the first

@@ -33,36 +33,35 @@ template <class T> class BasicVariable;
 template <class T> class Function;
 template <class T> struct ApplyCore;  // engine.cpp: forward and graph recording
 
-// ---- grad mode (thread-local) ----------------------------------------------
+namespace detail {
+
+// Sets a thread-local mode to Value for one scope, then puts back what it was.
+template <bool (*Get)(), void (*Set)(bool), bool Value>
+class ModeGuard {
+ public:
+  ModeGuard() : previous_(Get()) { Set(Value); }
+  ~ModeGuard() { Set(previous_); }
+  ModeGuard(const ModeGuard&) = delete;
+  ModeGuard& operator=(const ModeGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace detail
+
+// Grad mode (thread-local)
 
 bool is_grad_enabled();
 void set_grad_enabled(bool enabled);
 
 // While alive, no op records a graph: no creator and no inputs are stored.
-class NoGradGuard {
- public:
-  NoGradGuard() : previous_(is_grad_enabled()) { set_grad_enabled(false); }
-  ~NoGradGuard() { set_grad_enabled(previous_); }
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
-
- private:
-  bool previous_;
-};
+using NoGradGuard = detail::ModeGuard<is_grad_enabled, set_grad_enabled, false>;
 
 // While alive, ops record a graph even inside a NoGradGuard.
-class EnableGradGuard {
- public:
-  EnableGradGuard() : previous_(is_grad_enabled()) { set_grad_enabled(true); }
-  ~EnableGradGuard() { set_grad_enabled(previous_); }
-  EnableGradGuard(const EnableGradGuard&) = delete;
-  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+using EnableGradGuard = detail::ModeGuard<is_grad_enabled, set_grad_enabled, true>;
 
- private:
-  bool previous_;
-};
-
-// ---- keeping intermediates (thread-local) ---------------------------------------
+// Keeping intermediates (thread-local)
 
 bool is_keep_intermediates_enabled();
 void set_keep_intermediates(bool enabled);
@@ -72,36 +71,18 @@ void set_keep_intermediates(bool enabled);
 // every intermediate stays reachable from the graph: Function::input(i),
 // inputs(), the step observers and to_dot's values see it. For narrating or
 // drawing a graph; it costs memory on long graphs (Note [Saved inputs]).
-class KeepIntermediatesGuard {
- public:
-  KeepIntermediatesGuard() : previous_(is_keep_intermediates_enabled()) { set_keep_intermediates(true); }
-  ~KeepIntermediatesGuard() { set_keep_intermediates(previous_); }
-  KeepIntermediatesGuard(const KeepIntermediatesGuard&) = delete;
-  KeepIntermediatesGuard& operator=(const KeepIntermediatesGuard&) = delete;
+using KeepIntermediatesGuard = detail::ModeGuard<is_keep_intermediates_enabled, set_keep_intermediates, true>;
 
- private:
-  bool previous_;
-};
-
-// ---- anomaly mode (thread-local) --------------------------------------------------
+// Anomaly mode (thread-local)
 
 bool is_anomaly_enabled();
 void set_anomaly_enabled(bool enabled);
 
 // While alive, a NaN or Inf produced by any forward or backward throws a
 // ValueError naming the Function, the pass and the first bad element.
-class AnomalyModeGuard {
- public:
-  AnomalyModeGuard() : previous_(is_anomaly_enabled()) { set_anomaly_enabled(true); }
-  ~AnomalyModeGuard() { set_anomaly_enabled(previous_); }
-  AnomalyModeGuard(const AnomalyModeGuard&) = delete;
-  AnomalyModeGuard& operator=(const AnomalyModeGuard&) = delete;
+using AnomalyModeGuard = detail::ModeGuard<is_anomaly_enabled, set_anomaly_enabled, true>;
 
- private:
-  bool previous_;
-};
-
-// ---- graph node ---------------------------------------------------------------
+// Graph node
 
 template <class T>
 struct Node;
@@ -220,7 +201,7 @@ std::ostream& operator<<(std::ostream& out, const BasicVariable<T>& v);
 template <class T>
 std::string to_string(const Tensor<T>& t);
 
-// ---- Function -----------------------------------------------------------------
+// Function
 
 namespace detail {
 // How the engine will hold a Function's first output (Note [Outputs in place]).
@@ -442,7 +423,7 @@ BasicVariable<typename Op::value_type> apply1(std::initializer_list<detail::Inpu
   return apply_one<T>(std::make_shared<Op>(std::forward<Args>(args)...), inputs.begin(), inputs.size());
 }
 
-// ---- backward ------------------------------------------------------------------
+// Backward
 
 // What the step observer sees for each Function the engine runs.
 template <class T>
@@ -468,7 +449,7 @@ using BackwardOptions = typename BasicVariable<T>::BackwardOptions;
 template <class T>
 using BackwardStep = typename BasicVariable<T>::BackwardStep;
 
-// ---- forward observer (thread-local) --------------------------------------------
+// Forward observer (thread-local)
 
 template <class T>
 struct ForwardStep {

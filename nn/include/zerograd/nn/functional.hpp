@@ -9,7 +9,7 @@
 
 namespace zg::nn::functional {
 
-// ---- losses (losses.cpp); each returns a 0-d Variable ------------------------------
+// Losses (losses.cpp); each returns a 0-d Variable
 
 // Mean over the batch of -sum_c t_c log softmax(x)_c, computed stably with
 // log-sum-exp. x is (N, C). target is either (N) class labels (integers in
@@ -26,7 +26,7 @@ template <class T> Var<T> binary_cross_entropy_with_logits(const Var<T>& x, cons
 // arg-max of the one-hot row).
 template <class T> double accuracy(const Var<T>& x, const Var<T>& target);
 
-// ---- layers ---------------------------------------------------------------------------
+// Layers
 
 // y = x W + b with W (in, out); x of rank > 2 is flattened to (N, in) first
 // (the book's Affine) and its gradient reshaped back.
