@@ -253,6 +253,23 @@ void DataLoader::reset() {
   cursor_ = 0;
 }
 
+void DataLoader::restore(std::vector<std::size_t> order, std::size_t cursor) {
+  const std::size_t n = data_.size();
+  if (order.size() != n)
+    throw ValueError("DataLoader::restore: an order of " + std::to_string(order.size()) + " samples for a data set of " +
+                     std::to_string(n));
+  std::vector<bool> seen(n, false);
+  for (std::size_t i : order) {
+    if (i >= n || seen[i])
+      throw ValueError("DataLoader::restore: the order is not a permutation of 0.." + std::to_string(n - 1) +
+                       " (index " + std::to_string(i) + ")");
+    seen[i] = true;
+  }
+  if (cursor > n) throw ValueError("DataLoader::restore: position " + std::to_string(cursor) + " is past " + std::to_string(n));
+  order_ = std::move(order);
+  cursor_ = cursor;
+}
+
 std::size_t DataLoader::batches_per_epoch() const {
   const std::size_t n = data_.size(), b = options_.batch_size;
   return options_.drop_last ? n / b : (n + b - 1) / b;

@@ -79,6 +79,15 @@ class DataLoader {
   bool next(Batch& batch);
   std::size_t batches_per_epoch() const;
   std::size_t samples() const { return data_.size(); }
+  std::size_t batch_size() const { return options_.batch_size; }
+  // Where the epoch stands: the (shuffled) order and the next position in
+  // it. A checkpoint holding both, with the generator, resumes mid-epoch.
+  const std::vector<std::size_t>& order() const { return order_; }
+  std::size_t cursor() const { return cursor_; }
+  // Continues an epoch from a saved order and position; throws
+  // zg::ValueError unless order is a permutation of the samples and cursor
+  // lies within it.
+  void restore(std::vector<std::size_t> order, std::size_t cursor);
 
  private:
   const Dataset& data_;
