@@ -181,7 +181,7 @@ EpochResult train_epoch(nn::Module& model, nn::data::DataLoader& loader, const s
   r.mean_loss = r.steps ? total / double(r.steps) : 0;
   std::ostringstream s;
   s << "mean loss " << std::fixed << std::setprecision(4) << r.mean_loss << (r.stopped ? " (stopped)" : "");
-  bar.finish(s.str());
+  if (r.steps > 0 || !r.stopped) bar.finish(s.str());
   return r;
 }
 
