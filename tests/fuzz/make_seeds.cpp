@@ -51,9 +51,10 @@ void add_npz_bomb(const std::filesystem::path& p) {
   int err = 0;
   zip_t* z = zip_open(p.c_str(), 0, &err);
   if (!z) return;
-  const std::string header = zg::nn::encode_npy(zg::Tensor<float>::from_shape({1}));
-  std::string bytes = header.substr(0, header.size() - 4);
-  bytes.replace(bytes.find("(1,)"), 4, "(" + std::to_string(kBombBytes / 4) + ",)");
+  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(kBombBytes / 4) + ",), }";
+  dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
+  dict += '\n';
+  std::string bytes = std::string("\x93NUMPY\x01\x00", 8) + char(dict.size() & 0xff) + char(dict.size() >> 8) + dict;
   bytes.resize(bytes.size() + kBombBytes, '\0');
   zip_source_t* src = zip_source_buffer(z, bytes.data(), bytes.size(), 0);
   const zip_int64_t i = zip_file_add(z, "bomb0.npy", src, 0);
