@@ -151,6 +151,24 @@ TEST_CASE("train: --resume continues the run bit for bit and appends to metrics.
   CHECK(csv.find("\n2,") != std::string::npos);
 }
 
+TEST_CASE("train: a deep-cnn run (Dropout draws from the generator) stopped mid-epoch resumes bit for bit") {
+  const fs::path dir = work_dir() / "resume_dropout";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto p = [&](const char* name) { return (dir / name).string(); };
+  const std::string common = "--model deep-cnn --seed 4 ";
+  REQUIRE(train(common + "--epochs 2 --save " + p("straight.npz") + " --out " + p("o1")).status == 0);
+  REQUIRE(train(common + "--epochs 2 --stop-after 4 --save " + p("split.npz") + " --out " + p("o2")).status == 130);
+  REQUIRE(train(common + "--resume " + p("split.npz") + " --epochs 1 --save " + p("split.npz") + " --out " + p("o2")).status == 0);
+  const auto straight = entries(p("straight.npz")), split = entries(p("split.npz"));
+  REQUIRE(split.size() == straight.size());
+  for (const auto& [name, a] : straight) {
+    CAPTURE(name);
+    REQUIRE(split.count(name));
+    CHECK(split.at(name) == a);
+  }
+}
+
 TEST_CASE("train: Ctrl-C and SIGTERM stop cleanly with a checkpoint, metrics, plots and how to resume") {
   const fs::path dir = work_dir() / "stop";
   fs::remove_all(dir);
