@@ -79,7 +79,7 @@ LoadResult load_checkpoint(const std::string& path, Module& module,
       else
         mine.push_back(&m);
     } else if (load_extra && (!options.extra_names || options.extra_names(m.name))) {
-      extra_bytes += m.size;
+      extra_bytes = m.size > UINT64_MAX - extra_bytes ? UINT64_MAX : extra_bytes + m.size;  // no wrap-around
       extra.push_back(&m);
     } else {
       result.unexpected.push_back(m.name);
@@ -117,6 +117,7 @@ LoadResult load_checkpoint(const std::string& path, Module& module,
                          shape_str(v.shape()));
   }
   for (const auto* m : extra) {
+    if (extra_bytes > extra_limit) break;  // refused above; reading headers would cost up to what they declare
     headers.push_back(zip.header(*m));
     if (headers.back().dtype != "<f4")
       problems.push_back("'" + m->name + "' is " + headers.back().dtype + ", expected float32 ('<f4')");
