@@ -80,7 +80,7 @@ inline ex::Evaluation fit(nn::Module& model, const Data& d, const Options& o, co
     const double loss = ex::train_epoch(model, loader, [&] {
       adam.step();
       adam.zero_grad();
-    }, "epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs), &losses);
+    }, "epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs), {}, &losses).mean_loss;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     total += seconds;
     for (std::size_t i = 0; i < losses.size(); ++i) {

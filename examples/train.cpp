@@ -1,5 +1,7 @@
 // Trains one of the book's networks on Fashion-MNIST (or any IDX data set):
 // a progress bar per epoch, metrics as CSV, curves as PNG, checkpoints.
+#include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -18,7 +20,7 @@ namespace {
 struct Config {
   std::string model = "two-layer";
   std::vector<std::size_t> hidden = {100, 100};
-  std::string optimizer = "sgd";
+  std::string optimizer;  // empty: what the book trains the model with
   double lr = -1;  // < 0: the default for the optimizer and model
   double weight_decay = 0;
   int epochs = 1;
@@ -29,7 +31,33 @@ struct Config {
   std::string out = "out/train";
   std::string save, resume;
   std::size_t limit = 0;
+  bool allow_nonfinite = false;
+  std::size_t stop_after = 0;
 };
+
+// Set by SIGINT/SIGTERM: the current step finishes, then the run stops
+// cleanly. The handler resets itself, so a second Ctrl-C kills at once.
+volatile std::sig_atomic_t stop_signal = 0;
+extern "C" void request_stop(int sig) { stop_signal = sig; }
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = request_stop;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool all_finite(const nn::NamedArrays& arrays, std::string& which) {
+  for (const auto& [name, a] : arrays)
+    for (float v : a)
+      if (!std::isfinite(v)) {
+        which = name;
+        return false;
+      }
+  return true;
+}
 
 bool is_cnn(const std::string& model) { return model == "simple-cnn" || model == "deep-cnn"; }
 
@@ -40,6 +68,10 @@ std::shared_ptr<nn::Module> make_model(const Config& c) {
   if (c.model == "deep-cnn") return nn::models::deep_conv_net();
   throw CLI::ValidationError("--model", "unknown model '" + c.model + "'");
 }
+
+// The book trains TwoLayerNet with SGD (lr 0.1) and SimpleConvNet and
+// DeepConvNet with Adam (lr 0.001).
+std::string default_optimizer(const std::string& model) { return is_cnn(model) ? "adam" : "sgd"; }
 
 double default_lr(const Config& c) {
   if (c.optimizer == "sgd") return c.model == "two-layer" || c.model == "mlp" ? 0.1 : 0.01;
@@ -72,11 +104,14 @@ int main(int argc, char** argv) {
                                      "simple-cnn (SimpleConvNet) or deep-cnn (DeepConvNet)")
       ->check(CLI::IsMember({"two-layer", "mlp", "simple-cnn", "deep-cnn"}))->capture_default_str();
   app.add_option("--hidden", c.hidden, "Hidden layer sizes for --model mlp")->delimiter(',')->capture_default_str();
-  app.add_option("--optimizer", c.optimizer, "sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw")
-      ->check(CLI::IsMember({"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"}))
-      ->capture_default_str();
+  app.add_option("--optimizer", c.optimizer, "sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw\n"
+                                             "(default: what the book uses: sgd for two-layer and mlp, adam for the CNNs)")
+      ->check(CLI::IsMember({"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"}));
   app.add_option("--lr", c.lr, "Learning rate (default: 0.1 for SGD on MLPs, 0.01 for SGD on CNNs,\n"
                                "0.001 for Adam/AdamW, 0.01 otherwise)")->check(CLI::PositiveNumber);
+  app.add_flag("--allow-nonfinite", c.allow_nonfinite,
+               "Train on when the loss is NaN or infinite (by default the run stops with an error;\n"
+               "a checkpoint is never written from non-finite parameters either way)");
   app.add_option("--weight-decay", c.weight_decay, "The book's weight decay lambda (weights only)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--epochs", c.epochs, "Epochs to train")->check(CLI::Range(1, 1000))->capture_default_str();
@@ -87,12 +122,18 @@ int main(int argc, char** argv) {
   app.add_option("--data", c.data, "Directory with train-/t10k- images and labels in IDX format (.gz or not)")
       ->capture_default_str();
   app.add_option("--out", c.out, "Directory for metrics.csv, loss.png and accuracy.png")->capture_default_str();
-  app.add_option("--save", c.save, "Write a checkpoint (.npz: model, optimizer, epoch) after each epoch");
-  app.add_option("--resume", c.resume, "Continue from a checkpoint written by --save (with --lr: a new learning rate)")
+  app.add_option("--save", c.save, "Write a checkpoint (.npz: model, optimizer, epoch, random generator, data order)\n"
+                                   "after each epoch and when stopped by Ctrl-C or SIGTERM");
+  app.add_option("--resume", c.resume, "Continue from a checkpoint written by --save exactly where it stopped, for\n"
+                                       "--epochs more epochs (with --lr: a new learning rate); metrics.csv is appended to")
       ->check(CLI::ExistingFile);
   app.add_option("--limit", c.limit, "Use only the first N training images (quick runs)");
+  app.add_option("--stop-after", c.stop_after, "Raise SIGINT after this many steps (to test stopping and resuming)")
+      ->group("");  // hidden from --help
   CLI11_PARSE(app, argc, argv);
 
+  if (c.optimizer.empty()) c.optimizer = default_optimizer(c.model);
+  install_stop_handlers();
   try {
     zg::set_num_threads(c.threads);
     zg::manual_seed(c.seed);
@@ -108,72 +149,138 @@ int main(int argc, char** argv) {
     std::cout << model->summary() << "optimizer: " << optimizer->name() << ", lr " << optimizer->lr()
               << ", batch " << c.batch << ", threads " << zg::num_threads() << "\n";
 
+    // A checkpoint holds the model, the optimizer, and where the run stood:
+    // completed epochs, steps into the next one, the generator and the data
+    // order, so that resuming continues the same run bit for bit.
     int start_epoch = 0;
+    std::size_t start_step = 0;
+    Tensor<float> saved_generator, saved_order;
     if (!c.resume.empty()) {
+      nn::LoadOptions options;
+      options.extra_names = [](const std::string& name) {
+        return name.rfind("optimizer.", 0) == 0 || name.rfind("train.", 0) == 0;
+      };
       nn::load_checkpoint(c.resume, *model, [&](const nn::NamedArrays& rest) {
         nn::NamedArrays opt;
         for (const auto& [name, a] : rest) {
           if (name == "train.epoch") start_epoch = static_cast<int>(optim::decode_count(a, name));
+          else if (name == "train.step") start_step = static_cast<std::size_t>(optim::decode_count(a, name));
+          else if (name == "train.generator") saved_generator = a;
+          else if (name == "train.order") saved_order = a;
+          else if (name.rfind("train.", 0) == 0) throw ValueError("unknown checkpoint entry '" + name + "'");
           else opt.emplace_back(name, a);
         }
         optimizer->load_state_dict(opt);
-      });
+      }, options);
       if (c.lr > 0) optimizer->set_lr(static_cast<float>(c.lr));  // an explicit --lr wins over the saved one
-      std::cout << "resumed from " << c.resume << " after epoch " << start_epoch << ", lr " << optimizer->lr()
-                << "\n";
+      std::cout << "resumed from " << c.resume << " after epoch " << start_epoch;
+      if (start_step) std::cout << " and " << start_step << " steps of epoch " << start_epoch + 1;
+      std::cout << ", lr " << optimizer->lr() << "\n";
+      if (saved_generator.size() <= 1)
+        std::cout << "note: " << c.resume << " holds no generator state (an older checkpoint): shuffling and dropout "
+                  << "restart from --seed, so this is not the run it continues\n";
     }
 
     const bool flatten = !is_cnn(c.model);
     nn::data::DataLoader loader(train, {c.batch, true, false, flatten});
+    const double per_epoch = double(loader.batches_per_epoch());
+    if (saved_generator.size() > 1) nn::decode_generator(saved_generator, zg::generator(), "train.generator");
+    if (start_step > 0) {
+      std::vector<std::size_t> order(saved_order.begin(), saved_order.end());
+      loader.restore(std::move(order), std::min(start_step * c.batch, train.size()));
+    }
+    const double start = start_epoch + double(start_step) / per_epoch;
     examples::MetricsCsv csv((fs::path(c.out) / "metrics.csv").string(),
                              {"epoch", "train_loss", "test_loss", "test_accuracy", "seconds"});
+    if (!c.resume.empty()) csv.keep_rows_until(start);
     examples::Series train_loss{"train loss (per batch, smoothed)", {}}, test_loss{"test loss", {}},
         test_acc{"test accuracy", {}};
-    const double per_epoch = double(loader.batches_per_epoch());
     {
       const auto before = examples::evaluate(*model, test, flatten);
       std::cout << "before training: test loss " << std::fixed << std::setprecision(4) << before.loss
                 << ", test accuracy " << before.accuracy << "\n";
-      test_loss.points.emplace_back(start_epoch, before.loss);
-      test_acc.points.emplace_back(start_epoch, before.accuracy);
+      test_loss.points.emplace_back(start, before.loss);
+      test_acc.points.emplace_back(start, before.accuracy);
     }
-    double smoothed = -1;
-    for (int epoch = start_epoch + 1; epoch <= start_epoch + c.epochs; ++epoch) {
+    auto save = [&](int epochs_done, std::size_t steps_done) {
+      if (c.save.empty()) return;
+      nn::NamedArrays state = model->state();
+      auto extra = optimizer->state_dict();
+      state.insert(state.end(), extra.begin(), extra.end());
+      std::string which;
+      if (!all_finite(state, which))
+        throw ValueError("not saving " + c.save + ": '" + which + "' holds a NaN or infinity (the last checkpoint is kept)");
+      extra.emplace_back("train.epoch", optim::encode_count(epochs_done));
+      extra.emplace_back("train.step", optim::encode_count(static_cast<std::int64_t>(steps_done)));
+      extra.emplace_back("train.generator", nn::encode_generator(zg::generator()));
+      Tensor<float> order = Tensor<float>::from_shape({loader.order().size()});
+      std::copy(loader.order().begin(), loader.order().end(), order.begin());  // indices < 2^24: exact in float
+      extra.emplace_back("train.order", std::move(order));
+      nn::save_checkpoint(c.save, *model, extra);
+    };
+    const int last_epoch = start_epoch + c.epochs;
+    double smoothed = -1, reached = start;
+    bool stopped = false;
+    std::size_t steps_run = 0;
+    for (int epoch = start_epoch + 1; epoch <= last_epoch && !stopped; ++epoch) {
       const auto t0 = std::chrono::steady_clock::now();
       std::ostringstream label;
-      label << "epoch " << epoch << "/" << start_epoch + c.epochs;
+      label << "epoch " << epoch << "/" << last_epoch;
       std::vector<double> losses;
-      const double loss = examples::train_epoch(*model, loader, [&] {
+      examples::EpochOptions options;
+      options.reset = !(epoch == start_epoch + 1 && start_step > 0);
+      options.stop_on_nonfinite = !c.allow_nonfinite;
+      options.stop = &stop_signal;
+      const std::size_t first_step = options.reset ? 0 : start_step;
+      const auto result = examples::train_epoch(*model, loader, [&] {
         optimizer->step();
         optimizer->zero_grad();
-      }, label.str(), &losses);
+        if (++steps_run == c.stop_after) std::raise(SIGINT);
+      }, label.str(), options, &losses);
       for (std::size_t i = 0; i < losses.size(); ++i) {
         smoothed = smoothed < 0 ? losses[i] : 0.98 * smoothed + 0.02 * losses[i];
-        train_loss.points.emplace_back(epoch - 1 + double(i + 1) / per_epoch, smoothed);
+        train_loss.points.emplace_back(epoch - 1 + double(first_step + i + 1) / per_epoch, smoothed);
       }
+      stopped = result.stopped;
+      const std::size_t steps_done = first_step + result.steps;
+      reached = stopped ? epoch - 1 + double(steps_done) / per_epoch : epoch;
+      if (stopped && result.steps == 0) break;
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const auto eval = examples::evaluate(*model, test, flatten);
-      std::cout << "epoch " << epoch << ": train loss " << std::fixed << std::setprecision(4) << loss
-                << ", test loss " << eval.loss << ", test accuracy " << eval.accuracy << " ("
-                << examples::format_seconds(seconds) << " training)\n";
-      csv.add({double(epoch), loss, eval.loss, eval.accuracy, seconds});
-      test_loss.points.emplace_back(epoch, eval.loss);
-      test_acc.points.emplace_back(epoch, eval.accuracy);
-      if (!c.save.empty()) {
-        auto extra = optimizer->state_dict();
-        extra.emplace_back("train.epoch", optim::encode_count(epoch));
-        nn::save_checkpoint(c.save, *model, extra);
-      }
+      std::cout << "epoch " << (stopped ? label.str() + " (stopped at step " + std::to_string(steps_done) + ")"
+                                        : std::to_string(epoch))
+                << ": train loss " << std::fixed << std::setprecision(4) << result.mean_loss << ", test loss "
+                << eval.loss << ", test accuracy " << eval.accuracy << " (" << examples::format_seconds(seconds)
+                << " training)\n";
+      csv.add({reached, result.mean_loss, eval.loss, eval.accuracy, seconds});
+      test_loss.points.emplace_back(reached, eval.loss);
+      test_acc.points.emplace_back(reached, eval.accuracy);
+      if (stopped) save(epoch - 1, steps_done);
+      else save(epoch, 0);
     }
     std::cout << "metrics: " << csv.path() << "\n";
     const std::string title = c.model + ", " + optimizer->name();
+    const double xmax = std::max(reached, start + 1e-3);
     examples::report_plot(examples::plot_lines((fs::path(c.out) / "loss.png").string(), {train_loss, test_loss},
-                                               {title + ": loss", "epoch", "cross-entropy", false, false, double(start_epoch), double(start_epoch + c.epochs)}),
+                                               {title + ": loss", "epoch", "cross-entropy", false, false, start, xmax}),
                           (fs::path(c.out) / "loss.png").string());
     examples::report_plot(examples::plot_lines((fs::path(c.out) / "accuracy.png").string(), {test_acc},
-                                               {title + ": test accuracy", "epoch", "accuracy", false, true, double(start_epoch), double(start_epoch + c.epochs)}),
+                                               {title + ": test accuracy", "epoch", "accuracy", false, true, start, xmax}),
                           (fs::path(c.out) / "accuracy.png").string());
     if (!c.save.empty()) std::cout << "checkpoint: " << c.save << "\n";
+    if (stopped) {
+      const int sig = stop_signal;
+      std::cerr << "train: stopped by " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << " at epoch " << std::fixed
+                << std::setprecision(2) << reached << "; ";
+      if (c.save.empty()) std::cerr << "no --save was given, so there is nothing to resume from\n";
+      else std::cerr << "continue with the same options and --resume " << c.save << "\n";
+      return 128 + sig;
+    }
+  } catch (const examples::NonFiniteLoss& e) {
+    std::cerr << "train: " << e.what() << ".\n"
+              << (c.save.empty() ? std::string() : "The checkpoint " + c.save + " keeps the last good epoch. ")
+              << "Try a smaller --lr, or --allow-nonfinite to train on anyway.\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "train: " << e.what() << "\n";
     return 1;

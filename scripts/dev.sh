@@ -34,12 +34,16 @@ case "${1:-}" in
       -DZEROGRAD_SANITIZE=address,undefined -DZEROGRAD_FUZZ=ON \
       -DZEROGRAD_BUILD_EXAMPLES=OFF -DZEROGRAD_BUILD_BENCH=OFF
     # 3. A bounded libFuzzer run of the IDX reader and the .npz loader, from
-    #    seed corpora of valid files (ZEROGRAD_FUZZ_SECONDS each, default 60).
+    #    seed corpora of valid files and one bomb each (ZEROGRAD_FUZZ_SECONDS
+    #    each, default 60). The memory caps fail a loader that inflates what
+    #    it was not asked for or doubles its buffer on the 120 MiB bombs; the
+    #    loaders allocate at most 1032 x the 128 kB max_len (deflate's ratio).
     corpus=build-asan/fuzz-corpus
     rm -rf "$corpus" && ./build-asan/tests/fuzz/make_seeds "$corpus/idx" "$corpus/npz"
     for target in idx npz; do
       echo "fuzzing $target for ${ZEROGRAD_FUZZ_SECONDS:-60} s"
       (cd build-asan && ./tests/fuzz/fuzz_$target -max_total_time="${ZEROGRAD_FUZZ_SECONDS:-60}" \
+        -max_len=131072 -malloc_limit_mb=200 -rss_limit_mb=1024 \
         -print_final_stats=1 -artifact_prefix="fuzz-$target-" "fuzz-corpus/$target" 2>&1 |
         grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|ERROR|SUMMARY")
     done

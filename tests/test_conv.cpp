@@ -517,7 +517,7 @@ TEST_CASE("Conv2d, MaxPool2d: SimpleConvNet's first layers") {
   CHECK(conv.bias.grad().shape() == Shape{30});
 }
 
-TEST_CASE("Conv2d: He init by default, stride and pad; AvgPool2d") {
+TEST_CASE("Conv2d: He init by default, stride and pad, AvgPool2d") {
   zg::manual_seed(7);
   nn::Conv2d conv(16, 32, 3, 2, 1);
   const double he = std::sqrt(2.0 / (16 * 9));

@@ -16,6 +16,14 @@ namespace data = zg::nn::data;
 namespace fs = std::filesystem;
 using zg::testing::message_of;
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ZG_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ZG_TEST_ASAN 1
+#endif
+#endif
+
 namespace {
 
 fs::path dir() {
@@ -176,4 +184,124 @@ TEST_CASE("spiral, one_hot and flatten_images") {
   CHECK(message_of<ValueError>([] { data::one_hot(Tensor<float>({3.f}), 3); }).find("one_hot: label 3") == 0);
   CHECK(data::flatten_images(Tensor<float>(xt::ones<float>({2, 1, 3, 3}))).shape() ==
         std::vector<std::size_t>{2, 9});
+}
+
+namespace {
+std::string gzip_bytes(const std::string& bytes) {
+  const fs::path p = dir() / "tmp.gz";
+  write_gz(p, bytes);
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+}  // namespace
+
+TEST_CASE("read_idx: memory is bounded by the declared size and a default limit") {
+  SUBCASE("a 16 GiB header in a ~2 MB gzip bomb is refused at the header") {
+    const fs::path p = dir() / "bomb16g.idx.gz";
+    {
+      gzFile f = gzopen(p.c_str(), "wb1");
+      const std::string header = {0, 0, 8, 3, 0, 0, 0x40, 0, 0, 0, 4, 0, 0, 0, 4, 0};  // (16384, 1024, 1024)
+      gzwrite(f, header.data(), static_cast<unsigned>(header.size()));
+      const std::string zeros(1 << 20, '\0');
+      for (int i = 0; i < 256; ++i) gzwrite(f, zeros.data(), static_cast<unsigned>(zeros.size()));  // 256 MiB
+      gzclose(f);
+    }
+    const auto run = testing::run_in_child([&] { data::read_idx(p.string()); });
+    CAPTURE(run.error);
+    CHECK(run.error.find("byte 12: the header declares more than the limit of 536870912 bytes") != std::string::npos);
+    CHECK(run.peak_growth_kb < 20 * 1024);
+  }
+  SUBCASE("the limit can be raised; a file too small for its header is still refused before allocating") {
+    const fs::path p = dir() / "small_for_header.idx.gz";
+    write_gz(p, idx_bytes({16384, 1024, 1024}, 1000));  // declares 16 GiB, holds 1000 bytes
+    const auto run = testing::run_in_child([&] { data::read_idx(p.string(), std::size_t{1} << 36); });
+    CAPTURE(run.error);
+    CHECK(run.error.find("the header declares 17179869184 bytes, more than a") != std::string::npos);
+    CHECK(run.peak_growth_kb < 20 * 1024);
+  }
+  SUBCASE("an allocation that fails is a zg::IOError, not std::bad_alloc") {
+#ifdef ZG_TEST_ASAN
+    MESSAGE("skipped under AddressSanitizer: its allocator aborts on an address-space limit instead of throwing");
+    return;
+#endif
+    const fs::path p = dir() / "big.idx.gz";
+    {
+      gzFile f = gzopen(p.c_str(), "wb1");
+      const std::string header = {0, 0, 8, 1, 0x10, 0, 0, 0};  // 256 MiB
+      gzwrite(f, header.data(), static_cast<unsigned>(header.size()));
+      std::string noise(300 << 10, '\0');  // incompressible: the file could hold 256 MiB
+      std::uint32_t x = 1;
+      for (char& c : noise) c = static_cast<char>((x = x * 1664525u + 1013904223u) >> 24);
+      gzwrite(f, noise.data(), static_cast<unsigned>(noise.size()));
+      gzclose(f);
+    }
+    const auto run = testing::run_in_child([&] {
+      rlimit small{std::size_t{128} << 20, std::size_t{128} << 20};
+      rlimit now{};
+      ::getrlimit(RLIMIT_AS, &now);
+      // Leave room for what is mapped already, not for 256 MiB more.
+      std::ifstream statm("/proc/self/statm");
+      std::size_t pages = 0;
+      statm >> pages;
+      small.rlim_cur = small.rlim_max = pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) + (std::size_t{128} << 20);
+      if (now.rlim_cur != RLIM_INFINITY && now.rlim_cur < small.rlim_cur) small = now;
+      ::setrlimit(RLIMIT_AS, &small);
+      data::read_idx(p.string());
+    });
+    CAPTURE(run.error);
+    CHECK(run.error.find("not a zg::Error") == std::string::npos);
+    CHECK(run.error.find("byte 8: cannot allocate the 268435456 bytes the header declares") != std::string::npos);
+    CHECK(run.error.find("read_idx: '" + p.string() + "'") == 0);
+  }
+}
+
+TEST_CASE("read_idx: failures of reading name their cause") {
+  const std::string good = idx_bytes({10, 10});
+  SUBCASE("a gzip file whose CRC/length trailer is cut off") {
+    const fs::path p = dir() / "trailer.idx.gz";
+    const std::string gz = gzip_bytes(good);
+    write(p, gz.substr(0, gz.size() - 8));
+    const std::string msg = message_of<IOError>([&] { data::read_idx(p.string()); });
+    CHECK(msg.find("byte 112: the gzip stream is truncated") != std::string::npos);
+  }
+  SUBCASE("a bad CRC in the trailer") {
+    const fs::path p = dir() / "crc.idx.gz";
+    std::string gz = gzip_bytes(good);
+    gz[gz.size() - 8] = static_cast<char>(gz[gz.size() - 8] ^ 0xff);
+    write(p, gz);
+    const std::string msg = message_of<IOError>([&] { data::read_idx(p.string()); });
+    CHECK(msg.find("decompression failed: incorrect data check") != std::string::npos);
+  }
+  SUBCASE("corrupt deflate data on the first read") {
+    const fs::path p = dir() / "corrupt.idx.gz";
+    std::string gz = gzip_bytes(good);
+    for (std::size_t i = 10; i < 20; ++i) gz[i] = static_cast<char>(gz[i] ^ 0x55);
+    write(p, gz);
+    const std::string msg = message_of<IOError>([&] { data::read_idx(p.string()); });
+    CAPTURE(msg);
+    CHECK(msg.find("byte 0: decompression failed: ") != std::string::npos);
+  }
+  SUBCASE("a directory") {
+    const fs::path p = dir() / "d.idx";
+    fs::create_directories(p);
+    CHECK(message_of<IOError>([&] { data::read_idx(p.string()); }).find("is a directory") != std::string::npos);
+  }
+  SUBCASE("an I/O error from the OS") {
+    const std::string msg = message_of<IOError>([&] { data::read_idx("/proc/self/mem"); });
+    CHECK(msg.find("byte 0: read error: Input/output error") != std::string::npos);
+  }
+  SUBCASE("a plain file that ends early still says so") {
+    const fs::path p = dir() / "short.idx";
+    write(p, std::string{0, 0});
+    CHECK(message_of<IOError>([&] { data::read_idx(p.string()); }).find("byte 0: file ends inside the 4-byte magic number") !=
+          std::string::npos);
+  }
+  SUBCASE("element types are printed in hex") {
+    const fs::path p = dir() / "type.idx";
+    std::string b = idx_bytes({4});
+    b[2] = 0x0D;
+    write(p, b);
+    CHECK(message_of<IOError>([&] { data::read_idx(p.string()); }).find("element type 0x0d is not unsigned byte (0x08)") !=
+          std::string::npos);
+  }
 }

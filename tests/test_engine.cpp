@@ -571,7 +571,7 @@ TEST_CASE("to_dot draws a freed intermediate as a dashed placeholder with its sh
   CHECK(dot.find("style=dashed") != std::string::npos);
 }
 
-TEST_CASE("KeepIntermediatesGuard keeps every input, for narrating and drawing; it is thread-local") {
+TEST_CASE("KeepIntermediatesGuard keeps every input, for narrating and drawing, it is thread-local") {
   Variable64 x({1.0, 2.0});
   x.requires_grad_();
   Variable64 y;

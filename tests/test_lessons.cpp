@@ -171,7 +171,7 @@ TEST_CASE("ReLU between two affine layers: dL/da = mask * dL/dh, dead units get 
 // Note: from all-zero weights a balanced data set gives W2 a zero gradient
 // too (every hidden output is 0.5), so the weights hardly move for hundreds of
 // steps and "identical" would be trivially true: the equal start here is 0.3.
-TEST_CASE("all-equal init: hidden units stay identical under SGD; random init breaks the symmetry") {
+TEST_CASE("all-equal init: hidden units stay identical under SGD, random init breaks the symmetry") {
   SUBCASE("all weights 0.3") {
     TwoLayerNet net;
     nn::init::constant(net.fc1->weight, 0.3);
@@ -254,7 +254,7 @@ TEST_CASE("double backprop: z = (dy/dx)^3 + y with y = x^2 has dz/dx = 24x^2 + 2
   CHECK(x.grad().item() == doctest::Approx(100).epsilon(1e-12));
 }
 
-TEST_CASE("a custom softplus passes gradcheck and gradgradcheck; one that forgets gy fails") {
+TEST_CASE("a custom softplus passes gradcheck and gradgradcheck, one that forgets gy fails") {
   const V x = {Variable64({{-3.0, -0.5, 0.2}, {1.0, 2.5, 4.0}})};
   CHECK_GRADCHECK([](const V& v) { return zg::call(Softplus{}, v[0]); }, x);
   CHECK_GRADGRADCHECK([](const V& v) { return zg::call(Softplus{}, v[0]); }, x);

@@ -75,7 +75,7 @@ TEST_CASE("a schedule sets every group from its own initial lr") {
   CHECK(sched.base_lr(1) == 0.02f);
 }
 
-TEST_CASE("the optimizer updates with the scheduled lr; any callable is a schedule") {
+TEST_CASE("the optimizer updates with the scheduled lr, any callable is a schedule") {
   auto p = weight();
   p.set_grad(Variable(Tensor<float>({1.f, -1.f})));
   Adam opt({p}, 0.01f);

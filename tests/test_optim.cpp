@@ -222,7 +222,7 @@ TEST_CASE("optimizer states decaying under zero gradients never become subnormal
   }
 }
 
-TEST_CASE("parameters without a gradient are skipped; state is created on the first update") {
+TEST_CASE("parameters without a gradient are skipped, state is created on the first update") {
   auto a = param(kP, "a"), b = param(kP, "b");
   Adam opt({a, b});
   set_grad(a, kG);

@@ -71,7 +71,7 @@ TEST_CASE("parallel_chunks runs every chunk exactly once, on more than one threa
   CHECK(detail::chunk_count(19, 10) == 1);  // fewer than two grains: no split
 }
 
-TEST_CASE("parallel_for covers the range once; nested loops run serially; errors reach the caller") {
+TEST_CASE("parallel_for covers the range once, nested loops run serially, errors reach the caller") {
   Threads two(2);
   std::vector<int> seen(1000, 0);
   std::atomic<int> nested_chunks{0};
@@ -96,7 +96,7 @@ TEST_CASE("parallel_for covers the range once; nested loops run serially; errors
   CHECK(after.load() == 2);
 }
 
-TEST_CASE("set_num_threads: n <= 0 means one per core; the setting is reported back") {
+TEST_CASE("set_num_threads: n <= 0 means one per core, the setting is reported back") {
   const int before = num_threads();
   set_num_threads(3);
   CHECK(num_threads() == 3);

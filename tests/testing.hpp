@@ -10,6 +10,10 @@
 #include <sstream>
 #include <string>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <doctest/doctest.h>
 
 #include <zerograd/zerograd.hpp>
@@ -107,6 +111,56 @@ std::string message_of(F&& f) {
     return e.what();
   }
   return "";
+}
+
+// What f did in a forked child: how far it raised the child's peak resident
+// memory (so the parent's own peak does not hide it), and the message of the
+// zg::Error it threw ("" when it returned; "not a zg::Error: ..." otherwise).
+struct ChildRun {
+  long peak_growth_kb = -1;
+  std::string error;
+};
+inline ChildRun run_in_child(const std::function<void()>& f) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    rusage before{}, after{};
+    ::getrusage(RUSAGE_SELF, &before);
+    std::string error;
+    try {
+      f();
+    } catch (const zg::Error& e) {
+      error = e.what();
+      if (error.empty()) error = "(empty message)";
+    } catch (const std::exception& e) {
+      error = std::string("not a zg::Error: ") + e.what();
+    }
+    ::getrusage(RUSAGE_SELF, &after);
+    const std::string out = std::to_string(after.ru_maxrss - before.ru_maxrss) + "\n" + error;
+    for (std::size_t done = 0; done < out.size();) {
+      const ssize_t n = ::write(fds[1], out.data() + done, out.size() - done);
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string got;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  ChildRun r;
+  const std::size_t nl = got.find('\n');
+  REQUIRE(nl != std::string::npos);
+  r.peak_growth_kb = std::stol(got.substr(0, nl));
+  r.error = got.substr(nl + 1);
+  return r;
 }
 
 // Gradcheck cases registered by the name of the Function they exercise, one

@@ -70,6 +70,21 @@ void MetricsCsv::add(const std::vector<double>& row) {
   write_text_file(path_, out.str());
 }
 
+void MetricsCsv::keep_rows_until(double last) {
+  std::ifstream in(path_);
+  std::string line;
+  if (!std::getline(in, line)) return;
+  std::string header;
+  for (std::size_t i = 0; i < columns_.size(); ++i) header += (i ? "," : "") + columns_[i];
+  if (line != header) return;
+  while (std::getline(in, line)) {
+    std::vector<double> row;
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, ',');) row.push_back(std::strtod(cell.c_str(), nullptr));
+    if (row.size() == columns_.size() && row[0] <= last) rows_.push_back(row);
+  }
+}
+
 namespace {
 std::string quote(const std::string& s) {
   std::string out = "'";
@@ -135,29 +150,39 @@ Evaluation evaluate(nn::Module& model, const nn::data::Dataset& data, bool flatt
   return {loss / n, correct / n};
 }
 
-double train_epoch(nn::Module& model, nn::data::DataLoader& loader, const std::function<void()>& step,
-                   const std::string& label, std::vector<double>* iteration_losses) {
+EpochResult train_epoch(nn::Module& model, nn::data::DataLoader& loader, const std::function<void()>& step,
+                        const std::string& label, const EpochOptions& options, std::vector<double>* iteration_losses) {
   model.train();
-  loader.reset();
-  ProgressBar bar(label, loader.batches_per_epoch());
+  if (options.reset) loader.reset();
+  const std::size_t per_epoch = loader.batches_per_epoch();
+  const std::size_t first = loader.cursor() / loader.batch_size();  // steps done before, when continuing an epoch
+  ProgressBar bar(label, per_epoch);
   nn::data::DataLoader::Batch b;
+  EpochResult r;
   double total = 0, recent = 0;
-  std::size_t count = 0;
-  while (loader.next(b)) {
+  while (!(options.stop && *options.stop) && loader.next(b)) {
     Variable loss = nn::functional::softmax_cross_entropy(model(b.x), b.t);
+    const double l = loss.item();
+    if (options.stop_on_nonfinite && !std::isfinite(l)) {
+      std::ostringstream msg;
+      msg << label << ", step " << first + r.steps + 1 << " of " << per_epoch << ": the loss is " << l
+          << "; training stopped before this step changed the parameters";
+      throw NonFiniteLoss(msg.str());
+    }
     loss.backward();
     step();
-    const double l = loss.item();
     if (iteration_losses) iteration_losses->push_back(l);
     total += l;
-    recent = count == 0 ? l : 0.95 * recent + 0.05 * l;
-    bar.update(++count, recent);
+    recent = r.steps == 0 ? l : 0.95 * recent + 0.05 * l;
+    ++r.steps;
+    bar.update(first + r.steps, recent);
   }
-  const double mean = count ? total / double(count) : 0;
+  r.stopped = loader.cursor() < loader.samples() && options.stop && *options.stop;
+  r.mean_loss = r.steps ? total / double(r.steps) : 0;
   std::ostringstream s;
-  s << "mean loss " << std::fixed << std::setprecision(4) << mean;
-  bar.finish(s.str());
-  return mean;
+  s << "mean loss " << std::fixed << std::setprecision(4) << r.mean_loss << (r.stopped ? " (stopped)" : "");
+  if (r.steps > 0 || !r.stopped) bar.finish(s.str());
+  return r;
 }
 
 }  // namespace zg::examples

@@ -3,6 +3,7 @@
 // bar, per-epoch metrics as CSV, plots through gnuplot, evaluation.
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -34,6 +35,9 @@ class MetricsCsv {
  public:
   MetricsCsv(std::string path, std::vector<std::string> columns);
   void add(const std::vector<double>& row);
+  // Takes over the rows of an existing file at path (same columns) whose
+  // first value is at most `last`: a resumed run appends to its CSV.
+  void keep_rows_until(double last);
   const std::string& path() const { return path_; }
   const std::vector<std::vector<double>>& rows() const { return rows_; }
 
@@ -70,12 +74,28 @@ struct Evaluation {
 };
 Evaluation evaluate(nn::Module& model, const nn::data::Dataset& data, bool flatten, std::size_t batch = 500);
 
+// How train_epoch runs and stops.
+struct EpochOptions {
+  bool reset = true;              // start a new (reshuffled) epoch; false: go on where the loader stands
+  bool stop_on_nonfinite = true;  // a NaN or infinite loss throws NonFiniteLoss before its step is applied
+  const volatile std::sig_atomic_t* stop = nullptr;  // nonzero: stop before the next step (Ctrl-C)
+};
+struct EpochResult {
+  double mean_loss = 0;  // over the steps this call ran
+  std::size_t steps = 0;
+  bool stopped = false;  // by *options.stop, before the epoch's end
+};
+class NonFiniteLoss : public ValueError {
+ public:
+  using ValueError::ValueError;
+};
+
 // One epoch: for each batch, loss = softmax_cross_entropy(model(x), t),
-// backward, then `step` (the optimizer's update and zero_grad). Returns the
-// mean training loss and shows a progress bar. Each batch's loss is
-// appended to iteration_losses when given.
-double train_epoch(nn::Module& model, nn::data::DataLoader& loader, const std::function<void()>& step,
-                   const std::string& label, std::vector<double>* iteration_losses = nullptr);
+// backward, then `step` (the optimizer's update and zero_grad), with a
+// progress bar. Each batch's loss is appended to iteration_losses when given.
+EpochResult train_epoch(nn::Module& model, nn::data::DataLoader& loader, const std::function<void()>& step,
+                        const std::string& label, const EpochOptions& options = {},
+                        std::vector<double>* iteration_losses = nullptr);
 
 // Formats seconds as "1m 05s" / "12.3s".
 std::string format_seconds(double s);

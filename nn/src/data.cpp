@@ -2,6 +2,9 @@
 #include "zerograd/nn/data.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
@@ -21,17 +24,38 @@ namespace {
   throw IOError("read_idx: '" + path + "': byte " + std::to_string(offset) + ": " + why);
 }
 
-// Reads exactly n bytes (gzread inflates gzip and passes plain files through).
-bool read_exact(gzFile f, void* out, std::size_t n) {
+std::string hex_byte(unsigned v) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02x", v & 0xffu);
+  return buf;
+}
+
+// Why the last gzread failed or ended early: the OS's error, zlib's, or
+// that the file ends there (a truncated gzip trailer included).
+std::string read_failure(gzFile f, int saved_errno, const std::string& ends) {
+  int code = Z_OK;
+  std::string msg = gzerror(f, &code);
+  const std::size_t colon = msg.rfind(": ");  // zlib prefixes the path
+  if (colon != std::string::npos) msg = msg.substr(colon + 2);
+  if (code == Z_ERRNO) return std::string("read error: ") + std::strerror(saved_errno ? saved_errno : EIO);
+  if (code == Z_BUF_ERROR) return "the gzip stream is truncated (" + msg + ")";
+  if (code != Z_OK) return "decompression failed: " + msg;
+  return ends;
+}
+
+// Reads exactly n bytes (gzread inflates gzip and passes plain files through);
+// "" on success, else the cause.
+std::string read_exact(gzFile f, void* out, std::size_t n, const std::string& ends) {
   auto* p = static_cast<unsigned char*>(out);
   while (n > 0) {
     const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(n, 1u << 30));
+    errno = 0;
     const int got = gzread(f, p, chunk);
-    if (got <= 0) return false;
+    if (got <= 0) return read_failure(f, errno, ends);
     p += got;
     n -= static_cast<std::size_t>(got);
   }
-  return true;
+  return "";
 }
 
 std::string find_file(const std::string& dir, const std::string& stem) {
@@ -44,68 +68,84 @@ std::string find_file(const std::string& dir, const std::string& stem) {
 
 }  // namespace
 
-IdxArray read_idx(const std::string& path) {
+IdxArray read_idx(const std::string& path, std::size_t max_bytes) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw IOError("read_idx: '" + path + "' is a directory, not a file");
+  errno = 0;
   gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw IOError("read_idx: cannot open '" + path + "'");
+  if (!f) throw IOError("read_idx: cannot open '" + path + "': " + std::strerror(errno ? errno : ENOENT));
   struct Close {
     gzFile f;
     ~Close() { gzclose(f); }
   } close{f};
   unsigned char magic[4];
-  if (!read_exact(f, magic, 4)) bad(path, 0, "file ends inside the 4-byte magic number");
+  std::string why = read_exact(f, magic, 4, "file ends inside the 4-byte magic number");
+  if (!why.empty()) bad(path, 0, why);
   if (magic[0] != 0 || magic[1] != 0) bad(path, 0, "bad magic number (an IDX file starts with two zero bytes)");
-  if (magic[2] != 0x08)
-    bad(path, 2, "element type 0x" + std::to_string(magic[2]) + " is not unsigned byte (0x08)");
+  if (magic[2] != 0x08) bad(path, 2, "element type " + hex_byte(magic[2]) + " is not unsigned byte (0x08)");
   const std::size_t dims = magic[3];
   if (dims < 1 || dims > 4) bad(path, 3, "dimension count " + std::to_string(dims) + " is not 1 to 4");
   IdxArray out;
   std::size_t count = 1;
   for (std::size_t d = 0; d < dims; ++d) {
     unsigned char b[4];
-    if (!read_exact(f, b, 4)) bad(path, 4 + 4 * d, "file ends inside dimension " + std::to_string(d));
+    why = read_exact(f, b, 4, "file ends inside dimension " + std::to_string(d));
+    if (!why.empty()) bad(path, 4 + 4 * d, why);
     const std::size_t n = (std::size_t{b[0]} << 24) | (std::size_t{b[1]} << 16) | (std::size_t{b[2]} << 8) | b[3];
     if (n == 0 || n > (1u << 28)) bad(path, 4 + 4 * d, "implausible dimension " + std::to_string(n));
-    if (count > (std::size_t{1} << 34) / n) bad(path, 4 + 4 * d, "the array would be too large");
+    if (count > max_bytes / n)
+      bad(path, 4 + 4 * d, "the header declares more than the limit of " + std::to_string(max_bytes) +
+                               " bytes (read_idx's max_bytes)");
     count *= n;
     out.shape.push_back(n);
   }
   const std::size_t header = 4 + 4 * dims;
-  // Grow with the data actually read, never to what a (maybe corrupt)
-  // header claims up front. Capacity is reserved once, so a real file is
-  // read without reallocations (each copy would raise the peak memory), up
-  // to what the file can hold: deflate expands at most 1032:1.
+  // The buffer is reserved once and never grows past what the header
+  // declares; a file too small to hold that (deflate expands at most
+  // 1032:1) is refused before any of it is allocated.
   std::error_code size_error;
   const std::uintmax_t file_bytes = std::filesystem::file_size(path, size_error);
-  const std::size_t can_hold = size_error ? 0 : static_cast<std::size_t>(file_bytes) * 1032;
-  out.values.reserve(std::min({count, can_hold, std::size_t{256} << 20}));
+  if (!size_error && file_bytes < std::uintmax_t(count) / 1032)
+    bad(path, header, "the header declares " + std::to_string(count) + " bytes, more than a " +
+                          std::to_string(file_bytes) + "-byte file can hold even gzip-compressed");
+  try {
+    out.values.reserve(count);
+  } catch (const std::bad_alloc&) {
+    bad(path, header, "cannot allocate the " + std::to_string(count) + " bytes the header declares");
+  }
   std::size_t got = 0;
   while (got < count) {
     const std::size_t chunk = std::min<std::size_t>(count - got, std::size_t{1} << 20);
     out.values.resize(got + chunk);
+    errno = 0;
     const int r = gzread(f, out.values.data() + got, static_cast<unsigned>(chunk));
-    if (r <= 0) break;
+    if (r <= 0) {
+      out.values.resize(got);
+      bad(path, header + got,
+          read_failure(f, errno, "data ends after " + std::to_string(got) + " of " + std::to_string(count) + " bytes"));
+    }
     got += static_cast<std::size_t>(r);
   }
   out.values.resize(got);
-  int zerr = Z_OK;
-  const char* zmsg = gzerror(f, &zerr);
-  if (zerr != Z_OK && zerr != Z_BUF_ERROR) bad(path, header + got, std::string("decompression failed: ") + zmsg);
-  if (got < count)
-    bad(path, header + got, "data ends after " + std::to_string(got) + " of " + std::to_string(count) + " bytes");
+  // Reading on to the end checks the gzip trailer (CRC-32 and length).
   unsigned char extra;
-  if (gzread(f, &extra, 1) > 0) bad(path, header + count, "data continues past the " + std::to_string(count) + " bytes the header declares");
+  errno = 0;
+  const int r = gzread(f, &extra, 1);
+  if (r > 0) bad(path, header + count, "data continues past the " + std::to_string(count) + " bytes the header declares");
+  why = read_failure(f, errno, "");
+  if (!why.empty()) bad(path, header + count, why);
   return out;
 }
 
 const char* default_data_dir() { return "/usr/share/datasets/fashion-mnist"; }
 
 namespace {
-Dataset load_idx_files(const std::string& dir, bool train) {
+Dataset load_idx_files(const std::string& dir, bool train, std::size_t max_bytes) {
   const std::string prefix = train ? "train" : "t10k";
   const std::string images_path = find_file(dir, prefix + "-images-idx3-ubyte");
   const std::string labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");
-  IdxArray images = read_idx(images_path);
-  IdxArray labels = read_idx(labels_path);
+  IdxArray images = read_idx(images_path, max_bytes);
+  IdxArray labels = read_idx(labels_path, max_bytes);
   if (images.shape.size() != 3)
     throw IOError("load_idx_dataset: '" + images_path + "' holds a " + std::to_string(images.shape.size()) +
                   "-d array, images need 3 dimensions (N, H, W)");
@@ -130,8 +170,8 @@ Dataset load_idx_files(const std::string& dir, bool train) {
 }
 }  // namespace
 
-Dataset load_idx_dataset(const std::string& dir, bool train) {
-  Dataset d = load_idx_files(dir, train);
+Dataset load_idx_dataset(const std::string& dir, bool train, std::size_t max_bytes) {
+  Dataset d = load_idx_files(dir, train, max_bytes);
 #if defined(__GLIBC__)
   // The raw bytes and the buffers they grew through are free now; zerograd
   // keeps freed heap memory mapped (Note [malloc] in autograd/src/parallel.cpp),
@@ -211,6 +251,23 @@ void DataLoader::reset() {
   std::iota(order_.begin(), order_.end(), std::size_t{0});
   if (options_.shuffle) std::shuffle(order_.begin(), order_.end(), gen_);
   cursor_ = 0;
+}
+
+void DataLoader::restore(std::vector<std::size_t> order, std::size_t cursor) {
+  const std::size_t n = data_.size();
+  if (order.size() != n)
+    throw ValueError("DataLoader::restore: an order of " + std::to_string(order.size()) + " samples for a data set of " +
+                     std::to_string(n));
+  std::vector<bool> seen(n, false);
+  for (std::size_t i : order) {
+    if (i >= n || seen[i])
+      throw ValueError("DataLoader::restore: the order is not a permutation of 0.." + std::to_string(n - 1) +
+                       " (index " + std::to_string(i) + ")");
+    seen[i] = true;
+  }
+  if (cursor > n) throw ValueError("DataLoader::restore: position " + std::to_string(cursor) + " is past " + std::to_string(n));
+  order_ = std::move(order);
+  cursor_ = cursor;
 }
 
 std::size_t DataLoader::batches_per_epoch() const {

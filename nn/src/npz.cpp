@@ -7,9 +7,12 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <filesystem>
 #include <memory>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
 
@@ -103,6 +106,73 @@ zip_int64_t failing_read(void* state, void* data, zip_uint64_t len, zip_source_c
   }
 }
 
+// The largest .npy header read (numpy itself refuses headers over 10000
+// bytes by default): a bigger one is damage, not an array.
+constexpr std::size_t kMaxHeader = 1 << 16;
+
+std::string zip_words(int code, int sys_errno) {
+  zip_error_t e;
+  zip_error_init_with_code(&e, code);
+  std::string why = zip_error_strerror(&e);
+  zip_error_fini(&e);
+  if (sys_errno != 0 && why.find(std::strerror(sys_errno)) == std::string::npos)
+    why += std::string(" (") + std::strerror(sys_errno) + ")";
+  return why;
+}
+
+// Where save_npz writes before the rename: beside path, named for path and
+// this process, so an earlier save that was killed can be recognised.
+std::string temp_prefix(const std::string& path) { return path + ".tmp"; }
+
+// Removes temporaries of earlier saves to path whose process no longer
+// exists (a save killed before its rename). A live process's is kept.
+void remove_stale_temporaries(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  const std::string prefix = temp_prefix(path.filename().string());
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    // "<path>.tmp<pid>", or libzip's own "<path>.tmp<pid>.XXXXXX" that zip_close renames.
+    const std::string rest = name.substr(prefix.size());
+    const std::string digits = rest.substr(0, rest.find('.'));
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const long pid = std::stol(digits);
+    if (pid == ::getpid() || pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      fs::remove(it->path(), ignored);
+    }
+  }
+}
+
+void fsync_path(const std::string& p, int flags) {
+  const int fd = ::open(p.c_str(), flags);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// What is wrong with saving to path, before anything is written; "" if nothing.
+std::string save_path_problem(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (path.empty()) return "the path is empty";
+  const fs::path p(path);
+  if (!p.has_filename()) return "the path names a directory, not a file";
+  const fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  std::error_code ec;
+  const fs::file_status s = fs::status(parent, ec);
+  if (s.type() == fs::file_type::not_found) return "the directory '" + parent.string() + "' does not exist";
+  if (ec) return "cannot reach the directory '" + parent.string() + "': " + ec.message();
+  if (s.type() != fs::file_type::directory) return "'" + parent.string() + "' is not a directory";
+  if (::access(parent.c_str(), W_OK | X_OK) != 0)
+    return "cannot write in the directory '" + parent.string() + "': " + std::strerror(errno);
+  if (fs::is_directory(p, ec)) return "'" + path + "' is a directory";
+  return "";
+}
+
 }  // namespace
 
 void testing_hooks::fail_next_save_at_entry(int entry) { fail_at_entry = entry; }
@@ -110,7 +180,13 @@ void testing_hooks::fail_next_save_at_entry(int entry) { fail_at_entry = entry; 
 std::string encode_npy(const Tensor<float>& a) { return encode(a, "<f4"); }
 std::string encode_npy(const Tensor<double>& a) { return encode(a, "<f8"); }
 
-NpyArray decode_npy(const std::string& bytes, const std::string& what) {
+std::size_t NpyHeader::data_bytes() const {
+  std::size_t n = item_size();
+  for (std::size_t d : shape) n *= d;
+  return n;
+}
+
+NpyHeader decode_npy_header(const std::string& bytes, const std::string& what) {
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) bad(what, 0, "not an .npy array (bad magic)");
   const auto u8 = [&](std::size_t i) { return static_cast<std::size_t>(static_cast<unsigned char>(bytes[i])); };
   const std::size_t major = u8(6);
@@ -125,12 +201,16 @@ NpyArray decode_npy(const std::string& bytes, const std::string& what) {
   } else {
     bad(what, 6, "unsupported npy version " + std::to_string(major));
   }
+  if (header_len > kMaxHeader)
+    bad(what, 8, "npy header of " + std::to_string(header_len) + " bytes is larger than " +
+                     std::to_string(kMaxHeader));
   if (header_len > bytes.size() - header_start)
     bad(what, header_start, "npy header of " + std::to_string(header_len) + " bytes runs past the end (" +
                                 std::to_string(bytes.size()) + " bytes)");
   const std::string h = bytes.substr(header_start, header_len);
 
-  NpyArray out;
+  NpyHeader out;
+  out.data_offset = header_start + header_len;
   std::size_t p = find_key(h, "descr", what, header_start);
   if (p >= h.size() || (h[p] != '\'' && h[p] != '"')) bad(what, header_start + p, "npy descr is not a string");
   const std::size_t q = h.find(h[p], p + 1);
@@ -164,42 +244,51 @@ NpyArray decode_npy(const std::string& bytes, const std::string& what) {
     count *= dim;
     out.shape.push_back(dim);
   }
-  const std::size_t item = out.dtype == "<f4" ? 4 : 8;
-  const std::size_t data_start = header_start + header_len;
-  const std::size_t have = bytes.size() - data_start;
-  if (have != count * item)
-    bad(what, data_start, "npy data holds " + std::to_string(have) + " bytes, shape needs " +
-                              std::to_string(count * item));
-  out.values.resize(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    if (item == 4) {
-      float v;
-      std::memcpy(&v, bytes.data() + data_start + 4 * i, 4);
-      out.values[i] = v;
-    } else {
-      std::memcpy(&out.values[i], bytes.data() + data_start + 8 * i, 8);
-    }
+  return out;
+}
+
+NpyArray decode_npy(const std::string& bytes, const std::string& what) {
+  NpyArray out;
+  out.header = decode_npy_header(bytes, what);
+  const NpyHeader& h = out.header;
+  const std::size_t have = bytes.size() - h.data_offset;
+  if (have != h.data_bytes())
+    bad(what, h.data_offset, "npy data holds " + std::to_string(have) + " bytes, shape needs " +
+                                 std::to_string(h.data_bytes()));
+  const char* data = bytes.data() + h.data_offset;
+  if (h.dtype == "<f4") {
+    out.f4 = Tensor<float>::from_shape(h.shape);
+    if (have) std::memcpy(out.f4.data(), data, have);
+  } else {
+    out.f8 = Tensor<double>::from_shape(h.shape);
+    if (have) std::memcpy(out.f8.data(), data, have);
   }
   return out;
 }
 
 Tensor<float> NpyArray::as_float() const {
-  Tensor<float> a = Tensor<float>::from_shape(shape);
-  std::transform(values.begin(), values.end(), a.begin(), [](double v) { return static_cast<float>(v); });
+  if (header.dtype == "<f4") return f4;
+  Tensor<float> a = Tensor<float>::from_shape(header.shape);
+  std::transform(f8.begin(), f8.end(), a.begin(), [](double v) { return static_cast<float>(v); });
   return a;
 }
 
 Tensor<double> NpyArray::as_double() const {
-  Tensor<double> a = Tensor<double>::from_shape(shape);
-  std::copy(values.begin(), values.end(), a.begin());
+  if (header.dtype == "<f8") return f8;
+  Tensor<double> a = Tensor<double>::from_shape(header.shape);
+  std::copy(f4.begin(), f4.end(), a.begin());
   return a;
 }
 
 void save_npz(const std::string& path, const NamedArrays& arrays) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  const std::string problem = save_path_problem(path);
+  if (!problem.empty()) throw IOError("save_npz: cannot save to '" + path + "': " + problem);
+  remove_stale_temporaries(path);
+  const std::string tmp = temp_prefix(path) + std::to_string(::getpid());
   int err = 0;
+  errno = 0;
   zip_t* z = zip_open(tmp.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
-  if (!z) throw IOError("save_npz: cannot create '" + tmp + "' (libzip error " + std::to_string(err) + ")");
+  if (!z) throw IOError("save_npz: cannot create the temporary file '" + tmp + "': " + zip_words(err, errno));
   std::vector<std::string> blobs;  // libzip reads the buffers at zip_close
   blobs.reserve(arrays.size());
   auto fail = [&](const std::string& why) {
@@ -233,55 +322,109 @@ void save_npz(const std::string& path, const NamedArrays& arrays) {
     std::remove(tmp.c_str());
     throw IOError("save_npz: writing '" + tmp + "' failed: " + why);
   }
-  const int fd = ::open(tmp.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+  fsync_path(tmp, O_RDONLY);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     std::remove(tmp.c_str());
     throw IOError("save_npz: cannot rename '" + tmp + "' to '" + path + "': " + why);
   }
+  // The rename is durable only once the directory entry is on disk.
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  fsync_path(parent.empty() ? "." : parent.string(), O_RDONLY | O_DIRECTORY);
 }
 
-NamedNpy load_npz(const std::string& path) {
-  int err = 0;
-  zip_t* z = zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &err);
-  if (!z) {
-    zip_error_t e;
-    zip_error_init_with_code(&e, err);
-    const std::string why = zip_error_strerror(&e);
-    zip_error_fini(&e);
-    throw IOError("load_npz: cannot open '" + path + "' as a zip archive: " + why);
+struct NpzReader::Archive {
+  zip_t* z = nullptr;
+  ~Archive() {
+    if (z) zip_discard(z);
   }
-  std::unique_ptr<zip_t, void (*)(zip_t*)> guard(z, [](zip_t* a) { zip_discard(a); });
-  NamedNpy out;
-  const zip_int64_t n = zip_get_num_entries(z, 0);
+};
+
+NpzReader::NpzReader(std::string path) : path_(std::move(path)), zip_(std::make_unique<Archive>()) {
+  int err = 0;
+  errno = 0;
+  zip_->z = zip_open(path_.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &err);
+  if (!zip_->z) throw IOError("load_npz: cannot open '" + path_ + "' as a zip archive: " + zip_words(err, errno));
+  const zip_int64_t n = zip_get_num_entries(zip_->z, 0);
   for (zip_int64_t i = 0; i < n; ++i) {
     zip_stat_t st;
     zip_stat_init(&st);
-    if (zip_stat_index(z, static_cast<zip_uint64_t>(i), 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME) ||
+    if (zip_stat_index(zip_->z, static_cast<zip_uint64_t>(i), 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME) ||
         !(st.valid & ZIP_STAT_SIZE))
-      throw IOError("load_npz: '" + path + "': entry " + std::to_string(i) + " cannot be read");
+      throw IOError("load_npz: '" + path_ + "': entry " + std::to_string(i) + " cannot be read");
     std::string name = st.name;
-    const std::string what = "load_npz: '" + path + "' entry '" + name + "'";
     if (name.size() < 4 || name.compare(name.size() - 4, 4, ".npy") != 0)
-      throw IOError(what + ": not an .npy file");
-    if (st.size > (std::uint64_t{1} << 32)) throw IOError(what + ": claims an implausible size of " + std::to_string(st.size) + " bytes");
-    std::string bytes(static_cast<std::size_t>(st.size), '\0');
-    zip_file_t* f = zip_fopen_index(z, static_cast<zip_uint64_t>(i), 0);
-    if (!f) throw IOError(what + ": cannot open: " + zip_strerror(z));
-    const zip_int64_t got = bytes.empty() ? 0 : zip_fread(f, bytes.data(), bytes.size());
-    const bool failed = got < 0 || static_cast<std::uint64_t>(got) != st.size;
-    const std::string why = failed ? zip_file_strerror(f) : "";
-    zip_fclose(f);
-    if (failed)
-      throw IOError(what + ": read " + std::to_string(got < 0 ? 0 : got) + " of " + std::to_string(st.size) +
-                    " bytes (" + why + ")");
+      throw IOError("load_npz: '" + path_ + "' entry '" + name + "': not an .npy file");
     name.resize(name.size() - 4);
-    out.emplace_back(name, decode_npy(bytes, what));
+    members_.push_back({name, st.size, static_cast<std::uint64_t>(i)});
   }
+}
+
+NpzReader::~NpzReader() = default;
+
+namespace {
+// Reads exactly n bytes of an open member; "" on success, else the cause.
+std::string read_member(zip_file_t* f, char* out, std::uint64_t n) {
+  std::uint64_t got = 0;
+  while (got < n) {
+    const zip_int64_t r = zip_fread(f, out + got, n - got);
+    if (r < 0) return zip_file_strerror(f);
+    if (r == 0) return "it ends after " + std::to_string(got) + " of " + std::to_string(n) + " bytes";
+    got += static_cast<std::uint64_t>(r);
+  }
+  return "";
+}
+
+struct FileCloser {
+  zip_file_t* f;
+  ~FileCloser() { zip_fclose(f); }
+};
+}  // namespace
+
+NpyHeader NpzReader::header(const Member& m) {
+  const std::string what = "load_npz: '" + path_ + "' entry '" + m.name + ".npy'";
+  zip_file_t* f = zip_fopen_index(zip_->z, m.index, 0);
+  if (!f) throw IOError(what + ": cannot open: " + zip_strerror(zip_->z));
+  FileCloser close{f};
+  // Magic, version and length first; then exactly the header they declare.
+  std::string bytes(static_cast<std::size_t>(std::min<std::uint64_t>(m.size, 12)), '\0');
+  std::string why = read_member(f, bytes.data(), bytes.size());
+  if (!why.empty()) throw IOError(what + ": " + why);
+  if (bytes.size() >= 10 && bytes.compare(0, 6, kMagic, 6) == 0) {
+    const auto u8 = [&](std::size_t i) { return static_cast<std::size_t>(static_cast<unsigned char>(bytes[i])); };
+    std::size_t len = u8(8) | (u8(9) << 8), start = 10;
+    if (u8(6) >= 2 && bytes.size() >= 12) len |= (u8(10) << 16) | (u8(11) << 24), start = 12;
+    if (len <= kMaxHeader && start + len <= m.size) {
+      const std::size_t have = bytes.size();
+      bytes.resize(start + len);
+      why = read_member(f, bytes.data() + have, bytes.size() - have);
+      if (!why.empty()) throw IOError(what + ": " + why);
+    }
+  }
+  NpyHeader h = decode_npy_header(bytes, what);
+  if (m.size - h.data_offset != h.data_bytes())
+    bad(what, h.data_offset, "npy data holds " + std::to_string(m.size - h.data_offset) + " bytes, shape " +
+                                 shape_str(h.shape) + " needs " + std::to_string(h.data_bytes()));
+  return h;
+}
+
+Tensor<float> NpzReader::read_float(const Member& m, const NpyHeader& h) {
+  const std::string what = "load_npz: '" + path_ + "' entry '" + m.name + ".npy'";
+  if (h.dtype != "<f4") throw IOError(what + ": dtype '" + h.dtype + "' is not float32 ('<f4')");
+  zip_file_t* f = zip_fopen_index(zip_->z, m.index, 0);
+  if (!f) throw IOError(what + ": cannot open: " + zip_strerror(zip_->z));
+  FileCloser close{f};
+  std::string skip(h.data_offset, '\0');
+  std::string why = read_member(f, skip.data(), skip.size());
+  Tensor<float> out = Tensor<float>::from_shape(h.shape);
+  if (why.empty()) why = read_member(f, reinterpret_cast<char*>(out.data()), h.data_bytes());
+  if (!why.empty()) throw IOError(what + ": " + why);
+  // libzip checks the CRC-32 only when a read reaches the member's end: ask
+  // for one byte more, which must find the end and pass the check.
+  char extra;
+  const zip_int64_t r = zip_fread(f, &extra, 1);
+  if (r < 0) throw IOError(what + ": " + zip_file_strerror(f) + " (the member is damaged)");
+  if (r > 0) throw IOError(what + ": data continues past the declared " + std::to_string(m.size) + " bytes");
   return out;
 }
 

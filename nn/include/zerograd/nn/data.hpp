@@ -17,10 +17,17 @@ struct IdxArray {
   std::vector<std::uint8_t> values;
 };
 
+// The most bytes read_idx reads unless told otherwise: Fashion-MNIST's
+// training images are 47 MB. A header declaring more is refused at once.
+constexpr std::size_t kIdxDefaultMaxBytes = std::size_t{512} << 20;
+
 // Reads an IDX file, gzip-compressed or not. Checks the magic number, the
-// element type, every dimension and the length; any problem is a zg::IOError
-// naming the file and the byte offset.
-IdxArray read_idx(const std::string& path);
+// element type, every dimension, the declared size against max_bytes and
+// the file's size, the length and the gzip trailer; memory never exceeds
+// what the header declares. Any problem, including a failed allocation or
+// read (with the OS's or zlib's cause), is a zg::IOError naming the file and
+// the byte offset.
+IdxArray read_idx(const std::string& path, std::size_t max_bytes = kIdxDefaultMaxBytes);
 
 // Images as float in [0, 1], shaped (N, 1, H, W), and labels as float
 // class indices (N).
@@ -40,7 +47,8 @@ const char* default_data_dir();
 
 // Loads <dir>/train-images-idx3-ubyte[.gz] + train-labels-idx1-ubyte[.gz]
 // (train = true) or the t10k-* pair; checks that counts and shapes agree.
-Dataset load_idx_dataset(const std::string& dir, bool train);
+// max_bytes bounds each file as in read_idx.
+Dataset load_idx_dataset(const std::string& dir, bool train, std::size_t max_bytes = kIdxDefaultMaxBytes);
 
 // Transforms.
 Tensor<float> flatten_images(const Tensor<float>& images);  // (N, ...) -> (N, D)
@@ -71,6 +79,15 @@ class DataLoader {
   bool next(Batch& batch);
   std::size_t batches_per_epoch() const;
   std::size_t samples() const { return data_.size(); }
+  std::size_t batch_size() const { return options_.batch_size; }
+  // Where the epoch stands: the (shuffled) order and the next position in
+  // it. A checkpoint holding both, with the generator, resumes mid-epoch.
+  const std::vector<std::size_t>& order() const { return order_; }
+  std::size_t cursor() const { return cursor_; }
+  // Continues an epoch from a saved order and position; throws
+  // zg::ValueError unless order is a permutation of the samples and cursor
+  // lies within it.
+  void restore(std::vector<std::size_t> order, std::size_t cursor);
 
  private:
   const Dataset& data_;
