@@ -1,5 +1,6 @@
 // Trains one of the book's networks on Fashion-MNIST (or any IDX data set):
 // a progress bar per epoch, metrics as CSV, curves as PNG, checkpoints.
+#include <atomic>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
@@ -16,6 +17,41 @@ namespace fs = std::filesystem;
 using namespace zg;
 
 namespace {
+
+// The data order as (n, 2) floats, index / 2^16 and index % 2^16: both
+// exact in a float for any data set up to 2^40 samples.
+Tensor<float> encode_order(const std::vector<std::size_t>& order) {
+  Tensor<float> t = Tensor<float>::from_shape({order.size(), 2});
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    t(i, 0) = static_cast<float>(order[i] >> 16);
+    t(i, 1) = static_cast<float>(order[i] & 0xffff);
+  }
+  return t;
+}
+
+// The inverse, refusing anything that is not n whole indices below n (a
+// damaged or foreign checkpoint), before converting a float to an integer.
+std::vector<std::size_t> decode_order(const Tensor<float>& t, std::size_t n) {
+  if (t.dimension() != 2 || t.shape()[0] != n || t.shape()[1] != 2)
+    throw ValueError("train.order: expected shape (" + std::to_string(n) + ", 2) for " + std::to_string(n) +
+                     " training samples, got " + shape_str(Shape(t.shape().begin(), t.shape().end())));
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float hi = t(i, 0), lo = t(i, 1);
+    if (!(hi >= 0 && hi < 16777216.f && lo >= 0 && lo < 65536.f) || hi != std::floor(hi) || lo != std::floor(lo))
+      throw ValueError("train.order: entry " + std::to_string(i) + " is not an index (" + std::to_string(hi) + ", " +
+                       std::to_string(lo) + ")");
+    order[i] = (static_cast<std::size_t>(hi) << 16) | static_cast<std::size_t>(lo);
+  }
+  return order;  // DataLoader::restore checks it is a permutation of 0..n-1
+}
+
+// Bytes of a module's parameters and buffers.
+std::uint64_t model_bytes(const nn::Module& m) {
+  std::uint64_t bytes = 0;
+  for (const auto& [name, a] : m.state()) bytes += a.size() * sizeof(float);
+  return bytes;
+}
 
 struct Config {
   std::string model = "two-layer";
@@ -36,15 +72,20 @@ struct Config {
 };
 
 // Set by SIGINT/SIGTERM: the current step finishes, then the run stops
-// cleanly. The handler resets itself, so a second Ctrl-C kills at once.
-volatile std::sig_atomic_t stop_signal = 0;
-extern "C" void request_stop(int sig) { stop_signal = sig; }
+// cleanly. The handler resets itself, so a second Ctrl-C kills at once. A
+// lock-free atomic: safe in a signal handler, and the handler may run on
+// any of the process's threads (the pool's workers too). SA_RESTART: a
+// signal during a blocking call (gnuplot's waitpid, a terminal write) does
+// not fail it.
+std::atomic<int> stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+extern "C" void request_stop(int sig) { stop_signal.store(sig, std::memory_order_relaxed); }
 
 void install_stop_handlers() {
   struct sigaction sa {};
   sa.sa_handler = request_stop;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESETHAND;
+  sa.sa_flags = SA_RESETHAND | SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 }
@@ -157,6 +198,8 @@ int main(int argc, char** argv) {
     Tensor<float> saved_generator, saved_order;
     if (!c.resume.empty()) {
       nn::LoadOptions options;
+      // Adam's two moments per parameter, and the data order (2 floats a sample).
+      options.max_extra_bytes = 2 * model_bytes(*model) + 8 * std::uint64_t(train.size()) + (1u << 20);
       options.extra_names = [](const std::string& name) {
         return name.rfind("optimizer.", 0) == 0 || name.rfind("train.", 0) == 0;
       };
@@ -185,10 +228,7 @@ int main(int argc, char** argv) {
     nn::data::DataLoader loader(train, {c.batch, true, false, flatten});
     const double per_epoch = double(loader.batches_per_epoch());
     if (saved_generator.size() > 1) nn::decode_generator(saved_generator, zg::generator(), "train.generator");
-    if (start_step > 0) {
-      std::vector<std::size_t> order(saved_order.begin(), saved_order.end());
-      loader.restore(std::move(order), std::min(start_step * c.batch, train.size()));
-    }
+    if (start_step > 0) loader.restore(decode_order(saved_order, train.size()), std::min(start_step * c.batch, train.size()));
     const double start = start_epoch + double(start_step) / per_epoch;
     examples::MetricsCsv csv((fs::path(c.out) / "metrics.csv").string(),
                              {"epoch", "train_loss", "test_loss", "test_accuracy", "seconds"});
@@ -213,9 +253,7 @@ int main(int argc, char** argv) {
       extra.emplace_back("train.epoch", optim::encode_count(epochs_done));
       extra.emplace_back("train.step", optim::encode_count(static_cast<std::int64_t>(steps_done)));
       extra.emplace_back("train.generator", nn::encode_generator(zg::generator()));
-      Tensor<float> order = Tensor<float>::from_shape({loader.order().size()});
-      std::copy(loader.order().begin(), loader.order().end(), order.begin());  // indices < 2^24: exact in float
-      extra.emplace_back("train.order", std::move(order));
+      extra.emplace_back("train.order", encode_order(loader.order()));
       nn::save_checkpoint(c.save, *model, extra);
     };
     const int last_epoch = start_epoch + c.epochs;
@@ -269,7 +307,7 @@ int main(int argc, char** argv) {
                           (fs::path(c.out) / "accuracy.png").string());
     if (!c.save.empty()) std::cout << "checkpoint: " << c.save << "\n";
     if (stopped) {
-      const int sig = stop_signal;
+      const int sig = stop_signal.load();
       std::cerr << "train: stopped by " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << " at epoch " << std::fixed
                 << std::setprecision(2) << reached << "; ";
       if (c.save.empty()) std::cerr << "no --save was given, so there is nothing to resume from\n";

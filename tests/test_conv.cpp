@@ -83,7 +83,7 @@ std::size_t count_far(const Tensor<T>& got, const Exact& ref, std::size_t terms)
   const long double u = std::numeric_limits<T>::epsilon();
   std::size_t bad = 0;
   for (std::size_t i = 0; i < got.size(); ++i)
-    if (std::abs(got.data()[i] - ref.value[i]) > 2 * (terms + 1) * u * ref.mag[i]) ++bad;
+    if (!(std::abs(got.data()[i] - ref.value[i]) <= 2 * (terms + 1) * u * ref.mag[i])) ++bad;  // NaN too
   return bad;
 }
 
@@ -226,7 +226,9 @@ template <class A, class B>
 double relative_error(const A& got, const B& want) {
   double err = 0, scale = 0;
   for (std::size_t i = 0; i < want.size(); ++i) {
-    err = std::max(err, std::abs(double(got.data()[i]) - double(want.data()[i])));
+    const double d = std::abs(double(got.data()[i]) - double(want.data()[i]));
+    if (!std::isfinite(d)) return std::numeric_limits<double>::infinity();  // a NaN fails, not vanishes
+    err = std::max(err, d);
     scale = std::max(scale, std::abs(double(want.data()[i])));
   }
   return err / scale;

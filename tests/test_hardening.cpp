@@ -1,11 +1,15 @@
 // The error contract over every public op and layer, checkpoint safety under
-// an injected write failure, determinism, memory over many iterations, and
+// a full disk and concurrent saves, determinism, memory over many iterations, and
 // thread-local grad and eval modes.
+#include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <thread>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <zerograd/zerograd.hpp>
@@ -88,26 +92,75 @@ TEST_CASE("every public op and layer rejects bad shapes with a typed error namin
   }
 }
 
-TEST_CASE("a save that fails midway leaves the previous checkpoint loadable") {
+TEST_CASE("a save that fails midway (disk full) leaves the previous checkpoint loadable and no temporary") {
   const fs::path dir = fs::temp_directory_path() / ("zerograd_failsave_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
   fs::create_directories(dir);
   const fs::path path = dir / "model.npz";
   zg::manual_seed(1);
   nn::MLP a(3, {4}, 2);
   nn::save_checkpoint(path.string(), a);
   zg::manual_seed(2);
-  nn::MLP b(3, {4}, 2);
-  nn::testing_hooks::fail_next_save_at_entry(2);
-  const std::string msg = testing::message_of<IOError>([&] { nn::save_checkpoint(path.string(), b); });
-  CHECK(msg.find("save_npz") == 0);
+  nn::MLP b(30, {40}, 20);  // a few KB: more than the child may write
+  // In a child whose files may not grow past 512 bytes, as on a full disk:
+  // write() stops with EFBIG (SIGXFSZ ignored) partway through the temporary.
+  const testing::ChildRun r = testing::run_in_child([&] {
+    ::signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{512, 512};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    nn::save_checkpoint(path.string(), b);
+  });
+  CAPTURE(r.error);
+  CHECK(r.error.find("save_npz: '" + path.string() + "': writing") == 0);
+  CHECK(r.error.find(std::strerror(EFBIG)) != std::string::npos);
+  CHECK(r.error.find("the previous file, if any, is unchanged") != std::string::npos);
   for (const auto& entry : fs::directory_iterator(dir)) CHECK(entry.path() == path);  // no temp file left
   zg::manual_seed(3);
   nn::MLP c(3, {4}, 2);
   nn::load_checkpoint(path.string(), c);
   CHECK(c.state()[0].second == a.state()[0].second);
-  nn::save_checkpoint(path.string(), b);  // the hook fires once
-  nn::load_checkpoint(path.string(), c);
-  CHECK(c.state()[0].second == b.state()[0].second);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("two processes saving to one path take turns: every save is whole, one temporary at most") {
+  const fs::path dir = fs::temp_directory_path() / ("zerograd_twosave_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path path = dir / "model.npz";
+  zg::manual_seed(4);
+  nn::MLP a(64, {256}, 64);
+  zg::manual_seed(5);
+  nn::MLP b(64, {256}, 64);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::alarm(60);
+    for (int i = 0; i < 40; ++i) nn::save_checkpoint(path.string(), b);
+    std::_Exit(0);
+  }
+  std::size_t loaded = 0;
+  for (int i = 0; i < 40; ++i) {
+    nn::save_checkpoint(path.string(), a);
+    zg::manual_seed(6);
+    nn::MLP c(64, {256}, 64);
+    nn::load_checkpoint(path.string(), c);  // whichever save came last, whole
+    bool all_a = true, all_b = true;
+    const auto sc = c.state(), sa = a.state(), sb = b.state();
+    for (std::size_t k = 0; k < sc.size(); ++k) {
+      all_a = all_a && sc[k].second == sa[k].second;
+      all_b = all_b && sc[k].second == sb[k].second;
+    }
+    if (!(all_a || all_b)) MESSAGE("load " << i << ": neither; first a? " << (sc[0].second == sa[0].second) << " b? " << (sc[0].second == sb[0].second));
+    loaded += all_a || all_b;
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(loaded == 40);
+  std::size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) files += entry.path() != path;
+  CHECK(files <= 1);  // "<path>.tmp", left for the next save to reuse
   fs::remove_all(dir);
 }
 

@@ -12,6 +12,9 @@ namespace zg::detail {
 // rule; small_product runs it there and returns false when it cannot (the
 // rule says no, or libxsmm is missing or has no kernel): gemm then uses
 // OpenBLAS.
+// Whether libxsmm is built in and targets AVX2 or wider on this CPU, where
+// every product that fits is expected to get a kernel (for the tests).
+bool small_kernels_expected();
 bool small_product_fits(bool trans_a, bool trans_b, std::size_t N, std::size_t K, float alpha, float beta);
 bool small_product(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha,
                    const float* A, std::size_t lda, const float* B, std::size_t ldb, float beta, float* C,

@@ -1,6 +1,7 @@
 #pragma once
 // What the examples share to make training pleasant to watch: a progress
 // bar, per-epoch metrics as CSV, plots through gnuplot, evaluation.
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -78,7 +79,7 @@ Evaluation evaluate(nn::Module& model, const nn::data::Dataset& data, bool flatt
 struct EpochOptions {
   bool reset = true;              // start a new (reshuffled) epoch; false: go on where the loader stands
   bool stop_on_nonfinite = true;  // a NaN or infinite loss throws NonFiniteLoss before its step is applied
-  const volatile std::sig_atomic_t* stop = nullptr;  // nonzero: stop before the next step (Ctrl-C)
+  const std::atomic<int>* stop = nullptr;  // nonzero: stop before the next step (Ctrl-C)
 };
 struct EpochResult {
   double mean_loss = 0;  // over the steps this call ran

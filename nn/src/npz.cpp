@@ -11,7 +11,7 @@
 #include <memory>
 
 #include <fcntl.h>
-#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
@@ -64,48 +64,6 @@ std::size_t find_key(const std::string& h, const std::string& key, const std::st
   return p;
 }
 
-int fail_at_entry = -1;
-
-// A zip source that serves half of its bytes and then fails: an injected
-// write failure in the middle of an archive.
-struct FailingSource {
-  const std::string* bytes;
-  std::size_t offset = 0;
-  zip_error_t error;
-};
-
-zip_int64_t failing_read(void* state, void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
-  auto* s = static_cast<FailingSource*>(state);
-  switch (cmd) {
-    case ZIP_SOURCE_OPEN: s->offset = 0; return 0;
-    case ZIP_SOURCE_READ: {
-      const std::size_t half = s->bytes->size() / 2;
-      if (s->offset >= half) {
-        zip_error_set(&s->error, ZIP_ER_WRITE, EIO);
-        return -1;
-      }
-      const std::size_t n = std::min<std::size_t>(len, half - s->offset);
-      std::memcpy(data, s->bytes->data() + s->offset, n);
-      s->offset += n;
-      return static_cast<zip_int64_t>(n);
-    }
-    case ZIP_SOURCE_CLOSE: return 0;
-    case ZIP_SOURCE_STAT: {
-      auto* st = static_cast<zip_stat_t*>(data);
-      zip_stat_init(st);
-      st->size = s->bytes->size();
-      st->valid |= ZIP_STAT_SIZE;
-      return sizeof(zip_stat_t);
-    }
-    case ZIP_SOURCE_ERROR: return zip_error_to_data(&s->error, data, len);
-    case ZIP_SOURCE_FREE: zip_error_fini(&s->error); delete s; return 0;
-    case ZIP_SOURCE_SUPPORTS:
-      return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
-                                            ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
-    default: zip_error_set(&s->error, ZIP_ER_OPNOTSUPP, 0); return -1;
-  }
-}
-
 // The largest .npy header read (numpy itself refuses headers over 10000
 // bytes by default): a bigger one is damage, not an array.
 constexpr std::size_t kMaxHeader = 1 << 16;
@@ -120,39 +78,89 @@ std::string zip_words(int code, int sys_errno) {
   return why;
 }
 
-// Where save_npz writes before the rename: beside path, named for path and
-// this process, so an earlier save that was killed can be recognised.
-std::string temp_prefix(const std::string& path) { return path + ".tmp"; }
+// Note [Saving]: the archive is built in memory, then written to ONE
+// temporary file per target, "<path>.tmp" beside it, while holding an
+// exclusive flock on it: fsync, rename over path, fsync the directory. A
+// save killed midway leaves at most that one file, which the next save to
+// path truncates and reuses; two processes saving to the same path take
+// turns instead of writing into each other's temporary. A file lock, not a
+// process id, decides who owns it, so this holds across PID namespaces and
+// machines sharing the directory, and never deletes another save's file.
+// Every failure (disk full, EIO on fsync) is reported, and the old
+// checkpoint is replaced only after the new one is on disk.
 
-// Removes temporaries of earlier saves to path whose process no longer
-// exists (a save killed before its rename). A live process's is kept.
-void remove_stale_temporaries(const std::filesystem::path& path) {
-  namespace fs = std::filesystem;
-  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
-  const std::string prefix = temp_prefix(path.filename().string());
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-    // "<path>.tmp<pid>", or libzip's own "<path>.tmp<pid>.XXXXXX" that zip_close renames.
-    const std::string rest = name.substr(prefix.size());
-    const std::string digits = rest.substr(0, rest.find('.'));
-    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    const long pid = std::stol(digits);
-    if (pid == ::getpid() || pid <= 0) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
-      std::error_code ignored;
-      fs::remove(it->path(), ignored);
+// Opens and locks path's temporary. After waiting for the lock the file may
+// have been renamed over path by the save that held it: then the name
+// points elsewhere and the lock is taken again on the new file.
+int lock_temporary(const std::string& tmp, const std::string& path) {
+  for (;;) {
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+      throw IOError("save_npz: cannot create the temporary file '" + tmp + "' for '" + path +
+                    "': " + std::strerror(errno));
+    int rc;
+    while ((rc = ::flock(fd, LOCK_EX)) != 0 && errno == EINTR) {
     }
+    struct stat held {}, named {};
+    if (rc == 0 && ::fstat(fd, &held) == 0 && ::stat(tmp.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+        held.st_dev == named.st_dev)
+      return fd;
+    const int e = errno;
+    ::close(fd);
+    if (rc != 0) throw IOError("save_npz: cannot lock '" + tmp + "': " + std::strerror(e));
   }
 }
 
-void fsync_path(const std::string& p, int flags) {
-  const int fd = ::open(p.c_str(), flags);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
+// Writes all of bytes to fd, or says why not.
+std::string write_all(int fd, const std::string& bytes) {
+  for (std::size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? std::strerror(errno) : "the disk took no more bytes";
+    done += static_cast<std::size_t>(n);
   }
+  return "";
+}
+
+// The .npz bytes of arrays: a zip of name.npy entries, stored.
+std::string npz_bytes(const std::string& path, const NamedArrays& arrays) {
+  zip_error_t error;
+  zip_error_init(&error);
+  zip_source_t* buffer = zip_source_buffer_create(nullptr, 0, 0, &error);
+  if (!buffer) throw IOError("save_npz: '" + path + "': " + zip_error_strerror(&error));
+  zip_source_keep(buffer);  // still needed after zip_close, to read the archive back
+  const auto free_buffer = std::unique_ptr<zip_source_t, void (*)(zip_source_t*)>(buffer, zip_source_free);
+  zip_t* z = zip_open_from_source(buffer, ZIP_TRUNCATE, &error);
+  if (!z) throw IOError("save_npz: '" + path + "': " + zip_error_strerror(&error));
+  std::vector<std::string> blobs;  // libzip reads the buffers at zip_close
+  blobs.reserve(arrays.size());
+  for (const auto& [name, array] : arrays) {
+    blobs.push_back(encode_npy(array));
+    zip_source_t* src = zip_source_buffer(z, blobs.back().data(), blobs.back().size(), 0);
+    const zip_int64_t idx = src ? zip_file_add(z, (name + ".npy").c_str(), src, ZIP_FL_ENC_UTF_8) : -1;
+    if (idx < 0) {
+      const std::string why = zip_strerror(z);
+      if (src) zip_source_free(src);
+      zip_discard(z);
+      throw IOError("save_npz: '" + path + "': cannot add '" + name + "': " + why);
+    }
+    zip_set_file_compression(z, static_cast<zip_uint64_t>(idx), ZIP_CM_STORE, 0);
+  }
+  if (zip_close(z) != 0) {
+    const std::string why = zip_strerror(z);
+    zip_discard(z);
+    throw IOError("save_npz: '" + path + "': building the archive failed: " + why);
+  }
+  zip_stat_t st;
+  zip_stat_init(&st);
+  std::string out;
+  if (zip_source_stat(buffer, &st) == 0 && (st.valid & ZIP_STAT_SIZE) && zip_source_open(buffer) == 0) {
+    out.resize(static_cast<std::size_t>(st.size));
+    const zip_int64_t got = out.empty() ? 0 : zip_source_read(buffer, out.data(), st.size);
+    zip_source_close(buffer);
+    if (got == static_cast<zip_int64_t>(st.size)) return out;
+  }
+  throw IOError("save_npz: '" + path + "': cannot read the archive back from memory");
 }
 
 // What is wrong with saving to path, before anything is written; "" if nothing.
@@ -174,8 +182,6 @@ std::string save_path_problem(const std::string& path) {
 }
 
 }  // namespace
-
-void testing_hooks::fail_next_save_at_entry(int entry) { fail_at_entry = entry; }
 
 std::string encode_npy(const Tensor<float>& a) { return encode(a, "<f4"); }
 std::string encode_npy(const Tensor<double>& a) { return encode(a, "<f8"); }
@@ -283,54 +289,32 @@ Tensor<double> NpyArray::as_double() const {
 void save_npz(const std::string& path, const NamedArrays& arrays) {
   const std::string problem = save_path_problem(path);
   if (!problem.empty()) throw IOError("save_npz: cannot save to '" + path + "': " + problem);
-  remove_stale_temporaries(path);
-  const std::string tmp = temp_prefix(path) + std::to_string(::getpid());
-  int err = 0;
-  errno = 0;
-  zip_t* z = zip_open(tmp.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
-  if (!z) throw IOError("save_npz: cannot create the temporary file '" + tmp + "': " + zip_words(err, errno));
-  std::vector<std::string> blobs;  // libzip reads the buffers at zip_close
-  blobs.reserve(arrays.size());
-  auto fail = [&](const std::string& why) {
-    zip_discard(z);
-    std::remove(tmp.c_str());
-    throw IOError("save_npz: '" + path + "': " + why);
+  const std::string bytes = npz_bytes(path, arrays);  // Note [Saving]
+  const std::string tmp = path + ".tmp";
+  const int fd = lock_temporary(tmp, path);
+  // While locked: on failure the temporary goes, so nothing is left behind.
+  const auto fail = [&](const std::string& why) {
+    ::unlink(tmp.c_str());
+    ::close(fd);
+    throw IOError("save_npz: '" + path + "': " + why + "; the previous file, if any, is unchanged");
   };
-  const int failing = fail_at_entry;
-  fail_at_entry = -1;
-  for (const auto& [name, array] : arrays) {
-    blobs.push_back(encode_npy(array));
-    zip_source_t* src = nullptr;
-    if (static_cast<int>(blobs.size()) - 1 == failing) {
-      auto* state = new FailingSource{&blobs.back(), 0, {}};
-      zip_error_init(&state->error);
-      src = zip_source_function(z, failing_read, state);
-    } else {
-      src = zip_source_buffer(z, blobs.back().data(), blobs.back().size(), 0);
-    }
-    if (!src) fail("cannot buffer '" + name + "'");
-    const zip_int64_t idx = zip_file_add(z, (name + ".npy").c_str(), src, ZIP_FL_ENC_UTF_8);
-    if (idx < 0) {
-      zip_source_free(src);
-      fail("cannot add '" + name + "': " + zip_strerror(z));
-    }
-    zip_set_file_compression(z, static_cast<zip_uint64_t>(idx), ZIP_CM_STORE, 0);
-  }
-  if (zip_close(z) != 0) {
-    const std::string why = zip_strerror(z);
-    zip_discard(z);
-    std::remove(tmp.c_str());
-    throw IOError("save_npz: writing '" + tmp + "' failed: " + why);
-  }
-  fsync_path(tmp, O_RDONLY);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw IOError("save_npz: cannot rename '" + tmp + "' to '" + path + "': " + why);
-  }
+  if (::ftruncate(fd, 0) != 0) fail("cannot truncate '" + tmp + "': " + std::strerror(errno));
+  const std::string write_error = write_all(fd, bytes);
+  if (!write_error.empty()) fail("writing '" + tmp + "' failed: " + write_error);
+  if (::fsync(fd) != 0) fail("flushing '" + tmp + "' to disk failed: " + std::strerror(errno));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    fail("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
+  ::close(fd);  // releases the lock; the file is path now
   // The rename is durable only once the directory entry is on disk.
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  fsync_path(parent.empty() ? "." : parent.string(), O_RDONLY | O_DIRECTORY);
+  const std::string dir = parent.empty() ? "." : parent.string();
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const bool synced = dfd >= 0 && ::fsync(dfd) == 0;
+  const int e = errno;
+  if (dfd >= 0) ::close(dfd);
+  if (!synced)
+    throw IOError("save_npz: '" + path + "' was written, but syncing the directory '" + dir +
+                  "' failed: " + std::strerror(e) + "; a power loss now could lose the rename");
 }
 
 struct NpzReader::Archive {

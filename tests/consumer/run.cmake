@@ -72,8 +72,15 @@ if(KIND STREQUAL "shared")
   endif()
 endif()
 
+# A shared zerograd needs nothing of what it links inside: the consumer is
+# configured as on a machine without xtensor-blas (LAPACK), zlib or libzip.
+set(without "")
+if(KIND STREQUAL "shared")
+  set(without -DCMAKE_DISABLE_FIND_PACKAGE_xtensor-blas=ON -DCMAKE_DISABLE_FIND_PACKAGE_ZLIB=ON
+      -DZEROGRAD_LIBZIP_INCLUDE_DIR=ZEROGRAD_LIBZIP_INCLUDE_DIR-NOTFOUND)
+endif()
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${work} -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release
-    "-DCMAKE_CXX_FLAGS_RELEASE=-O2" -DCMAKE_CXX_COMPILER=${CXX})
+    "-DCMAKE_CXX_FLAGS_RELEASE=-O2" -DCMAKE_CXX_COMPILER=${CXX} ${without})
 run(${CMAKE_COMMAND} --build ${work} --verbose)
 # Run from the build folder (the checkpoint goes there); the shared library
 # is found through the RPATH CMake sets in the build tree.

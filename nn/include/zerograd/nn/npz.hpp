@@ -41,18 +41,14 @@ NpyHeader decode_npy_header(const std::string& bytes, const std::string& what);
 // offset of the problem. Accepts <f4 and <f8, C order.
 NpyArray decode_npy(const std::string& bytes, const std::string& what);
 
-// Writes arrays as an .npz (zip of name.npy, stored) atomically: a temp file
-// in the same directory, fsynced, renamed over path, then the directory is
-// fsynced. An existing file is never left damaged, and the temporaries of
-// earlier saves to path whose process is gone are removed first, so killed
-// saves do not pile up. Errors (empty path, missing or non-directory parent,
-// a full disk) are a zg::IOError that says what is wrong.
+// Writes arrays as an .npz (zip of name.npy, stored) atomically: to
+// "<path>.tmp" under an exclusive file lock, fsynced, renamed over path,
+// then the directory is fsynced (Note [Saving] in npz.cpp). An existing file
+// is never left damaged; a killed save leaves at most that one temporary,
+// which the next save reuses. Errors (empty path, missing or non-directory
+// parent, a full disk, a failed fsync) are a zg::IOError that says what is
+// wrong.
 void save_npz(const std::string& path, const NamedArrays& arrays);
-namespace testing_hooks {
-// Testing hook: the next save_npz fails while writing entry `entry` (its
-// bytes stop halfway through), as a full disk or I/O error would. -1: off.
-void fail_next_save_at_entry(int entry);
-}  // namespace testing_hooks
 
 // An .npz opened for reading. Opening reads only the zip directory: member
 // names and declared sizes, nothing is inflated. header() inflates just a
