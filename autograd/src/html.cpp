@@ -350,11 +350,14 @@ std::string to_dot_text(const Recording& rec, const HtmlOptions& options) {
     out << "  v" << i << " [id=\"v" << i << "\", shape=ellipse, style=\"" << (v.freed ? "dashed,filled" : "filled")
         << "\", fillcolor=\"" << fill << "\", label=\"" << var_label(v) << "\"];\n";
   }
+  // A rounded box is a 400-byte SVG path, a plain one a 100-byte polygon:
+  // big graphs get plain boxes to keep the page small.
+  const char* box_style = rec.fns.size() <= 200 ? "rounded,filled" : "filled";
   for (std::size_t i = 0; i < rec.fns.size(); ++i) {
     const auto& f = rec.fns[i];
     std::string label = escape_dot(f.name);
     if (!f.attributes.empty()) label += "\\n" + escape_dot(f.attributes);
-    out << "  f" << i << " [id=\"f" << i << "\", shape=box, style=\"rounded,filled\", fillcolor=\"#e8e8e8\", label=\""
+    out << "  f" << i << " [id=\"f" << i << "\", shape=box, style=\"" << box_style << "\", fillcolor=\"#e8e8e8\", label=\""
         << label << "\"];\n";
     for (std::size_t j = 0; j < f.inputs.size(); ++j)
       out << "  v" << f.inputs[j] << " -> f" << i << " [id=\"f" << i << "-i" << j << "\"];\n";
@@ -405,12 +408,32 @@ std::string layout_svg(const std::string& dot_text) {
   return svg;
 }
 
+// Drops every open...close span, in one pass.
 void erase_between(std::string& s, const std::string& open, const std::string& close) {
-  for (std::size_t at = s.find(open); at != std::string::npos; at = s.find(open, at)) {
+  std::string out;
+  out.reserve(s.size());
+  std::size_t from = 0;
+  for (std::size_t at = s.find(open); at != std::string::npos; at = s.find(open, from)) {
     const std::size_t end = s.find(close, at);
-    if (end == std::string::npos) return;
-    s.erase(at, end + close.size() - at);
+    if (end == std::string::npos) break;
+    out.append(s, from, at - from);
+    from = end + close.size();
   }
+  out.append(s, from, std::string::npos);
+  s = std::move(out);
+}
+
+// Drops every occurrence of what, in one pass.
+void erase_all(std::string& s, const std::string& what) {
+  std::string out;
+  out.reserve(s.size());
+  std::size_t from = 0;
+  for (std::size_t at = s.find(what); at != std::string::npos; at = s.find(what, from)) {
+    out.append(s, from, at - from);
+    from = at + what.size();
+  }
+  out.append(s, from, std::string::npos);
+  s = std::move(out);
 }
 
 // dot's SVG without the XML prologue, comments and tooltips, and without a
@@ -421,6 +444,8 @@ std::string inline_svg(std::string svg) {
   svg.erase(0, start);
   erase_between(svg, "<!--", "-->");
   erase_between(svg, "<title>", "</title>");
+  erase_all(svg, " font-family=\"Helvetica,sans-Serif\" font-size=\"11.00\"");  // the page's style sets them once
+  erase_all(svg, "\n\n");
   const std::size_t tag_end = svg.find('>');
   std::string tag = svg.substr(0, tag_end);
   for (const char* attribute : {" width=\"", " height=\""}) {

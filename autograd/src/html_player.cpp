@@ -26,6 +26,7 @@ header h1 { font-size: 16px; margin: 0; font-weight: 600; }
 main { flex: 1; display: flex; min-height: 0; }
 #zg-graph { flex: 1; min-width: 0; position: relative; overflow: hidden; cursor: grab; background: #fff; }
 #zg-graph.dragging { cursor: grabbing; }
+#zg-graph svg text { font-family: Helvetica, Arial, sans-serif; font-size: 11px; }
 #zg-graph svg { width: 100%; height: 100%; display: block; user-select: none; }
 aside { width: 380px; border-left: 1px solid #ddd; overflow: auto; padding: 8px 12px; background: #fcfcfc; }
 #zg-step h2 { font-size: 15px; margin: 4px 0 6px; }
@@ -119,6 +120,8 @@ const char* html_player_script() {
     rows.push([i, tr]);
   });
 
+  const fnEls = fns.map((f, i) => nodeEl('f' + i));
+  const shownVar = vars.map(() => null), shownFn = fns.map(() => null);
   let current = 0, timer = null, marked = [];
   const mark = (el, ...cls) => { if (el) { el.classList.add(...cls); marked.push([el, cls]); } };
   const clearMarks = () => { marked.forEach(([el, cls]) => el.classList.remove(...cls)); marked = []; };
@@ -138,7 +141,9 @@ const char* html_player_script() {
     const f = fns[s.f], fname = esc(f.n) + (f.a ? ' <span class="rule">' + esc(f.a) + '</span>' : '');
     const outs = f.o.map((v) => '<b>' + esc(varName(v)) + '</b>').join(', ');
     if (s.k === 'f') {
-      const ins = f.i.map((v) => '<li>' + esc(varName(v)) + ' = <span class="num">' + esc(vars[v].v) + '</span></li>').join('');
+      const ins = f.i.map((v) => '<li>' + esc(varName(v)) + ' = <span class="num">' + esc(vars[v].v) + '</span>' +
+        (vars[v].freed && !vars[v].leaf ? ' <span class="freed">(freed once no longer held: ' + esc(f.n) + ' keeps only its shape)</span>' : '') +
+        '</li>').join('');
       const res = f.o.map((v) => '<li><b>' + esc(varName(v)) + '</b> = <span class="num out-value">' + esc(vars[v].v) +
         '</span></li>').join('');
       return '<h2><span class="pass forward">forward</span>' + fname + ' makes ' + outs + '</h2>' +
@@ -161,19 +166,26 @@ const char* html_player_script() {
   function render() {
     const step = current, s = steps[step - 1];
     clearMarks();
+    // Only what changed touches the DOM: a step on a big graph stays fast.
     vars.forEach((v, i) => {
       const el = varEls[i];
       if (!el) return;
-      const has = valueStep[i] <= step;
+      const has = valueStep[i] <= step, g = gradAt(i, step), key = has + '|' + g;
+      if (shownVar[i] === key) return;
+      shownVar[i] = key;
       el.classList.toggle('pending', !has);
       if (valueLine[i]) valueLine[i].style.visibility = has ? 'visible' : 'hidden';
-      const g = gradAt(i, step);
       if (gradLine[i]) {
         gradLine[i].style.visibility = g === null ? 'hidden' : 'visible';
-        if (g !== null && gradLine[i].textContent !== 'grad ' + g) gradLine[i].textContent = 'grad ' + g;
+        if (g !== null) gradLine[i].textContent = 'grad ' + g;
       }
     });
-    fns.forEach((f, i) => { const el = nodeEl('f' + i); if (el) el.classList.toggle('pending', f.fwd > step); });
+    fns.forEach((f, i) => {
+      const pending = f.fwd > step;
+      if (shownFn[i] === pending) return;
+      shownFn[i] = pending;
+      if (fnEls[i]) fnEls[i].classList.toggle('pending', pending);
+    });
     rows.forEach(([i, tr]) => {
       const has = valueStep[i] <= step, g = gradAt(i, step);
       tr.classList.toggle('pending', !has);
