@@ -127,6 +127,7 @@ TEST_CASE("backward_rule") {
   CHECK(backward_rule("Add", 1) == "add passes the upstream gradient on unchanged");
   CHECK(backward_rule("Mul", 0).find("times the other input") != std::string::npos);
   CHECK(backward_rule("Sub", 1).find("negated") != std::string::npos);
+  CHECK(backward_rule("ReLU", 0) == "a switch: upstream where x > 0, 0 elsewhere");
   CHECK(backward_rule("Linear", 2).find("summed over the batch") != std::string::npos);
   CHECK(backward_rule("Softplus", 0).find("Softplus") != std::string::npos);  // generic, naming it
   for (const auto& name : differentiable_ops()) {
