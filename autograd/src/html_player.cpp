@@ -251,7 +251,7 @@ const char* html_player_script() {
     if (timer) { clearInterval(timer); timer = null; }
     if (on) {
       if (current >= steps.length) go(0);
-      timer = setInterval(() => { if (current >= steps.length) play(false); else go(current + 1); }, 1000 / Number($('zg-speed').value));
+      timer = setInterval(() => { go(current + 1); if (current >= steps.length) play(false); }, 1000 / Number($('zg-speed').value));
     }
     $('zg-play').textContent = timer ? 'Pause' : 'Play';
   }

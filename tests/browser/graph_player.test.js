@@ -149,6 +149,18 @@ async function appleGraph(browser, file, story, graphNo) {
   await page.keyboard.press('Home');
   s = await snapshot(page);
   check(s.current === 0 && s.fn.length === 0 && s.table.apple === '', `${name}: Home shows step ${s.current}, table ${JSON.stringify(s.table)}`);
+  await page.select('#zg-speed', '20');
+  await page.click('#zg-play');
+  await page.waitForFunction((n) => window.zgPlayer.current() === n, {timeout: 5000}, steps);
+  s = await snapshot(page);
+  const label = await page.$eval('#zg-play', (b) => b.textContent);
+  check(s.current === steps && label === 'Play', `${name}: Play stopped at step ${s.current}, button says ${label}`);
+  await page.click('#zg-play');  // from the end it starts over
+  await new Promise((r) => setTimeout(r, 120));
+  await page.click('#zg-play');
+  const paused = (await snapshot(page)).current;
+  await new Promise((r) => setTimeout(r, 250));
+  check(paused < steps && (await snapshot(page)).current === paused, `${name}: Pause did not hold step ${paused}`);
   check(state.requests.length === 0, `${name}: requests left the page: ${state.requests.join(', ')}`);
   check(state.errors.length === 0, `${name}: script errors: ${state.errors.join('; ')}`);
   await page.close();
@@ -173,6 +185,11 @@ async function bigGraph(browser, file) {
   await page.mouse.wheel({deltaY: -300});
   const after = await page.$eval('#zg-graph svg', (el) => el.getAttribute('viewBox'));
   check(before !== after, `${name}: wheel did not zoom (viewBox ${before})`);
+  await page.mouse.down();
+  await page.mouse.move(500, 300, {steps: 4});
+  await page.mouse.up();
+  const dragged = await page.$eval('#zg-graph svg', (el) => el.getAttribute('viewBox'));
+  check(dragged !== after, `${name}: dragging did not pan (viewBox ${after})`);
   await page.screenshot({path: path.join(outDir, `${name}.png`)});
   check(state.requests.length === 0, `${name}: requests left the page: ${state.requests.join(', ')}`);
   check(state.errors.length === 0, `${name}: script errors: ${state.errors.join('; ')}`);
