@@ -328,13 +328,14 @@ std::string escape_dot(const std::string& s) {
 // Name, shape, "= value" and "grad g" lines; the player hides the value and
 // rewrites the grad line as the steps go. Long values stay off the graph.
 std::string var_label(const detail::VarRecord& v) {
-  constexpr std::size_t kShort = 40;
+  // A big array's summary starts with its shape and belongs in the panel.
+  const auto fits = [](const std::string& text) { return !text.empty() && text.size() <= 40 && text.front() != '('; };
   std::vector<std::string> lines;
   if (!v.name.empty()) lines.push_back(v.name);
   if (v.shape != "()") lines.push_back(v.shape);
   if (v.freed) lines.push_back("freed");
-  else if (v.value.size() <= kShort) lines.push_back("= " + v.value);
-  if (!v.grad.empty() && v.grad.size() <= kShort) lines.push_back("grad " + v.grad);
+  else if (fits(v.value)) lines.push_back("= " + v.value);
+  if (!v.grad.empty() && fits(v.grad)) lines.push_back("grad " + v.grad);
   std::string label;
   for (std::size_t i = 0; i < lines.size(); ++i) label += (i ? "\\n" : "") + escape_dot(lines[i]);
   return label;
