@@ -198,6 +198,7 @@ async function bigGraph(browser, file) {
 }
 
 async function main() {
+  setTimeout(() => { console.error('FAIL: the browser test took over 60 s'); process.exit(1); }, 60000).unref();
   fs.mkdirSync(outDir, {recursive: true});
   const stdout = execFileSync(appleBin, ['--html', '--out', outDir], {encoding: 'utf8'});
   const stories = narration(stdout);
