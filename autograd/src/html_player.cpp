@@ -76,11 +76,17 @@ const char* html_player_script() {
   steps.forEach((s, k) => { if (s.k === 'f') fns[s.f].fwd = k + 1; });
   // A Function seen only in backward ran before the recording began.
   fns.forEach((f) => { if (!f.fwd) f.o.forEach((v) => { valueStep[v] = 0; }); });
+  // An intermediate used once has its whole gradient as soon as its one
+  // consumer sends it; one used more waits for its creator's step, where
+  // the engine has summed every part.
+  const uses = vars.map(() => 0);
+  fns.forEach((f) => f.i.forEach((v) => { uses[v]++; }));
   steps.forEach((s, k) => {
     const step = k + 1, f = fns[s.f];
     if (s.k === 'f') f.o.forEach((v) => { valueStep[v] = Math.min(valueStep[v], step); });
     else {
       f.o.forEach((v, j) => { if (s.up[j] !== null) gradSteps[v].push([step, s.up[j]]); });
+      f.i.forEach((v, j) => { if (!vars[v].leaf && uses[v] === 1 && !s.in[j].skip) gradSteps[v].push([step, s.in[j].g]); });
       (s.lg || []).forEach(([v, g]) => gradSteps[v].push([step, g]));
     }
   });

@@ -123,6 +123,8 @@ async function appleGraph(browser, file, story, graphNo) {
     check(shown === engine, `${at}: inputs receive ${shown} on the page, ${engine} in the engine`);
     check(JSON.stringify([...s.ins].sort()) === JSON.stringify(b.inputs.map((x) => x.name).sort()),
       `${at}: highlighted inputs ${JSON.stringify(s.ins)}`);
+    if (graphNo === 1 && k === 0)
+      check(s.table.apple_price === '1.1' && s.table.apple === '', `${name}: table after backward step 1 ${JSON.stringify(s.table)}`);
     if (graphNo === 1 && k === 1) await page.screenshot({path: path.join(outDir, 'apple_backward.png')});
   }
   const last = await snapshot(page);
