@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,14 +79,26 @@ void gradient_table(const std::vector<Variable64>& leaves) {
   std::cout << std::right;
 }
 
-void run_backward(const Variable64& price, Narrator& n) {
+// The recorder, when there is one, keeps every step for the HTML page.
+void run_backward(const Variable64& price, Narrator& n, zg::GraphRecorder<double>* recorder) {
   std::cout << "\nBackward: start from d price / d price = 1 and walk the nodes in reverse\n";
   n.count = 0;
   Variable64::BackwardOptions options;
   options.retain_grad = true;   // keep intermediate gradients for the picture
   options.retain_graph = true;  // keep the graph to draw it
   options.observer = [&n](const zg::BackwardStep<double>& s) { n.backward(s); };
-  price.backward(options);
+  if (recorder) recorder->backward(price, options);
+  else price.backward(options);
+}
+
+void write_page(const zg::GraphRecorder<double>* recorder, const std::filesystem::path& dir, const std::string& stem,
+                const std::string& title) {
+  if (!recorder) return;
+  zg::HtmlOptions o;
+  o.title = title;
+  const auto path = (dir / (stem + ".html")).string();
+  zg::write_text_file(path, recorder->html(o));
+  std::cout << "Step-by-step page written to " << path << " (open it in a browser)\n";
 }
 
 void draw(const Variable64& price, const std::filesystem::path& dir, const std::string& stem) {
@@ -108,11 +121,15 @@ int main(int argc, char** argv) {
       "The apple-shopping graph of Deep Learning from Scratch (chapter 5), computed by zerograd's\n"
       "add and multiply nodes. Prints each node as values flow forward, then each node as\n"
       "gradients flow back (multiply: upstream x the other input; add: passed through), the\n"
-      "gradient table, and writes the graph as Graphviz DOT (and PNG when `dot` is installed)."};
-  bool step = false;
+      "gradient table, and writes the graph as Graphviz DOT (and PNG when `dot` is installed);\n"
+      "with --html also a page per graph that plays it step by step in a browser."};
+  bool step = false, html = false;
   std::string out_dir = "out";
   app.add_flag("--step", step, "Pause for Enter after each node");
-  app.add_option("--out", out_dir, "Directory for apple*.dot / .png")->capture_default_str();
+  app.add_flag("--html", html,
+               "Also write apple.html and apple_orange.html: pages that play each graph forward and backward, "
+               "step by step, in a browser (needs Graphviz's dot)");
+  app.add_option("--out", out_dir, "Directory for apple*.dot / .png / .html")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -120,24 +137,31 @@ int main(int argc, char** argv) {
     Narrator n{step};
 
     std::cout << "=== Graph 1: 2 apples at 100 each, consumption tax 1.1 ===\n\nForward\n";
+    std::optional<zg::GraphRecorder<double>> recorder;
+    if (html) recorder.emplace();
     auto apple = leaf(100, "apple"), apple_num = leaf(2, "apple_num"), tax = leaf(1.1, "tax");
     auto apple_price = n.forward(apple * apple_num, "apple_price");
     auto price = n.forward(apple_price * tax, "price");
-    run_backward(price, n);
+    run_backward(price, n, recorder ? &*recorder : nullptr);
     gradient_table({apple, apple_num, tax});
     draw(price, out_dir, "apple");
+    write_page(recorder ? &*recorder : nullptr, out_dir, "apple", "Apple shopping: 2 apples, tax 1.1 (chapter 5)");
+    recorder.reset();
 
     std::cout << "\n=== Graph 2: 2 apples at 100 and 3 oranges at 150, tax 1.1 ===\n\nForward\n";
     n.count = 0;
+    if (html) recorder.emplace();
     auto apple2 = leaf(100, "apple"), apple_num2 = leaf(2, "apple_num");
     auto orange = leaf(150, "orange"), orange_num = leaf(3, "orange_num"), tax2 = leaf(1.1, "tax");
     auto apple_price2 = n.forward(apple2 * apple_num2, "apple_price");
     auto orange_price = n.forward(orange * orange_num, "orange_price");
     auto all_price = n.forward(apple_price2 + orange_price, "all_price");
     auto price2 = n.forward(all_price * tax2, "price");
-    run_backward(price2, n);
+    run_backward(price2, n, recorder ? &*recorder : nullptr);
     gradient_table({apple2, apple_num2, orange, orange_num, tax2});
     draw(price2, out_dir, "apple_orange");
+    write_page(recorder ? &*recorder : nullptr, out_dir, "apple_orange",
+               "Apples and oranges: 2 apples, 3 oranges, tax 1.1 (chapter 5)");
   } catch (const std::exception& e) {
     std::cerr << "apple_shopping: " << e.what() << "\n";
     return 1;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -68,9 +69,24 @@ void show_dtype(const char* type_name) {
             << "  d/dx = " << str(x.grad().data()) << "\n";
 }
 
-void draw(const std::filesystem::path& dir) {
+// The page plays the same graph forward and backward; the custom node's
+// rule in words is given by name, as backward_rule knows only zerograd's ops.
+void write_page(const Variable64& loss, zg::GraphRecorder<double>& recorder, const std::filesystem::path& dir) {
+  recorder.backward(loss);
+  zg::HtmlOptions o;
+  o.title = "A custom Function (softplus) in a graph";
+  o.rankdir = "TB";
+  o.rules["Softplus"] = "upstream \u00d7 sigmoid(x), Softplus's own backward";
+  const auto path = (dir / "softplus.html").string();
+  zg::write_text_file(path, recorder.html(o));
+  std::cout << "Step-by-step page: " << path << " (open it in a browser)\n";
+}
+
+void draw(const std::filesystem::path& dir, bool html) {
   Variable64 x({-1.0, 0.5, 2.0}, "x"), w({0.5, -1.0, 2.0}, "w");
   x.requires_grad_();
+  std::optional<zg::GraphRecorder<double>> recorder;
+  if (html) recorder.emplace();
   auto y = zg::call(Softplus{}, x).set_name("softplus(x)");
   auto loss = zg::sum((y * w).set_name("w * softplus(x)")).set_name("loss");
   zg::DotOptions o;
@@ -81,6 +97,7 @@ void draw(const std::filesystem::path& dir) {
   std::cout << "\nThe custom node in a graph: " << dot;
   if (zg::render_dot_to_png(dot, png)) std::cout << " and " << png;
   std::cout << "\n";
+  if (recorder) write_page(loss, *recorder, dir);
 }
 
 }  // namespace
@@ -91,7 +108,11 @@ int main(int argc, char** argv) {
       "float and double, passes gradcheck and gradgradcheck, and a broken backward (the upstream\n"
       "gradient forgotten) is caught by gradcheck, which names the worst element."};
   std::string out_dir = "out/custom_function";
-  app.add_option("--out", out_dir, "Directory for softplus.dot / .png")->capture_default_str();
+  bool html = false;
+  app.add_option("--out", out_dir, "Directory for softplus.dot / .png / .html")->capture_default_str();
+  app.add_flag("--html", html,
+               "Also write softplus.html, a page that plays the custom node's graph forward and backward step "
+               "by step in a browser (needs Graphviz's dot)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -122,7 +143,7 @@ int main(int argc, char** argv) {
               << x[0].data()(bad.worst_position[0], bad.worst_position[1]) << "): analytic " << bad.analytic
               << " vs numeric " << bad.numeric << "\n  The numeric value is w x sigmoid(x) for gradcheck's random weight w on that output;\n"
                  "  the broken backward returned sigmoid(x) whatever w was.\n";
-    draw(out_dir);
+    draw(out_dir, html);
   } catch (const std::exception& e) {
     std::cerr << "custom_function: " << e.what() << "\n";
     return 1;

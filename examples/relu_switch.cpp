@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -70,6 +71,15 @@ void draw(const Variable& y, const std::filesystem::path& dir) {
   std::cout << "\n";
 }
 
+void write_page(const zg::GraphRecorder<float>& recorder, const std::filesystem::path& dir) {
+  zg::HtmlOptions o;
+  o.title = "ReLU as a switch: Affine -> ReLU -> Affine (chapter 5)";
+  o.rankdir = "TB";
+  const auto path = (dir / "relu_switch.html").string();
+  zg::write_text_file(path, recorder.html(o));
+  std::cout << "Step-by-step page: " << path << " (open it in a browser)\n";
+}
+
 Variable parameter(Tensor<float> values, const std::string& name) {
   Variable p(std::move(values), name);
   p.requires_grad_();
@@ -84,7 +94,11 @@ int main(int argc, char** argv) {
       "Affine (3 -> 4) -> ReLU -> Affine (4 -> 2) with fixed weights. Backward shows, element by\n"
       "element, ReLU passing the gradient where its input was positive and blocking it elsewhere."};
   std::string out_dir = "out/relu_switch";
-  app.add_option("--out", out_dir, "Directory for relu_switch.dot / .png")->capture_default_str();
+  bool html = false;
+  app.add_option("--out", out_dir, "Directory for relu_switch.dot / .png / .html")->capture_default_str();
+  app.add_flag("--html", html,
+               "Also write relu_switch.html, a page that plays the graph forward and backward step by step "
+               "in a browser (needs Graphviz's dot)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -96,6 +110,8 @@ int main(int argc, char** argv) {
     auto W2 = parameter({{1.0f, -1.0f}, {0.5f, 1.0f}, {-1.0f, 0.5f}, {2.0f, 1.0f}}, "W2");
     auto b2 = parameter({0.5f, -0.5f}, "b2");
 
+    std::optional<zg::GraphRecorder<float>> recorder;  // the steps, for the HTML page
+    if (html) recorder.emplace();
     auto a = zg::linear(x, W1, b1).set_name("a");
     auto h = zg::relu(a).set_name("h");
     auto y = zg::linear(h, W2, b2).set_name("y");
@@ -109,12 +125,14 @@ int main(int argc, char** argv) {
     o.retain_grad = true;
     o.retain_graph = true;
     o.observer = narrate;
-    y.backward(o);
+    if (recorder) recorder->backward(y, o);
+    else y.backward(o);
 
     std::cout << "\ndL/dW1 = x^T dL/da = " << str(W1.grad().data())
               << "\n  Column 0 is all zero: hidden unit 0 was switched off for both samples, so no weight\n"
                  "  into it learns from this batch. Column 1 only hears from sample 1, where it was on.\n";
     draw(y, out_dir);
+    if (recorder) write_page(*recorder, out_dir);
   } catch (const std::exception& e) {
     std::cerr << "relu_switch: " << e.what() << "\n";
     return 1;

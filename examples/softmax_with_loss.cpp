@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -121,6 +122,15 @@ void draw(const Variable64& loss, const std::filesystem::path& dir) {
   std::cout << "\n";
 }
 
+void write_page(const zg::GraphRecorder<double>& recorder, const std::filesystem::path& dir) {
+  zg::HtmlOptions o;
+  o.title = "Softmax-with-Loss from primitive ops (Appendix A)";
+  o.rankdir = "TB";
+  const auto path = (dir / "softmax_with_loss.html").string();
+  zg::write_text_file(path, recorder.html(o));
+  std::cout << "Step-by-step page: " << path << " (open it in a browser)\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -129,9 +139,14 @@ int main(int argc, char** argv) {
       "(exp, sum, div, log, mul, neg) for 2 samples and 3 classes. Backward is narrated node by\n"
       "node; the gradient at the logits is (y - t) / N, the same as the fused\n"
       "softmax_cross_entropy's. Then identity output with the sum of squared error, whose\n"
-      "gradient is y - t. The graph is written as DOT and PNG."};
+      "gradient is y - t. The graph is written as DOT and PNG (and with --html as a page that plays\n"
+      "it step by step)."};
   std::string out_dir = "out/softmax_with_loss";
-  app.add_option("--out", out_dir, "Directory for softmax_with_loss.dot / .png")->capture_default_str();
+  bool html = false;
+  app.add_option("--out", out_dir, "Directory for softmax_with_loss.dot / .png / .html")->capture_default_str();
+  app.add_flag("--html", html,
+               "Also write softmax_with_loss.html, a page that plays the primitive graph forward and backward "
+               "step by step in a browser (needs Graphviz's dot)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -143,6 +158,8 @@ int main(int argc, char** argv) {
     std::cout << "=== Softmax-with-Loss from primitive ops, N = 2 samples, 3 classes ===\n\nForward\n";
     Variable64 x(logits, "x");
     x.requires_grad_();
+    std::optional<zg::GraphRecorder<double>> recorder;  // the steps, for the HTML page
+    if (html) recorder.emplace();
     // No row maximum is subtracted here, to keep the graph to the book's nodes; the fused
     // softmax_cross_entropy uses log-sum-exp and cannot overflow.
     auto e = named(zg::exp(x), "e");                                // e = exp(x)
@@ -157,7 +174,8 @@ int main(int argc, char** argv) {
               << str(y.data()) << "\n  L = -sum(t log y) / N = " << std::setprecision(10) << L.item() << "\n";
 
     std::cout << "\nBackward, one node at a time (gy: the gradient arriving from above)\n";
-    L.backward(narrated());
+    if (recorder) recorder->backward(L, narrated());
+    else L.backward(narrated());
 
     const Tensor<double> expected = (y.data() - t.data()) / N;
     Variable64 x_fused(logits, "x");
@@ -168,6 +186,8 @@ int main(int argc, char** argv) {
     side_by_side("dL/dx (logits)", x.grad().data(), expected, "(y - t) / N", &fused);
     std::cout << "  Each node applied only its own local rule; together they collapse to (y - t) / N.\n";
     draw(L, out_dir);
+    if (recorder) write_page(*recorder, out_dir);
+    recorder.reset();  // the graphs below are not on the page
 
     std::cout << "\n=== Identity output y = x with the sum of squared error: L = 0.5 sum((y - t)^2) ===\n\n";
     Variable64 out(logits, "y");

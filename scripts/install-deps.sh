@@ -15,6 +15,7 @@ packages=(
   gnuplot-nox                                # training plots (PNG)
   dataset-fashion-mnist                      # the built-in data set
   python3-numpy                              # checks that numpy reads our .npz files
+  chromium nodejs npm                        # the graph player's browser test (puppeteer-core from npm)
 )
 
 # Small float GEMMs run on libxsmm's generated kernels (Debian ships it for

@@ -4,6 +4,7 @@
 #include "zerograd/dot.hpp"
 #include "zerograd/error.hpp"
 #include "zerograd/gradcheck.hpp"
+#include "zerograd/html.hpp"
 #include "zerograd/ops.hpp"
 #include "zerograd/random.hpp"
 #include "zerograd/threads.hpp"
