@@ -140,11 +140,15 @@ ZG_GRADCHECK_CASE("Sigmoid") {
 ZG_GRADCHECK_CASE("ReLU") {
   V x = {uniform({2, 3}, 0.2, 2.0, 32, true)};
   CHECK_GRADCHECK([](const V& v) { return zg::relu(v[0]); }, x);
+  // relu'' is 0 away from the kink: its create_graph backward (the mask
+  // times gy as a Variable) is checked through a square.
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::relu(v[0])) * v[0]; }, x);
 }
 ZG_GRADCHECK_CASE("LeakyReLU") {
   V x = {uniform({2, 3}, 0.2, 2.0, 33, true)};
   CHECK_GRADCHECK([](const V& v) { return zg::leaky_relu(v[0]); }, x);
   CHECK_GRADCHECK([](const V& v) { return zg::leaky_relu(v[0], 0.3); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::leaky_relu(v[0], 0.3)) * v[0]; }, x);
 }
 ZG_GRADCHECK_CASE("Softmax") {
   check_axes([](const Variable64& x, std::ptrdiff_t a) { return zg::softmax(x, a); });

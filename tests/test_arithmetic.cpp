@@ -67,12 +67,28 @@ void check_binary(F f, bool second_order) {
 }
 }  // namespace
 
-ZG_GRADCHECK_CASE("Add") { check_binary([](const V& x) { return x[0] + x[1]; }, false); }
-ZG_GRADCHECK_CASE("Sub") { check_binary([](const V& x) { return x[0] - x[1]; }, false); }
+ZG_GRADCHECK_CASE("Add") {
+  check_binary([](const V& x) { return x[0] + x[1]; }, false);
+  // The op is linear (piecewise): its own second derivative is 0, so the
+  // create_graph path of its backward is checked through a square.
+  check_binary([](const V& x) { return zg::square(x[0] + x[1]); }, true);
+}
+ZG_GRADCHECK_CASE("Sub") {
+  check_binary([](const V& x) { return x[0] - x[1]; }, false);
+  // The op is linear (piecewise): its own second derivative is 0, so the
+  // create_graph path of its backward is checked through a square.
+  check_binary([](const V& x) { return zg::square(x[0] - x[1]); }, true);
+}
 ZG_GRADCHECK_CASE("Mul") { check_binary([](const V& x) { return x[0] * x[1]; }, true); }
 ZG_GRADCHECK_CASE("Div") { check_binary([](const V& x) { return x[0] / x[1]; }, true); }
 
-ZG_GRADCHECK_CASE("Neg") { CHECK_GRADCHECK([](const V& v) { return -v[0]; }, V{uniform({2, 3}, 0.5, 2.0, 7, true)}); }
+ZG_GRADCHECK_CASE("Neg") {
+  V x = {uniform({2, 3}, 0.5, 2.0, 7, true)};
+  CHECK_GRADCHECK([](const V& v) { return -v[0]; }, x);
+  // The op is linear (piecewise): its own second derivative is 0, so the
+  // create_graph path of its backward is checked through a square.
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(-v[0]) * v[0]; }, x);
+}
 ZG_GRADCHECK_CASE("Square") {
   V x = {uniform({2, 3}, 0.5, 2.0, 7, true)};
   CHECK_GRADCHECK([](const V& v) { return zg::square(v[0]); }, x);
@@ -88,9 +104,17 @@ ZG_GRADCHECK_CASE("AddConst") {
   V x = {uniform({2, 3}, 0.5, 2.0, 7, true)};
   CHECK_GRADCHECK([](const V& v) { return v[0] + 2.0; }, x);
   CHECK_GRADCHECK([](const V& v) { return 2.0 - v[0]; }, x);
+  // The op is linear (piecewise): its own second derivative is 0, so the
+  // create_graph path of its backward is checked through a square.
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(v[0] + 2.0) * v[0]; }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(2.0 - v[0]) * v[0]; }, x);
 }
 ZG_GRADCHECK_CASE("MulConst") {
-  CHECK_GRADCHECK([](const V& v) { return 3.0 * v[0]; }, V{uniform({2, 3}, 0.5, 2.0, 7, true)});
+  V x = {uniform({2, 3}, 0.5, 2.0, 7, true)};
+  CHECK_GRADCHECK([](const V& v) { return 3.0 * v[0]; }, x);
+  // The op is linear (piecewise): its own second derivative is 0, so the
+  // create_graph path of its backward is checked through a square.
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(3.0 * v[0]) * v[0]; }, x);
 }
 ZG_GRADCHECK_CASE("RDivConst") {
   V x = {uniform({2, 3}, 0.5, 2.0, 7, true)};

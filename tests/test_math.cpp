@@ -237,12 +237,15 @@ ZG_GRADCHECK_CASE("Abs") {
   // Away from the kink at 0; |x|'' is 0 almost everywhere, so no second-order check.
   check_unary([](const Variable64& x) { return zg::abs(x); }, uniform({2, 3}, 0.2, 2.0, 7, true),
               false);
+  // ... but its create_graph backward is, through a square.
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::abs(v[0])) * v[0]; }, V{uniform({2, 3}, 0.2, 2.0, 7, true)});
 }
 ZG_GRADCHECK_CASE("Clip") {
   // Values away from 0 and from the bounds, on both sides of each bound.
   Variable64 x({{-2.0, -0.6, 0.3}, {0.7, 1.4, -0.2}});
   check_unary([](const Variable64& v) { return zg::clip(v, -1, 1); }, x, false);
   check_unary([](const Variable64& v) { return zg::clip(v, 0, 0.5); }, x, false);
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::clip(v[0], -1, 1)) * v[0]; }, V{x});
 }
 
 ZG_GRADCHECK_CASE("Maximum") { check_binary([](const V& x) { return zg::maximum(x[0], x[1]); }); }

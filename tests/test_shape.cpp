@@ -42,6 +42,7 @@ ZG_GRADCHECK_CASE("Reshape") {  // reshape, and flatten, expand_dims and squeeze
     V y = {uniform({2, 3, 4}, 0.5, 2.0, 22, true)};
     CHECK_GRADCHECK([](const V& v) { return zg::reshape(v[0], {4, 6}); }, y);
     CHECK_GRADCHECK([](const V& v) { return zg::reshape(v[0], {24}); }, y);
+    CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::reshape(v[0], {4, 6})); }, y);
   }
   {
     V x = {uniform({2, 1, 3, 2}, 0.5, 2.0, 33, true)};
