@@ -15,8 +15,13 @@ packages=(
   gnuplot-nox                                # training plots (PNG)
   dataset-fashion-mnist                      # the built-in data set
   python3-numpy                              # checks that numpy reads our .npz files
-  chromium nodejs npm                        # the graph player's browser test (puppeteer-core from npm)
+  chromium                                   # the graph player's browser test
 )
+# The browser test runs puppeteer-core from npm on Node. These machines come
+# with Node 20 and its npm (NodeSource's nodejs, which ships npm itself and
+# conflicts with Debian's npm package): install Debian's only when missing.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 # Small float GEMMs run on libxsmm's generated kernels (Debian ships it for
 # amd64 only; elsewhere OpenBLAS runs them).
