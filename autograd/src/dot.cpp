@@ -20,15 +20,6 @@ extern char** environ;
 namespace zg {
 namespace {
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
 template <class T>
 std::string values_str(const Tensor<T>& t) {
   std::ostringstream out;
@@ -58,7 +49,7 @@ std::string variable_label(const BasicVariable<T>& v, const DotOptions& o) {
   if (o.show_values && small && !scalar) lines.push_back(values_str(v.data()));
   if (o.show_grads && v.grad().defined() && small) lines.push_back("grad " + values_str(v.grad().data()));
   std::string label;
-  for (std::size_t i = 0; i < lines.size(); ++i) label += (i ? "\\n" : "") + escape(lines[i]);
+  for (std::size_t i = 0; i < lines.size(); ++i) label += (i ? "\\n" : "") + dot_escape(lines[i]);
   return label;
 }
 
@@ -90,8 +81,8 @@ std::string to_dot(const BasicVariable<T>& y, const DotOptions& options) {
     auto f = todo.back();
     todo.pop_back();
     if (!seen.insert(f.get()).second) continue;
-    std::string label = escape(f->name());
-    if (!f->attributes().empty()) label += "\\n" + escape(f->attributes());
+    std::string label = dot_escape(f->name());
+    if (!f->attributes().empty()) label += "\\n" + dot_escape(f->attributes());
     out << "  " << id(f.get()) << " [shape=box, style=\"rounded,filled\", fillcolor=\"#e8e8e8\", label=\""
         << label << "\"];\n";
     for (std::size_t k = 0; k < f->num_outputs(); ++k) {
@@ -115,7 +106,7 @@ std::string to_dot(const BasicVariable<T>& y, const DotOptions& options) {
       const std::string freed = "freed" + std::to_string(freed_count++);
       const Shape shape = f->input_shape(i);
       out << "  " << freed << " [shape=ellipse, style=dashed, fontsize=9, label=\""
-          << (shape.empty() ? std::string() : escape(shape_str(shape)) + "\\n") << "freed\"];\n";
+          << (shape.empty() ? std::string() : dot_escape(shape_str(shape)) + "\\n") << "freed\"];\n";
       if (creator) out << "  " << id(creator.get()) << " -> " << freed << ";\n";
       out << "  " << freed << " -> " << id(f.get()) << ";\n";
     }
@@ -162,6 +153,15 @@ bool run_quietly(std::vector<std::string> args) {
   int status = 0;
   if (waitpid(pid, &status, 0) != pid) return false;
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+std::string dot_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
 }
 
 bool render_dot_to_png(const std::string& dot_path, const std::string& png_path) {

@@ -316,15 +316,6 @@ namespace {
 
 using detail::Recording;
 
-std::string escape_dot(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
 // Name, shape, "= value" and "grad g" lines; the player hides the value and
 // rewrites the grad line as the steps go. Long values stay off the graph.
 std::string var_label(const detail::VarRecord& v) {
@@ -337,7 +328,7 @@ std::string var_label(const detail::VarRecord& v) {
   else if (fits(v.value)) lines.push_back("= " + v.value);
   if (!v.grad.empty() && fits(v.grad)) lines.push_back("grad " + v.grad);
   std::string label;
-  for (std::size_t i = 0; i < lines.size(); ++i) label += (i ? "\\n" : "") + escape_dot(lines[i]);
+  for (std::size_t i = 0; i < lines.size(); ++i) label += (i ? "\\n" : "") + dot_escape(lines[i]);
   return label;
 }
 
@@ -356,8 +347,8 @@ std::string to_dot_text(const Recording& rec, const HtmlOptions& options) {
   const char* box_style = rec.fns.size() <= 200 ? "rounded,filled" : "filled";
   for (std::size_t i = 0; i < rec.fns.size(); ++i) {
     const auto& f = rec.fns[i];
-    std::string label = escape_dot(f.name);
-    if (!f.attributes.empty()) label += "\\n" + escape_dot(f.attributes);
+    std::string label = dot_escape(f.name);
+    if (!f.attributes.empty()) label += "\\n" + dot_escape(f.attributes);
     out << "  f" << i << " [id=\"f" << i << "\", shape=box, style=\"" << box_style << "\", fillcolor=\"#e8e8e8\", label=\""
         << label << "\"];\n";
     for (std::size_t j = 0; j < f.inputs.size(); ++j)

@@ -32,4 +32,7 @@ bool run_quietly(std::vector<std::string> args);
 // installed or failed (the DOT file is still there).
 bool render_dot_to_png(const std::string& dot_path, const std::string& png_path);
 
+// s as the inside of a DOT string: '"' and '\\' escaped (to_dot and to_html).
+std::string dot_escape(const std::string& s);
+
 }  // namespace zg
