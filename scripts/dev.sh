@@ -17,7 +17,7 @@ build() {  # build DIR [cmake args...]
 case "${1:-}" in
   demo)
     build build
-    ./build/examples/apple_shopping --out out/apple
+    ./build/examples/apple_shopping --html --out out/apple
     echo
     echo "=== SimpleConvNet (the book's chapter 7) on Fashion-MNIST, one epoch with Adam ==="
     ./build/examples/train --model simple-cnn --optimizer adam --epochs 1 --out out/simple-cnn
