@@ -9,6 +9,7 @@
 #include <limits>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -47,6 +48,21 @@ std::string encode(const Tensor<T>& a, const char* descr) {
   const auto* bytes = reinterpret_cast<const char*>(a.data());
   out.append(bytes, a.size() * sizeof(T));
   return out;
+}
+
+// Where an .npy header's dict starts and how many bytes it has, read from
+// the magic, version and length fields (the first 10 or 12 bytes); nullopt
+// when bytes do not start like a version 1-3 .npy file.
+struct NpyPrefix {
+  std::size_t start, length;
+};
+std::optional<NpyPrefix> npy_prefix(const std::string& bytes) {
+  if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) return std::nullopt;
+  const auto u8 = [&](std::size_t i) { return static_cast<std::size_t>(static_cast<unsigned char>(bytes[i])); };
+  if (u8(6) == 1) return NpyPrefix{10, u8(8) | (u8(9) << 8)};
+  if ((u8(6) == 2 || u8(6) == 3) && bytes.size() >= 12)
+    return NpyPrefix{12, u8(8) | (u8(9) << 8) | (u8(10) << 16) | (u8(11) << 24)};
+  return std::nullopt;
 }
 
 [[noreturn]] void bad(const std::string& what, std::size_t offset, const std::string& why) {
@@ -194,19 +210,11 @@ std::size_t NpyHeader::data_bytes() const {
 
 NpyHeader decode_npy_header(const std::string& bytes, const std::string& what) {
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) bad(what, 0, "not an .npy array (bad magic)");
-  const auto u8 = [&](std::size_t i) { return static_cast<std::size_t>(static_cast<unsigned char>(bytes[i])); };
-  const std::size_t major = u8(6);
-  std::size_t header_len = 0, header_start = 0;
-  if (major == 1) {
-    header_len = u8(8) | (u8(9) << 8);
-    header_start = 10;
-  } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12) bad(what, bytes.size(), "truncated npy header");
-    header_len = u8(8) | (u8(9) << 8) | (u8(10) << 16) | (u8(11) << 24);
-    header_start = 12;
-  } else {
-    bad(what, 6, "unsupported npy version " + std::to_string(major));
-  }
+  const unsigned major = static_cast<unsigned char>(bytes[6]);
+  if (major < 1 || major > 3) bad(what, 6, "unsupported npy version " + std::to_string(major));
+  const std::optional<NpyPrefix> prefix = npy_prefix(bytes);
+  if (!prefix) bad(what, bytes.size(), "truncated npy header");
+  const std::size_t header_start = prefix->start, header_len = prefix->length;
   if (header_len > kMaxHeader)
     bad(what, 8, "npy header of " + std::to_string(header_len) + " bytes is larger than " +
                      std::to_string(kMaxHeader));
@@ -374,17 +382,13 @@ NpyHeader NpzReader::header(const Member& m) {
   std::string bytes(static_cast<std::size_t>(std::min<std::uint64_t>(m.size, 12)), '\0');
   std::string why = read_member(f, bytes.data(), bytes.size());
   if (!why.empty()) throw IOError(what + ": " + why);
-  if (bytes.size() >= 10 && bytes.compare(0, 6, kMagic, 6) == 0) {
-    const auto u8 = [&](std::size_t i) { return static_cast<std::size_t>(static_cast<unsigned char>(bytes[i])); };
-    std::size_t len = u8(8) | (u8(9) << 8), start = 10;
-    if (u8(6) >= 2 && bytes.size() >= 12) len |= (u8(10) << 16) | (u8(11) << 24), start = 12;
-    if (len <= kMaxHeader && start + len <= m.size) {
-      const std::size_t have = bytes.size();
-      bytes.resize(start + len);
-      why = read_member(f, bytes.data() + have, bytes.size() - have);
-      if (!why.empty()) throw IOError(what + ": " + why);
-    }
-  }
+  const std::optional<NpyPrefix> p = npy_prefix(bytes);
+  if (p && p->length <= kMaxHeader && p->start + p->length <= m.size && p->start + p->length > bytes.size()) {
+    const std::size_t have = bytes.size();
+    bytes.resize(p->start + p->length);
+    why = read_member(f, bytes.data() + have, bytes.size() - have);
+    if (!why.empty()) throw IOError(what + ": " + why);
+  }  // otherwise decode_npy_header says what is wrong
   NpyHeader h = decode_npy_header(bytes, what);
   if (m.size - h.data_offset != h.data_bytes())
     bad(what, h.data_offset, "npy data holds " + std::to_string(m.size - h.data_offset) + " bytes, shape " +
