@@ -425,9 +425,7 @@ std::vector<fs::path> temporaries(const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("save_checkpoint: a bad path is refused in words before anything is written") {
-  const fs::path dir = temp_dir() / "paths";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = zg::testing::empty_dir("ckpt_paths");
   auto a = model(17);
   write_bytes(dir / "file", "x");
   struct Case {
@@ -449,9 +447,7 @@ TEST_CASE("save_checkpoint: a bad path is refused in words before anything is wr
 }
 
 TEST_CASE("save_checkpoint: saves killed midway leave at most one temporary file") {
-  const fs::path dir = temp_dir() / "killed";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = zg::testing::empty_dir("ckpt_killed");
   const fs::path path = dir / "ck.npz";
   zg::manual_seed(18);
   nn::MLP big(512, {1024}, 512);  // ~8 MB: each save takes a few milliseconds

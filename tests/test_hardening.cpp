@@ -93,9 +93,7 @@ TEST_CASE("every public op and layer rejects bad shapes with a typed error namin
 }
 
 TEST_CASE("a save that fails midway (disk full) leaves the previous checkpoint loadable and no temporary") {
-  const fs::path dir = fs::temp_directory_path() / ("zerograd_failsave_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = zg::testing::empty_dir("failsave");
   const fs::path path = dir / "model.npz";
   zg::manual_seed(1);
   nn::MLP a(3, {4}, 2);
@@ -123,9 +121,7 @@ TEST_CASE("a save that fails midway (disk full) leaves the previous checkpoint l
 }
 
 TEST_CASE("two processes saving to one path take turns: every save is whole, one temporary at most") {
-  const fs::path dir = fs::temp_directory_path() / ("zerograd_twosave_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = zg::testing::empty_dir("twosave");
   const fs::path path = dir / "model.npz";
   zg::manual_seed(4);
   nn::MLP a(64, {256}, 64);

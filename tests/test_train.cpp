@@ -91,9 +91,7 @@ std::map<std::string, Tensor<float>> entries(const fs::path& npz) {
 }  // namespace
 
 TEST_CASE("train: a non-finite loss stops the run and the last good checkpoint survives") {
-  const fs::path dir = work_dir() / "nan";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = zg::testing::empty_dir("train_nan");
   const std::string ck = (dir / "ck.npz").string(), out = " --out " + (dir / "out").string();
   REQUIRE(train("--model two-layer --epochs 1 --save " + ck + out).status == 0);
   const std::string good = read_text(ck);
@@ -115,9 +113,7 @@ TEST_CASE("train: a non-finite loss stops the run and the last good checkpoint s
 }
 
 TEST_CASE("train: --resume continues the run bit for bit and appends to metrics.csv") {
-  const fs::path dir = work_dir() / "resume";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = zg::testing::empty_dir("train_resume");
   auto p = [&](const char* name) { return (dir / name).string(); };
   const std::string common = "--model two-layer --seed 3 ";
   REQUIRE(train(common + "--epochs 2 --save " + p("straight.npz") + " --out " + p("o1")).status == 0);
@@ -152,9 +148,7 @@ TEST_CASE("train: --resume continues the run bit for bit and appends to metrics.
 }
 
 TEST_CASE("train: a deep-cnn run (Dropout draws from the generator) stopped mid-epoch resumes bit for bit") {
-  const fs::path dir = work_dir() / "resume_dropout";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = zg::testing::empty_dir("train_resume_dropout");
   auto p = [&](const char* name) { return (dir / name).string(); };
   const std::string common = "--model deep-cnn --seed 4 ";
   REQUIRE(train(common + "--epochs 2 --save " + p("straight.npz") + " --out " + p("o1")).status == 0);
@@ -170,9 +164,7 @@ TEST_CASE("train: a deep-cnn run (Dropout draws from the generator) stopped mid-
 }
 
 TEST_CASE("train: Ctrl-C and SIGTERM stop cleanly with a checkpoint, metrics, plots and how to resume") {
-  const fs::path dir = work_dir() / "stop";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = zg::testing::empty_dir("train_stop");
   const std::string ck = (dir / "ck.npz").string();
   SUBCASE("SIGINT in the middle of an epoch") {
     const Run r = train("--model two-layer --epochs 3 --stop-after 2 --save " + ck + " --out " + (dir / "out").string());

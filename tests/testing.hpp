@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the tests.
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -111,6 +112,15 @@ std::string message_of(F&& f) {
     return e.what();
   }
   return "";
+}
+
+// An empty folder of this test process's own under the system's temp
+// directory, "zerograd_<name>_<pid>" (emptied if a case left files there).
+inline std::filesystem::path empty_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("zerograd_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
 }
 
 // What f did in a forked child: how far it raised the child's peak resident
