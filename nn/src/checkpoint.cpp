@@ -107,20 +107,22 @@ LoadResult load_checkpoint(const std::string& path, Module& module,
 
   // 2. Each wanted member's .npy header (bounded above): dtype and shape.
   std::vector<NpyHeader> headers;
+  // Reads m's header; false (and a problem noted) unless it is float32.
+  const auto float32_header = [&](const NpzReader::Member& m) {
+    headers.push_back(zip.header(m));
+    if (headers.back().dtype == "<f4") return true;
+    problems.push_back("'" + m.name + "' is " + headers.back().dtype + ", expected float32 ('<f4')");
+    return false;
+  };
   for (const auto* m : mine) {
-    headers.push_back(zip.header(*m));
     const Variable& v = *by_name.at(m->name);
-    if (headers.back().dtype != "<f4")
-      problems.push_back("'" + m->name + "' is " + headers.back().dtype + ", expected float32 ('<f4')");
-    else if (headers.back().shape != v.shape())
+    if (float32_header(*m) && headers.back().shape != v.shape())
       problems.push_back("'" + m->name + "' has shape " + shape_str(headers.back().shape) + ", the module expects " +
                          shape_str(v.shape()));
   }
   for (const auto* m : extra) {
     if (extra_bytes > extra_limit) break;  // refused above; reading headers would cost up to what they declare
-    headers.push_back(zip.header(*m));
-    if (headers.back().dtype != "<f4")
-      problems.push_back("'" + m->name + "' is " + headers.back().dtype + ", expected float32 ('<f4')");
+    float32_header(*m);
   }
   fail_if_problems();
 
