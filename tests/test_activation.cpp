@@ -144,6 +144,23 @@ ZG_GRADCHECK_CASE("ReLU") {
   // times gy as a Variable) is checked through a square.
   CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::relu(v[0])) * v[0]; }, x);
 }
+ZG_GRADCHECK_CASE("ReLUGrad") {
+  // ReLU's backward as a function of x and the upstream gradient gy, itself
+  // differentiated (ReLUGrad's backward) and differentiated again.
+  V in = {uniform({2, 3}, 0.2, 2.0, 34, true), uniform({2, 3}, 0.5, 1.5, 35, true)};
+  const auto relu_grad = [](const V& v) {
+    EnableGradGuard record;  // gradcheck also evaluates f under NoGradGuard, on copies of the inputs
+    const Variable64 x = v[0].requires_grad() ? v[0] : Variable64(v[0].data()).requires_grad_();
+    GradOptions o;
+    o.create_graph = true;
+    return zg::grad(zg::relu(x), {x}, {v[1]}, o)[0];
+  };
+  const Variable64 gx = relu_grad(in);
+  for (std::size_t i = 0; i < 6; ++i)
+    CHECK(gx.data().flat(i) == (in[0].data().flat(i) > 0 ? in[1].data().flat(i) : 0.0));
+  CHECK_GRADCHECK([&](const V& v) { return zg::square(relu_grad(v)); }, in);
+  CHECK_GRADGRADCHECK([&](const V& v) { return zg::square(relu_grad(v)) * v[1]; }, in);
+}
 ZG_GRADCHECK_CASE("LeakyReLU") {
   V x = {uniform({2, 3}, 0.2, 2.0, 33, true)};
   CHECK_GRADCHECK([](const V& v) { return zg::leaky_relu(v[0]); }, x);

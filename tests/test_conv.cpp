@@ -462,7 +462,10 @@ ZG_GRADCHECK_CASE("MaxPool2dGrad") {
     const Tensor<double> x = permuted(k.x, seed++).data();
     const Shape sy = F::max_pool2d(Variable64(x), K, S, P).shape();
     const auto pool = [=](const Variable64& v) { return F::max_pool2d(v, K, S, P); };
-    CHECK_GRADCHECK([=](const V& v) { return pool_grad(x, v[0], pool); }, V{uniform(sy, 0.5, 2.0, seed++, true)});
+    const V gy = {uniform(sy, 0.5, 2.0, seed++, true)};
+    CHECK_GRADCHECK([=](const V& v) { return pool_grad(x, v[0], pool); }, gy);
+    // Linear in gy: its create_graph backward is checked through a square.
+    CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(pool_grad(x, v[0], pool)[0])); }, gy);
   }
 }
 
@@ -485,7 +488,10 @@ ZG_GRADCHECK_CASE("AvgPool2dGrad") {
     const Tensor<double> x = uniform(k.x, 0.5, 2.0, seed++, true).data();
     const Shape sy = F::avg_pool2d(Variable64(x), K, S, P).shape();
     const auto pool = [=](const Variable64& v) { return F::avg_pool2d(v, K, S, P); };
-    CHECK_GRADCHECK([=](const V& v) { return pool_grad(x, v[0], pool); }, V{uniform(sy, 0.5, 2.0, seed++, true)});
+    const V gy = {uniform(sy, 0.5, 2.0, seed++, true)};
+    CHECK_GRADCHECK([=](const V& v) { return pool_grad(x, v[0], pool); }, gy);
+    // Linear in gy: its create_graph backward is checked through a square.
+    CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(pool_grad(x, v[0], pool)[0])); }, gy);
   }
 }
 

@@ -200,7 +200,7 @@ struct InPlaceAffine final : Function<double> {
   static inline const Tensor<double>* built = nullptr;  // the array object the last forward wrote
   std::string name() const override { return "InPlaceAffine"; }
   Outputs<double> forward(const TensorList<double>& x) override {
-    Outputs<double> y(x, [&] { return Tensor<double>(x[0] * 2.0); });
+    Outputs<double> y = x[0] * 2.0;
     y[0] += 1.0;
     built = &y[0];
     if (fail) throw ValueError("InPlaceAffine: asked to fail");

@@ -210,6 +210,8 @@ void check_binary(F f) {
     CAPTURE(shape_str(sb));
     V xs = {uniform(sa, 0.1, 2.0, seed++, true), uniform(sb, 0.1, 2.0, seed++, true)};
     CHECK_GRADCHECK(f, xs);
+    // Piecewise linear, so f'' = 0: its create_graph backward is checked through a square.
+    CHECK_GRADGRADCHECK([&](const V& v) { return zg::square(f(v)) * v[0]; }, xs);
   }
 }
 
@@ -267,5 +269,6 @@ ZG_GRADCHECK_CASE("Where") {
     const Variable64 cond = uniform(c.cond, 0.5, 1.0, seed++, true) > 0.0;
     V xs = {uniform(c.a, 0.5, 2.0, seed++, true), uniform(c.b, 0.5, 2.0, seed++, true)};
     CHECK_GRADCHECK([&](const V& v) { return zg::where(cond, v[0], v[1]); }, xs);
+    CHECK_GRADGRADCHECK([&](const V& v) { return zg::square(zg::where(cond, v[0], v[1])) * v[1]; }, xs);
   }
 }

@@ -186,14 +186,25 @@ inline bool register_gradcheck_case(const char* op, void (*fn)()) {
   return true;
 }
 
-// Runs one case and checks that it ran the Function it is registered for.
+// CHECK_GRADGRADCHECKs run so far: every case must run one, so every op's
+// create_graph backward is differentiated and checked again.
+inline int& second_order_checks() {
+  static int n = 0;
+  return n;
+}
+
+// Runs one case and checks that it ran the Function it is registered for,
+// and a second-order check.
 inline void run_gradcheck_case(const std::string& op, void (*fn)()) {
   std::set<std::string> ran;
+  const int checks = second_order_checks();
   {
     ForwardObserverGuard<double> watch([&](const ForwardStep<double>& s) { ran.insert(s.function.name()); });
     fn();
   }
   CHECK_MESSAGE(ran.count(op) == 1, "the gradcheck case for " << op << " never ran it");
+  CHECK_MESSAGE(second_order_checks() > checks,
+                "the gradcheck case for " << op << " has no CHECK_GRADGRADCHECK of its create_graph backward");
 }
 
 }  // namespace zg::testing
@@ -218,6 +229,7 @@ inline void run_gradcheck_case(const std::string& op, void (*fn)()) {
 
 #define CHECK_GRADGRADCHECK(...)                          \
   do {                                                    \
+    ++zg::testing::second_order_checks();                 \
     auto zg_report_ = zg::gradgradcheck(__VA_ARGS__);     \
     INFO(zg::testing::str(zg_report_));                   \
     CHECK(zg_report_.passed);                             \

@@ -79,7 +79,7 @@ Tensor<T> adopt_reshaped(CachedBuffer<T>& slot, const S& shape) {
 
 // An uninitialized array of this shape, on a cached buffer when there is
 // one. Every path returns a temporary, so the array is built where the
-// caller wants it (Note [Outputs in place]), never moved.
+// caller wants it (Note [Outputs in place] in output_nodes.cpp), never moved.
 template <class T, class S>
 Tensor<T> empty_tensor(const S& shape) {
   std::size_t n = 1;
@@ -93,20 +93,6 @@ Tensor<T> empty_tensor(std::initializer_list<std::size_t> shape) {
   return empty_tensor<T, std::initializer_list<std::size_t>>(shape);
 }
 
-// An xtensor expression evaluated into an array from empty_tensor.
-template <class T, class E>
-Tensor<T> evaluate(const xt::xexpression<E>& expression) {
-  const E& e = expression.derived_cast();
-  Tensor<T> out = empty_tensor<T>(e.shape());
-  xt::noalias(out) = e;
-  return out;
-}
 
-// The same as a forward's output, evaluated in place in its graph node
-// (Note [Outputs in place]).
-template <class T, class E>
-Outputs<T> evaluate(const TensorList<T>& xs, const xt::xexpression<E>& expression) {
-  return Outputs<T>(xs, [&] { return evaluate<T>(expression); });
-}
 
 }  // namespace zg::detail

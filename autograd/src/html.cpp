@@ -126,6 +126,7 @@ std::string backward_rule(const std::string& name, std::size_t input) {
       {"Abs", {"upstream \u00d7 sign(x)"}},
       {"Sigmoid", {"upstream \u00d7 y (1 - y)"}},
       {"ReLU", {"a switch: upstream where x > 0, 0 elsewhere"}},
+      {"ReLUGrad", {"the same switch on its upstream gradient (x gets none)"}},
       {"LeakyReLU", {"upstream where x > 0, slope \u00d7 upstream elsewhere"}},
       {"Clip", {"upstream where x was inside the range, 0 where it was clipped"}},
       {"Maximum", {"upstream where this input was the larger, 0 elsewhere"}},

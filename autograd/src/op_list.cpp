@@ -14,7 +14,7 @@ const std::vector<std::string>& differentiable_ops() {
       // reductions
       "Sum",
       // ops_math.hpp (math, activation, comparison)
-      "Exp", "Log", "Sqrt", "Sin", "Cos", "Tanh", "Abs", "Sigmoid", "ReLU", "LeakyReLU", "Clip",
+      "Exp", "Log", "Sqrt", "Sin", "Cos", "Tanh", "Abs", "Sigmoid", "ReLU", "ReLUGrad", "LeakyReLU", "Clip",
       "Maximum", "Minimum", "Softmax", "LogSoftmax", "Where",
       // ops_tensor.hpp (shape and reductions)
       "Transpose", "GetItem", "GetItemGrad", "Concat", "Split", "Max", "Min", "LogSumExp",

@@ -24,7 +24,7 @@ struct Sigmoid final : Function<T> {
   // exp(-|x|) lies in (0, 1], so neither branch can overflow.
   Outputs<T> forward(const TensorList<T>& x) override {
     const Tensor<T> e = xt::exp(-xt::abs(x[0]));
-    return detail::evaluate(x, xt::where(xt::greater_equal(x[0], T(0)), T(1) / (T(1) + e), e / (T(1) + e)));
+    return xt::where(xt::greater_equal(x[0], T(0)), T(1) / (T(1) + e), e / (T(1) + e));
   }
   // d sigmoid(x) = y (1 - y) dx
   Variables<T> backward(const Variables<T>& gy) override {
@@ -33,11 +33,37 @@ struct Sigmoid final : Function<T> {
   }
 };
 
+// ReLU's backward: gy where x > 0, 0 elsewhere, in one pass without a
+// mask array. Linear in gy, so differentiable again; x gets no gradient.
+template <class T>
+struct ReLUGrad final : Function<T> {
+  std::string name() const override { return "ReLUGrad"; }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    auto gx = Outputs<T>::uninitialized(x[1].shape());
+    const T* in = x[1].data();
+    const T* g = x[0].data();
+    T* out = gx[0].data();
+    // Both loads unconditional, so the select compiles to a vector blend
+    // (a branch here mispredicts on every other element).
+    detail::parallel_for(gx[0].size(), detail::kElementGrain, [in, g, out](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) {
+        const T v = in[i], gi = g[i];
+        out[i] = v > T(0) ? gi : T(0);
+      }
+    });
+    return gx;
+  }
+  // d relu_grad(gy, x) = relu_grad(dgy, x); the mask is constant in x
+  Variables<T> backward(const Variables<T>& ggx) override {
+    return {apply1<ReLUGrad<T>>({ggx[0], this->input(1)}), Var<T>()};
+  }
+};
+
 template <class T>
 struct ReLU final : Function<T> {
   std::string name() const override { return "ReLU"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    Outputs<T> y(x, [&] { return detail::empty_tensor<T>(x[0].shape()); });
+    auto y = Outputs<T>::uninitialized(x[0].shape());
     const T* in = x[0].data();
     T* out = y[0].data();
     // A select, so a NaN input passes through as NaN.
@@ -50,24 +76,7 @@ struct ReLU final : Function<T> {
     return y;
   }
   // d relu(x) = dx where x > 0, 0 elsewhere (0 at x = 0 too)
-  Variables<T> backward(const Variables<T>& gy) override {
-    const Tensor<T>& x = this->input(0).data();
-    if (is_grad_enabled()) return {gy[0] * constant<T>(xt::greater(x, T(0)))};  // create_graph
-    // Plain backward records nothing: one fused pass, no mask array.
-    Tensor<T> gx = detail::empty_tensor<T>(x.shape());
-    const T* in = x.data();
-    const T* g = gy[0].data().data();
-    T* out = gx.data();
-    // Both loads unconditional, so the select compiles to a vector blend
-    // (a branch here mispredicts on every other element).
-    detail::parallel_for(gx.size(), detail::kElementGrain, [in, g, out](std::size_t b, std::size_t e) {
-      for (std::size_t i = b; i < e; ++i) {
-        const T v = in[i], gi = g[i];
-        out[i] = v > T(0) ? gi : T(0);
-      }
-    });
-    return {Var<T>(std::move(gx))};
-  }
+  Variables<T> backward(const Variables<T>& gy) override { return {apply1<ReLUGrad<T>>({gy[0], this->input(0)})}; }
 };
 
 template <class T>
@@ -77,7 +86,7 @@ struct LeakyReLU final : Function<T> {
   std::string name() const override { return "LeakyReLU"; }
   std::string attributes() const override { return "slope=" + detail::num_str(slope); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    return detail::evaluate(x, xt::where(xt::greater(x[0], T(0)), x[0], slope * x[0]));
+    return xt::where(xt::greater(x[0], T(0)), x[0], slope * x[0]);
   }
   // d leaky_relu(x) = dx where x > 0, slope dx elsewhere
   Variables<T> backward(const Variables<T>& gy) override {

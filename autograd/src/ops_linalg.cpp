@@ -1,6 +1,7 @@
 // matmul and linear on GEMM. Backward is matmul again with transpose flags,
 // so BLAS reads transposed operands in place and create_graph still works.
 #include <algorithm>
+#include <array>
 
 #include "blas.hpp"
 #include "buffer_cache.hpp"
@@ -32,7 +33,7 @@ struct MatMul final : Function<T> {
     const std::size_t M = sa[trans_a ? 1 : 0], K = sa[trans_a ? 0 : 1];
     const std::size_t N = sb[trans_b ? 0 : 1];
     if (sb[trans_b ? 1 : 0] != K) throw ShapeError("MatMul: inner dimensions differ: " + shapes());
-    Outputs<T> y(x, [&] { return detail::empty_tensor<T>({M, N}); });
+    auto y = Outputs<T>::uninitialized(std::array<std::size_t, 2>{M, N});
     detail::gemm<T>(trans_a, trans_b, M, N, K, T(1), x[0].data(), sa[1], x[1].data(), sb[1],
                     T(0), y[0].data(), N);
     return y;
@@ -60,7 +61,7 @@ struct Linear final : Function<T> {
   Outputs<T> forward(const TensorList<T>& x) override {
     check_shapes(x);
     const std::size_t N = x[0].shape()[0], in = x[0].shape()[1], out = x[1].shape()[1];
-    Outputs<T> y(x, [&] { return detail::empty_tensor<T>({N, out}); });
+    auto y = Outputs<T>::uninitialized(std::array<std::size_t, 2>{N, out});
     detail::gemm<T>(false, false, N, out, in, T(1), x[0].data(), in, x[1].data(), out, T(0), y[0].data(), out);
     // The bias is added after the product, not preloaded with beta = 1:
     // OpenBLAS's small-matrix kernels are faster with beta = 0.
@@ -74,21 +75,8 @@ struct Linear final : Function<T> {
     Variables<T> g(this->num_inputs());
     if (this->needs_input_grad(0)) g[0] = zg::matmul(gy[0], W, false, true);
     if (this->needs_input_grad(1)) g[1] = zg::matmul(x, gy[0], true, false);
-    if (has_bias && this->needs_input_grad(2)) g[2] = is_grad_enabled() ? zg::sum(gy[0], {0}) : bias_grad(gy[0]);
+    if (has_bias && this->needs_input_grad(2)) g[2] = zg::sum(gy[0], {0});
     return g;
-  }
-
-  // db for a plain backward, which records nothing: the batch sum straight
-  // into a new array, without a Sum op's axes and shapes (a tenth of a
-  // microsecond per step on a 10-class output layer). Large gradients go
-  // through reduce_sum, which splits the sum over threads.
-  static Var<T> bias_grad(const Var<T>& gy) {
-    const Tensor<T>& g = gy.data();
-    if (g.size() >= detail::kColumnSumsMax) return Var<T>(detail::reduce_sum(g, {0}));
-    const std::size_t rows = g.shape()[0], cols = g.shape()[1];
-    Tensor<T> db = detail::empty_tensor<T>({cols});
-    detail::column_sums(g.data(), rows, cols, db.data());
-    return Var<T>(std::move(db));
   }
 
   // Reads the arrays' own shapes: Shape copies are made only for a message

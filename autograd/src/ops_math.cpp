@@ -25,7 +25,7 @@ Var<T> masked_grad(const Var<T>& gy, const Var<T>& mask, const Var<T>& x, bool n
 template <class T>
 struct Exp final : Function<T> {
   std::string name() const override { return "Exp"; }
-  Outputs<T> forward(const TensorList<T>& x) override { return detail::evaluate(x, xt::exp(x[0])); }
+  Outputs<T> forward(const TensorList<T>& x) override { return xt::exp(x[0]); }
   // d exp(x) = exp(x) dx = y dx
   Variables<T> backward(const Variables<T>& gy) override {
     return {gy[0] * detail::output_or(*this, 0, [&] { return zg::exp(this->input(0)); })};
@@ -35,7 +35,7 @@ struct Exp final : Function<T> {
 template <class T>
 struct Log final : Function<T> {
   std::string name() const override { return "Log"; }
-  Outputs<T> forward(const TensorList<T>& x) override { return detail::evaluate(x, xt::log(x[0])); }
+  Outputs<T> forward(const TensorList<T>& x) override { return xt::log(x[0]); }
   // d log(x) = dx / x
   Variables<T> backward(const Variables<T>& gy) override { return {gy[0] / this->input(0)}; }
 };
@@ -43,7 +43,7 @@ struct Log final : Function<T> {
 template <class T>
 struct Sqrt final : Function<T> {
   std::string name() const override { return "Sqrt"; }
-  Outputs<T> forward(const TensorList<T>& x) override { return detail::evaluate(x, xt::sqrt(x[0])); }
+  Outputs<T> forward(const TensorList<T>& x) override { return xt::sqrt(x[0]); }
   // d sqrt(x) = dx / (2 y)
   Variables<T> backward(const Variables<T>& gy) override {
     return {gy[0] / (detail::output_or(*this, 0, [&] { return zg::sqrt(this->input(0)); }) * T(2))};
@@ -53,7 +53,7 @@ struct Sqrt final : Function<T> {
 template <class T>
 struct Sin final : Function<T> {
   std::string name() const override { return "Sin"; }
-  Outputs<T> forward(const TensorList<T>& x) override { return detail::evaluate(x, xt::sin(x[0])); }
+  Outputs<T> forward(const TensorList<T>& x) override { return xt::sin(x[0]); }
   // d sin(x) = cos(x) dx
   Variables<T> backward(const Variables<T>& gy) override {
     return {gy[0] * zg::cos(this->input(0))};
@@ -63,7 +63,7 @@ struct Sin final : Function<T> {
 template <class T>
 struct Cos final : Function<T> {
   std::string name() const override { return "Cos"; }
-  Outputs<T> forward(const TensorList<T>& x) override { return detail::evaluate(x, xt::cos(x[0])); }
+  Outputs<T> forward(const TensorList<T>& x) override { return xt::cos(x[0]); }
   // d cos(x) = -sin(x) dx
   Variables<T> backward(const Variables<T>& gy) override {
     return {-(gy[0] * zg::sin(this->input(0)))};
@@ -73,7 +73,7 @@ struct Cos final : Function<T> {
 template <class T>
 struct Tanh final : Function<T> {
   std::string name() const override { return "Tanh"; }
-  Outputs<T> forward(const TensorList<T>& x) override { return detail::evaluate(x, xt::tanh(x[0])); }
+  Outputs<T> forward(const TensorList<T>& x) override { return xt::tanh(x[0]); }
   // d tanh(x) = (1 - y^2) dx
   Variables<T> backward(const Variables<T>& gy) override {
     return {gy[0] * (T(1) - zg::square(detail::output_or(*this, 0, [&] { return zg::tanh(this->input(0)); })))};
@@ -83,7 +83,7 @@ struct Tanh final : Function<T> {
 template <class T>
 struct Abs final : Function<T> {
   std::string name() const override { return "Abs"; }
-  Outputs<T> forward(const TensorList<T>& x) override { return detail::evaluate(x, xt::abs(x[0])); }
+  Outputs<T> forward(const TensorList<T>& x) override { return xt::abs(x[0]); }
   // d |x| = sign(x) dx, with sign(0) = 0
   Variables<T> backward(const Variables<T>& gy) override {
     return {gy[0] * constant<T>(xt::sign(this->input(0).data()))};
@@ -98,7 +98,7 @@ struct Clip final : Function<T> {
   std::string attributes() const override {
     return "lo=" + std::to_string(lo) + ", hi=" + std::to_string(hi);
   }
-  Outputs<T> forward(const TensorList<T>& x) override { return detail::evaluate(x, xt::clip(x[0], lo, hi)); }
+  Outputs<T> forward(const TensorList<T>& x) override { return xt::clip(x[0], lo, hi); }
   // d clip(x) = dx strictly inside (lo, hi), 0 elsewhere
   Variables<T> backward(const Variables<T>& gy) override {
     const Tensor<T>& x = this->input(0).data();
@@ -111,7 +111,7 @@ struct Maximum final : Function<T> {
   std::string name() const override { return "Maximum"; }
   Outputs<T> forward(const TensorList<T>& x) override {
     broadcast_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), "Maximum");
-    return detail::evaluate(x, xt::maximum(x[0], x[1]));
+    return xt::maximum(x[0], x[1]);
   }
   // d max(a, b) = da where a >= b (ties go to a), db elsewhere
   Variables<T> backward(const Variables<T>& gy) override {
@@ -129,7 +129,7 @@ struct Minimum final : Function<T> {
   std::string name() const override { return "Minimum"; }
   Outputs<T> forward(const TensorList<T>& x) override {
     broadcast_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), "Minimum");
-    return detail::evaluate(x, xt::minimum(x[0], x[1]));
+    return xt::minimum(x[0], x[1]);
   }
   // d min(a, b) = da where a <= b (ties go to a), db elsewhere
   Variables<T> backward(const Variables<T>& gy) override {
@@ -153,7 +153,7 @@ struct Where final : Function<T> {
       throw ShapeError("Where: shapes " + shape_str(c) + " (cond), " + shape_str(a) + " and " +
                        shape_str(b) + " cannot be broadcast together");
     }
-    return detail::evaluate(x, xt::where(xt::not_equal(x[0], T(0)), x[1], x[2]));
+    return xt::where(xt::not_equal(x[0], T(0)), x[1], x[2]);
   }
   // d where(c, a, b) = da where c != 0, db elsewhere; c is a constant mask
   Variables<T> backward(const Variables<T>& gy) override {

@@ -5,7 +5,7 @@
 //     std::string name() const { return "Softplus"; }
 //     template <class T>
 //     zg::Outputs<T> forward(const zg::TensorList<T>& x) const {  // stable form
-//       return zg::Tensor<T>(xt::maximum(x[0], T(0)) + xt::log1p(xt::exp(-xt::abs(x[0]))));
+//       return xt::maximum(x[0], T(0)) + xt::log1p(xt::exp(-xt::abs(x[0])));
 //     }
 //     // d softplus(x) = sigmoid(x) dx
 //     template <class T>
@@ -22,10 +22,9 @@
 // self.input(i) is always there (custom ops save their inputs);
 // self.output(k) is empty when nobody holds that output any more (its
 // consumers save no inputs, e.g. y + 1): recompute it from the inputs then.
-// forward may also return zg::Outputs<T>(x, [&] { return zg::Tensor<T>(...); }):
-// the array is then built straight in the graph node that holds it, one
-// array move (about 20 ns) fewer, which shows only on tiny arrays
-// (Note [Outputs in place]).
+// forward returns an array, an xtensor expression (evaluated straight into
+// the graph node that holds it), or a std::vector of arrays for several
+// outputs.
 #include <memory>
 #include <string>
 #include <utility>

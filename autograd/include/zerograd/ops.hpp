@@ -6,10 +6,18 @@
 #include <type_traits>
 #include <vector>
 
+#include "zerograd/apply.hpp"
 #include "zerograd/variable.hpp"
 
 namespace zg {
 
+// Mixing float and double in one op is a compile-time error naming both.
+template <class A, class B>
+struct MixedDTypes {
+  static_assert(std::is_same_v<A, B>,
+                "zerograd: an op received a float Variable and a double Variable (Variable "
+                "and Variable64); convert one explicitly with .to<float>() or .to<double>()");
+};
 
 // Arithmetic (ops_arithmetic.cpp), numpy broadcasting
 template <class T> Var<T> add(const Var<T>& a, const Var<T>& b);
