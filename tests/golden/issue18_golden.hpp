@@ -90,4 +90,8 @@ inline const std::vector<double> plateau_min_metrics = {1.0, 0.9, 0.95, 0.95, 0.
 inline const std::vector<double> plateau_min_rel = {0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.02, 0.02, 0.02, 0.02};
 inline const std::vector<double> plateau_max_metrics = {1.0, 2.0, 2.5, 2.6, 2.6, 2.6, 3.7, 3.7, 3.7, 3.7};
 inline const std::vector<double> plateau_max_abs = {0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.010000000000000002};
+inline const std::vector<double> arange_fractional = {0.5, 0.8, 1.1, 1.4, 1.7, 2.0, 2.3, 2.6, 2.9, 3.1999999999999997};
+inline const std::vector<double> arange_down = {2.0, 1.3, 0.6000000000000001, -0.09999999999999987, -0.7999999999999998};
+inline const std::vector<double> linspace_7 = {-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0};
+inline const std::vector<double> linspace_6 = {0.1, 0.22, 0.33999999999999997, 0.45999999999999996, 0.58, 0.7};
 }  // namespace golden18
