@@ -77,7 +77,7 @@ TEST_CASE("named_modules: self first, depth first, a shared module once") {
   CHECK(net.named_modules()[0].second == &net);
 }
 
-TEST_CASE("apply: children before parents, in registration order; it can re-initialise weights") {
+TEST_CASE("apply: children before parents, in registration order, and it can re-initialise weights") {
   Net net;
   std::vector<std::string> order;
   net.apply([&](nn::Module& m) { order.push_back(m.type_name()); });

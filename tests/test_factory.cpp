@@ -9,7 +9,7 @@
 using namespace zg;
 using zg::testing::message_of;
 
-TEST_CASE("tensor: values in a shape; the column spelling; requires_grad") {
+TEST_CASE("tensor: values in a shape, the column spelling, requires_grad") {
   auto col = zg::tensor({1., 2., 3.}, {3, 1});
   static_assert(std::is_same_v<decltype(col), Variable64>);
   CHECK(col.shape() == Shape{3, 1});

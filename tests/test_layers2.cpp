@@ -99,7 +99,7 @@ TEST_CASE("LayerNorm: gradchecks, the Module, bad shapes") {
         "LayerNorm: normalized_shape must be non-empty with no zero size, got (0)");
 }
 
-TEST_CASE("Embedding: values and gradients equal PyTorch's; the padding row gets none") {
+TEST_CASE("Embedding: values and gradients equal PyTorch's, the padding row gets none") {
   const Variable64 w = ramp({5, 3}, [](double i) { return std::sin(i); });
   const Variable64 idx({{0., 2.}, {4., 2.}, {1., 4.}});
   check_against([&](const V& v) { return F::embedding(idx, v[0], 2); }, {w}, golden18::embedding,
