@@ -127,6 +127,10 @@ TEST_CASE("Embedding: Module, padding_idx, out-of-range indices") {
   CHECK(emb.weight.grad().data()(1, 0) == 2.f);
   CHECK(emb.weight.grad().data()(3, 0) == 0.f);
   CHECK(emb.weight.grad().data()(0, 1) == 0.f);
+  emb.weight.cleargrad();
+  zg::sum(emb(Variable({3.f, 3.f}))).backward();  // only the padding row
+  CHECK(emb.weight.grad().shape() == Shape{4, 2});
+  CHECK(zg::sum(zg::abs(emb.weight.grad())).item() == 0.f);
   CHECK(message_of<ValueError>([&] { emb(Variable({1.f, 4.f})); }) ==
         "Embedding: index 4 at position 1 is not a row of the weight, which has 4");
   CHECK(message_of<ValueError>([&] { emb(Variable({-1.f})); }).find("Embedding: index -1 at position 0") == 0);

@@ -74,13 +74,16 @@ struct Embedding final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     const Tensor<T>& idx = this->input(0).data();
     const Shape ws = this->input(1).shape();
-    Index::Array rows(idx.size());
-    Tensor<T> keep = Tensor<T>::from_shape({idx.size(), 1});
+    Var<T> g = zg::reshape(gy[0], {idx.size(), ws[1]});
+    Index::Array rows, kept;  // the rows, and where they are, of the non-padding positions
     for (std::size_t i = 0; i < idx.size(); ++i) {
-      rows[i] = static_cast<std::ptrdiff_t>(idx.data()[i]);
-      keep.data()[i] = padding_idx && std::size_t(rows[i]) == *padding_idx ? T(0) : T(1);
+      const auto r = static_cast<std::ptrdiff_t>(idx.data()[i]);
+      if (padding_idx && std::size_t(r) == *padding_idx) continue;
+      rows.push_back(r);
+      kept.push_back(std::ptrdiff_t(i));
     }
-    Var<T> g = zg::reshape(gy[0], {idx.size(), ws[1]}) * Var<T>(std::move(keep));
+    if (rows.empty()) return {Var<T>(), Var<T>(Tensor<T>(xt::zeros<T>(ws)))};  // only padding: constant 0
+    if (kept.size() < idx.size()) g = zg::get_item(g, {Index(std::move(kept))});
     return {Var<T>(), zg::get_item_grad(g, {Index(std::move(rows))}, ws)};
   }
 };
@@ -164,8 +167,12 @@ Var<T> adaptive_avg_pool2d(const Var<T>& x, const Shape& output_size) {
                      shape_str(s) + ", output_size " + shape_str(output_size));
   const std::size_t N = s[0], C = s[1], H = s[2], W = s[3], OH = output_size[0], OW = output_size[1];
   if (H == 0 || W == 0) throw ShapeError("adaptive_avg_pool2d: input " + shape_str(s) + " has an empty plane");
-  if (OH == 1 && OW == 1) return zg::mean(x, {2, 3}, true);
-  // The window mean is separable: average along W, then along H, by two GEMMs.
+  // The window mean is separable: average along W, then along H, by two GEMMs
+  // (one for global pooling: on (64, 64, 32, 32), forward + backward took 11 ms
+  // at one thread against 21 ms for zg::mean over (H, W)).
+  if (OH == 1 && OW == 1)
+    return zg::reshape(zg::matmul(zg::reshape(x, {N * C, H * W}), pooling_matrix<T>(H * W, 1), false, true),
+                       {N, C, 1, 1});
   Var<T> rows = zg::matmul(zg::reshape(x, {N * C * H, W}), pooling_matrix<T>(W, OW), false, true);
   Var<T> cols = zg::transpose(zg::reshape(rows, {N * C, H, OW}), {0, 2, 1});
   Var<T> y = zg::matmul(zg::reshape(cols, {N * C * OW, H}), pooling_matrix<T>(H, OH), false, true);
