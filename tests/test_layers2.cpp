@@ -136,6 +136,10 @@ TEST_CASE("Embedding: Module, padding_idx, out-of-range indices") {
   CHECK(message_of<ValueError>([&] { emb(Variable({-1.f})); }).find("Embedding: index -1 at position 0") == 0);
   CHECK(message_of<ValueError>([&] { emb(Variable({0.5f})); }).find("Embedding: index 0.5") == 0);
   CHECK(message_of<ValueError>([] { nn::Embedding(4, 2, 4); }) == "Embedding: padding_idx 4 is outside [-4, 4)");
+  CHECK(message_of<ValueError>([&] { F::embedding(Variable({0.f}), emb.weight, 4); }) ==
+        "Embedding: padding_idx 4 is not a row of the weight (4, 2)");
+  CHECK(message_of<ShapeError>([] { F::embedding(Variable({0.f}), Variable({1.f, 2.f})); }) ==
+        "Embedding: weight must be (num_embeddings, dim), got (2)");
 }
 
 TEST_CASE("AdaptiveAvgPool2d: values and gradients equal PyTorch's (uneven windows and global)") {

@@ -61,6 +61,9 @@ struct Embedding final : Function<T> {
     if (w.dimension() != 2)
       throw ShapeError("Embedding: weight must be (num_embeddings, dim), got " + shape_str(w.shape()));
     const std::size_t rows = w.shape()[0], dim = w.shape()[1];
+    if (padding_idx && *padding_idx >= rows)
+      throw ValueError("Embedding: padding_idx " + std::to_string(*padding_idx) + " is not a row of the weight " +
+                       shape_str(w.shape()));
     Shape shape(idx.shape().begin(), idx.shape().end());
     shape.push_back(dim);
     Tensor<T> y = Tensor<T>::from_shape(shape);
