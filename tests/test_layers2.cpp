@@ -195,3 +195,31 @@ TEST_CASE("ConvTranspose2d layer: PyTorch's weight layout, bias and output_paddi
             .find("ConvTranspose2d: output_padding must be in [0, stride)") == 0);
   CHECK(nn::ConvTranspose2d(2, 3, 3, 1, 0, 0, false).named_parameters().size() == 1);
 }
+
+TEST_CASE("the float Modules give PyTorch's values to float precision") {
+  auto check = [](const Variable& got, const std::vector<double>& want) {
+    REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      CAPTURE(i);
+      CHECK(got.data().data()[i] == doctest::Approx(want[i]).epsilon(2e-5).scale(1));
+    }
+  };
+  const Variable x = ramp({8}, [](double i) { return 3 * std::sin(1.1 * i + 0.2); }).to<float>();
+  check(nn::GELU()(x), golden18::gelu);
+  check(nn::GELU(true)(x), golden18::gelu_tanh);
+  check(nn::SiLU()(x), golden18::silu);
+  check(nn::Softplus(2, 3)(x), golden18::softplus);
+
+  nn::LayerNorm ln({3, 4});
+  ln.weight.data() = ramp({3, 4}, [](double i) { return 1 + 0.1 * i; }).to<float>().data();
+  ln.bias.data() = ramp({3, 4}, [](double i) { return 0.05 * i; }).to<float>().data();
+  check(ln(ramp({2, 3, 4}, [](double i) { return std::sin(0.9 * i) + 0.1 * i; }).to<float>()), golden18::layer_norm);
+
+  nn::Embedding emb(5, 3, 2);
+  emb.weight.data() = ramp({5, 3}, [](double i) { return std::sin(i); }).to<float>().data();
+  check(emb(Variable({{0.f, 2.f}, {4.f, 2.f}, {1.f, 4.f}})), golden18::embedding);
+
+  const Variable img = ramp({2, 2, 5, 7}, [](double i) { return std::sin(0.37 * i); }).to<float>();
+  check(nn::AdaptiveAvgPool2d({3, 4})(img), golden18::adaptive_pool);
+  check(nn::AdaptiveAvgPool2d({1, 1})(img), golden18::adaptive_pool_global);
+}
