@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "zerograd/random.hpp"
@@ -23,8 +24,11 @@ struct NotDeduced { using type = T; };
 template <class T>
 using Number = typename detail::NotDeduced<T>::type;
 
+// zg::zeros({3}, {true}) asks for a gradient; {true, "w"} also names it.
 struct FactoryOptions {
-  bool requires_grad = false;  // a leaf that backward fills .grad() of
+  FactoryOptions(bool requires_grad = false, std::string name = {})
+      : requires_grad(requires_grad), name(std::move(name)) {}
+  bool requires_grad;  // a leaf that backward fills .grad() of
   std::string name;
 };
 
