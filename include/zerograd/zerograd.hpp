@@ -3,6 +3,7 @@
 #include "zerograd/custom.hpp"
 #include "zerograd/dot.hpp"
 #include "zerograd/error.hpp"
+#include "zerograd/factory.hpp"
 #include "zerograd/gradcheck.hpp"
 #include "zerograd/html.hpp"
 #include "zerograd/ops.hpp"

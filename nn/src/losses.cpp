@@ -1,7 +1,10 @@
 // Losses: softmax cross-entropy (fused, stable), MSE, the book's sum of
-// squared error, binary cross-entropy on logits, accuracy.
+// squared error, binary cross-entropy on logits, accuracy; PyTorch's losses
+// with a reduction (nll, cross-entropy, L1, smooth L1, Huber, BCE, KL).
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <sstream>
 
 #include "zerograd/nn/functional.hpp"
 
@@ -66,7 +69,210 @@ struct SoftmaxCrossEntropy final : Function<T> {
   }
 };
 
+
+std::string num(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+template <class T>
+Var<T> constant(Tensor<T> t) {
+  return Var<T>(std::move(t));
+}
+
+void reject_batchmean(Reduction reduction, const char* op) {
+  if (reduction != Reduction::None && reduction != Reduction::Mean && reduction != Reduction::Sum)
+    throw ValueError(std::string(op) + ": reduction " + reduction_name(reduction) +
+                     " is only for kl_div (use none, mean or sum)");
+}
+
+// The per-element losses combined as asked; Mean divides by their count.
+template <class T>
+Var<T> reduce(const Var<T>& per, Reduction reduction, const char* op) {
+  reject_batchmean(reduction, op);
+  if (reduction == Reduction::None) return per;
+  const Var<T> total = zg::sum(per);
+  return reduction == Reduction::Sum ? total : total * (T(1) / static_cast<T>(std::max<std::size_t>(per.size(), 1)));
+}
+
+template <class T>
+void same_shape(const Var<T>& y, const Var<T>& t, const char* op) {
+  if (y.shape() != t.shape())
+    throw ShapeError(std::string(op) + ": input " + shape_str(y.shape()) + " and target " + shape_str(t.shape()) +
+                     " differ");
+}
+
+// Note [Label losses]: nll_loss and cross_entropy with labels are both
+// -sum_ic M_ic logp_ic for a constant matrix M: row i holds
+// (1 - eps) w[t_i] / d1 at column t_i plus eps / C * w_c / d2 in every
+// column, and is zero for an ignored row. d1 and d2 are 1 for None and Sum;
+// for Mean d1 = sum of w[t_i] over the kept rows and d2 is the same with
+// weights, the number of kept rows without (PyTorch's rule). One product and one sum then give the
+// loss, and its gradient -M (as a Variable op, so it differentiates again).
+template <class T>
+Var<T> label_loss(const Var<T>& logp, const Var<T>& target, const Var<T>& weight, std::ptrdiff_t ignore_index,
+                  double eps, Reduction reduction, const char* op) {
+  const Shape s = logp.shape();
+  if (s.size() != 2 || s[0] == 0)
+    throw ShapeError(std::string(op) + ": input must be (N, C) with N > 0, got " + shape_str(s));
+  const std::size_t n = s[0], c = s[1];
+  if (target.shape() != Shape{n})
+    throw ShapeError(std::string(op) + ": target must be labels (" + std::to_string(n) + ") for input " +
+                     shape_str(s) + ", got " + shape_str(target.shape()));
+  if (weight.defined() && weight.shape() != Shape{c})
+    throw ShapeError(std::string(op) + ": weight must be (" + std::to_string(c) + "), got " +
+                     shape_str(weight.shape()));
+  reject_batchmean(reduction, op);
+  auto w = [&](std::size_t k) { return weight.defined() ? double(weight.data().data()[k]) : 1.0; };
+  std::vector<std::ptrdiff_t> label(n);
+  double kept_weight = 0, kept = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const T v = target.data().data()[i];
+    const bool ignored = v == T(ignore_index);
+    if (!ignored && (!(v >= 0 && v < T(c)) || v != std::floor(v)))
+      throw ValueError(std::string(op) + ": label " + num(double(v)) + " at index " + std::to_string(i) +
+                       " is not a class in [0, " + std::to_string(c) + ") nor ignore_index " +
+                       std::to_string(ignore_index));
+    label[i] = ignored ? -1 : std::ptrdiff_t(v);
+    if (!ignored) kept_weight += w(std::size_t(v)), kept += 1;
+  }
+  const bool mean = reduction == Reduction::Mean;
+  const double d1 = mean ? kept_weight : 1, d2 = mean ? (weight.defined() ? kept_weight : kept) : 1;
+  Tensor<T> m = Tensor<T>::from_shape({n, c});
+  m.fill(T(0));
+  for (std::size_t i = 0; i < n; ++i) {
+    if (label[i] < 0) continue;
+    T* row = m.data() + i * c;
+    if (eps > 0)
+      for (std::size_t k = 0; k < c; ++k) row[k] = static_cast<T>(eps / double(c) * w(k) / d2);
+    row[label[i]] += static_cast<T>((1 - eps) * w(std::size_t(label[i])) / d1);
+  }
+  Var<T> picked = logp * constant(std::move(m));
+  if (reduction == Reduction::None) return -zg::sum(picked, {1});
+  if (mean && kept_weight == 0) return zg::sum(picked) * std::numeric_limits<T>::quiet_NaN();  // 0 / 0
+  return -zg::sum(picked);
+}
+
+// log(v) where log(v) >= -100, else -100 (PyTorch's clamp); the clamped
+// elements get no gradient, and none is ever 1 / 0.
+template <class T>
+Var<T> clamped_log(const Var<T>& v) {
+  Tensor<T> keep = Tensor<T>::from_shape(v.data().shape());
+  std::transform(v.data().begin(), v.data().end(), keep.begin(),
+                 [](T a) { return std::log(a) >= T(-100) ? T(1) : T(0); });
+  Var<T> mask = constant(std::move(keep));
+  return zg::where(mask, zg::log(zg::where(mask, v, Var<T>(T(1)))), Var<T>(T(-100)));
+}
+
 }  // namespace
+
+std::string reduction_name(Reduction r) {
+  switch (r) {
+    case Reduction::None: return "none";
+    case Reduction::Mean: return "mean";
+    case Reduction::Sum: return "sum";
+    case Reduction::BatchMean: return "batchmean";
+  }
+  return "reduction " + std::to_string(int(r));
+}
+
+template <class T>
+Var<T> nll_loss(const Var<T>& x, const Var<T>& target, const Var<T>& weight, std::ptrdiff_t ignore_index,
+                Reduction reduction) {
+  return label_loss(x, target, weight, ignore_index, 0.0, reduction, "nll_loss");
+}
+
+template <class T>
+Var<T> cross_entropy(const Var<T>& x, const Var<T>& target, const Var<T>& weight, const CrossEntropyOptions& o) {
+  const double eps = o.label_smoothing;
+  if (!(eps >= 0 && eps <= 1))
+    throw ValueError("cross_entropy: label_smoothing must be in [0, 1], got " + num(eps));
+  if (x.ndim() != 2 || x.shape()[0] == 0)
+    throw ShapeError("cross_entropy: input must be (N, C) with N > 0, got " + shape_str(x.shape()));
+  if (target.ndim() != 2) return label_loss(zg::log_softmax(x, 1), target, weight, o.ignore_index, eps, o.reduction,
+                                            "cross_entropy");
+  // probability rows: -sum_c w_c t'_ic logp_ic, t' = (1 - eps) t + eps / C; Mean over N
+  same_shape(x, target, "cross_entropy");
+  const std::size_t n = x.shape()[0], c = x.shape()[1];
+  if (weight.defined() && weight.shape() != Shape{c})
+    throw ShapeError("cross_entropy: weight must be (" + std::to_string(c) + "), got " + shape_str(weight.shape()));
+  Tensor<T> m = Tensor<T>::from_shape({n, c});
+  for (std::size_t i = 0; i < n * c; ++i) {
+    const double wk = weight.defined() ? double(weight.data().data()[i % c]) : 1.0;
+    m.data()[i] = static_cast<T>(wk * ((1 - eps) * double(target.data().data()[i]) + eps / double(c)));
+  }
+  Var<T> per = -zg::sum(zg::log_softmax(x, 1) * constant(std::move(m)), {1});
+  return reduce(per, o.reduction, "cross_entropy");
+}
+
+template <class T>
+Var<T> l1_loss(const Var<T>& y, const Var<T>& t, Reduction reduction) {
+  same_shape(y, t, "l1_loss");
+  return reduce(zg::abs(y - t), reduction, "l1_loss");
+}
+
+template <class T>
+Var<T> smooth_l1_loss(const Var<T>& y, const Var<T>& t, double beta, Reduction reduction) {
+  same_shape(y, t, "smooth_l1_loss");
+  if (!(beta >= 0) || !std::isfinite(beta))
+    throw ValueError("smooth_l1_loss: beta must be finite and >= 0, got " + num(beta));
+  if (beta == 0) return reduce(zg::abs(y - t), reduction, "smooth_l1_loss");
+  Var<T> d = y - t, ad = zg::abs(d);
+  Var<T> per = zg::where(zg::less(ad.detach(), static_cast<T>(beta)), zg::square(d) * static_cast<T>(0.5 / beta),
+                         ad - static_cast<T>(0.5 * beta));
+  return reduce(per, reduction, "smooth_l1_loss");
+}
+
+template <class T>
+Var<T> huber_loss(const Var<T>& y, const Var<T>& t, double delta, Reduction reduction) {
+  same_shape(y, t, "huber_loss");
+  if (!(delta > 0) || !std::isfinite(delta))
+    throw ValueError("huber_loss: delta must be finite and > 0, got " + num(delta));
+  Var<T> d = y - t, ad = zg::abs(d);
+  Var<T> per = zg::where(zg::less_equal(ad.detach(), static_cast<T>(delta)), zg::square(d) * T(0.5),
+                         (ad - static_cast<T>(0.5 * delta)) * static_cast<T>(delta));
+  return reduce(per, reduction, "huber_loss");
+}
+
+template <class T>
+Var<T> binary_cross_entropy(const Var<T>& p, const Var<T>& t, const Var<T>& weight, Reduction reduction) {
+  same_shape(p, t, "binary_cross_entropy");
+  const Tensor<T>& a = p.data();
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!(a.data()[i] >= 0 && a.data()[i] <= 1))
+      throw ValueError("binary_cross_entropy: input must hold probabilities in [0, 1], got " +
+                       num(double(a.data()[i])) + " at index " + std::to_string(i));
+  Var<T> per = -(t * clamped_log(p) + (T(1) - t) * clamped_log(T(1) - p));
+  if (weight.defined()) {
+    if (broadcast_shapes(weight.shape(), p.shape(), "binary_cross_entropy") != p.shape())
+      throw ShapeError("binary_cross_entropy: weight " + shape_str(weight.shape()) +
+                       " does not broadcast to input " + shape_str(p.shape()));
+    per = per * weight;
+  }
+  return reduce(per, reduction, "binary_cross_entropy");
+}
+
+template <class T>
+Var<T> kl_div(const Var<T>& x, const Var<T>& t, Reduction reduction, bool log_target) {
+  same_shape(x, t, "kl_div");
+  Var<T> per;
+  if (log_target) {
+    per = zg::exp(t) * (t - x);  // exp(t) (t - x)
+  } else {
+    const Tensor<T>& a = t.data();
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (!(a.data()[i] >= 0))
+        throw ValueError("kl_div: target must hold probabilities >= 0 (or pass log_target), got " +
+                         num(double(a.data()[i])) + " at index " + std::to_string(i));
+    Var<T> positive = zg::greater(t.detach(), T(0));
+    Var<T> t_log_t = zg::where(positive, t * zg::log(zg::where(positive, t, Var<T>(T(1)))), Var<T>(T(0)));
+    per = t_log_t - t * x;  // t (log t - x), 0 where t = 0
+  }
+  if (reduction != Reduction::BatchMean) return reduce(per, reduction, "kl_div");
+  const std::size_t batch = x.ndim() ? std::max<std::size_t>(x.shape()[0], 1) : 1;
+  return zg::sum(per) * (T(1) / static_cast<T>(batch));
+}
 
 template <class T>
 Var<T> softmax_cross_entropy(const Var<T>& x, const Var<T>& target) {
@@ -120,7 +326,14 @@ double accuracy(const Var<T>& x, const Var<T>& target) {
   template Var<T> mse_loss(const Var<T>&, const Var<T>&);                           \
   template Var<T> sum_squared_error(const Var<T>&, const Var<T>&);                  \
   template Var<T> binary_cross_entropy_with_logits(const Var<T>&, const Var<T>&);   \
-  template double accuracy(const Var<T>&, const Var<T>&);
+  template double accuracy(const Var<T>&, const Var<T>&);                                   \
+  template Var<T> nll_loss(const Var<T>&, const Var<T>&, const Var<T>&, std::ptrdiff_t, Reduction);  \
+  template Var<T> cross_entropy(const Var<T>&, const Var<T>&, const Var<T>&, const CrossEntropyOptions&); \
+  template Var<T> l1_loss(const Var<T>&, const Var<T>&, Reduction);                         \
+  template Var<T> smooth_l1_loss(const Var<T>&, const Var<T>&, double, Reduction);          \
+  template Var<T> huber_loss(const Var<T>&, const Var<T>&, double, Reduction);              \
+  template Var<T> binary_cross_entropy(const Var<T>&, const Var<T>&, const Var<T>&, Reduction); \
+  template Var<T> kl_div(const Var<T>&, const Var<T>&, Reduction, bool);
 ZG_INSTANTIATE(float)
 ZG_INSTANTIATE(double)
 #undef ZG_INSTANTIATE

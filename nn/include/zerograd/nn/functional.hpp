@@ -2,6 +2,8 @@
 // Layer-level operations on Variables, for float and double (layers use
 // float; tests gradcheck these in double).
 #include <cstddef>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "zerograd/ops.hpp"
@@ -9,7 +11,13 @@
 
 namespace zg::nn::functional {
 
-// Losses (losses.cpp); each returns a 0-d Variable
+// How a loss combines its per-element values (PyTorch's reduction): None
+// returns them, Mean averages (a weighted mean where the loss has weights),
+// Sum adds them; BatchMean (kl_div only) is the sum divided by the batch size.
+enum class Reduction { None, Mean, Sum, BatchMean };
+std::string reduction_name(Reduction r);
+
+// Losses (losses.cpp); each returns a 0-d Variable unless reduction is None
 
 // Mean over the batch of -sum_c t_c log softmax(x)_c, computed stably with
 // log-sum-exp. x is (N, C). target is either (N) class labels (integers in
@@ -22,6 +30,53 @@ template <class T> Var<T> mse_loss(const Var<T>& y, const Var<T>& t);
 template <class T> Var<T> sum_squared_error(const Var<T>& y, const Var<T>& t);
 // mean(max(x, 0) - x t + log(1 + exp(-|x|))): binary cross-entropy on logits.
 template <class T> Var<T> binary_cross_entropy_with_logits(const Var<T>& x, const Var<T>& t);
+
+// PyTorch-style losses with a reduction (losses.cpp). Labels are class
+// indices stored as whole numbers in a Variable of the input's dtype.
+
+// -w[t_i] x[i, t_i] for log-probabilities x (N, C) and labels t (N); weight
+// (C) is optional (empty: all 1). Rows whose label is ignore_index count 0
+// and drop out of the Mean, which divides by the sum of w[t_i] over the
+// other rows (NaN when no row is left, as in PyTorch).
+template <class T>
+Var<T> nll_loss(const Var<T>& x, const Var<T>& target, const Var<T>& weight = Var<T>(),
+                std::ptrdiff_t ignore_index = -100, Reduction reduction = Reduction::Mean);
+
+struct CrossEntropyOptions {
+  Reduction reduction = Reduction::Mean;
+  std::ptrdiff_t ignore_index = -100;  // labels only
+  double label_smoothing = 0;          // in [0, 1]
+};
+// nll_loss(log_softmax(x), t) for labels t (N), mixed with label_smoothing
+// eps as in PyTorch: (1 - eps) nll + eps / C * sum_c -w_c log p_ic, where
+// with weights the Mean of the smoothing term also divides by sum w[t_i] and
+// without weights by the number of rows not ignored (PyTorch 1.13). For
+// probability targets t (N, C): -sum_c w_c t'_ic log p_ic with
+// t' = (1 - eps) t + eps / C, Mean over N.
+template <class T>
+Var<T> cross_entropy(const Var<T>& x, const Var<T>& target, const Var<T>& weight = Var<T>(),
+                     const CrossEntropyOptions& options = {});
+
+// |y - t|.
+template <class T> Var<T> l1_loss(const Var<T>& y, const Var<T>& t, Reduction reduction = Reduction::Mean);
+// 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = y - t); beta 0 is l1_loss.
+template <class T>
+Var<T> smooth_l1_loss(const Var<T>& y, const Var<T>& t, double beta = 1.0, Reduction reduction = Reduction::Mean);
+// 0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta).
+template <class T>
+Var<T> huber_loss(const Var<T>& y, const Var<T>& t, double delta = 1.0, Reduction reduction = Reduction::Mean);
+// -w (t log p + (1 - t) log(1 - p)) on probabilities p in [0, 1], each log
+// clamped to >= -100 as in PyTorch, so p = 0 or 1 gives a finite loss.
+// weight is optional and broadcasts against p.
+template <class T>
+Var<T> binary_cross_entropy(const Var<T>& p, const Var<T>& t, const Var<T>& weight = Var<T>(),
+                            Reduction reduction = Reduction::Mean);
+// t (log t - x) for log-probabilities x and probabilities t (0 where t = 0);
+// with log_target, t holds log-probabilities: exp(t) (t - x). BatchMean is
+// the sum divided by x.shape()[0] (the true KL divergence per sample).
+template <class T>
+Var<T> kl_div(const Var<T>& x, const Var<T>& t, Reduction reduction = Reduction::Mean, bool log_target = false);
+
 // Fraction of rows of x (N, C) whose arg-max equals the label (or the
 // arg-max of the one-hot row).
 template <class T> double accuracy(const Var<T>& x, const Var<T>& target);
@@ -44,6 +99,36 @@ template <class T> Var<T> dropout(const Var<T>& x, double p, bool training, Gene
 template <class T>
 Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, Var<T>& running_mean,
                   Var<T>& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+
+// Activations (layers2.cpp)
+
+// The Gauss error function, elementwise. Function "Erf".
+template <class T> Var<T> erf(const Var<T>& x);
+// x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); with tanh_approximation,
+// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
+template <class T> Var<T> gelu(const Var<T>& x, bool tanh_approximation = false);
+// x sigmoid(x).
+template <class T> Var<T> silu(const Var<T>& x);
+// log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch).
+template <class T> Var<T> softplus(const Var<T>& x, double beta = 1, double threshold = 20);
+
+// Layer normalisation over the trailing axes given by normalized_shape:
+// (x - mean) / sqrt(var + eps) (biased variance), then * weight + bias when
+// they are given (each of shape normalized_shape; either may be empty).
+template <class T>
+Var<T> layer_norm(const Var<T>& x, const Shape& normalized_shape, const Var<T>& weight = Var<T>(),
+                  const Var<T>& bias = Var<T>(), double eps = 1e-5);
+
+// Rows of weight (V, D) at the indices (any shape, whole numbers in [0, V)):
+// the result has shape indices.shape() + (D). The row padding_idx gets no
+// gradient. Function "Embedding".
+template <class T>
+Var<T> embedding(const Var<T>& indices, const Var<T>& weight, std::optional<std::size_t> padding_idx = {});
+
+// Mean over the windows PyTorch's adaptive pooling uses: output cell i of
+// OH covers rows floor(i H / OH) to ceil((i + 1) H / OH) - 1 (columns alike).
+// x (N, C, H, W) -> (N, C, OH, OW); (1, 1) is global average pooling.
+template <class T> Var<T> adaptive_avg_pool2d(const Var<T>& x, const Shape& output_size);
 
 }  // namespace zg::nn::functional
 

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,100 @@ class BatchNorm2d : public BatchNorm {
   explicit BatchNorm2d(std::size_t channels, double momentum = 0.1, double eps = 1e-5)
       : BatchNorm(channels, 4, momentum, eps) {}
   std::string type_name() const override { return "BatchNorm2d"; }
+};
+
+// Layers added for PyTorch users (layers2.cpp), PyTorch semantics.
+
+// Returns its input.
+class Identity : public Module {
+ public:
+  Variable forward(const Variable& x) override { return x; }
+  std::string type_name() const override { return "Identity"; }
+};
+
+// GELU exact (erf) or with the tanh approximation ("tanh").
+class GELU : public Module {
+ public:
+  explicit GELU(bool tanh_approximation = false) : tanh_(tanh_approximation) {}
+  Variable forward(const Variable& x) override;
+  std::string type_name() const override { return "GELU"; }
+  std::string extra_repr() const override { return tanh_ ? "approximate=tanh" : ""; }
+ private:
+  bool tanh_;
+};
+
+class SiLU : public Module {
+ public:
+  Variable forward(const Variable& x) override;
+  std::string type_name() const override { return "SiLU"; }
+};
+
+class Softplus : public Module {
+ public:
+  explicit Softplus(double beta = 1, double threshold = 20);
+  Variable forward(const Variable& x) override;
+  std::string type_name() const override { return "Softplus"; }
+  std::string extra_repr() const override;
+ private:
+  double beta_, threshold_;
+};
+
+// Normalises over the trailing axes normalized_shape; weight (ones) and bias
+// (zeros) of that shape when elementwise_affine.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
+  Variable forward(const Variable& x) override;
+  std::string type_name() const override { return "LayerNorm"; }
+  std::string extra_repr() const override;
+  Variable weight, bias;  // empty without elementwise_affine
+ private:
+  Shape shape_;
+  double eps_;
+};
+
+// A table of num_embeddings rows of size embedding_dim, drawn from N(0, 1);
+// forward takes indices (any shape) and returns their rows. padding_idx
+// (negative counts from the end, as in PyTorch) starts as zeros and gets no
+// gradient.
+class Embedding : public Module {
+ public:
+  Embedding(std::size_t num_embeddings, std::size_t embedding_dim, std::optional<std::ptrdiff_t> padding_idx = {});
+  Variable forward(const Variable& indices) override;
+  std::string type_name() const override { return "Embedding"; }
+  std::string extra_repr() const override;
+  Variable weight;
+ private:
+  std::size_t num_, dim_;
+  std::optional<std::size_t> padding_;
+};
+
+// The transposed convolution with PyTorch's weight layout (in, out, k, k)
+// and a bias (out); output size (H - 1) stride - 2 pad + k + output_padding.
+// Weight init: He normal over in * k * k (PyTorch uses a uniform init).
+class ConvTranspose2d : public Module {
+ public:
+  ConvTranspose2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel, int stride = 1,
+                  int pad = 0, int output_padding = 0, bool bias = true);
+  Variable forward(const Variable& x) override;
+  std::string type_name() const override { return "ConvTranspose2d"; }
+  std::string extra_repr() const override;
+  Variable weight, bias;
+ private:
+  std::size_t in_, out_, kernel_;
+  int stride_, pad_, output_padding_;
+};
+
+// (N, C, H, W) -> (N, C, OH, OW) by functional::adaptive_avg_pool2d;
+// AdaptiveAvgPool2d({1, 1}) is global average pooling.
+class AdaptiveAvgPool2d : public Module {
+ public:
+  explicit AdaptiveAvgPool2d(Shape output_size);
+  Variable forward(const Variable& x) override;
+  std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  std::string extra_repr() const override;
+ private:
+  Shape size_;
 };
 
 // Runs its children in order; they are named "0", "1", ... unless added

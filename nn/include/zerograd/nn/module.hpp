@@ -2,6 +2,7 @@
 // Module: parameters, buffers and submodules registered by name.
 #include <cstddef>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -52,6 +53,13 @@ class Module {
   NamedVariables named_buffers() const;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children() const { return children_; }
   std::size_t parameter_count() const;
+  // This module (named "") and every submodule by dotted path, depth first
+  // in registration order; a module registered twice is listed once, under
+  // its first path (PyTorch's named_modules). Pointers into this tree.
+  std::vector<std::pair<std::string, Module*>> named_modules();
+  // fn on every submodule, children before their parent and in registration
+  // order, then on this module (PyTorch's apply), e.g. to re-initialise weights.
+  Module& apply(const std::function<void(Module&)>& fn);
 
   void zero_grad();
   // Train mode (the default) or eval mode, for this module and all below it.
@@ -87,6 +95,45 @@ class Module {
   NamedVariables buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
+};
+
+// Holds modules in order, named "0", "1", ..., so that their parameters are
+// registered; it has no forward of its own (PyTorch's ModuleList).
+class ModuleList : public Module {
+ public:
+  ModuleList() = default;
+  ModuleList(std::initializer_list<std::shared_ptr<Module>> modules);
+  ModuleList& push_back(std::shared_ptr<Module> m);
+  std::size_t size() const { return modules_.size(); }
+  // Throws ValueError naming the index and the size when out of range.
+  const std::shared_ptr<Module>& operator[](std::size_t i) const;
+  auto begin() const { return modules_.begin(); }
+  auto end() const { return modules_.end(); }
+  Variable forward(const Variable& x) override;  // throws: iterate instead
+  std::string type_name() const override { return "ModuleList"; }
+
+ private:
+  std::vector<std::shared_ptr<Module>> modules_;
+};
+
+// Modules by name, in insertion order (PyTorch's ModuleDict). A name must be
+// a non-empty identifier without "."; inserting a name twice is an error
+// (PyTorch replaces the module).
+class ModuleDict : public Module {
+ public:
+  ModuleDict() = default;
+  ModuleDict(std::initializer_list<std::pair<std::string, std::shared_ptr<Module>>> modules);
+  ModuleDict& insert(const std::string& name, std::shared_ptr<Module> m);
+  bool contains(const std::string& name) const;
+  // Throws ValueError naming the key and the keys held when absent.
+  const std::shared_ptr<Module>& operator[](const std::string& name) const;
+  std::vector<std::string> keys() const;
+  std::size_t size() const { return modules_.size(); }
+  Variable forward(const Variable& x) override;  // throws: look modules up instead
+  std::string type_name() const override { return "ModuleDict"; }
+
+ private:
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> modules_;
 };
 
 }  // namespace zg::nn

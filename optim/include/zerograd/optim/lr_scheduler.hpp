@@ -9,6 +9,7 @@
 // scheduler gives the same lrs bit for bit.
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <zerograd/optim/optimizer.hpp>
@@ -63,6 +64,52 @@ class LinearWarmup {
   Schedule after_;
 };
 
+// lr = base gamma^(number of milestones <= epoch); a milestone given twice
+// decays twice (PyTorch's MultiStepLR).
+class MultiStepLR {
+ public:
+  MultiStepLR(std::vector<std::int64_t> milestones, double gamma = 0.1);
+  double operator()(double base_lr, std::int64_t epoch) const;
+
+ private:
+  std::vector<std::int64_t> milestones_;  // sorted
+  double gamma_;
+};
+
+// lr = base lambda(epoch) (PyTorch's LambdaLR). As in PyTorch, a checkpoint
+// holds the epoch, not the function: give the same function when resuming.
+class LambdaLR {
+ public:
+  explicit LambdaLR(std::function<double(std::int64_t epoch)> lambda);
+  double operator()(double base_lr, std::int64_t epoch) const;
+
+ private:
+  std::function<double(std::int64_t)> lambda_;
+};
+
+// PyTorch's OneCycleLR (without its momentum cycling): from max_lr /
+// div_factor up to max_lr over the first pct_start * total_steps - 1 steps,
+// then down to max_lr / (div_factor * final_div_factor) at step
+// total_steps - 1; three_phase goes back down to the initial lr first (at
+// 2 pct_start total_steps - 2) and only then to the minimum. Each phase
+// anneals by half a cosine or linearly. max_lr 0 takes each group's initial
+// lr as its max_lr. Epochs past total_steps - 1 are an error, as in PyTorch.
+class OneCycleLR {
+ public:
+  enum class Anneal { Cos, Linear };
+  OneCycleLR(double max_lr, std::int64_t total_steps, double pct_start = 0.3, Anneal anneal = Anneal::Cos,
+             double div_factor = 25, double final_div_factor = 1e4, bool three_phase = false);
+  double operator()(double base_lr, std::int64_t epoch) const;
+
+ private:
+  double max_lr_;
+  std::int64_t total_steps_;
+  double pct_start_;
+  Anneal anneal_;
+  double div_factor_, final_div_factor_;
+  bool three_phase_;
+};
+
 // Sets each group's lr to schedule(initial lr of the group, epoch). The
 // optimizer must outlive the scheduler.
 class LRScheduler {
@@ -86,6 +133,48 @@ class LRScheduler {
   Schedule schedule_;
   std::vector<float> base_lrs_;
   std::int64_t epoch_ = 0;
+};
+
+// PyTorch's ReduceLROnPlateau: step(metric) once per epoch; after more than
+// `patience` epochs without improving on the best metric, every group's lr
+// becomes max(lr factor, min_lr) (unless that changes it by eps or less),
+// followed by `cooldown` epochs in which bad epochs are not counted.
+// "Improving" in mode Min with threshold mode Rel is metric < best (1 - threshold),
+// Abs: metric < best - threshold; mode Max mirrors both. Metrics are kept as
+// float32 (as losses are), so a checkpoint restores `best` exactly.
+struct PlateauOptions {
+  enum class Mode { Min, Max } mode = Mode::Min;
+  enum class ThresholdMode { Rel, Abs } threshold_mode = ThresholdMode::Rel;
+  double factor = 0.1;  // in (0, 1)
+  std::int64_t patience = 10;
+  double threshold = 1e-4;
+  std::int64_t cooldown = 0;
+  std::vector<double> min_lr = {0};  // one for every group, or one per group
+  double eps = 1e-8;
+};
+
+class ReduceLROnPlateau {
+ public:
+  explicit ReduceLROnPlateau(Optimizer& optimizer, PlateauOptions options = {});
+  void step(float metric);
+  std::int64_t epoch() const { return epoch_; }
+  float best() const { return best_; }
+  std::int64_t num_bad_epochs() const { return num_bad_epochs_; }
+  std::int64_t cooldown_counter() const { return cooldown_counter_; }
+
+  // "scheduler.epoch", "scheduler.num_bad_epochs", "scheduler.cooldown_counter"
+  // (encode_count) and "scheduler.best" (0-d). The lrs themselves are the
+  // optimizer's state. load_state_dict ignores keys not starting with
+  // "scheduler." and changes nothing on a bad or missing entry.
+  NamedArrays state_dict() const;
+  void load_state_dict(const NamedArrays& arrays);
+
+ private:
+  bool improves(float metric) const;
+  Optimizer& optimizer_;
+  PlateauOptions o_;
+  float best_;
+  std::int64_t epoch_ = 0, num_bad_epochs_ = 0, cooldown_counter_ = 0;
 };
 
 }  // namespace zg::optim

@@ -1,0 +1,225 @@
+// Layers added for PyTorch users (nn/src/layers2.cpp): values and gradients
+// against PyTorch 1.13 (tests/golden/make_issue18_golden.py), gradchecks in
+// float64, the Modules and their errors.
+#include <cmath>
+#include <functional>
+
+#include <zerograd/nn.hpp>
+
+#include "golden/issue18_golden.hpp"
+#include "golden18.hpp"
+#include "testing.hpp"
+
+using namespace zg;
+namespace F = zg::nn::functional;
+using zg::testing::message_of;
+using zg::testing::uniform;
+using golden18::check_against;
+using golden18::ramp;
+using V = std::vector<Variable64>;
+
+TEST_CASE("GELU, SiLU, Softplus: values and gradients equal PyTorch's") {
+  const Variable64 x = ramp({8}, [](double i) { return 3 * std::sin(1.1 * i + 0.2); });
+  check_against([](const V& v) { return F::gelu(v[0]); }, {x}, golden18::gelu, {golden18::gelu_grad0});
+  check_against([](const V& v) { return F::gelu(v[0], true); }, {x}, golden18::gelu_tanh,
+                {golden18::gelu_tanh_grad0});
+  check_against([](const V& v) { return F::silu(v[0]); }, {x}, golden18::silu, {golden18::silu_grad0});
+  // beta 2, threshold 3: two of the eight are on the linear side (beta x > 3)
+  check_against([](const V& v) { return F::softplus(v[0], 2, 3); }, {x}, golden18::softplus,
+                {golden18::softplus_grad0});
+}
+
+ZG_GRADCHECK_CASE("Erf") {
+  V x = {uniform({3, 4}, 0.1, 2.0, 181, true)};
+  CHECK_GRADCHECK([](const V& v) { return F::erf(v[0]); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return F::erf(v[0]); }, x);
+}
+
+TEST_CASE("GELU, SiLU, Softplus: gradcheck and gradgradcheck in float64") {
+  V x = {uniform({3, 4}, 0.1, 2.0, 182, true)};
+  for (bool approx : {false, true}) {
+    CAPTURE(approx);
+    CHECK_GRADCHECK([&](const V& v) { return F::gelu(v[0], approx); }, x);
+    CHECK_GRADGRADCHECK([&](const V& v) { return F::gelu(v[0], approx); }, x);
+  }
+  CHECK_GRADCHECK([](const V& v) { return F::silu(v[0]); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return F::silu(v[0]); }, x);
+  CHECK_GRADCHECK([](const V& v) { return F::softplus(v[0], 1.5, 2.0); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return F::softplus(v[0], 1.5, 2.0); }, x);
+}
+
+TEST_CASE("Softplus is stable and exact at large inputs, and checks its arguments") {
+  Variable x({-200.f, 0.f, 15.f, 200.f});
+  Variable y = nn::Softplus()(x);
+  CHECK(y.data()(0) == doctest::Approx(0.0));
+  CHECK(y.data()(1) == doctest::Approx(std::log(2.0)));
+  CHECK(y.data()(2) == doctest::Approx(std::log1p(std::exp(15.0))));
+  CHECK(y.data()(3) == 200.f);
+  CHECK(message_of<ValueError>([] { nn::Softplus(0); }) ==
+        "Softplus: beta must be finite and > 0 and threshold a number, got beta=0, threshold=20");
+  CHECK(nn::GELU(true).extra_repr() == "approximate=tanh");
+  Variable z({1.f, -2.f});
+  CHECK(nn::Identity()(z).data() == z.data());
+  CHECK(nn::SiLU()(z).data()(0) == doctest::Approx(1 / (1 + std::exp(-1.0))));
+}
+
+TEST_CASE("LayerNorm: values and gradients equal PyTorch's") {
+  const Variable64 x = ramp({2, 3, 4}, [](double i) { return std::sin(0.9 * i) + 0.1 * i; });
+  const Variable64 w = ramp({3, 4}, [](double i) { return 1 + 0.1 * i; });
+  const Variable64 b = ramp({3, 4}, [](double i) { return 0.05 * i; });
+  check_against([](const V& v) { return F::layer_norm(v[0], {3, 4}, v[1], v[2]); }, {x, w, b},
+                golden18::layer_norm,
+                {golden18::layer_norm_grad0, golden18::layer_norm_grad1, golden18::layer_norm_grad2});
+}
+
+TEST_CASE("LayerNorm: gradchecks, the Module, bad shapes") {
+  V in = {uniform({2, 3, 4}, -1.0, 1.0, 183), uniform({4}, 0.5, 1.5, 184), uniform({4}, -0.5, 0.5, 185)};
+  auto f = [](const V& v) { return F::layer_norm(v[0], {4}, v[1], v[2]); };
+  CHECK_GRADCHECK(f, in);
+  CHECK_GRADGRADCHECK(f, in);
+
+  nn::LayerNorm ln({4});
+  CHECK(ln.named_parameters().size() == 2);
+  Variable x({{1.f, 2.f, 3.f, 4.f}, {-1.f, 0.f, 1.f, 6.f}});
+  Variable y = ln(x);
+  for (std::size_t r = 0; r < 2; ++r) {  // each row: mean 0, biased variance 1 (up to eps)
+    double m = 0, v = 0;
+    for (std::size_t j = 0; j < 4; ++j) m += y.data()(r, j) / 4;
+    for (std::size_t j = 0; j < 4; ++j) v += (y.data()(r, j) - m) * (y.data()(r, j) - m) / 4;
+    CHECK(m == doctest::Approx(0).epsilon(1e-6));
+    CHECK(v == doctest::Approx(1).epsilon(1e-4));
+  }
+  CHECK(nn::LayerNorm({4}, 1e-5, false).named_parameters().empty());
+  CHECK(ln.extra_repr() == "(4), eps=1e-05");
+  CHECK(message_of<ShapeError>([&] { ln(Variable({1.f, 2.f, 3.f})); }) ==
+        "layer_norm: normalized_shape (4) is not the trailing shape of input (3)");
+  CHECK(message_of<ShapeError>([&] { F::layer_norm(x, {4}, Variable({1.f, 2.f})); }) ==
+        "layer_norm: weight and bias must have shape (4), got (2)");
+  CHECK(message_of<ValueError>([] { nn::LayerNorm({0}); }) ==
+        "LayerNorm: normalized_shape must be non-empty with no zero size, got (0)");
+}
+
+TEST_CASE("Embedding: values and gradients equal PyTorch's, the padding row gets none") {
+  const Variable64 w = ramp({5, 3}, [](double i) { return std::sin(i); });
+  const Variable64 idx({{0., 2.}, {4., 2.}, {1., 4.}});
+  check_against([&](const V& v) { return F::embedding(idx, v[0], 2); }, {w}, golden18::embedding,
+                {golden18::embedding_grad0});
+}
+
+ZG_GRADCHECK_CASE("Embedding") {
+  V w = {uniform({5, 3}, -1.0, 1.0, 186)};
+  Variable64 idx({{0., 3.}, {3., 4.}, {1., 0.}});
+  CHECK_GRADCHECK([&](const V& v) { return F::embedding(idx, v[0]); }, w);
+  CHECK_GRADGRADCHECK([&](const V& v) { return zg::square(F::embedding(idx, v[0], 3)); }, w);
+}
+
+TEST_CASE("Embedding: Module, padding_idx, out-of-range indices") {
+  manual_seed(7);
+  nn::Embedding emb(4, 2, -1);  // padding_idx -1 is row 3
+  CHECK(emb.extra_repr() == "4, 2, padding_idx=3");
+  CHECK(emb.weight.data()(3, 0) == 0.f);
+  CHECK(emb.weight.data()(3, 1) == 0.f);
+  emb.weight.requires_grad_();
+  Variable y = emb(Variable({3.f, 1.f, 3.f}));
+  CHECK(y.shape() == Shape{3, 2});
+  CHECK(y.data()(1, 0) == emb.weight.data()(1, 0));
+  zg::sum(y * 2.f).backward();
+  CHECK(emb.weight.grad().data()(1, 0) == 2.f);
+  CHECK(emb.weight.grad().data()(3, 0) == 0.f);
+  CHECK(emb.weight.grad().data()(0, 1) == 0.f);
+  emb.weight.cleargrad();
+  zg::sum(emb(Variable({3.f, 3.f}))).backward();  // only the padding row
+  CHECK(emb.weight.grad().shape() == Shape{4, 2});
+  CHECK(zg::sum(zg::abs(emb.weight.grad())).item() == 0.f);
+  CHECK(message_of<ValueError>([&] { emb(Variable({1.f, 4.f})); }) ==
+        "Embedding: index 4 at position 1 is not a row of the weight, which has 4");
+  CHECK(message_of<ValueError>([&] { emb(Variable({-1.f})); }).find("Embedding: index -1 at position 0") == 0);
+  CHECK(message_of<ValueError>([&] { emb(Variable({0.5f})); }).find("Embedding: index 0.5") == 0);
+  CHECK(message_of<ValueError>([] { nn::Embedding(4, 2, 4); }) == "Embedding: padding_idx 4 is outside [-4, 4)");
+  CHECK(message_of<ValueError>([&] { F::embedding(Variable({0.f}), emb.weight, 4); }) ==
+        "Embedding: padding_idx 4 is not a row of the weight (4, 2)");
+  CHECK(message_of<ShapeError>([] { F::embedding(Variable({0.f}), Variable({1.f, 2.f})); }) ==
+        "Embedding: weight must be (num_embeddings, dim), got (2)");
+}
+
+TEST_CASE("AdaptiveAvgPool2d: values and gradients equal PyTorch's (uneven windows and global)") {
+  const Variable64 x = ramp({2, 2, 5, 7}, [](double i) { return std::sin(0.37 * i); });
+  check_against([](const V& v) { return F::adaptive_avg_pool2d(v[0], {3, 4}); }, {x}, golden18::adaptive_pool,
+                {golden18::adaptive_pool_grad0});
+  check_against([](const V& v) { return F::adaptive_avg_pool2d(v[0], {1, 1}); }, {x},
+                golden18::adaptive_pool_global, {golden18::adaptive_pool_global_grad0});
+}
+
+TEST_CASE("AdaptiveAvgPool2d: gradchecks, the Module, bad shapes") {
+  V x = {uniform({1, 2, 5, 4}, -1.0, 1.0, 187)};
+  for (Shape out : {Shape{3, 2}, Shape{5, 4}, Shape{1, 1}, Shape{7, 6}}) {
+    CAPTURE(shape_str(out));
+    CHECK_GRADCHECK([&](const V& v) { return F::adaptive_avg_pool2d(v[0], out); }, x);
+    CHECK_GRADGRADCHECK([&](const V& v) { return zg::square(F::adaptive_avg_pool2d(v[0], out)); }, x);
+  }
+  nn::AdaptiveAvgPool2d global({1, 1});
+  Variable y = global(Variable(Tensor<float>(xt::ones<float>({2, 3, 4, 4}))));
+  CHECK(y.shape() == Shape{2, 3, 1, 1});
+  CHECK(y.data()(1, 2, 0, 0) == 1.f);
+  CHECK(message_of<ShapeError>([&] { global(Variable({1.f})); })
+            .find("adaptive_avg_pool2d: input must be (N, C, H, W) and output_size (OH, OW) positive, got input (1)") == 0);
+  CHECK(message_of<ValueError>([] { nn::AdaptiveAvgPool2d({0, 2}); }) ==
+        "AdaptiveAvgPool2d: output_size must be (OH, OW), both positive, got (0, 2)");
+}
+
+TEST_CASE("ConvTranspose2d layer: PyTorch's weight layout, bias and output_padding") {
+  nn::ConvTranspose2d layer(2, 3, 3, 2, 1, 1);
+  CHECK(layer.weight.shape() == Shape{2, 3, 3, 3});
+  CHECK(layer.bias.shape() == Shape{3});
+  const Variable64 x = ramp({1, 2, 3, 3}, [](double i) { return std::cos(i); });
+  const Variable64 w = ramp({2, 3, 3, 3}, [](double i) { return 0.3 * std::sin(i); });
+  const Variable64 b({0.1, -0.2, 0.3});
+  // The layer's float computation against PyTorch's float64 values.
+  layer.weight.data() = w.to<float>().data();
+  layer.bias.data() = b.to<float>().data();
+  Variable y = layer(x.to<float>());
+  REQUIRE(y.shape() == Shape{1, 3, 6, 6});
+  for (std::size_t i = 0; i < y.size(); ++i) CHECK(y.data().data()[i] == doctest::Approx(golden18::conv_transpose[i]).epsilon(1e-5));
+  // The same computation in float64, and its gradients.
+  check_against(
+      [](const V& v) {
+        return F::conv_transpose2d(v[0], v[1], 2, 1, {6, 6}) + zg::reshape(v[2], {1, 3, 1, 1});
+      },
+      {x, w, b}, golden18::conv_transpose,
+      {golden18::conv_transpose_grad0, golden18::conv_transpose_grad1, golden18::conv_transpose_grad2});
+  CHECK(layer.extra_repr() == "in=2, out=3, kernel=3, stride=2, pad=1, output_padding=1");
+  CHECK(message_of<ShapeError>([&] { layer(Variable(Tensor<float>(xt::zeros<float>({1, 3, 2, 2})))); }) ==
+        "ConvTranspose2d(in=2, out=3, kernel=3, stride=2, pad=1, output_padding=1): expected input (N, 2, H, W), "
+        "got (1, 3, 2, 2)");
+  CHECK(message_of<ValueError>([] { nn::ConvTranspose2d(2, 3, 3, 2, 0, 2); })
+            .find("ConvTranspose2d: output_padding must be in [0, stride)") == 0);
+  CHECK(nn::ConvTranspose2d(2, 3, 3, 1, 0, 0, false).named_parameters().size() == 1);
+}
+
+TEST_CASE("the float Modules give PyTorch's values to float precision") {
+  auto check = [](const Variable& got, const std::vector<double>& want) {
+    REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      CAPTURE(i);
+      CHECK(got.data().data()[i] == doctest::Approx(want[i]).epsilon(2e-5).scale(1));
+    }
+  };
+  const Variable x = ramp({8}, [](double i) { return 3 * std::sin(1.1 * i + 0.2); }).to<float>();
+  check(nn::GELU()(x), golden18::gelu);
+  check(nn::GELU(true)(x), golden18::gelu_tanh);
+  check(nn::SiLU()(x), golden18::silu);
+  check(nn::Softplus(2, 3)(x), golden18::softplus);
+
+  nn::LayerNorm ln({3, 4});
+  ln.weight.data() = ramp({3, 4}, [](double i) { return 1 + 0.1 * i; }).to<float>().data();
+  ln.bias.data() = ramp({3, 4}, [](double i) { return 0.05 * i; }).to<float>().data();
+  check(ln(ramp({2, 3, 4}, [](double i) { return std::sin(0.9 * i) + 0.1 * i; }).to<float>()), golden18::layer_norm);
+
+  nn::Embedding emb(5, 3, 2);
+  emb.weight.data() = ramp({5, 3}, [](double i) { return std::sin(i); }).to<float>().data();
+  check(emb(Variable({{0.f, 2.f}, {4.f, 2.f}, {1.f, 4.f}})), golden18::embedding);
+
+  const Variable img = ramp({2, 2, 5, 7}, [](double i) { return std::sin(0.37 * i); }).to<float>();
+  check(nn::AdaptiveAvgPool2d({3, 4})(img), golden18::adaptive_pool);
+  check(nn::AdaptiveAvgPool2d({1, 1})(img), golden18::adaptive_pool_global);
+}
