@@ -291,6 +291,79 @@ void unused(dist::ProcessGroup& g) {
   if (g.is_main()) std::cout << "unused: a parameter without a gradient on rank 0 counts as zeros\n";
 }
 
+// Rows [begin, begin + n) of a (N, ...) tensor.
+Tensor<double> rows(const Tensor<double>& t, std::size_t begin, std::size_t n) {
+  std::vector<std::size_t> shape(t.shape().begin(), t.shape().end());
+  const std::size_t per = t.size() / shape[0];
+  shape[0] = n;
+  Tensor<double> out = Tensor<double>::from_shape(shape);
+  std::copy(t.data() + begin * per, t.data() + (begin + n) * per, out.data());
+  return out;
+}
+
+double max_diff(const Tensor<double>& a, const Tensor<double>& b) {
+  expect(a.shape() == b.shape(), "shapes differ: " + shape_str(a.shape()) + " vs " + shape_str(b.shape()));
+  double d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a.data()[i] - b.data()[i]));
+  return d;
+}
+
+// SyncBatchNorm on each rank's slice == BatchNorm over the global batch, in
+// float64: outputs, input gradients, gamma/beta gradients (summed over
+// ranks) and running statistics; for (N, C, H, W) and (N, F), with ranks
+// holding batches of different sizes too. Then the float module: running
+// statistics equal on every rank.
+void sync_bn(dist::ProcessGroup& g) {
+  Generator gen(11);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  auto random = [&](Shape shape) {
+    Tensor<double> t = Tensor<double>::from_shape(shape);
+    for (double& v : t) v = 2.0 + 3.0 * normal(gen);
+    return t;
+  };
+  double worst = 0;
+  for (const Shape& shape : {Shape{9, 3, 2, 2}, Shape{9, 5}}) {
+    const std::size_t n = shape[0], c = shape[1];
+    const Tensor<double> x_all = random(shape), w_all = random(shape), gamma0 = random({c}), beta0 = random({c});
+    // rank r of 2 takes rows [0, 4) or [4, 9): uneven on purpose
+    const std::size_t begin = g.rank() == 0 ? 0 : 4, count = g.rank() == 0 ? 4 : n - 4;
+    expect(g.size() == 2, "sync_bn runs on 2 processes");
+    Variable64 x(x_all), gamma(gamma0), beta(beta0);
+    Variable64 rm(Tensor<double>(xt::zeros<double>({c}))), rv(Tensor<double>(xt::ones<double>({c})));
+    for (auto* v : {&x, &gamma, &beta}) v->requires_grad_();
+    Variable64 y = nn::functional::batch_norm(x, gamma, beta, rm, rv, true, 0.1, 1e-5);
+    sum(y * Variable64(w_all)).backward();
+
+    Variable64 xl(rows(x_all, begin, count)), gl(gamma0), bl(beta0);
+    Variable64 rml(Tensor<double>(xt::zeros<double>({c}))), rvl(Tensor<double>(xt::ones<double>({c})));
+    for (auto* v : {&xl, &gl, &bl}) v->requires_grad_();
+    Variable64 yl = dist::sync_batch_norm(xl, gl, bl, rml, rvl, true, 0.1, 1e-5, g);
+    sum(yl * Variable64(rows(w_all, begin, count))).backward();
+    Tensor<double> dgamma = gl.grad().data(), dbeta = bl.grad().data();
+    g.all_reduce_sum(dgamma.data(), dgamma.size());
+    g.all_reduce_sum(dbeta.data(), dbeta.size());
+    const double d[] = {max_diff(yl.data(), rows(y.data(), begin, count)),
+                        max_diff(xl.grad().data(), rows(x.grad().data(), begin, count)),
+                        max_diff(dgamma, gamma.grad().data()), max_diff(dbeta, beta.grad().data()),
+                        max_diff(rml.data(), rm.data()), max_diff(rvl.data(), rv.data())};
+    for (double v : d) worst = std::max(worst, v);
+  }
+  g.all_reduce_sum(&worst, 1);
+  expect(worst <= 1e-10, "SyncBatchNorm differs from BatchNorm over the global batch by " + std::to_string(worst));
+
+  zg::manual_seed(3);
+  auto bn = std::make_shared<dist::SyncBatchNorm>(4, 0.1, 1e-5, g);
+  Generator local(100 + std::uint64_t(g.rank()));  // different data on each rank
+  Tensor<float> xs = Tensor<float>::from_shape({6, 4, 3, 3});
+  for (float& v : xs) v = float(normal(local));
+  sum((*bn)(Variable(xs))).backward();
+  g.check_same(digest(bn->state()), "digest of SyncBatchNorm's running statistics (ranks differ)");
+  if (g.is_main())
+    std::cout << std::scientific << std::setprecision(2)
+              << "sync_bn: SyncBatchNorm on batches of 4 and 5 vs BatchNorm on 9, float64: worst difference " << worst
+              << " (outputs, input/gamma/beta gradients, running statistics); running statistics equal on every rank\n";
+}
+
 // Runs f, which must throw E on every rank with a message containing `text`.
 template <class E, class F>
 void expect_error_everywhere(dist::ProcessGroup& g, const std::string& text, F&& f) {
@@ -352,10 +425,11 @@ int main(int argc, char** argv) {
       else if (mode == "buckets") buckets(g);
       else if (mode == "no_sync") accumulate(g);
       else if (mode == "unused") unused(g);
+      else if (mode == "sync_bn") sync_bn(g);
       else if (mode == "mismatch") mismatch(g);
       else if (mode == "uneven") uneven(g);
       else if (mode == "kill" || mode == "throw") fault(g, mode == "kill");
-      else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | no_sync | unused | "
+      else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | no_sync | unused | sync_bn | "
                             "mismatch | uneven | kill | throw");
       g.barrier();
     } catch (const std::exception& e) {

@@ -4,3 +4,4 @@
 #include "zerograd/distributed/data.hpp"
 #include "zerograd/distributed/ddp.hpp"
 #include "zerograd/distributed/process_group.hpp"
+#include "zerograd/distributed/sync_batch_norm.hpp"
