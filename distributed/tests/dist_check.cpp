@@ -394,15 +394,17 @@ void uneven(dist::ProcessGroup& g) {
                                       [&] { dist::data_parallel_options(g, set, 21, 1); });
 }
 
-// Rank 1 dies (SIGKILL) or throws at step 3 of a training run.
-void fault(dist::ProcessGroup& g, bool kill) {
+// Rank 1 dies (SIGKILL), throws, or hangs (sleeps far past the deadline) at
+// step 3 of a training run.
+void fault(dist::ProcessGroup& g, const std::string& how) {
   const auto set = synthetic(400);
   dist::DistributedDataParallel ddp(make_model("two-layer"), {}, g);
   auto o = make_optimizer("sgd", ddp.module().parameters());
   data::DataLoader loader(set, dist::data_parallel_options(g, set, 20, 1, {0, true, false, true}));
   for (int step = 0; step < 100000; ++step) {
     if (g.rank() == 1 && step == 3) {
-      if (kill) raise(SIGKILL);
+      if (how == "kill") raise(SIGKILL);
+      if (how == "hang") sleep(1000);
       throw ValueError("a failure planted at step 3 of rank 1");
     }
     loss_of(ddp.module(), loader).backward();
@@ -428,9 +430,9 @@ int main(int argc, char** argv) {
       else if (mode == "sync_bn") sync_bn(g);
       else if (mode == "mismatch") mismatch(g);
       else if (mode == "uneven") uneven(g);
-      else if (mode == "kill" || mode == "throw") fault(g, mode == "kill");
+      else if (mode == "kill" || mode == "throw" || mode == "hang") fault(g, mode);
       else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | no_sync | unused | sync_bn | "
-                            "mismatch | uneven | kill | throw");
+                            "mismatch | uneven | kill | throw | hang");
       g.barrier();
     } catch (const std::exception& e) {
       std::cerr << "dist_check " << mode << ": rank " << g.rank() << ": " << e.what() << std::endl;
