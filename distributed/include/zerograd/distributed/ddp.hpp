@@ -21,7 +21,11 @@ struct DdpOptions {
 
 // Note [Gradient buckets]: parameters are put in buckets in reverse
 // registration order, the order backward finishes them in for a
-// feed-forward model. A bucket's all-reduce (MPI_Iallreduce, a sum, then
+// feed-forward model. When the engine has
+// Variable::register_post_accumulate_grad_hook, each parameter's hook
+// reports it ready during backward, so the all-reduce of the first buckets
+// overlaps the rest of backward (overlaps_backward()); without it,
+// finish_gradient_sync() reports them all after backward. A bucket's all-reduce (MPI_Iallreduce, a sum, then
 // divided by the world size) starts once each of its parameters was
 // reported ready, and only after every earlier bucket started, so every
 // rank issues the collectives in one order whatever order its hooks fire
@@ -71,6 +75,11 @@ class DistributedDataParallel {
   NoSync no_sync() { return NoSync(*this); }
 
   std::size_t bucket_count() const;
+  // Buckets whose all-reduce has started in this iteration.
+  std::size_t buckets_started() const;
+  // Whether gradients are reported ready from inside backward (the engine's
+  // post-accumulate-grad hook), so communication overlaps it.
+  static bool overlaps_backward();
   // Parameter indices of bucket b, in the order they were packed.
   std::vector<std::size_t> bucket(std::size_t b) const;
   // Seconds the last finish_gradient_sync() spent waiting for all-reduces
@@ -81,11 +90,13 @@ class DistributedDataParallel {
   void check_same_model();
   void launch_ready_buckets();
   struct State;
+  struct Hooks;
   std::shared_ptr<nn::Module> module_;
   ProcessGroup& group_;
   DdpOptions options_;
   std::vector<Variable> params_;
   std::unique_ptr<State> state_;
+  std::unique_ptr<Hooks> hooks_;
   bool sync_ = true;
   double last_wait_ = 0;
 };
