@@ -676,3 +676,16 @@ TEST_CASE("teardown: a long graph in a thread_local Variable, freed at thread ex
     (void)Variable64(zg::sum(chain));  // the worklist exists before chain dies
   }).join();
 }
+
+TEST_CASE("Variables from nested lists: any depth up to four, a column, ragged lists refused") {
+  const Variable64 column({{1.}, {2.}, {3.}});
+  CHECK(column.shape() == Shape{3, 1});
+  CHECK(column.data()(2, 0) == 3.0);
+  const Variable row({1, 2, 3});  // ints become floats
+  CHECK(row.shape() == Shape{3});
+  CHECK(Variable64({1.5}).shape() == Shape{1});  // a list, not the scalar constructor
+  CHECK(Variable64({{{1.}}, {{2.}}}).shape() == Shape{2, 1, 1});
+  CHECK(Variable64({{{{1., 2.}}}}).shape() == Shape{1, 1, 1, 2});
+  CHECK(message_of<ShapeError>([] { Variable64({{1., 2.}, {3.}}); }) ==
+        "Variable: a nested list with rows of 2 and of 1 values at depth 1");
+}

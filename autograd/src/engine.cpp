@@ -27,10 +27,12 @@
 // input's shape (dtype is fixed by the type system); a mismatch throws
 // ShapeError naming the Function and both shapes.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <optional>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xio.hpp>
@@ -52,6 +54,7 @@ std::string shape_str(const Shape& shape) {
 
 namespace {
 thread_local bool grad_enabled = true;
+std::atomic<long> live_hooks{0};  // registered and not removed, in every thread (Note [Hooks])
 template <class T>
 thread_local std::function<void(const ForwardStep<T>&)>* forward_observer = nullptr;
 }  // namespace
@@ -160,6 +163,7 @@ struct Teardown {
 
 template <class T>
 Node<T>::~Node() {
+  if (hooks) live_hooks -= static_cast<long>(hooks->pre.size() + hooks->post.size());
   detail::recycle(data);
   if (!creator && !grad.defined()) return;
   Teardown<T>::run([this](Teardown<T>& t) {
@@ -182,6 +186,89 @@ Function<T>::~Function() {
     }
     edges_.clear();
   });
+}
+
+// Hooks
+
+// Note [Hooks]: a Variable's hooks (register_hook) run in the order they
+// were registered, each on the previous one's result, once per backward or
+// grad(), on the whole gradient flowing into that Variable: for a computed
+// Variable before its creator's backward receives it, for a leaf before it
+// is accumulated into .grad (or returned by grad()). A leaf's post-
+// accumulate hooks run after that, once its .grad is final: when every
+// Function of this backward that could still send it a gradient has run.
+// The engine counts those Functions in a walk of the graph before it
+// starts, only when a hook exists anywhere (live_hooks), so backward costs
+// nothing more without hooks. Under create_graph the gradient a hook sees
+// is part of the graph, and what it returns is differentiated through.
+template <class T>
+struct detail::NodeHooks {
+  std::vector<std::pair<std::uint64_t, std::function<BasicVariable<T>(const BasicVariable<T>&)>>> pre;
+  std::vector<std::pair<std::uint64_t, std::function<void(const BasicVariable<T>&)>>> post;
+};
+
+template <class T>
+void detail::DeleteHooks<T>::operator()(NodeHooks<T>* h) const {
+  delete h;
+}
+template struct detail::DeleteHooks<float>;
+template struct detail::DeleteHooks<double>;
+
+namespace {
+std::atomic<std::uint64_t> next_hook_id{1};
+
+template <class T, class List, class Fn>
+HookHandle add_hook(const std::shared_ptr<Node<T>>& node, List detail::NodeHooks<T>::*list, Fn fn) {
+  if (!fn) throw ValueError("register_hook: empty function");
+  if (!node->hooks) node->hooks.reset(new detail::NodeHooks<T>());
+  const std::uint64_t id = next_hook_id++;
+  ((*node->hooks).*list).emplace_back(id, std::move(fn));
+  ++live_hooks;
+  return HookHandle([weak = std::weak_ptr<Node<T>>(node), list, id] {
+    const std::shared_ptr<Node<T>> n = weak.lock();
+    if (!n || !n->hooks) return;
+    auto& hooks = (*n->hooks).*list;
+    for (auto it = hooks.begin(); it != hooks.end(); ++it)
+      if (it->first == id) {
+        hooks.erase(it);
+        --live_hooks;
+        return;
+      }
+  });
+}
+
+// g after the pre hooks of v (v's own gradient, once per backward).
+template <class T>
+BasicVariable<T> run_pre_hooks(const BasicVariable<T>& v, BasicVariable<T> g) {
+  if (!v.defined() || !v.node()->hooks) return g;
+  const auto hooks = v.node()->hooks->pre;  // a hook may register or remove hooks
+  for (const auto& [id, fn] : hooks) {
+    BasicVariable<T> replaced = fn(g);
+    if (!replaced.defined()) continue;
+    if (replaced.shape() != g.shape())
+      throw ShapeError("hook on '" + v.name() + "': returned a gradient of shape " + shape_str(replaced.shape()) +
+                       " for a gradient of shape " + shape_str(g.shape()));
+    g = std::move(replaced);
+  }
+  return g;
+}
+}  // namespace
+
+template <class T>
+HookHandle BasicVariable<T>::register_hook(std::function<BasicVariable(const BasicVariable&)> fn) const {
+  checked();
+  if (!node_->requires_grad)
+    throw ValueError("register_hook: '" + node_->label() + "' does not require grad, so no gradient reaches it");
+  return add_hook<T>(node_, &detail::NodeHooks<T>::pre, std::move(fn));
+}
+
+template <class T>
+HookHandle BasicVariable<T>::register_post_accumulate_grad_hook(std::function<void(const BasicVariable&)> fn) const {
+  checked();
+  if (node_->creator || !node_->requires_grad)
+    throw ValueError("register_post_accumulate_grad_hook: '" + node_->label() +
+                     "' is not a leaf that requires grad (only those accumulate a .grad)");
+  return add_hook<T>(node_, &detail::NodeHooks<T>::post, std::move(fn));
 }
 
 // Variable
@@ -208,15 +295,12 @@ BasicVariable<T>::BasicVariable(Tensor<T> data, std::string name)
   if (!name.empty()) node_->name = std::make_unique<std::string>(std::move(name));
 }
 
-#define ZG_NESTED_CTOR(N)                                                                   \
-  template <class T>                                                                        \
-  BasicVariable<T>::BasicVariable(xt::nested_initializer_list_t<T, N> values, std::string name) \
-      : BasicVariable(Tensor<T>(values), std::move(name)) {}
-ZG_NESTED_CTOR(1)
-ZG_NESTED_CTOR(2)
-ZG_NESTED_CTOR(3)
-ZG_NESTED_CTOR(4)
-#undef ZG_NESTED_CTOR
+template <class T>
+Tensor<T> detail::from_values(const Shape& shape, const std::vector<T>& values) {
+  Tensor<T> t = Tensor<T>::from_shape(shape);
+  std::copy(values.begin(), values.end(), t.begin());
+  return t;
+}
 
 template <class T>
 Node<T>& BasicVariable<T>::checked() const {
@@ -505,6 +589,7 @@ struct Engine {
     BasicVariable<T>& grad(std::size_t k) { return k == 0 ? grad0 : grads[k - 1]; }
   };
   using Options = BackwardOptions<T>;
+  using Edge = typename Function<T>::Edge;
 
   using Key = std::pair<std::pair<int, std::uint64_t>, std::uint32_t>;  // (generation, order), row
   // The engine's containers. A backward() on a small graph would spend a
@@ -534,9 +619,28 @@ struct Engine {
   std::unordered_map<const Function<T>*, std::uint32_t> foreign;  // pending in another engine
   std::uint64_t inserted = 0;
 
-  // Only retain_grad and the step observer look at a Function's outputs;
-  // otherwise the engine neither looks them up nor keeps them alive.
-  const bool wants_outputs = options.retain_grad || static_cast<bool>(options.observer);
+  // Only retain_grad, the step observer, hooks and grad() look at a
+  // Function's outputs; otherwise the engine neither looks them up nor
+  // keeps them alive.
+  const bool hooks = live_hooks.load() > 0;
+  bool capturing = false;  // grad(): only the inputs' gradients are wanted, no .grad is written
+  bool wants_outputs = options.retain_grad || static_cast<bool>(options.observer) || hooks;
+
+  // A leaf whose gradient is held back until it is final (Note [Hooks]):
+  // it has hooks, or it is one of grad()'s inputs.
+  struct LeafSlot {
+    BasicVariable<T> leaf, sum;
+    long remaining = 0;  // edges of Functions still to run that lead to it
+    std::vector<std::size_t> targets;  // its positions among grad()'s inputs
+    bool done = false;
+  };
+  std::vector<LeafSlot> leaves;
+  std::unordered_map<const Node<T>*, std::size_t> leaf_index;
+  // grad(): computed inputs, by their creator and output index, and the
+  // Functions between the outputs and some input (only those run).
+  Variables<T>* captured = nullptr;
+  std::unordered_map<const Function<T>*, std::vector<std::pair<std::uint32_t, std::size_t>>> output_targets;
+  std::unordered_set<const Function<T>*> needed;
 
   explicit Engine(const Options& o) : options(o) {
     Store& store = Store::here();
@@ -576,6 +680,100 @@ struct Engine {
     if (current.defined()) v.node()->grad = current + g;
     else if (options.create_graph || (g.node().use_count() == 1 && !g.node()->creator)) v.node()->grad = std::move(g);
     else v.node()->grad = BasicVariable<T>(g.data());
+  }
+
+  LeafSlot* slot_of(const Node<T>& leaf) {
+    if (leaves.empty()) return nullptr;
+    auto it = leaf_index.find(&leaf);
+    return it == leaf_index.end() ? nullptr : &leaves[it->second];
+  }
+  LeafSlot& make_slot(const BasicVariable<T>& leaf) {
+    auto [it, fresh] = leaf_index.try_emplace(leaf.id(), leaves.size());
+    if (fresh) leaves.push_back(LeafSlot{leaf, {}, 0, {}, false});
+    return leaves[it->second];
+  }
+
+  // grad(): results go to out[j] for inputs[j].
+  void capture(const Variables<T>& inputs, Variables<T>& out) {
+    capturing = true;
+    wants_outputs = true;
+    captured = &out;
+    for (std::size_t j = 0; j < inputs.size(); ++j) {
+      const Node<T>& n = *inputs[j].node();
+      if (!n.creator) make_slot(inputs[j]).targets.push_back(j);
+      else output_targets[n.creator.get()].emplace_back(n.output_index, j);
+    }
+  }
+
+  // Counts, for each held-back leaf, the edges that lead to it from the
+  // Functions the roots depend on; for grad(), also finds which of those
+  // Functions lie between the roots and an input.
+  void plan(const Variables<T>& roots) {
+    std::vector<Function<T>*> stack, reached;
+    std::unordered_set<const Function<T>*> seen;
+    auto reach = [&](const Node<T>* leaf, Function<T>* creator) {
+      if (creator) {
+        if (seen.insert(creator).second) stack.push_back(creator);
+      } else if (LeafSlot* slot = slot_of(*leaf)) {
+        ++slot->remaining;
+      }
+    };
+    for (const BasicVariable<T>& r : roots) {
+      if (!r.node()->creator && r.node()->hooks && !capturing) make_slot(r);
+      reach(r.id(), r.node()->creator.get());
+    }
+    while (!stack.empty()) {
+      Function<T>* f = stack.back();
+      stack.pop_back();
+      reached.push_back(f);
+      for (const Edge& e : f->edges_) {
+        if (!e.requires_grad) continue;
+        const Node<T>* node = e.saved.defined() ? e.saved.id() : nullptr;
+        Function<T>* c = node ? node->creator.get() : e.creator.get();
+        if (!c && node->hooks && !capturing) make_slot(e.saved);
+        reach(node, c);
+      }
+    }
+    if (!capturing) return;
+    // A Function's inputs are made by Functions of lower generation.
+    std::sort(reached.begin(), reached.end(),
+              [](const Function<T>* a, const Function<T>* b) { return a->generation_ < b->generation_; });
+    for (Function<T>* f : reached)
+      for (const Edge& e : f->edges_) {
+        if (!e.requires_grad) continue;
+        const Node<T>* node = e.saved.defined() ? e.saved.id() : nullptr;
+        const Function<T>* c = node ? node->creator.get() : e.creator.get();
+        const std::uint32_t k = node ? node->output_index : e.output_index;
+        bool leads = c ? needed.count(c) > 0 : slot_of(*node) != nullptr;
+        if (c && !leads)
+          if (auto it = output_targets.find(c); it != output_targets.end())
+            for (const auto& [index, j] : it->second) leads = leads || index == k;
+        if (leads) {
+          needed.insert(f);
+          break;
+        }
+      }
+  }
+
+  // The leaf's whole gradient: through its hooks into .grad (or grad()'s result).
+  void finish(LeafSlot& slot) {
+    slot.done = true;
+    BasicVariable<T> g = run_pre_hooks(slot.leaf, std::move(slot.sum));
+    if (capturing) {
+      for (std::size_t j : slot.targets) (*captured)[j] = g;
+      return;
+    }
+    accumulate_into_node(slot.leaf, std::move(g));
+    if (slot.leaf.node()->hooks) {
+      const auto post = slot.leaf.node()->hooks->post;  // a hook may remove hooks
+      for (const auto& [id, fn] : post) fn(slot.leaf);
+    }
+  }
+  // An edge to a held-back leaf that will send nothing.
+  void skip(const Edge& e) {
+    if (!e.saved.defined() || e.saved.node()->creator) return;
+    if (LeafSlot* slot = slot_of(*e.saved.node()))
+      if (--slot->remaining == 0 && slot->sum.defined()) finish(*slot);
   }
 
   std::uint32_t new_row() {
@@ -623,14 +821,17 @@ struct Engine {
     return p;
   }
 
-  using Edge = typename Function<T>::Edge;
-
   // Sends gx to a Variable: a leaf accumulates it, a computed one's creator
   // gets it as the upstream gradient of that output.
   void send(const BasicVariable<T>& x, BasicVariable<T> gx) {
     const Node<T>& node = *x.node();
     if (!node.creator) {
-      if (node.requires_grad) accumulate_into_node(x, std::move(gx));
+      if (LeafSlot* slot = slot_of(node)) {
+        accumulate(slot->sum, std::move(gx));
+        if (--slot->remaining <= 0) finish(*slot);
+      } else if (node.requires_grad && !capturing) {
+        accumulate_into_node(x, std::move(gx));
+      }
       return;
     }
     deliver(node.creator, node.output_index, x, std::move(gx));
@@ -646,14 +847,16 @@ struct Engine {
   // x: output k of creator, or empty when nobody holds that output any more.
   template <class Creator>
   void deliver(Creator&& creator, std::uint32_t k, const BasicVariable<T>& x, BasicVariable<T> gx) {
+    if (capturing && !creator->released_ && !needed.count(&*creator) && !output_targets.count(&*creator)) return;
     Pending& p = row_of(std::forward<Creator>(creator));
     BasicVariable<T>& out = p.out(k);
     if (wants_outputs && !out.defined() && x.defined()) out = x;
     accumulate(p.grad(k), std::move(gx));
   }
 
-  void run(const BasicVariable<T>& root, const BasicVariable<T>& seed) {
-    send(root, seed);
+  void run(const Variables<T>& roots, const Variables<T>& seeds) {
+    if (hooks || capturing) plan(roots);
+    for (std::size_t i = 0; i < roots.size(); ++i) send(roots[i], seeds[i]);
     while (!heap.empty()) {
       std::pop_heap(heap.begin(), heap.end());
       const std::uint32_t r = heap.back().second;
@@ -682,9 +885,18 @@ struct Engine {
           Tensor<T> zeros = xt::zeros<T>(f.more_->shapes[k]);  // only multi-output Functions miss one
           g = BasicVariable<T>(std::move(zeros));
         }
+        if (hooks || capturing) g = run_pre_hooks(out, std::move(g));
+        if (capturing)
+          if (auto it = output_targets.find(&f); it != output_targets.end())
+            for (const auto& [index, j] : it->second)
+              if (index == k) (*captured)[j] = g;
         if (options.retain_grad && out.defined()) accumulate_into_node(out, g);
         gys[k] = std::move(g);
         if (options.observer) outs[k] = std::move(out);
+      }
+      if (capturing && !needed.count(&f)) {  // it only made one of grad()'s inputs
+        gys.clear();
+        continue;
       }
       ++backward_depth;
       Variables<T> gxs;
@@ -713,9 +925,16 @@ struct Engine {
       gys.clear();
       outs.clear();
       p = Pending();
-      for (std::size_t i = 0; i < edges.size(); ++i)
-        if (gxs[i].defined() && edges[i].requires_grad) send(std::move(edges[i]), std::move(gxs[i]));
+      for (std::size_t i = 0; i < edges.size(); ++i) {
+        if (!edges[i].requires_grad) continue;
+        if (gxs[i].defined()) send(std::move(edges[i]), std::move(gxs[i]));
+        else if (!leaves.empty()) skip(edges[i]);
+      }
     }
+    // Leaves some Function that never ran (no gradient reached it) would
+    // have sent to: what they got is final now.
+    for (LeafSlot& slot : leaves)
+      if (!slot.done && slot.sum.defined()) finish(slot);
   }
 
   static void validate(const Function<T>& f, const Variables<T>& gxs) {
@@ -741,29 +960,74 @@ void BasicVariable<T>::backward() const {
   backward(BackwardOptions{});
 }
 
+// The seed gradient of root: ones, or seed after checking its shape.
 template <class T>
-void BasicVariable<T>::backward(const BackwardOptions& options) const {
-  Node<T>& n = checked();
-  if (!n.requires_grad)
-    throw Error("backward: '" + n.label() + "' " + shape_str(n.data.shape()) +
+BasicVariable<T> seed_for(const BasicVariable<T>& root, const BasicVariable<T>& seed, const char* op) {
+  if (!seed.defined()) {
+    Tensor<T> ones = xt::ones<T>(root.data().shape());
+    return BasicVariable<T>(std::move(ones));
+  }
+  if (seed.shape() != root.shape())
+    throw ShapeError(std::string(op) + ": seed gradient has shape " + shape_str(seed.shape()) +
+                     " but the output has shape " + shape_str(root.shape()));
+  return seed;
+}
+
+template <class T>
+void check_requires_grad(const BasicVariable<T>& v, const std::string& what) {
+  if (!v.defined()) throw Error(what + " is an empty Variable");
+  if (!v.requires_grad())
+    throw Error(what + " '" + v.name() + "' " + shape_str(v.shape()) +
                 " does not require grad (no input had requires_grad, or it was computed "
                 "under NoGradGuard)");
-  BasicVariable seed = options.seed;
-  if (!seed.defined()) {
-    Tensor<T> ones = xt::ones<T>(n.data.shape());
-    seed = BasicVariable(std::move(ones));
-  } else if (seed.shape() != shape()) {
-    throw ShapeError("backward: seed gradient has shape " + shape_str(seed.shape()) +
-                     " but the output has shape " + shape_str(shape()));
-  }
-  BackwardOptions effective = options;
-  if (options.create_graph) effective.retain_graph = true;
+}
+
+// Runs the engine with the grad mode backward needs (recording only for
+// create_graph); capture, if given, makes it a grad() run.
+template <class T>
+void run_engine(const Variables<T>& roots, const Variables<T>& seeds, BackwardOptions<T> options,
+                const Variables<T>* inputs = nullptr, Variables<T>* results = nullptr) {
+  if (options.create_graph) options.retain_graph = true;
   std::optional<NoGradGuard> no_grad;
   std::optional<EnableGradGuard> with_grad;
   if (options.create_graph) with_grad.emplace();
   else no_grad.emplace();
-  Engine<T> engine(effective);
-  engine.run(*this, seed);
+  Engine<T> engine(options);
+  if (inputs) engine.capture(*inputs, *results);
+  engine.run(roots, seeds);
+}
+
+template <class T>
+void BasicVariable<T>::backward(const BackwardOptions& options) const {
+  check_requires_grad(*this, "backward:");
+  run_engine<T>({*this}, {seed_for(*this, options.seed, "backward")}, options);
+}
+
+template <class T>
+Variables<T> grad(const Variables<T>& outputs, const Variables<T>& inputs, const Variables<T>& grad_outputs,
+                  const GradOptions& options) {
+  if (outputs.empty()) throw ValueError("grad: no outputs given");
+  if (!grad_outputs.empty() && grad_outputs.size() != outputs.size())
+    throw ValueError("grad: " + std::to_string(grad_outputs.size()) + " grad_outputs for " +
+                     std::to_string(outputs.size()) + " outputs");
+  Variables<T> seeds;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    check_requires_grad(outputs[i], "grad: output " + std::to_string(i));
+    seeds.push_back(seed_for(outputs[i], grad_outputs.empty() ? BasicVariable<T>() : grad_outputs[i], "grad"));
+  }
+  for (std::size_t j = 0; j < inputs.size(); ++j) check_requires_grad(inputs[j], "grad: input " + std::to_string(j));
+  BackwardOptions<T> bo;
+  bo.create_graph = options.create_graph;
+  bo.retain_graph = options.retain_graph.value_or(options.create_graph);
+  Variables<T> results(inputs.size());
+  run_engine<T>(outputs, seeds, bo, &inputs, &results);
+  if (!options.allow_unused)
+    for (std::size_t j = 0; j < inputs.size(); ++j)
+      if (!results[j].defined())
+        throw Error("grad: input " + std::to_string(j) + " '" + inputs[j].name() + "' " +
+                    shape_str(inputs[j].shape()) +
+                    " is not used to compute the outputs (allow_unused = true gives an empty Variable for it)");
+  return results;
 }
 
 template <class T>
@@ -783,11 +1047,13 @@ std::ostream& operator<<(std::ostream& out, const BasicVariable<T>& v) {
 
 #define ZG_INSTANTIATE(T)                                                         \
   template std::string to_string(const Tensor<T>&);                               \
+  template Tensor<T> detail::from_values(const Shape&, const std::vector<T>&);    \
   template std::ostream& operator<<(std::ostream&, const BasicVariable<T>&);      \
   template struct Node<T>;                                                        \
   template class BasicVariable<T>;                                                \
   template class Function<T>;                                                     \
   template class ForwardObserverGuard<T>;                                         \
+  template Variables<T> grad<T>(const Variables<T>&, const Variables<T>&, const Variables<T>&, const GradOptions&); \
   template Variables<T> apply<T>(std::shared_ptr<Function<T>>, Variables<T>);              \
   template BasicVariable<T> apply_one<T>(std::shared_ptr<Function<T>>, const detail::InputRef<T>*, std::size_t); \
   template BasicVariable<T> detail::apply_unrecorded<T>(Function<T>&, const detail::InputRef<T>*, std::size_t);

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -33,6 +34,22 @@ template <class T> class BasicVariable;
 template <class T> class Function;
 template <class T> struct ApplyCore;  // engine.cpp: forward and graph recording
 
+// Removes the hook it was returned for (a second remove() does nothing).
+// Dropping the handle keeps the hook, as PyTorch's RemovableHandle does.
+class HookHandle {
+ public:
+  HookHandle() = default;
+  explicit HookHandle(std::function<void()> remove) : remove_(std::move(remove)) {}
+  void remove() {
+    auto r = std::move(remove_);
+    remove_ = nullptr;
+    if (r) r();
+  }
+
+ private:
+  std::function<void()> remove_;
+};
+
 namespace detail {
 
 // Sets a thread-local mode to Value for one scope, then puts back what it was.
@@ -47,6 +64,30 @@ class ModeGuard {
  private:
   bool previous_;
 };
+
+// An array of the shape and values of a nested list (Variable's list
+// constructors); a ragged list throws ShapeError.
+template <class T>
+Tensor<T> from_values(const Shape& shape, const std::vector<T>& values);  // engine.cpp
+template <class T, class U>
+void flatten_lists(const U& v, std::size_t, Shape&, std::vector<T>& values) {
+  values.push_back(static_cast<T>(v));
+}
+template <class T, class L>
+void flatten_lists(std::initializer_list<L> l, std::size_t depth, Shape& shape, std::vector<T>& values) {
+  if (shape.size() == depth) shape.push_back(l.size());
+  else if (shape[depth] != l.size())
+    throw ShapeError("Variable: a nested list with rows of " + std::to_string(shape[depth]) + " and of " +
+                     std::to_string(l.size()) + " values at depth " + std::to_string(depth));
+  for (const L& x : l) flatten_lists<T>(x, depth + 1, shape, values);
+}
+template <class T, class L>
+Tensor<T> from_lists(std::initializer_list<L> l) {
+  Shape shape;
+  std::vector<T> values;
+  flatten_lists<T>(l, 0, shape, values);
+  return from_values<T>(shape, values);
+}
 
 }  // namespace detail
 
@@ -99,10 +140,21 @@ class BasicVariable {
   BasicVariable() = default;  // an empty handle: defined() is false
   BasicVariable(T scalar, std::string name = {});
   BasicVariable(Tensor<T> data, std::string name = {});
-  BasicVariable(xt::nested_initializer_list_t<T, 1> values, std::string name = {});
-  BasicVariable(xt::nested_initializer_list_t<T, 2> values, std::string name = {});
-  BasicVariable(xt::nested_initializer_list_t<T, 3> values, std::string name = {});
-  BasicVariable(xt::nested_initializer_list_t<T, 4> values, std::string name = {});
+  // From nested lists of numbers of one type, up to four deep: {1, 2},
+  // {{1, 2}, {3, 4}}, a 3x1 column {{1.}, {2.}, {3.}}.
+  template <class U, class = std::enable_if_t<std::is_arithmetic_v<U>>>
+  BasicVariable(std::initializer_list<U> values, std::string name = {})
+      : BasicVariable(detail::from_lists<T>(values), std::move(name)) {}
+  template <class U, class = std::enable_if_t<std::is_arithmetic_v<U>>>
+  BasicVariable(std::initializer_list<std::initializer_list<U>> values, std::string name = {})
+      : BasicVariable(detail::from_lists<T>(values), std::move(name)) {}
+  template <class U, class = std::enable_if_t<std::is_arithmetic_v<U>>>
+  BasicVariable(std::initializer_list<std::initializer_list<std::initializer_list<U>>> values, std::string name = {})
+      : BasicVariable(detail::from_lists<T>(values), std::move(name)) {}
+  template <class U, class = std::enable_if_t<std::is_arithmetic_v<U>>>
+  BasicVariable(std::initializer_list<std::initializer_list<std::initializer_list<std::initializer_list<U>>>> values,
+                std::string name = {})
+      : BasicVariable(detail::from_lists<T>(values), std::move(name)) {}
 
   bool defined() const { return node_ != nullptr; }
 
@@ -142,6 +194,13 @@ class BasicVariable {
   void backward() const;
   void backward(const BackwardOptions& options) const;
 
+  // Note [Hooks] (engine.cpp). fn sees the whole gradient flowing into this
+  // Variable in a backward or grad() and returns it, or a replacement of
+  // the same shape (an empty Variable keeps it unchanged).
+  HookHandle register_hook(std::function<BasicVariable(const BasicVariable&)> fn) const;
+  // For a leaf: fn(leaf) runs once per backward, after leaf.grad() is final.
+  HookHandle register_post_accumulate_grad_hook(std::function<void(const BasicVariable&)> fn) const;
+
   // Identity of the node, for maps and graph drawing.
   const Node<T>* id() const { return node_.get(); }
   const std::shared_ptr<Node<T>>& node() const { return node_; }
@@ -158,12 +217,22 @@ template <class T>
 using Var = BasicVariable<T>;  // short form used in op signatures
 using Axes = std::vector<std::ptrdiff_t>;
 
+namespace detail {
+template <class T>
+struct NodeHooks;  // engine.cpp
+template <class T>
+struct DeleteHooks {  // defined where NodeHooks is complete
+  void operator()(NodeHooks<T>* h) const;
+};
+}  // namespace detail
+
 template <class T>
 struct Node {
   Tensor<T> data;
   BasicVariable<T> grad;
   std::shared_ptr<Function<T>> creator;
   std::unique_ptr<std::string> name;  // null when unnamed, as most intermediates are
+  std::unique_ptr<detail::NodeHooks<T>, detail::DeleteHooks<T>> hooks;  // null unless a hook was registered
   int generation = 0;
   std::uint32_t output_index = 0;  // position among creator's outputs
   bool requires_grad = false;
@@ -446,6 +515,24 @@ struct BasicVariable<T>::BackwardOptions {
 
 template <class T>
 using BackwardOptions = typename BasicVariable<T>::BackwardOptions;
+
+struct GradOptions {
+  std::optional<bool> retain_graph;  // default: create_graph
+  bool create_graph = false;
+  bool allow_unused = false;  // an input the outputs do not depend on gets an empty Variable
+};
+
+// The gradients of outputs (seeded with grad_outputs, default ones) with
+// respect to inputs, leaves or not, as PyTorch's torch.autograd.grad: no
+// .grad is read or written, and only the part of the graph between them runs.
+template <class T>
+Variables<T> grad(const Variables<T>& outputs, const Variables<T>& inputs, const Variables<T>& grad_outputs = {},
+                  const GradOptions& options = {});
+template <class T>
+Variables<T> grad(const BasicVariable<T>& output, const Variables<T>& inputs, const Variables<T>& grad_outputs = {},
+                  const GradOptions& options = {}) {
+  return grad<T>(Variables<T>{output}, inputs, grad_outputs, options);
+}
 template <class T>
 using BackwardStep = typename BasicVariable<T>::BackwardStep;
 
