@@ -4,16 +4,14 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <sstream>
-#include <type_traits>
 
 #include "mpi_detail.hpp"
 
 namespace zg::distributed {
 
 struct DistributedDataParallel::Hooks {
-  std::function<void()> remove;
+  std::vector<HookHandle> handles;
 };
 
 struct DistributedDataParallel::State {
@@ -31,31 +29,6 @@ struct DistributedDataParallel::State {
 };
 
 namespace {
-
-// Whether the engine offers register_post_accumulate_grad_hook (Note
-// [Gradient buckets]); detected so this file builds with and without it.
-template <class V, class = void>
-struct HasPostAccumulateHook : std::false_type {};
-template <class V>
-struct HasPostAccumulateHook<V, std::void_t<decltype(std::declval<const V&>().register_post_accumulate_grad_hook(
-                                    std::function<void(const V&)>()))>> : std::true_type {};
-
-// Registers fn(i) as parameter i's hook; returns what removes them all.
-template <class V>
-std::function<void()> register_hooks(const std::vector<V>& params, const std::function<void(std::size_t)>& fn) {
-  if constexpr (HasPostAccumulateHook<V>::value) {
-    auto handles = std::make_shared<std::vector<decltype(params[0].register_post_accumulate_grad_hook({}))>>();
-    for (std::size_t i = 0; i < params.size(); ++i)
-      handles->push_back(params[i].register_post_accumulate_grad_hook([fn, i](const V&) { fn(i); }));
-    return [handles] {
-      for (auto& h : *handles) h.remove();
-    };
-  } else {
-    (void)params;
-    (void)fn;
-    return [] {};
-  }
-}
 
 // One line per parameter and buffer: what must agree across ranks.
 std::vector<std::string> describe(const nn::Module& m) {
@@ -106,16 +79,18 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<nn::Module> mod
   }
   for (auto& b : s.buckets) b.pending = b.params.size();
   s.requests.assign(s.buckets.size(), MPI_REQUEST_NULL);
+  // Each parameter reports itself ready as soon as backward has finished its
+  // gradient, so the first buckets' all-reduce overlaps the rest of backward.
   hooks_ = std::make_unique<Hooks>();
-  hooks_->remove = register_hooks(params_, [this](std::size_t i) { gradient_ready(i); });
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    hooks_->handles.push_back(params_[i].register_post_accumulate_grad_hook([this, i](const Variable&) { gradient_ready(i); }));
 }
-
-bool DistributedDataParallel::overlaps_backward() { return HasPostAccumulateHook<Variable>::value; }
 
 std::size_t DistributedDataParallel::buckets_started() const { return state_->next_launch; }
 
 DistributedDataParallel::~DistributedDataParallel() {
-  if (hooks_) hooks_->remove();
+  if (hooks_)
+    for (auto& h : hooks_->handles) h.remove();
   // A bucket still in flight (an exception between backward and the sync):
   // MPI writes into its buffer until it completes, so wait for it, and if
   // that fails keep the buffers alive rather than free memory MPI may write.

@@ -245,20 +245,18 @@ void buckets(dist::ProcessGroup& g) {
   expect(many_count >= 3, "64 KB buckets gave only " + std::to_string(many_count) + " buckets");
   expect(each_count == 4, "1-byte buckets gave " + std::to_string(each_count) + " buckets for 4 parameters");
   expect(same_bits(one, many) && same_bits(each, each_one), "several buckets differ from one bucket");
-  // With the engine's post-accumulate hook, every bucket starts inside
-  // backward; without it, none before finish_gradient_sync().
+  // The parameters' post-accumulate-grad hooks start every bucket inside backward.
   dist::DistributedDataParallel ddp(make_model("simple-cnn"), {64 << 10}, g);
   data::DataLoader loader(set, dist::data_parallel_options(g, set, 20, kShuffleSeed, {0, true, false, false}));
   loss_of(ddp.module(), loader).backward();
   const std::size_t started = ddp.buckets_started();
   ddp.finish_gradient_sync();
-  expect(started == (dist::DistributedDataParallel::overlaps_backward() ? ddp.bucket_count() : 0),
+  expect(started == ddp.bucket_count(),
          std::to_string(started) + " of " + std::to_string(ddp.bucket_count()) + " buckets started during backward");
   expect(ddp.buckets_started() == 0, "finish_gradient_sync() left buckets marked started");
   if (g.is_main())
     std::cout << "buckets: SimpleConvNet in " << many_count << " buckets == 1 bucket, TwoLayerNet in " << each_count
-              << " == 1, bit for bit; " << started << " buckets started inside backward (hook "
-              << (dist::DistributedDataParallel::overlaps_backward() ? "present" : "absent") << ")\n";
+              << " == 1, bit for bit; " << started << " of " << many_count << " buckets started inside backward\n";
 }
 
 void accumulate(dist::ProcessGroup& g) {

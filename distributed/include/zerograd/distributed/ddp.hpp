@@ -21,11 +21,9 @@ struct DdpOptions {
 
 // Note [Gradient buckets]: parameters are put in buckets in reverse
 // registration order, the order backward finishes them in for a
-// feed-forward model. When the engine has
-// Variable::register_post_accumulate_grad_hook, each parameter's hook
-// reports it ready during backward, so the all-reduce of the first buckets
-// overlaps the rest of backward (overlaps_backward()); without it,
-// finish_gradient_sync() reports them all after backward. A bucket's all-reduce (MPI_Iallreduce, a sum, then
+// feed-forward model. Each parameter's post-accumulate-grad hook reports
+// it ready during backward, so the all-reduce of the first buckets overlaps
+// the rest of backward. A bucket's all-reduce (MPI_Iallreduce, a sum, then
 // divided by the world size) starts once each of its parameters was
 // reported ready, and only after every earlier bucket started, so every
 // rank issues the collectives in one order whatever order its hooks fire
@@ -52,7 +50,7 @@ class DistributedDataParallel {
 
   // Parameter `index` (in module().parameters() order) has its final
   // gradient for this iteration: copies it into its bucket and starts the
-  // bucket's all-reduce when it is complete.
+  // bucket's all-reduce when it is complete. The parameter's hook calls it.
   void gradient_ready(std::size_t index);
   // Call after backward and before the optimizer's step: every parameter's
   // .grad is then the mean over ranks. Under no_sync() it does nothing.
@@ -77,9 +75,6 @@ class DistributedDataParallel {
   std::size_t bucket_count() const;
   // Buckets whose all-reduce has started in this iteration.
   std::size_t buckets_started() const;
-  // Whether gradients are reported ready from inside backward (the engine's
-  // post-accumulate-grad hook), so communication overlaps it.
-  static bool overlaps_backward();
   // Parameter indices of bucket b, in the order they were packed.
   std::vector<std::size_t> bucket(std::size_t b) const;
   // Seconds the last finish_gradient_sync() spent waiting for all-reduces
