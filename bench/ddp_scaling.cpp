@@ -21,13 +21,16 @@ namespace dist = zg::distributed;
 
 int main(int argc, char** argv) {
   int iterations = 50, repeats = 5, warmup = 5;
-  std::size_t batch = 100;
+  std::size_t batch = 100, bucket_kb = 25 << 10;
   std::string data_dir = nn::data::default_data_dir();
   CLI::App app{"ddp_scaling: SimpleConvNet + Adam, global batch 100, 1 thread per process (run by bench/ddp_scaling)"};
   app.add_option("--iterations", iterations, "Steps per repetition")->capture_default_str();
   app.add_option("--repeats", repeats, "Timed repetitions")->capture_default_str();
   app.add_option("--warmup", warmup, "Untimed steps first")->capture_default_str();
   app.add_option("--batch", batch, "Global batch")->capture_default_str();
+  app.add_option("--bucket-kb", bucket_kb, "DDP bucket size in KB (default: DdpOptions' 25 MB, one bucket here;\n"
+                                          "1024 puts affine1.weight, ready first, in a bucket of its own)")
+      ->capture_default_str();
   app.add_option("--data", data_dir, "Fashion-MNIST directory")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
@@ -35,7 +38,7 @@ int main(int argc, char** argv) {
     zg::set_num_threads(1);
     zg::manual_seed(1);
     const auto train = nn::data::load_idx_dataset(data_dir, true);
-    dist::DistributedDataParallel ddp(nn::models::simple_conv_net(), {}, g);
+    dist::DistributedDataParallel ddp(nn::models::simple_conv_net(), {bucket_kb << 10}, g);
     optim::Adam adam(ddp.module().parameters(), 0.001f);
     nn::data::DataLoader loader(train, dist::data_parallel_options(g, train, batch, 1, {0, true, false, false}));
     nn::data::DataLoader::Batch b;
