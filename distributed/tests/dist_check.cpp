@@ -373,6 +373,64 @@ void sync_bn(dist::ProcessGroup& g) {
               << " (outputs, input/gamma/beta gradients, running statistics); running statistics equal on every rank\n";
 }
 
+// A model with SyncBatchNorm trained on 2 processes == the same model with
+// BatchNorm1d on 1 process over the global batch: SyncBatchNorm's
+// all-reduces in backward interleave with DDP's bucket all-reduces started
+// from the hooks (1 KB buckets: one per parameter).
+std::shared_ptr<nn::Module> bn_net(bool sync, dist::ProcessGroup& g) {
+  zg::manual_seed(4);
+  auto net = std::make_shared<nn::Sequential>();
+  net->add(std::make_shared<nn::Linear>(784, 40));
+  if (sync) net->add(std::make_shared<dist::SyncBatchNorm>(40, 0.1, 1e-5, g));
+  else net->add(std::make_shared<nn::BatchNorm1d>(40));
+  net->add(std::make_shared<nn::ReLU>());
+  net->add(std::make_shared<nn::Linear>(40, 10));
+  return net;
+}
+
+void sync_bn_training(dist::ProcessGroup& g) {
+  const std::size_t steps = 30, batch = 100;
+  std::string which;
+  const auto set = fashion_head(steps * batch, which);
+  Run single;
+  if (g.is_main()) {
+    auto m = bn_net(false, g);
+    optim::SGD o(m->parameters(), 0.1f);
+    data::DataLoader::Options options{batch, true, false, true};
+    options.shuffle_seed = kShuffleSeed;
+    data::DataLoader loader(set, options);
+    for (std::size_t s = 0; s < steps; ++s) {
+      Variable loss = loss_of(*m, loader);
+      single.losses.push_back(loss.item());
+      loss.backward();
+      o.step();
+      o.zero_grad();
+    }
+    single.params = m->state();  // parameters and running statistics
+  }
+  dist::DistributedDataParallel ddp(bn_net(true, g), {1024}, g);
+  optim::SGD o(ddp.module().parameters(), 0.1f);
+  data::DataLoader loader(set, dist::data_parallel_options(g, set, batch, kShuffleSeed, {0, true, false, true}));
+  Run run;
+  for (std::size_t s = 0; s < steps; ++s) {
+    Variable loss = loss_of(ddp.module(), loader);
+    double l = loss.item();
+    loss.backward();
+    ddp.finish_gradient_sync();
+    o.step();
+    o.zero_grad();
+    g.all_reduce_sum(&l, 1);
+    run.losses.push_back(l / g.size());
+  }
+  run.params = ddp.module().state();
+  g.check_same(digest(run.params), "digest of parameters and running statistics (ranks differ)");
+  if (!g.is_main()) return;
+  const auto d = compare(run, single);
+  std::cout << "sync_bn_training: Linear-SyncBatchNorm-ReLU-Linear, " << steps << " SGD steps on " << g.size()
+            << " processes vs BatchNorm1d on 1 (" << ddp.bucket_count() << " buckets): " << d << "\n";
+  expect(d.loss <= 1e-5 && d.model <= 1e-5, "SyncBatchNorm training differs from BatchNorm on one process");
+}
+
 // Runs f, which must throw E on every rank with a message containing `text`.
 template <class E, class F>
 void expect_error_everywhere(dist::ProcessGroup& g, const std::string& text, F&& f) {
@@ -437,10 +495,11 @@ int main(int argc, char** argv) {
       else if (mode == "no_sync") accumulate(g);
       else if (mode == "unused") unused(g);
       else if (mode == "sync_bn") sync_bn(g);
+      else if (mode == "sync_bn_training") sync_bn_training(g);
       else if (mode == "mismatch") mismatch(g);
       else if (mode == "uneven") uneven(g);
       else if (mode == "kill" || mode == "throw" || mode == "hang") fault(g, mode);
-      else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | no_sync | unused | sync_bn | "
+      else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | no_sync | unused | sync_bn | sync_bn_training | "
                             "mismatch | uneven | kill | throw | hang");
       g.barrier();
     } catch (const std::exception& e) {
