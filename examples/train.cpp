@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -196,6 +197,12 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << "train: " << e.what() << "\n";
     return 1;
+  }
+  if (!parallel) {
+    const char* n = std::getenv("OMPI_COMM_WORLD_SIZE");
+    if (n && std::atoi(n) > 1)
+      std::cerr << "train: warning: mpirun started " << n << " processes but --distributed is not set: each trains "
+                << "alone, on all the data, writing the same files\n";
   }
   const bool main_rank = !parallel || parallel->is_main();
   if (parallel && c.batch % std::size_t(parallel->size()) != 0) {
