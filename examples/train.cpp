@@ -3,14 +3,17 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
+#include "train_distributed.hpp"
 #include "training.hpp"
 
 namespace fs = std::filesystem;
@@ -69,6 +72,7 @@ struct Config {
   std::size_t limit = 0;
   bool allow_nonfinite = false;
   std::size_t stop_after = 0;
+  bool distributed = false;
 };
 
 // Set by SIGINT/SIGTERM: the current step finishes, then the run stops
@@ -88,6 +92,14 @@ void install_stop_handlers() {
   sa.sa_flags = SA_RESETHAND | SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+}
+
+// What every rank agrees to stop on (--distributed), the largest signal
+// any rank saw by the end of the step.
+std::atomic<int> agreed_stop{0};
+
+std::string rank_prefix(const examples::DataParallel* parallel) {
+  return parallel ? "rank " + std::to_string(parallel->rank()) + ": " : std::string();
 }
 
 bool all_finite(const nn::NamedArrays& arrays, std::string& which) {
@@ -156,7 +168,7 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", c.weight_decay, "The book's weight decay lambda (weights only)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--epochs", c.epochs, "Epochs to train")->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_option("--batch-size", c.batch, "Mini-batch size")->check(CLI::Range(1, 60000))->capture_default_str();
+  app.add_option("--batch-size", c.batch, "Mini-batch size (with --distributed: the global batch, split evenly)")->check(CLI::Range(1, 60000))->capture_default_str();
   app.add_option("--seed", c.seed, "Seed of the one random generator (init, shuffling, dropout)")->capture_default_str();
   app.add_option("--threads", c.threads, "Threads for BLAS and zerograd's kernels (0: one per core)")
       ->check(CLI::Range(0, 256))->capture_default_str();
@@ -169,13 +181,41 @@ int main(int argc, char** argv) {
                                        "--epochs more epochs (with --lr: a new learning rate); metrics.csv is appended to")
       ->check(CLI::ExistingFile);
   app.add_option("--limit", c.limit, "Use only the first N training images (quick runs)");
+  app.add_flag("--distributed", c.distributed,
+               "Data-parallel over the processes mpirun started (mpirun -np N train --distributed ...):\n"
+               "each trains on its share of every --batch-size batch, gradients are averaged; rank 0\n"
+               "writes the checkpoint, metrics, plots and progress. Threads default to cores / processes");
   app.add_option("--stop-after", c.stop_after, "Raise SIGINT after this many steps (to test stopping and resuming)")
       ->group("");  // hidden from --help
   CLI11_PARSE(app, argc, argv);
 
   if (c.optimizer.empty()) c.optimizer = default_optimizer(c.model);
   install_stop_handlers();
+  std::unique_ptr<examples::DataParallel> parallel;
   try {
+    if (c.distributed) parallel = std::make_unique<examples::DataParallel>();
+  } catch (const std::exception& e) {
+    std::cerr << "train: " << e.what() << "\n";
+    return 1;
+  }
+  if (!parallel) {
+    const char* n = std::getenv("OMPI_COMM_WORLD_SIZE");
+    if (n && std::atoi(n) > 1)
+      std::cerr << "train: warning: mpirun started " << n << " processes but --distributed is not set: each trains "
+                << "alone, on all the data, writing the same files\n";
+  }
+  const bool main_rank = !parallel || parallel->is_main();
+  if (parallel && c.batch % std::size_t(parallel->size()) != 0) {
+    if (main_rank)
+      std::cerr << "train: --batch-size " << c.batch << " is the global batch and must divide evenly among the "
+                << parallel->size() << " processes\n";
+    return 2;
+  }
+  // Only rank 0 talks; the others' errors still reach stderr.
+  if (!main_rank) std::cout.setstate(std::ios::failbit);
+  try {
+    if (parallel && c.threads == 0)
+      c.threads = std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, parallel->local_size()));
     zg::set_num_threads(c.threads);
     zg::manual_seed(c.seed);
     fs::create_directories(c.out);
@@ -188,7 +228,9 @@ int main(int argc, char** argv) {
     auto model = make_model(c);
     auto optimizer = make_optimizer(c, model->parameters());
     std::cout << model->summary() << "optimizer: " << optimizer->name() << ", lr " << optimizer->lr()
-              << ", batch " << c.batch << ", threads " << zg::num_threads() << "\n";
+              << ", batch " << c.batch << ", threads " << zg::num_threads();
+    if (parallel) std::cout << " x " << parallel->size() << " processes (batch " << c.batch / parallel->size() << " each)";
+    std::cout << "\n";
 
     // A checkpoint holds the model, the optimizer, and where the run stood:
     // completed epochs, steps into the next one, the generator and the data
@@ -225,17 +267,26 @@ int main(int argc, char** argv) {
     }
 
     const bool flatten = !is_cnn(c.model);
-    nn::data::DataLoader loader(train, {c.batch, true, false, flatten});
+    nn::data::DataLoader::Options loader_options{c.batch, true, false, flatten};
+    // Data-parallel: every rank shuffles epoch e from --seed + e, so any
+    // number of processes reads the same global batches (Note [Sharded
+    // epochs]), and a checkpoint's order and step mean the same to all.
+    if (parallel) {
+      loader_options = parallel->loader_options(train, c.batch, c.seed, loader_options);
+      parallel->wrap(model);
+    }
+    nn::data::DataLoader loader(train, loader_options);
+    loader.set_epoch(std::uint64_t(start_epoch) + (start_step > 0 ? 1 : 0));
     const double per_epoch = double(loader.batches_per_epoch());
     if (saved_generator.size() > 1) nn::decode_generator(saved_generator, zg::generator(), "train.generator");
     if (start_step > 0) loader.restore(decode_order(saved_order, train.size()), std::min(start_step * c.batch, train.size()));
     const double start = start_epoch + double(start_step) / per_epoch;
-    examples::MetricsCsv csv((fs::path(c.out) / "metrics.csv").string(),
+    examples::MetricsCsv csv(main_rank ? (fs::path(c.out) / "metrics.csv").string() : std::string(),
                              {"epoch", "train_loss", "test_loss", "test_accuracy", "seconds"});
-    if (!c.resume.empty()) csv.keep_rows_until(start);
+    if (!c.resume.empty() && main_rank) csv.keep_rows_until(start);
     examples::Series train_loss{"train loss (per batch, smoothed)", {}}, test_loss{"test loss", {}},
         test_acc{"test accuracy", {}};
-    {
+    if (main_rank) {
       const auto before = examples::evaluate(*model, test, flatten);
       std::cout << "before training: test loss " << std::fixed << std::setprecision(4) << before.loss
                 << ", test accuracy " << before.accuracy << "\n";
@@ -243,7 +294,7 @@ int main(int argc, char** argv) {
       test_acc.points.emplace_back(start, before.accuracy);
     }
     auto save = [&](int epochs_done, std::size_t steps_done) {
-      if (c.save.empty()) return;
+      if (c.save.empty() || !main_rank) return;
       nn::NamedArrays state = model->state();
       auto extra = optimizer->state_dict();
       state.insert(state.end(), extra.begin(), extra.end());
@@ -268,13 +319,23 @@ int main(int argc, char** argv) {
       examples::EpochOptions options;
       options.reset = !(epoch == start_epoch + 1 && start_step > 0);
       options.stop_on_nonfinite = !c.allow_nonfinite;
-      options.stop = &stop_signal;
+      options.stop = parallel ? &agreed_stop : &stop_signal;
+      options.progress = main_rank;
       const std::size_t first_step = options.reset ? 0 : start_step;
-      const auto result = examples::train_epoch(*model, loader, [&] {
+      auto result = examples::train_epoch(*model, loader, [&] {
+        if (parallel) parallel->sync_gradients();
         optimizer->step();
         optimizer->zero_grad();
         if (++steps_run == c.stop_after) std::raise(SIGINT);
+        // A signal reaches the ranks at different moments: all stop after
+        // the same step, the first one any rank saw it before.
+        if (parallel) agreed_stop.store(parallel->max(stop_signal.load()));
       }, label.str(), options, &losses);
+      if (parallel) {  // the global batch's losses: the mean of the ranks'
+        parallel->mean(losses);
+        result.mean_loss = 0;
+        for (double l : losses) result.mean_loss += l / double(std::max<std::size_t>(losses.size(), 1));
+      }
       for (std::size_t i = 0; i < losses.size(); ++i) {
         smoothed = smoothed < 0 ? losses[i] : 0.98 * smoothed + 0.02 * losses[i];
         train_loss.points.emplace_back(epoch - 1 + double(first_step + i + 1) / per_epoch, smoothed);
@@ -284,6 +345,7 @@ int main(int argc, char** argv) {
       reached = stopped ? epoch - 1 + double(steps_done) / per_epoch : epoch;
       if (stopped && result.steps == 0) break;
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (!main_rank) continue;
       const auto eval = examples::evaluate(*model, test, flatten);
       std::cout << "epoch " << (stopped ? label.str() + " (stopped at step " + std::to_string(steps_done) + ")"
                                         : std::to_string(epoch))
@@ -296,6 +358,8 @@ int main(int argc, char** argv) {
       if (stopped) save(epoch - 1, steps_done);
       else save(epoch, 0);
     }
+    if (stopped && parallel) stop_signal.store(agreed_stop.load());
+    if (!main_rank) return stopped ? 128 + stop_signal.load() : 0;
     std::cout << "metrics: " << csv.path() << "\n";
     const std::string title = c.model + ", " + optimizer->name();
     const double xmax = std::max(reached, start + 1e-3);
@@ -315,12 +379,14 @@ int main(int argc, char** argv) {
       return 128 + sig;
     }
   } catch (const examples::NonFiniteLoss& e) {
-    std::cerr << "train: " << e.what() << ".\n"
+    std::cerr << "train: " << rank_prefix(parallel.get()) << e.what() << ".\n"
               << (c.save.empty() ? std::string() : "The checkpoint " + c.save + " keeps the last good epoch. ")
               << "Try a smaller --lr, or --allow-nonfinite to train on anyway.\n";
+    if (parallel) parallel->abort(1);  // the other ranks would wait for this one
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "train: " << e.what() << "\n";
+    std::cerr << "train: " << rank_prefix(parallel.get()) << e.what() << std::endl;
+    if (parallel) parallel->abort(1);
     return 1;
   }
   return 0;

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <unistd.h>
@@ -155,8 +156,9 @@ EpochResult train_epoch(nn::Module& model, nn::data::DataLoader& loader, const s
   model.train();
   if (options.reset) loader.reset();
   const std::size_t per_epoch = loader.batches_per_epoch();
-  const std::size_t first = loader.cursor() / loader.batch_size();  // steps done before, when continuing an epoch
-  ProgressBar bar(label, per_epoch);
+  const std::size_t first = loader.cursor() / loader.global_batch_size();  // steps done before, when continuing an epoch
+  std::optional<ProgressBar> bar;
+  if (options.progress) bar.emplace(label, per_epoch);
   nn::data::DataLoader::Batch b;
   EpochResult r;
   double total = 0, recent = 0;
@@ -175,13 +177,13 @@ EpochResult train_epoch(nn::Module& model, nn::data::DataLoader& loader, const s
     total += l;
     recent = r.steps == 0 ? l : 0.95 * recent + 0.05 * l;
     ++r.steps;
-    bar.update(first + r.steps, recent);
+    if (bar) bar->update(first + r.steps, recent);
   }
   r.stopped = loader.cursor() < loader.samples() && options.stop && *options.stop;
   r.mean_loss = r.steps ? total / double(r.steps) : 0;
   std::ostringstream s;
   s << "mean loss " << std::fixed << std::setprecision(4) << r.mean_loss << (r.stopped ? " (stopped)" : "");
-  if (r.steps > 0 || !r.stopped) bar.finish(s.str());
+  if (bar && (r.steps > 0 || !r.stopped)) bar->finish(s.str());
   return r;
 }
 

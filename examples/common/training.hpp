@@ -80,6 +80,7 @@ struct EpochOptions {
   bool reset = true;              // start a new (reshuffled) epoch; false: go on where the loader stands
   bool stop_on_nonfinite = true;  // a NaN or infinite loss throws NonFiniteLoss before its step is applied
   const std::atomic<int>* stop = nullptr;  // nonzero: stop before the next step (Ctrl-C)
+  bool progress = true;                    // draw the progress bar (rank 0 only, when data-parallel)
 };
 struct EpochResult {
   double mean_loss = 0;  // over the steps this call ran

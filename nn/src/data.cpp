@@ -243,13 +243,23 @@ Dataset spiral(std::size_t per_class, std::size_t classes, std::uint64_t seed) {
 DataLoader::DataLoader(const Dataset& data, Options options, Generator& gen)
     : data_(data), options_(options), gen_(gen) {
   if (options_.batch_size == 0) throw ValueError("DataLoader: batch_size must be positive");
+  if (options_.replicas == 0) throw ValueError("DataLoader: replicas must be positive");
+  if (options_.rank >= options_.replicas)
+    throw ValueError("DataLoader: rank " + std::to_string(options_.rank) + " is not below replicas " +
+                     std::to_string(options_.replicas));
   order_.resize(data_.size());
   reset();
 }
 
 void DataLoader::reset() {
   std::iota(order_.begin(), order_.end(), std::size_t{0});
-  if (options_.shuffle) std::shuffle(order_.begin(), order_.end(), gen_);
+  if (options_.shuffle && options_.shuffle_seed) {
+    Generator epoch_gen(*options_.shuffle_seed + epoch_);
+    std::shuffle(order_.begin(), order_.end(), epoch_gen);
+  } else if (options_.shuffle) {
+    std::shuffle(order_.begin(), order_.end(), gen_);
+  }
+  ++epoch_;
   cursor_ = 0;
 }
 
@@ -271,15 +281,20 @@ void DataLoader::restore(std::vector<std::size_t> order, std::size_t cursor) {
 }
 
 std::size_t DataLoader::batches_per_epoch() const {
-  const std::size_t n = data_.size(), b = options_.batch_size;
-  return options_.drop_last ? n / b : (n + b - 1) / b;
+  const std::size_t n = data_.size(), global = global_batch_size();
+  const bool last = !options_.drop_last && (n % global) / options_.replicas > 0;
+  return n / global + (last ? 1 : 0);
 }
 
 bool DataLoader::next(Batch& batch) {
-  const std::size_t n = data_.size();
+  // Note [Sharded epochs]: this rank's slice of the next global batch.
+  const std::size_t n = data_.size(), global = global_batch_size();
   const std::size_t left = n - cursor_;
-  if (left == 0 || (options_.drop_last && left < options_.batch_size)) return false;
-  const std::size_t b = std::min(left, options_.batch_size);
+  const std::size_t b = left >= global ? options_.batch_size : options_.drop_last ? 0 : left / options_.replicas;
+  if (b == 0) {
+    cursor_ = n;
+    return false;
+  }
   const std::size_t per = n ? data_.images.size() / n : 0;
   std::vector<std::size_t> shape(data_.images.shape().begin(), data_.images.shape().end());
   shape[0] = b;
@@ -287,7 +302,7 @@ bool DataLoader::next(Batch& batch) {
   Tensor<float> x = Tensor<float>::from_shape(shape);
   Tensor<float> t = Tensor<float>::from_shape({b});
   // Gathering shuffled rows is memory-bound: large batches use every thread.
-  const std::size_t* order = order_.data() + cursor_;
+  const std::size_t* order = order_.data() + cursor_ + options_.rank * b;
   zg::detail::parallel_for(b, std::max<std::size_t>(1, zg::detail::kElementGrain / std::max<std::size_t>(per, 1)),
                            [&](std::size_t i0, std::size_t i1) {
                              for (std::size_t i = i0; i < i1; ++i) {
@@ -296,7 +311,7 @@ bool DataLoader::next(Batch& batch) {
                                t.data()[i] = data_.labels.data()[order[i]];
                              }
                            });
-  cursor_ += b;
+  cursor_ = left >= global ? cursor_ + global : n;
   batch.x = Variable(std::move(x));
   batch.t = Variable(std::move(t));
   return true;

@@ -3,6 +3,7 @@
 // and a DataLoader.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,14 +58,33 @@ Tensor<float> one_hot(const Tensor<float>& labels, std::size_t classes);
 // The spiral data set (3 arms by default): points (N, 2), labels (N).
 Dataset spiral(std::size_t points_per_class, std::size_t classes = 3, std::uint64_t seed = 1984);
 
+// Note [Sharded epochs]: with replicas > 1, each of `replicas` processes
+// (ranks) runs a DataLoader over the same data with the same options except
+// its rank. An epoch is one permutation of all samples, the same on every
+// rank; global batch k is positions [k B, (k + 1) B) of it, B = replicas x
+// batch_size, and rank r reads the r-th of its `replicas` equal contiguous
+// slices. So the ranks' batches are disjoint, together they are the batch
+// one process would read with batch_size B, and order() and cursor() (in
+// samples of the whole epoch) mean the same for any rank count. The last
+// global batch, m < B samples: unless drop_last, each rank reads m /
+// replicas of them (rounded down, so all ranks average equal-sized batches)
+// and the m % replicas left over are skipped this epoch; when m < replicas
+// there is no last batch. With replicas = 1 that is the usual last batch of m.
+// For every rank to draw the same permutation, set shuffle_seed: epoch e
+// (the e-th reset(), the constructor's being 0; or as set by set_epoch) is
+// shuffled by a Generator seeded shuffle_seed + e, not the loader's.
+
 // Batches over a Dataset, shuffled each epoch with a Generator.
 class DataLoader {
  public:
   struct Options {
-    std::size_t batch_size = 100;
+    std::size_t batch_size = 100;  // per rank (Note [Sharded epochs])
     bool shuffle = true;
     bool drop_last = false;
     bool flatten = false;  // (N, D) batches instead of (N, 1, H, W)
+    std::size_t replicas = 1;  // data-parallel processes, and this one's rank
+    std::size_t rank = 0;
+    std::optional<std::uint64_t> shuffle_seed = std::nullopt;
   };
   // The loader reads `data` in place: it must outlive the loader (a
   // temporary is refused at compile time).
@@ -80,6 +100,11 @@ class DataLoader {
   std::size_t batches_per_epoch() const;
   std::size_t samples() const { return data_.size(); }
   std::size_t batch_size() const { return options_.batch_size; }
+  // What all ranks read in one step: batch_size x replicas.
+  std::size_t global_batch_size() const { return options_.batch_size * options_.replicas; }
+  // The epoch the next reset() shuffles for (with shuffle_seed).
+  std::uint64_t epoch() const { return epoch_; }
+  void set_epoch(std::uint64_t epoch) { epoch_ = epoch; }
   // Where the epoch stands: the (shuffled) order and the next position in
   // it. A checkpoint holding both, with the generator, resumes mid-epoch.
   const std::vector<std::size_t>& order() const { return order_; }
@@ -95,6 +120,7 @@ class DataLoader {
   Generator& gen_;
   std::vector<std::size_t> order_;
   std::size_t cursor_ = 0;
+  std::uint64_t epoch_ = 0;
 };
 
 }  // namespace zg::nn::data
