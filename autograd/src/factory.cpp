@@ -80,20 +80,22 @@ Var<T> linspace(Number<T> start, Number<T> end, std::size_t steps, const Factory
   return leaf(std::move(t), options);
 }
 
-template <class T>
-Var<T> randn(const Shape& shape, const FactoryOptions& options, Generator& gen) {
+// A leaf of the shape, each value drawn from dist in row-major order.
+template <class T, class Dist>
+Var<T> drawn(const Shape& shape, const FactoryOptions& options, Generator& gen, Dist dist) {
   Tensor<T> t = Tensor<T>::from_shape(shape);
-  std::normal_distribution<T> dist(T(0), T(1));
   for (auto& v : t) v = dist(gen);
   return leaf(std::move(t), options);
 }
 
 template <class T>
+Var<T> randn(const Shape& shape, const FactoryOptions& options, Generator& gen) {
+  return drawn<T>(shape, options, gen, std::normal_distribution<T>(T(0), T(1)));
+}
+
+template <class T>
 Var<T> rand(const Shape& shape, const FactoryOptions& options, Generator& gen) {
-  Tensor<T> t = Tensor<T>::from_shape(shape);
-  std::uniform_real_distribution<T> dist(T(0), T(1));
-  for (auto& v : t) v = dist(gen);
-  return leaf(std::move(t), options);
+  return drawn<T>(shape, options, gen, std::uniform_real_distribution<T>(T(0), T(1)));
 }
 
 #define ZG_INSTANTIATE(T)                                                                 \
