@@ -160,7 +160,7 @@ struct Engine {
   HeldGrads<T> held{[this](const BasicVariable<T>& leaf, BasicVariable<T> g) { write_grad(leaf, std::move(g)); }};
   const bool hooks = detail::hooks_exist();
   // Only retain_grad, the observer and hooks look at a Function's outputs.
-  bool wants_outputs = options.retain_grad || options.observer || hooks;
+  const bool wants_outputs = options.retain_grad || options.observer || hooks;
 
   explicit Engine(const BackwardOptions<T>& o) : options(o) {}
 

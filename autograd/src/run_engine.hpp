@@ -1,5 +1,6 @@
 #pragma once
-// What backward() and grad() share (engine.cpp).
+// What backward() and grad() share: the engine run (engine.cpp) and the
+// checks of their arguments (grad.cpp).
 #include <string>
 
 #include "zerograd/variable.hpp"
