@@ -9,3 +9,4 @@
 #include "zerograd/nn/models.hpp"
 #include "zerograd/nn/module.hpp"
 #include "zerograd/nn/npz.hpp"
+#include "zerograd/nn/torch_interop.hpp"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Both directions of the README's PyTorch interop commands, with PyTorch
+# itself: skipped (exit 77) on a machine without python3-torch, as in CI.
+# usage: torch_roundtrip.sh SOURCE_DIR TORCH_INTEROP_EXE
+set -euo pipefail
+src=$1 exe=$2
+/usr/bin/python3 -c "import torch" 2>/dev/null || { echo "no python3-torch: skipped"; exit 77; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+script="$src/examples/torch_interop.py"
+for model in two-layer simple-cnn deep-cnn; do
+  echo "== $model: PyTorch -> zerograd"
+  /usr/bin/python3 "$script" export --model "$model" --seed 7 --out "$work/t.npz" \
+    --inputs "$work/x.npy" --predictions "$work/t_y.npy"
+  "$exe" --model "$model" --load "$work/t.npz" --inputs "$work/x.npy" --expect "$work/t_y.npy"
+  echo "== $model: zerograd -> PyTorch"
+  "$exe" --model "$model" --seed 8 --save "$work/z.npz" --inputs "$work/x.npy" --predictions "$work/z_y.npy"
+  /usr/bin/python3 "$script" predict --model "$model" --weights "$work/z.npz" --inputs "$work/x.npy" \
+    --expect "$work/z_y.npy"
+  rm -f "$work"/*.npy "$work"/*.npz
+done
