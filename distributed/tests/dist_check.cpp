@@ -96,6 +96,34 @@ Run run_single(const std::string& model, const std::string& opt, const data::Dat
   return run;
 }
 
+// One process doing the 2 ranks' arithmetic: each global batch as `parts`
+// consecutive slices (rank r's share is slice r), each slice's mean loss
+// scaled by 1/parts before backward, the gradients accumulated. Scaling by
+// a power of two commutes with rounding, so this matches DDP's average of
+// the ranks' gradients to the last bits where BLAS sums the same way.
+Run run_split(const std::string& model, const std::string& opt, const data::Dataset& set, std::size_t batch,
+              std::size_t steps, std::size_t parts) {
+  auto m = make_model(model);
+  auto o = make_optimizer(opt, m->parameters(), model);
+  data::DataLoader::Options options{batch / parts, true, false, flat(model)};
+  options.shuffle_seed = kShuffleSeed;
+  data::DataLoader loader(set, options);
+  Run run;
+  for (std::size_t s = 0; s < steps; ++s) {
+    double total = 0;
+    for (std::size_t k = 0; k < parts; ++k) {
+      Variable loss = loss_of(*m, loader);
+      total += loss.item();
+      (loss * (1.0 / double(parts))).backward();
+    }
+    o->step();
+    o->zero_grad();
+    run.losses.push_back(total / double(parts));
+  }
+  run.params = m->state();
+  return run;
+}
+
 // Every rank its share of the same global batch, gradients averaged by DDP.
 // With micro > 1, the first micro - 1 backward passes run under no_sync().
 Run run_ddp(dist::ProcessGroup& g, const std::string& model, const std::string& opt, const data::Dataset& set,
@@ -205,22 +233,40 @@ data::Dataset fashion_head(std::size_t n, std::string& which) {
 }
 
 void equivalence(dist::ProcessGroup& g, const std::string& model, const std::string& opt) {
-  // The book's batch of 100. At a global batch of 20, SimpleConvNet + Adam
-  // ended 2.0e-5 apart in the parameters (losses within 4.9e-7): sums over
-  // two halves of a batch round differently in the last bits, and Adam's
-  // per-element normalisation lets that grow on near-zero gradients.
+  // Note [Equivalence in float32]: 2 processes are compared with 1 twice.
+  // - With one process doing the ranks' arithmetic (run_split), to 1e-5:
+  //   this is what DDP promises, and it holds for every optimizer.
+  // - With one process on the whole batch of 100, as a user would train.
+  //   Sums over two halves of a batch round differently from one sum in the
+  //   last bits (5e-8 in the first loss). Under SGD that stays there (1e-8
+  //   in the parameters after 50 steps). Adam normalises each element's
+  //   step, and on SimpleConvNet it lets the difference grow about 1.3x per
+  //   step once the loss falls fast (measured with OpenBLAS's Haswell
+  //   kernels: 5e-8 at step 5, 1e-5 at step 19, 1e-4 at step 38 of a 40-step
+  //   run). Under Adam this comparison is bounded at 1e-5 for the first 10
+  //   steps and at 1e-2 after 50; a wrong average fails both comparisons
+  //   (checked by summing instead of averaging in ddp.cpp).
   const std::size_t steps = 50, batch = 100;
   std::string which;
   const auto set = fashion_head(batch * steps, which);
-  Run single;
+  Run single, split;
   if (g.is_main()) single = run_single(model, opt, set, batch, steps);
+  if (g.is_main()) split = run_split(model, opt, set, batch, steps, std::size_t(g.size()));
   const Run ddp = run_ddp(g, model, opt, set, batch, steps);
   g.check_same(digest(ddp.params), "digest of the parameters after training (ranks out of step)");
   if (!g.is_main()) return;
   const auto d = compare(ddp, single);
+  const auto s = compare(ddp, split);
+  double early = 0;
+  for (std::size_t i = 0; i < 10; ++i) early = std::max(early, rel(ddp.losses[i], single.losses[i]));
   std::cout << "equivalence " << model << " " << opt << ": " << steps << " steps, global batch " << batch << " of " << which << ", "
-            << g.size() << " processes vs 1: " << d << "\n";
-  expect(d.loss <= 1e-5 && d.model <= 1e-5, "2 processes differ from 1 by more than 1e-5");
+            << g.size() << " processes vs 1 process doing their arithmetic: " << s << "\n  vs 1 process on the whole batch: " << d
+            << "; worst loss rel diff in the first 10 steps " << early << "\n";
+  expect(s.loss <= 1e-5 && s.model <= 1e-5, "2 processes differ by more than 1e-5 from 1 process doing their arithmetic");
+  const bool adam = opt == "adam";
+  const double bound = adam ? 1e-2 : 1e-5;
+  expect(early <= 1e-5 && d.loss <= bound && d.model <= bound,
+         "2 processes differ from 1 process on the whole batch by more than " + std::to_string(bound));
 }
 
 void repeat(dist::ProcessGroup& g) {
