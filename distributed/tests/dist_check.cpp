@@ -72,9 +72,11 @@ Variable loss_of(nn::Module& m, data::DataLoader& loader) {
   return nn::functional::softmax_cross_entropy(m(b.x), b.t);
 }
 
-// One process, the whole global batch: the reference.
+// One process, the whole global batch: the reference. With micro > 1,
+// `micro` batches of `batch` accumulate into each step; each loss is scaled
+// by `scale` before backward.
 Run run_single(const std::string& model, const std::string& opt, const data::Dataset& set, std::size_t batch,
-               std::size_t steps, std::size_t micro = 1) {
+               std::size_t steps, std::size_t micro = 1, double scale = 1) {
   auto m = make_model(model);
   auto o = make_optimizer(opt, m->parameters(), model);
   data::DataLoader::Options options{batch, true, false, flat(model)};
@@ -86,7 +88,7 @@ Run run_single(const std::string& model, const std::string& opt, const data::Dat
     for (std::size_t k = 0; k < micro; ++k) {
       Variable loss = loss_of(*m, loader);
       total += loss.item();
-      loss.backward();
+      (scale == 1 ? loss : loss * scale).backward();
     }
     o->step();
     o->zero_grad();
@@ -96,32 +98,14 @@ Run run_single(const std::string& model, const std::string& opt, const data::Dat
   return run;
 }
 
-// One process doing the 2 ranks' arithmetic: each global batch as `parts`
+// One process doing the ranks' arithmetic: each global batch as `parts`
 // consecutive slices (rank r's share is slice r), each slice's mean loss
 // scaled by 1/parts before backward, the gradients accumulated. Scaling by
 // a power of two commutes with rounding, so this matches DDP's average of
 // the ranks' gradients to the last bits where BLAS sums the same way.
 Run run_split(const std::string& model, const std::string& opt, const data::Dataset& set, std::size_t batch,
               std::size_t steps, std::size_t parts) {
-  auto m = make_model(model);
-  auto o = make_optimizer(opt, m->parameters(), model);
-  data::DataLoader::Options options{batch / parts, true, false, flat(model)};
-  options.shuffle_seed = kShuffleSeed;
-  data::DataLoader loader(set, options);
-  Run run;
-  for (std::size_t s = 0; s < steps; ++s) {
-    double total = 0;
-    for (std::size_t k = 0; k < parts; ++k) {
-      Variable loss = loss_of(*m, loader);
-      total += loss.item();
-      (loss * (1.0 / double(parts))).backward();
-    }
-    o->step();
-    o->zero_grad();
-    run.losses.push_back(total / double(parts));
-  }
-  run.params = m->state();
-  return run;
+  return run_single(model, opt, set, batch / parts, steps, parts, 1.0 / double(parts));
 }
 
 // Every rank its share of the same global batch, gradients averaged by DDP.
