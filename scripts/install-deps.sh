@@ -27,6 +27,9 @@ command -v npm >/dev/null 2>&1 || packages+=(npm)
 # Small float GEMMs run on libxsmm's generated kernels (Debian ships it for
 # amd64 only; elsewhere OpenBLAS runs them).
 [ "$(dpkg --print-architecture)" = amd64 ] && packages+=(libxsmm-dev)
+# float convolutions run on oneDNN's kernels (the library PyTorch's CPU
+# convolutions use); without it im2col + GEMM runs them.
+[ "$(dpkg --print-architecture)" = amd64 ] && packages+=(libdnnl-dev)
 
 missing=()
 for p in "${packages[@]}"; do

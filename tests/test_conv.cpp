@@ -286,6 +286,45 @@ TEST_CASE("conv2d on DeepConvNet's layer shapes: float32 within 1e-4 of float64,
   }
 }
 
+// Shapes the oneDNN path takes (16k channels, stride 1) but DeepConvNet does
+// not have: rectangular and odd images, 1x1 and 5x5 kernels, pad 0 and 2.
+TEST_CASE("conv2d with 16k channels on odd shapes: float32 within 1e-4 of float64, and repeatable") {
+  struct Odd {
+    std::size_t C, H, W, FN, K;
+    int P;
+  };
+  unsigned seed = 900;
+  for (const Odd& l : std::vector<Odd>{{16, 9, 7, 32, 3, 0}, {32, 5, 11, 16, 1, 0}, {16, 13, 13, 16, 5, 2},
+                                       {48, 6, 6, 16, 3, 2}}) {
+    CAPTURE(l.C); CAPTURE(l.H); CAPTURE(l.W); CAPTURE(l.FN); CAPTURE(l.K); CAPTURE(l.P);
+    const std::size_t OH = l.H + 2 * std::size_t(l.P) - l.K + 1, OW = l.W + 2 * std::size_t(l.P) - l.K + 1;
+    for (std::size_t N : {1u, 3u}) {
+      CAPTURE(N);
+      const Variable64 x64 = uniform({N, l.C, l.H, l.W}, -1, 1, seed++), w64 = uniform({l.FN, l.C, l.K, l.K}, -1, 1, seed++);
+      const Variable64 b64 = uniform({l.FN}, -1, 1, seed++), g64 = uniform({N, l.FN, OH, OW}, -1, 1, seed++);
+      const Direct d = direct(x64.data(), w64.data(), b64.data(), g64.data(), l.P);
+      std::vector<Tensor<float>> first;
+      for (int repeat = 0; repeat < 2; ++repeat) {
+        auto x = Variable(Tensor<float>(x64.data())).requires_grad_();
+        auto w = Variable(Tensor<float>(w64.data())).requires_grad_();
+        auto b = Variable(Tensor<float>(b64.data())).requires_grad_();
+        Variable::BackwardOptions options;
+        options.seed = Variable(Tensor<float>(g64.data()));
+        const Variable y = F::conv2d(x, w, b, 1, l.P);
+        y.backward(options);
+        CHECK(relative_error(y.data(), d.y) <= 1e-4);
+        CHECK(relative_error(x.grad().data(), d.gx) <= 1e-4);
+        CHECK(relative_error(w.grad().data(), d.gW) <= 1e-4);
+        CHECK(relative_error(b.grad().data(), d.gb) <= 1e-4);
+        const std::vector<Tensor<float>> got{y.data(), x.grad().data(), w.grad().data()};
+        if (repeat == 0) first = got;
+        else
+          for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == first[i]);  // same threads: bit for bit
+      }
+    }
+  }
+}
+
 TEST_CASE("conv_transpose2d: the default output size is the smallest that convolves back") {
   auto g = random<float>({2, 4, 3, 3}, 1), W = random<float>({4, 3, 3, 3}, 2);
   // (3 - 1) * 2 + 3 - 2 * 1 = 5; 6 also convolves to 3 and must be asked for.

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include <xtensor/xbuilder.hpp>
@@ -28,6 +29,8 @@
 // The library's raw GEMM (private to the library, like the ops that use it).
 #include "zerograd/gemm.hpp"
 #include "zerograd/parallel.hpp"
+
+#include "conv_dnnl.hpp"
 
 namespace zg::nn::functional {
 namespace {
@@ -224,6 +227,10 @@ void col2im_add(const T* col, const Geometry& g, T* x) {
   });
 }
 
+onednn::ConvDims dims_of(const Geometry& g, std::size_t FN) {
+  return {g.N, g.C, g.H, g.W, FN, g.KH, g.KW, g.OH, g.OW, g.S, g.P};
+}
+
 std::string conv_attributes(int stride, int pad) {
   return "stride=" + std::to_string(stride) + ", pad=" + std::to_string(pad);
 }
@@ -244,6 +251,9 @@ struct Conv2d final : Function<T> {
     const Geometry g = check(shape_of(x[0]), sw, has_bias ? shape_of(x[2]) : Shape{});
     const std::size_t FN = sw[0], K = g.patch(), M = g.out_plane();
     Tensor<T> y = Tensor<T>::from_shape({g.N, FN, g.OH, g.OW});
+    if constexpr (std::is_same_v<T, float>)  // Note [oneDNN convolutions]
+      if (onednn::conv2d(dims_of(g, FN), x[0].data(), x[1].data(), has_bias ? x[2].data() : nullptr, y.data()))
+        return y;
     // Samples are independent: each thread takes a block with a col buffer of its own.
     detail::parallel_for(g.N, 1, [&](std::size_t n0, std::size_t n1) {
       const std::unique_ptr<T[]> col = column_buffer<T>(K * M);
@@ -300,6 +310,8 @@ struct ConvTranspose2d final : Function<T> {
     const Geometry g = check(sx, sw);
     const std::size_t FN = sw[0], K = g.patch(), M = g.out_plane();
     Tensor<T> y = Tensor<T>::from_shape({g.N, g.C, g.H, g.W});
+    if constexpr (std::is_same_v<T, float>)
+      if (onednn::backward_data(dims_of(g, FN), x[0].data(), x[1].data(), y.data())) return y;
     detail::parallel_for(g.N, 1, [&](std::size_t n0, std::size_t n1) {
       const std::unique_ptr<T[]> col = column_buffer<T>(K * M);
       for (std::size_t n = n0; n < n1; ++n) {
@@ -370,6 +382,8 @@ struct Conv2dGradW final : Function<T> {
                        conv_attributes(stride, pad) + ")");
     const std::size_t FN = sg[1], K = g.patch(), M = g.out_plane();
     Tensor<T> gW = xt::zeros<T>({FN, g.C, g.KH, g.KW});
+    if constexpr (std::is_same_v<T, float>)
+      if (onednn::backward_weights(dims_of(g, FN), x[0].data(), x[1].data(), gW.data())) return gW;
     // A sum over samples, accumulated per chunk of samples (GEMM with beta = 1).
     detail::parallel_sum(g.N, 1, gW.data(), gW.size(), [&](std::size_t n0, std::size_t n1, T* out) {
       const std::unique_ptr<T[]> col = column_buffer<T>(K * M);

@@ -1,0 +1,23 @@
+#pragma once
+// float convolutions on oneDNN (Debian's libdnnl-dev), when the library was
+// built with it: Note [oneDNN convolutions] in conv_dnnl.cpp.
+#include <cstddef>
+
+namespace zg::nn::onednn {
+
+// One convolution: x (N, C, H, W) with weight (FN, C, KH, KW), stride S and
+// padding P on both axes, gives y (N, FN, OH, OW). All arrays are dense, C order.
+struct ConvDims {
+  std::size_t N, C, H, W, FN, KH, KW, OH, OW, S, P;
+};
+
+// Each returns false, having written nothing, when oneDNN is not built in or
+// is switched off (ZEROGRAD_CONV=im2col); the caller then runs im2col + GEMM.
+// y = conv(x, w) + b (b may be null).
+bool conv2d(const ConvDims& d, const float* x, const float* w, const float* b, float* y);
+// gx = conv2d's gradient with respect to x for output gradient gy (conv_transpose2d).
+bool backward_data(const ConvDims& d, const float* gy, const float* w, float* gx);
+// gw = conv2d's gradient with respect to w (conv2d_grad_weight).
+bool backward_weights(const ConvDims& d, const float* x, const float* gy, float* gw);
+
+}  // namespace zg::nn::onednn
