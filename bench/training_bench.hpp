@@ -52,7 +52,7 @@ inline int run_training_bench(TrainingBench b, const std::string& description, i
   app.add_option("--seed", seed, "Seed for weights and shuffling")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  const nn::data::Dataset train = nn::data::load_idx_dataset(data_dir, true);
+  const nn::data::TensorDataset train = nn::data::load_idx_dataset(data_dir, true);
   const double data_rss = rss_mb();
   const auto settings = thread_settings(threads);
 

@@ -79,9 +79,9 @@ int main(int argc, char** argv) {
   try {
     const fs::path dir = fs::absolute(out_dir);
     fs::create_directories(dir);
-    const data::Dataset train = data::load_idx_dataset(data_dir, true);
-    const data::Dataset test = data::load_idx_dataset(data_dir, false);
-    const data::Dataset train_subset = train.head(train_eval);
+    const data::TensorDataset train = data::load_idx_dataset(data_dir, true);
+    const data::TensorDataset test = data::load_idx_dataset(data_dir, false);
+    const data::TensorDataset train_subset = train.head(train_eval);
     std::cout << "Fashion-MNIST from " << data_dir << ": " << train.size() << " training, " << test.size()
               << " test images\n";
 

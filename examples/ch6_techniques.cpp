@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 namespace ex = zg::examples;
 namespace nn = zg::nn;
 namespace F = zg::nn::functional;
-using nn::data::Dataset;
+using nn::data::TensorDataset;
 using zg::optim::Optimizer;
 using Points = std::vector<std::pair<double, double>>;
 
@@ -66,11 +66,11 @@ std::shared_ptr<nn::MLP> make_mlp(std::size_t hidden, const nn::MLPOptions& opti
 }
 
 // Samples in a random order (the book's shuffle_dataset).
-Dataset shuffled(const Dataset& d, zg::Generator& gen) {
+TensorDataset shuffled(const TensorDataset& d, zg::Generator& gen) {
   std::vector<std::size_t> order(d.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::shuffle(order.begin(), order.end(), gen);
-  Dataset s = d;
+  TensorDataset s = d;
   const std::size_t per = d.images.size() / std::max<std::size_t>(d.size(), 1);
   for (std::size_t i = 0; i < order.size(); ++i) {
     std::copy_n(d.images.data() + order[i] * per, per, s.images.data() + i * per);
@@ -90,7 +90,7 @@ double train_step(nn::Module& model, Optimizer& opt, const nn::data::DataLoader:
 }
 
 // The loss of each of `iterations` minibatches, drawn epoch after epoch.
-std::vector<double> train_iterations(nn::Module& model, Optimizer& opt, const Dataset& train, std::size_t batch,
+std::vector<double> train_iterations(nn::Module& model, Optimizer& opt, const TensorDataset& train, std::size_t batch,
                                      std::size_t iterations, const std::string& label) {
   nn::data::DataLoader loader(train, {batch, true, false, true});
   nn::data::DataLoader::Batch b;
@@ -113,7 +113,7 @@ std::vector<double> train_iterations(nn::Module& model, Optimizer& opt, const Da
 struct Accuracy {
   std::vector<double> train, test;
 };
-Accuracy train_epochs(nn::Module& model, Optimizer& opt, const Dataset& train, const Dataset& test,
+Accuracy train_epochs(nn::Module& model, Optimizer& opt, const TensorDataset& train, const TensorDataset& test,
                       std::size_t batch, std::size_t epochs, const std::string& label) {
   nn::data::DataLoader loader(train, {batch, true, false, true});
   nn::data::DataLoader::Batch b;
@@ -231,7 +231,7 @@ std::vector<double> write_losses(const std::string& csv, const std::vector<doubl
 }
 
 void run_optimizers(const Common& c, std::size_t iterations) {
-  const Dataset train = nn::data::load_idx_dataset(c.data, true), test = nn::data::load_idx_dataset(c.data, false);
+  const TensorDataset train = nn::data::load_idx_dataset(c.data, true), test = nn::data::load_idx_dataset(c.data, false);
   std::vector<ex::Series> series;
   std::ostringstream summary;
   for (const auto& e : kOptimizers) {
@@ -261,7 +261,7 @@ const std::vector<std::pair<std::string, nn::Init>> kInits = {
     {"std 0.01", nn::Init::normal(0.01)}, {"Xavier", nn::Init::xavier()}, {"He", nn::Init::he()}};
 
 void init_loss_curves(const Common& c, std::size_t iterations) {
-  const Dataset train = nn::data::load_idx_dataset(c.data, true);
+  const TensorDataset train = nn::data::load_idx_dataset(c.data, true);
   std::vector<ex::Series> series;
   std::ostringstream summary;
   for (const auto& [name, init] : kInits) {
@@ -383,8 +383,8 @@ void init_histograms(const Common& c) {
 // 3. batchnorm
 
 void run_batchnorm(const Common& c, std::size_t epochs, std::size_t samples, const std::vector<double>& stds) {
-  const Dataset train = nn::data::load_idx_dataset(c.data, true).head(samples);
-  const Dataset test = nn::data::load_idx_dataset(c.data, false).head(2000);
+  const TensorDataset train = nn::data::load_idx_dataset(c.data, true).head(samples);
+  const TensorDataset test = nn::data::load_idx_dataset(c.data, false).head(2000);
   ex::MetricsCsv csv(path(c, "batchnorm.csv"), {"std", "batch_norm", "epoch", "train_acc", "test_acc"});
   std::vector<Panel> panels;
   std::ostringstream summary;
@@ -425,8 +425,8 @@ void run_batchnorm(const Common& c, std::size_t epochs, std::size_t samples, con
 // 4. overfit
 
 void run_overfit(const Common& c, std::size_t epochs, std::size_t samples, float lambda, double dropout) {
-  const Dataset train = nn::data::load_idx_dataset(c.data, true).head(samples);
-  const Dataset test = nn::data::load_idx_dataset(c.data, false).head(2000);
+  const TensorDataset train = nn::data::load_idx_dataset(c.data, true).head(samples);
+  const TensorDataset test = nn::data::load_idx_dataset(c.data, false).head(2000);
   struct Setting {
     std::string name, file;
     float lambda;
@@ -468,9 +468,9 @@ void run_overfit(const Common& c, std::size_t epochs, std::size_t samples, float
 
 void run_hyperparams(const Common& c, std::size_t trials, std::size_t epochs, std::size_t samples, std::size_t show) {
   zg::manual_seed(c.seed);
-  const Dataset all = shuffled(nn::data::load_idx_dataset(c.data, true).head(samples), zg::generator());
+  const TensorDataset all = shuffled(nn::data::load_idx_dataset(c.data, true).head(samples), zg::generator());
   const std::size_t n_val = all.size() / 5;  // 20% validation
-  const Dataset val = all.head(n_val), train = all.slice(n_val, all.size());
+  const TensorDataset val = all.head(n_val), train = all.slice(n_val, all.size());
   std::mt19937_64 search(c.seed);
   std::uniform_real_distribution<double> lr_exp(-6, -2), wd_exp(-8, -4);
   struct Trial {

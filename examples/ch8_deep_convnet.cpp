@@ -18,7 +18,7 @@ const char* const kClasses[] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat
 std::string class_name(std::size_t c) { return c < 10 ? kClasses[c] : std::to_string(c); }
 
 // The class the model picks for each image, in eval mode.
-std::vector<std::size_t> predictions(nn::Module& model, const nn::data::Dataset& data) {
+std::vector<std::size_t> predictions(nn::Module& model, const nn::data::TensorDataset& data) {
   nn::EvalModeGuard eval_mode;
   NoGradGuard no_grad;
   nn::data::DataLoader loader(data, {500, false, false, false});

@@ -44,7 +44,7 @@ inline void add_options(CLI::App& app, Options& o) {
 }
 
 struct Data {
-  nn::data::Dataset train, test;
+  nn::data::TensorDataset train, test;
 };
 
 inline Data load(const Options& o) {

@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   try {
     const fs::path dir = fs::absolute(out_dir);
     fs::create_directories(dir);
-    const data::Dataset train = data::spiral(per_class, 3, seed);
+    const data::TensorDataset train = data::spiral(per_class, 3, seed);
     zg::manual_seed(seed);
     zg::nn::MLPOptions mlp;
     mlp.activation = activation;

@@ -220,8 +220,8 @@ int main(int argc, char** argv) {
     zg::manual_seed(c.seed);
     fs::create_directories(c.out);
     std::cout << "loading " << c.data << " ..." << std::flush;
-    nn::data::Dataset train = nn::data::load_idx_dataset(c.data, true);
-    nn::data::Dataset test = nn::data::load_idx_dataset(c.data, false);
+    nn::data::TensorDataset train = nn::data::load_idx_dataset(c.data, true);
+    nn::data::TensorDataset test = nn::data::load_idx_dataset(c.data, false);
     if (c.limit > 0) train = train.head(c.limit);
     std::cout << " " << train.size() << " training and " << test.size() << " test images\n";
 

@@ -19,7 +19,7 @@ int DataParallel::rank() const { return state_->group.rank(); }
 int DataParallel::size() const { return state_->group.size(); }
 int DataParallel::local_size() const { return state_->group.local_size(); }
 
-nn::data::DataLoader::Options DataParallel::loader_options(const nn::data::Dataset& data, std::size_t global_batch,
+nn::data::DataLoader::Options DataParallel::loader_options(const nn::data::TensorDataset& data, std::size_t global_batch,
                                                            std::uint64_t seed, nn::data::DataLoader::Options base) {
   return distributed::data_parallel_options(state_->group, data, global_batch, seed, base);
 }
@@ -52,7 +52,7 @@ DataParallel::DataParallel() {
 int DataParallel::rank() const { return 0; }
 int DataParallel::size() const { return 1; }
 int DataParallel::local_size() const { return 1; }
-nn::data::DataLoader::Options DataParallel::loader_options(const nn::data::Dataset&, std::size_t, std::uint64_t,
+nn::data::DataLoader::Options DataParallel::loader_options(const nn::data::TensorDataset&, std::size_t, std::uint64_t,
                                                            nn::data::DataLoader::Options base) {
   return base;
 }

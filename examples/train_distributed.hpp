@@ -20,7 +20,7 @@ class DataParallel {
   bool is_main() const { return rank() == 0; }
   // This rank's loader options for a global batch (Note [Sharded epochs]);
   // throws unless every rank has the same data and the batch divides.
-  nn::data::DataLoader::Options loader_options(const nn::data::Dataset& data, std::size_t global_batch,
+  nn::data::DataLoader::Options loader_options(const nn::data::TensorDataset& data, std::size_t global_batch,
                                                std::uint64_t seed, nn::data::DataLoader::Options base);
   // Checks that every rank built the same model and copies rank 0's values.
   void wrap(std::shared_ptr<nn::Module> model);

@@ -18,13 +18,13 @@ std::vector<float> values(const zg::Variable& v) { return {v.data().begin(), v.d
 // n images (N, 1, 28, 28) in [0, 1] of 10 classes: each class a random
 // prototype, each image its prototype plus noise. Easy, but only a learning
 // net gets its loss far below log(10).
-zg::nn::data::Dataset synthetic_images(std::size_t n, unsigned seed) {
+zg::nn::data::TensorDataset synthetic_images(std::size_t n, unsigned seed) {
   std::mt19937 gen(seed);
   std::uniform_real_distribution<float> pixel(0.f, 1.f);
   std::normal_distribution<float> noise(0.f, 0.2f);
   zg::Tensor<float> prototypes = zg::Tensor<float>::from_shape({10, 784});
   for (auto& p : prototypes) p = pixel(gen);
-  zg::nn::data::Dataset d;
+  zg::nn::data::TensorDataset d;
   d.images = zg::Tensor<float>::from_shape({n, 1, 28, 28});
   d.labels = zg::Tensor<float>::from_shape({n});
   for (std::size_t i = 0; i < n; ++i) {
@@ -36,7 +36,7 @@ zg::nn::data::Dataset synthetic_images(std::size_t n, unsigned seed) {
   return d;
 }
 
-double full_loss(zg::nn::Module& model, const zg::nn::data::Dataset& d) {
+double full_loss(zg::nn::Module& model, const zg::nn::data::TensorDataset& d) {
   zg::NoGradGuard no_grad;
   const zg::Variable x(zg::nn::data::flatten_images(d.images)), t(d.labels);
   return zg::nn::functional::softmax_cross_entropy(model(x), t).item();

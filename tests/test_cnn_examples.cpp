@@ -13,11 +13,11 @@ namespace F = zg::nn::functional;
 
 // n noisy (1, 28, 28) images of three patterns, class i % 3: horizontal bars,
 // vertical bars (both with a random phase) and a few Gaussian blobs.
-zg::nn::data::Dataset bars_and_blobs(std::size_t n, unsigned seed) {
+zg::nn::data::TensorDataset bars_and_blobs(std::size_t n, unsigned seed) {
   std::mt19937 gen(seed);
   std::uniform_int_distribution<int> phase(0, 5), pos(4, 23);
   std::normal_distribution<float> noise(0.f, 0.15f);
-  zg::nn::data::Dataset d;
+  zg::nn::data::TensorDataset d;
   d.classes = 3;
   d.images = zg::Tensor<float>::from_shape({n, 1, 28, 28});
   d.labels = zg::Tensor<float>::from_shape({n});
@@ -42,7 +42,7 @@ zg::nn::data::Dataset bars_and_blobs(std::size_t n, unsigned seed) {
 struct Fit {
   double loss, accuracy;
 };
-Fit loss_and_accuracy(zg::nn::Module& model, const zg::nn::data::Dataset& d) {
+Fit loss_and_accuracy(zg::nn::Module& model, const zg::nn::data::TensorDataset& d) {
   zg::NoGradGuard no_grad;
   zg::nn::EvalModeGuard eval_mode;
   const zg::Variable y = model(zg::Variable(d.images)), t(d.labels);

@@ -130,7 +130,7 @@ TEST_CASE("load_idx_dataset: images scaled to [0, 1], counts checked") {
 }
 
 TEST_CASE("DataLoader: batches cover every sample once per epoch, shuffled with the seed") {
-  data::Dataset set;
+  data::TensorDataset set;
   set.images = Tensor<float>::from_shape({10, 1, 1, 2});
   set.labels = Tensor<float>::from_shape({10});
   for (std::size_t i = 0; i < 10; ++i) {

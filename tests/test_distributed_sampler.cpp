@@ -13,8 +13,8 @@ using zg::testing::message_of;
 
 namespace {
 
-data::Dataset numbered(std::size_t n) {
-  data::Dataset set;
+data::TensorDataset numbered(std::size_t n) {
+  data::TensorDataset set;
   set.images = Tensor<float>::from_shape({n, 1, 1, 1});
   set.labels = Tensor<float>::from_shape({n});
   for (std::size_t i = 0; i < n; ++i) set.images(i, 0, 0, 0) = set.labels(i) = float(i);

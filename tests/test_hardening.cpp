@@ -169,7 +169,7 @@ std::vector<float> short_run(std::uint64_t seed) {
   o.batch_norm = true;
   nn::MLP model(6, {16, 16}, 3, o);
   optim::Adam adam(model.parameters(), 0.01f);
-  nn::data::Dataset d = nn::data::spiral(40, 3, seed);
+  nn::data::TensorDataset d = nn::data::spiral(40, 3, seed);
   Tensor<float> x = xt::zeros<float>({d.size(), std::size_t{6}});
   for (std::size_t i = 0; i < d.size(); ++i)
     for (std::size_t j = 0; j < 6; ++j) x(i, j) = d.images(i, j % 2) * float(j + 1);

@@ -3,7 +3,7 @@
 
 namespace zg::distributed {
 
-nn::data::DataLoader::Options data_parallel_options(ProcessGroup& group, const nn::data::Dataset& data,
+nn::data::DataLoader::Options data_parallel_options(ProcessGroup& group, const nn::data::TensorDataset& data,
                                                     std::size_t global_batch, std::uint64_t shuffle_seed,
                                                     nn::data::DataLoader::Options base) {
   const auto ranks = std::size_t(group.size());

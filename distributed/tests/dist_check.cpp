@@ -30,10 +30,10 @@ void expect(bool ok, const std::string& what) {
 }
 
 // Random images and labels (the same on every rank): a quick stand-in for Fashion-MNIST.
-data::Dataset synthetic(std::size_t n) {
+data::TensorDataset synthetic(std::size_t n) {
   Generator gen(7);
   std::uniform_real_distribution<float> u(0.f, 1.f);
-  data::Dataset set;
+  data::TensorDataset set;
   set.images = Tensor<float>::from_shape({n, 1, 28, 28});
   for (float& v : set.images) v = u(gen);
   set.labels = Tensor<float>::from_shape({n});
@@ -75,7 +75,7 @@ Variable loss_of(nn::Module& m, data::DataLoader& loader) {
 // One process, the whole global batch: the reference. With micro > 1,
 // `micro` batches of `batch` accumulate into each step; each loss is scaled
 // by `scale` before backward.
-Run run_single(const std::string& model, const std::string& opt, const data::Dataset& set, std::size_t batch,
+Run run_single(const std::string& model, const std::string& opt, const data::TensorDataset& set, std::size_t batch,
                std::size_t steps, std::size_t micro = 1, double scale = 1) {
   auto m = make_model(model);
   auto o = make_optimizer(opt, m->parameters(), model);
@@ -103,14 +103,14 @@ Run run_single(const std::string& model, const std::string& opt, const data::Dat
 // scaled by 1/parts before backward, the gradients accumulated. Scaling by
 // a power of two commutes with rounding, so this matches DDP's average of
 // the ranks' gradients to the last bits where BLAS sums the same way.
-Run run_split(const std::string& model, const std::string& opt, const data::Dataset& set, std::size_t batch,
+Run run_split(const std::string& model, const std::string& opt, const data::TensorDataset& set, std::size_t batch,
               std::size_t steps, std::size_t parts) {
   return run_single(model, opt, set, batch / parts, steps, parts, 1.0 / double(parts));
 }
 
 // Every rank its share of the same global batch, gradients averaged by DDP.
 // With micro > 1, the first micro - 1 backward passes run under no_sync().
-Run run_ddp(dist::ProcessGroup& g, const std::string& model, const std::string& opt, const data::Dataset& set,
+Run run_ddp(dist::ProcessGroup& g, const std::string& model, const std::string& opt, const data::TensorDataset& set,
             std::size_t batch, std::size_t steps, dist::DdpOptions ddp_options = {}, std::size_t micro = 1,
             std::size_t* buckets = nullptr) {
   dist::DistributedDataParallel ddp(make_model(model), ddp_options, g);
@@ -206,7 +206,7 @@ std::uint64_t digest(const nn::NamedArrays& arrays) {
 
 // The first n Fashion-MNIST images when the data set is installed (the
 // test command installs it), else random ones.
-data::Dataset fashion_head(std::size_t n, std::string& which) {
+data::TensorDataset fashion_head(std::size_t n, std::string& which) {
   const std::string dir = data::default_data_dir();
   if (!std::filesystem::exists(dir)) {
     which = "random images";

@@ -135,7 +135,7 @@ void report_plot(bool made, const std::string& png) {
   else std::cout << "plot: skipped (" << png << "): install gnuplot-nox to get PNG plots\n";
 }
 
-Evaluation evaluate(nn::Module& model, const nn::data::Dataset& data, bool flatten, std::size_t batch) {
+Evaluation evaluate(nn::Module& model, const nn::data::TensorDataset& data, bool flatten, std::size_t batch) {
   nn::EvalModeGuard eval_mode;
   NoGradGuard no_grad;
   nn::data::DataLoader loader(data, {batch, false, false, flatten});

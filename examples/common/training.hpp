@@ -73,7 +73,7 @@ void report_plot(bool made, const std::string& png);
 struct Evaluation {
   double loss = 0, accuracy = 0;
 };
-Evaluation evaluate(nn::Module& model, const nn::data::Dataset& data, bool flatten, std::size_t batch = 500);
+Evaluation evaluate(nn::Module& model, const nn::data::TensorDataset& data, bool flatten, std::size_t batch = 500);
 
 // How train_epoch runs and stops.
 struct EpochOptions {

@@ -1,4 +1,4 @@
-// IDX reading through zlib (gzip or plain), the spiral data set, DataLoader.
+// IDX reading through zlib (gzip or plain), TensorDataset, the spiral data set.
 #include "zerograd/nn/data.hpp"
 
 #include <algorithm>
@@ -140,7 +140,7 @@ IdxArray read_idx(const std::string& path, std::size_t max_bytes) {
 const char* default_data_dir() { return "/usr/share/datasets/fashion-mnist"; }
 
 namespace {
-Dataset load_idx_files(const std::string& dir, bool train, std::size_t max_bytes) {
+TensorDataset load_idx_files(const std::string& dir, bool train, std::size_t max_bytes) {
   const std::string prefix = train ? "train" : "t10k";
   const std::string images_path = find_file(dir, prefix + "-images-idx3-ubyte");
   const std::string labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");
@@ -155,7 +155,7 @@ Dataset load_idx_files(const std::string& dir, bool train, std::size_t max_bytes
   if (images.shape[0] != labels.shape[0])
     throw IOError("load_idx_dataset: " + std::to_string(images.shape[0]) + " images in '" + images_path + "' but " +
                   std::to_string(labels.shape[0]) + " labels in '" + labels_path + "'");
-  Dataset d;
+  TensorDataset d;
   d.images = Tensor<float>::from_shape({images.shape[0], 1, images.shape[1], images.shape[2]});
   std::transform(images.values.begin(), images.values.end(), d.images.begin(),
                  [](std::uint8_t v) { return static_cast<float>(v) / 255.0f; });
@@ -170,8 +170,8 @@ Dataset load_idx_files(const std::string& dir, bool train, std::size_t max_bytes
 }
 }  // namespace
 
-Dataset load_idx_dataset(const std::string& dir, bool train, std::size_t max_bytes) {
-  Dataset d = load_idx_files(dir, train, max_bytes);
+TensorDataset load_idx_dataset(const std::string& dir, bool train, std::size_t max_bytes) {
+  TensorDataset d = load_idx_files(dir, train, max_bytes);
 #if defined(__GLIBC__)
   // The raw bytes and the buffers they grew through are free now; zerograd
   // keeps freed heap memory mapped (Note [malloc] in autograd/src/parallel.cpp),
@@ -181,10 +181,34 @@ Dataset load_idx_dataset(const std::string& dir, bool train, std::size_t max_byt
   return d;
 }
 
-Dataset Dataset::slice(std::size_t begin, std::size_t end) const {
+TensorDataset::TensorDataset(Tensor<float> images_, Tensor<float> labels_, std::size_t classes_)
+    : images(std::move(images_)), labels(std::move(labels_)), classes(classes_) {
+  check("TensorDataset");
+}
+
+void TensorDataset::check(const std::string& op) const {
+  if (labels.dimension() != 1 || images.dimension() == 0 || images.shape()[0] != labels.size())
+    throw ValueError(op + ": images of shape " + shape_str(images.shape()) + " and labels of shape " +
+                     shape_str(labels.shape()) + " do not hold one label per image (want (N, ...) and (N))");
+}
+
+Example TensorDataset::get(std::size_t i) const {
+  if (i >= size())
+    throw ValueError("TensorDataset::get: index " + std::to_string(i) + " is out of range for " +
+                     std::to_string(size()) + " samples");
+  check("TensorDataset::get");
+  const std::size_t per = images.size() / size();
+  Example e{Tensor<float>::from_shape(Shape(images.shape().begin() + 1, images.shape().end())),
+            Tensor<float>::from_shape(Shape{})};
+  std::copy(images.data() + i * per, images.data() + (i + 1) * per, e.x.data());
+  e.target() = labels(i);
+  return e;
+}
+
+TensorDataset TensorDataset::slice(std::size_t begin, std::size_t end) const {
   end = std::min(end, size());
   begin = std::min(begin, end);
-  Dataset d;
+  TensorDataset d;
   d.classes = classes;
   auto shape = images.shape();
   const std::size_t per = size() ? images.size() / size() : 0;
@@ -197,7 +221,7 @@ Dataset Dataset::slice(std::size_t begin, std::size_t end) const {
   return d;
 }
 
-Dataset Dataset::head(std::size_t n) const { return slice(0, n); }
+TensorDataset TensorDataset::head(std::size_t n) const { return slice(0, n); }
 
 Tensor<float> flatten_images(const Tensor<float>& images) {
   Tensor<float> out = images;
@@ -218,10 +242,10 @@ Tensor<float> one_hot(const Tensor<float>& labels, std::size_t classes) {
   return out;
 }
 
-Dataset spiral(std::size_t per_class, std::size_t classes, std::uint64_t seed) {
+TensorDataset spiral(std::size_t per_class, std::size_t classes, std::uint64_t seed) {
   Generator gen(seed);
   std::normal_distribution<double> noise(0.0, 1.0);
-  Dataset d;
+  TensorDataset d;
   d.classes = classes;
   const std::size_t n = per_class * classes;
   d.images = Tensor<float>::from_shape({n, 2});
@@ -238,83 +262,6 @@ Dataset spiral(std::size_t per_class, std::size_t classes, std::uint64_t seed) {
     }
   }
   return d;
-}
-
-DataLoader::DataLoader(const Dataset& data, Options options, Generator& gen)
-    : data_(data), options_(options), gen_(gen) {
-  if (options_.batch_size == 0) throw ValueError("DataLoader: batch_size must be positive");
-  if (options_.replicas == 0) throw ValueError("DataLoader: replicas must be positive");
-  if (options_.rank >= options_.replicas)
-    throw ValueError("DataLoader: rank " + std::to_string(options_.rank) + " is not below replicas " +
-                     std::to_string(options_.replicas));
-  order_.resize(data_.size());
-  reset();
-}
-
-void DataLoader::reset() {
-  std::iota(order_.begin(), order_.end(), std::size_t{0});
-  if (options_.shuffle && options_.shuffle_seed) {
-    Generator epoch_gen(*options_.shuffle_seed + epoch_);
-    std::shuffle(order_.begin(), order_.end(), epoch_gen);
-  } else if (options_.shuffle) {
-    std::shuffle(order_.begin(), order_.end(), gen_);
-  }
-  ++epoch_;
-  cursor_ = 0;
-}
-
-void DataLoader::restore(std::vector<std::size_t> order, std::size_t cursor) {
-  const std::size_t n = data_.size();
-  if (order.size() != n)
-    throw ValueError("DataLoader::restore: an order of " + std::to_string(order.size()) + " samples for a data set of " +
-                     std::to_string(n));
-  std::vector<bool> seen(n, false);
-  for (std::size_t i : order) {
-    if (i >= n || seen[i])
-      throw ValueError("DataLoader::restore: the order is not a permutation of 0.." + std::to_string(n - 1) +
-                       " (index " + std::to_string(i) + ")");
-    seen[i] = true;
-  }
-  if (cursor > n) throw ValueError("DataLoader::restore: position " + std::to_string(cursor) + " is past " + std::to_string(n));
-  order_ = std::move(order);
-  cursor_ = cursor;
-}
-
-std::size_t DataLoader::batches_per_epoch() const {
-  const std::size_t n = data_.size(), global = global_batch_size();
-  const bool last = !options_.drop_last && (n % global) / options_.replicas > 0;
-  return n / global + (last ? 1 : 0);
-}
-
-bool DataLoader::next(Batch& batch) {
-  // Note [Sharded epochs]: this rank's slice of the next global batch.
-  const std::size_t n = data_.size(), global = global_batch_size();
-  const std::size_t left = n - cursor_;
-  const std::size_t b = left >= global ? options_.batch_size : options_.drop_last ? 0 : left / options_.replicas;
-  if (b == 0) {
-    cursor_ = n;
-    return false;
-  }
-  const std::size_t per = n ? data_.images.size() / n : 0;
-  std::vector<std::size_t> shape(data_.images.shape().begin(), data_.images.shape().end());
-  shape[0] = b;
-  if (options_.flatten) shape = {b, per};
-  Tensor<float> x = Tensor<float>::from_shape(shape);
-  Tensor<float> t = Tensor<float>::from_shape({b});
-  // Gathering shuffled rows is memory-bound: large batches use every thread.
-  const std::size_t* order = order_.data() + cursor_ + options_.rank * b;
-  zg::detail::parallel_for(b, std::max<std::size_t>(1, zg::detail::kElementGrain / std::max<std::size_t>(per, 1)),
-                           [&](std::size_t i0, std::size_t i1) {
-                             for (std::size_t i = i0; i < i1; ++i) {
-                               const float* row = data_.images.data() + order[i] * per;
-                               std::copy(row, row + per, x.data() + i * per);
-                               t.data()[i] = data_.labels.data()[order[i]];
-                             }
-                           });
-  cursor_ = left >= global ? cursor_ + global : n;
-  batch.x = Variable(std::move(x));
-  batch.t = Variable(std::move(t));
-  return true;
 }
 
 }  // namespace zg::nn::data

@@ -10,3 +10,4 @@
 #include "zerograd/nn/module.hpp"
 #include "zerograd/nn/npz.hpp"
 #include "zerograd/nn/torch_interop.hpp"
+#include "zerograd/nn/transforms.hpp"

@@ -15,7 +15,7 @@ namespace zg::distributed {
 // Throws ValueError on every rank when global_batch does not divide by the
 // world size, or when the ranks' data sets differ in size or labels (each
 // rank must load the same data: uneven data would leave some ranks waiting).
-nn::data::DataLoader::Options data_parallel_options(ProcessGroup& group, const nn::data::Dataset& data,
+nn::data::DataLoader::Options data_parallel_options(ProcessGroup& group, const nn::data::TensorDataset& data,
                                                     std::size_t global_batch, std::uint64_t shuffle_seed,
                                                     nn::data::DataLoader::Options base = {});
 

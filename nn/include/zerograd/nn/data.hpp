@@ -3,6 +3,7 @@
 // and a DataLoader.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,17 +31,45 @@ constexpr std::size_t kIdxDefaultMaxBytes = std::size_t{512} << 20;
 // the byte offset.
 IdxArray read_idx(const std::string& path, std::size_t max_bytes = kIdxDefaultMaxBytes);
 
-// Images as float in [0, 1], shaped (N, 1, H, W), and labels as float
-// class indices (N).
-struct Dataset {
+// One sample: the input and its target, as PyTorch's Dataset returns them.
+struct Example {
+  Tensor<float> x;
+  Tensor<float> target;
+};
+
+// PyTorch's map-style Dataset: size() samples, get(i) the i-th. A
+// DataLoader with prefetch calls get() from its background thread while the
+// training loop runs, so get() must not change shared state (it is const).
+// get(i) with i >= size() is a zg::ValueError.
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual std::size_t size() const = 0;
+  virtual Example get(std::size_t i) const = 0;
+};
+
+// In-memory arrays (PyTorch's TensorDataset of an input and a label tensor):
+// images (N, ...), e.g. floats in [0, 1] shaped (N, 1, H, W), and labels as
+// float class indices (N). get(i) gives images[i] and the 0-d labels[i]. The
+// DataLoader gathers its rows straight into a batch (no get() per sample).
+class TensorDataset : public Dataset {
+ public:
+  TensorDataset() = default;
+  // Throws zg::ValueError unless images and labels have the same first
+  // dimension and labels is 1-d.
+  TensorDataset(Tensor<float> images, Tensor<float> labels, std::size_t classes = 10);
   Tensor<float> images;
   Tensor<float> labels;
-  std::size_t size() const { return labels.size(); }
   std::size_t classes = 10;
+  std::size_t size() const override { return labels.size(); }
+  Example get(std::size_t i) const override;
+  // Throws zg::ValueError naming both shapes when images and labels do not
+  // hold the same number of samples (the fields are public).
+  void check(const std::string& op) const;
   // The first n samples (or all when n >= size()).
-  Dataset head(std::size_t n) const;
+  TensorDataset head(std::size_t n) const;
   // Samples [begin, end).
-  Dataset slice(std::size_t begin, std::size_t end) const;
+  TensorDataset slice(std::size_t begin, std::size_t end) const;
 };
 
 // Where Debian's dataset-fashion-mnist package puts its files.
@@ -49,14 +78,14 @@ const char* default_data_dir();
 // Loads <dir>/train-images-idx3-ubyte[.gz] + train-labels-idx1-ubyte[.gz]
 // (train = true) or the t10k-* pair; checks that counts and shapes agree.
 // max_bytes bounds each file as in read_idx.
-Dataset load_idx_dataset(const std::string& dir, bool train, std::size_t max_bytes = kIdxDefaultMaxBytes);
+TensorDataset load_idx_dataset(const std::string& dir, bool train, std::size_t max_bytes = kIdxDefaultMaxBytes);
 
 // Transforms.
 Tensor<float> flatten_images(const Tensor<float>& images);  // (N, ...) -> (N, D)
 Tensor<float> one_hot(const Tensor<float>& labels, std::size_t classes);
 
 // The spiral data set (3 arms by default): points (N, 2), labels (N).
-Dataset spiral(std::size_t points_per_class, std::size_t classes = 3, std::uint64_t seed = 1984);
+TensorDataset spiral(std::size_t points_per_class, std::size_t classes = 3, std::uint64_t seed = 1984);
 
 // Note [Sharded epochs]: with replicas > 1, each of `replicas` processes
 // (ranks) runs a DataLoader over the same data with the same options except
@@ -74,7 +103,82 @@ Dataset spiral(std::size_t points_per_class, std::size_t classes = 3, std::uint6
 // (the e-th reset(), the constructor's being 0; or as set by set_epoch) is
 // shuffled by a Generator seeded shuffle_seed + e, not the loader's.
 
-// Batches over a Dataset, shuffled each epoch with a Generator.
+// Samplers decide each epoch's order, as PyTorch's: every sample once per
+// epoch (the DataLoader checks that order() is a permutation of 0..n-1).
+// transform_seed() is what the epoch's random transforms draw from (Note
+// [Deterministic batches]); nullopt: the loader draws it from its generator.
+// replicas() and rank() say which slice of each global batch this process
+// reads (Note [Sharded epochs]).
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  virtual std::vector<std::size_t> order(std::size_t n, std::uint64_t epoch) = 0;
+  virtual std::optional<std::uint64_t> transform_seed(std::uint64_t) const { return std::nullopt; }
+  virtual std::size_t replicas() const { return 1; }
+  virtual std::size_t rank() const { return 0; }
+};
+
+// 0, 1, ..., n - 1 every epoch.
+class SequentialSampler : public Sampler {
+ public:
+  std::vector<std::size_t> order(std::size_t n, std::uint64_t epoch) override;
+};
+
+// A new permutation every epoch: drawn from gen, or, with a seed, from a
+// Generator seeded seed + epoch (the same on every process, and repeatable
+// after set_epoch).
+class RandomSampler : public Sampler {
+ public:
+  explicit RandomSampler(Generator& gen = generator()) : gen_(&gen) {}
+  explicit RandomSampler(std::uint64_t seed) : seed_(seed) {}
+  std::vector<std::size_t> order(std::size_t n, std::uint64_t epoch) override;
+  std::optional<std::uint64_t> transform_seed(std::uint64_t epoch) const override;
+
+ private:
+  Generator* gen_ = nullptr;
+  std::optional<std::uint64_t> seed_;
+};
+
+// PyTorch's DistributedSampler(num_replicas, rank, shuffle, seed): the
+// permutation of a RandomSampler(seed) (or 0..n-1 without shuffle), the same
+// on every rank, of which this rank reads its slice of every global batch
+// (Note [Sharded epochs]; PyTorch instead strides the order by rank and pads
+// it to a multiple of the rank count). Throws zg::ValueError unless rank <
+// replicas.
+class DistributedSampler : public Sampler {
+ public:
+  DistributedSampler(std::size_t replicas, std::size_t rank, bool shuffle = true, std::uint64_t seed = 0);
+  std::vector<std::size_t> order(std::size_t n, std::uint64_t epoch) override;
+  std::optional<std::uint64_t> transform_seed(std::uint64_t epoch) const override;
+  std::size_t replicas() const override { return replicas_; }
+  std::size_t rank() const override { return rank_; }
+
+ private:
+  std::size_t replicas_, rank_;
+  bool shuffle_;
+  std::uint64_t seed_;
+};
+
+class Transform;  // transforms.hpp
+
+// Note [Deterministic batches]: a batch depends only on the epoch's order,
+// its position in it and the epoch's transform seed, never on which thread
+// assembles it or when. Random transforms see, for the sample at position p
+// of the epoch, a Generator seeded from (transform seed, p); the seed is
+// drawn once per epoch in reset(), on the caller's thread, and only when
+// there is a transform (so a loader without one draws exactly what it drew
+// before transforms existed). So prefetching changes nothing the training
+// loop sees, and with a seeded sampler every rank count augments a sample
+// the same way. With prefetch = N a background thread assembles up to N
+// batches ahead of next(); reset(), restore() and the destructor stop and
+// join it first, and an exception it hits (in get() or a transform) is
+// rethrown by the next() that reaches that batch, which is then not
+// consumed: calling next() again retries it. The thread calls get() and the
+// transforms while the caller trains, so both must be safe to call
+// concurrently with the caller's own work; it gathers without zerograd's
+// thread pool, which it would otherwise take from the training kernels.
+
+// Batches over a Dataset in the order its sampler gives.
 class DataLoader {
  public:
   struct Options {
@@ -85,23 +189,38 @@ class DataLoader {
     std::size_t replicas = 1;  // data-parallel processes, and this one's rank
     std::size_t rank = 0;
     std::optional<std::uint64_t> shuffle_seed = std::nullopt;
+    // When set, the sampler decides the order and the shard: shuffle is
+    // ignored, and replicas, rank and shuffle_seed must keep their defaults.
+    // Unset: RandomSampler (seeded with shuffle_seed, else drawing from the
+    // loader's generator) or SequentialSampler, sharded by replicas and rank.
+    std::shared_ptr<Sampler> sampler = nullptr;
+    // Applied to every sample's x (Note [Deterministic batches]).
+    std::shared_ptr<const Transform> transform = nullptr;
+    std::size_t prefetch = 0;  // batches a background thread assembles ahead
   };
   // The loader reads `data` in place: it must outlive the loader (a
   // temporary is refused at compile time).
   DataLoader(const Dataset& data, Options options, Generator& gen = generator());
   DataLoader(Dataset&& data, Options options, Generator& gen = generator()) = delete;
+  ~DataLoader();
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
 
   struct Batch {
     Variable x, t;
   };
   // Starts a new epoch (reshuffling when enabled).
   void reset();
+  // The next batch of this epoch into batch; false at the end of it. x is
+  // the samples' x stacked (N, ...) or flattened (N, D); t the targets
+  // stacked (N, ...). A sample whose x or target shape differs from the
+  // batch's first is a zg::ValueError naming both.
   bool next(Batch& batch);
   std::size_t batches_per_epoch() const;
   std::size_t samples() const { return data_.size(); }
   std::size_t batch_size() const { return options_.batch_size; }
   // What all ranks read in one step: batch_size x replicas.
-  std::size_t global_batch_size() const { return options_.batch_size * options_.replicas; }
+  std::size_t global_batch_size() const { return options_.batch_size * replicas_; }
   // The epoch the next reset() shuffles for (with shuffle_seed).
   std::uint64_t epoch() const { return epoch_; }
   void set_epoch(std::uint64_t epoch) { epoch_ = epoch; }
@@ -109,18 +228,38 @@ class DataLoader {
   // it. A checkpoint holding both, with the generator, resumes mid-epoch.
   const std::vector<std::size_t>& order() const { return order_; }
   std::size_t cursor() const { return cursor_; }
-  // Continues an epoch from a saved order and position; throws
-  // zg::ValueError unless order is a permutation of the samples and cursor
-  // lies within it.
-  void restore(std::vector<std::size_t> order, std::size_t cursor);
+  // The seed this epoch's random transforms draw from (Note [Deterministic
+  // batches]); a checkpoint of a run with random transforms saves it too.
+  std::uint64_t transform_seed() const { return transform_seed_; }
+  // Continues an epoch from a saved order and position (and transform
+  // seed); throws zg::ValueError unless order is a permutation of the
+  // samples and cursor lies within it.
+  void restore(std::vector<std::size_t> order, std::size_t cursor,
+               std::optional<std::uint64_t> transform_seed = std::nullopt);
 
  private:
+  struct Tensors {
+    Tensor<float> x, t;
+  };
+  class Prefetcher;
+  std::size_t batch_at(std::size_t cursor) const;
+  std::size_t after(std::size_t cursor) const;
+  Tensors assemble(std::size_t cursor, bool use_pool) const;
+  Tensors gather(const std::size_t* order, std::size_t b, bool use_pool) const;
+  Tensors collate(std::size_t first, std::size_t b) const;
+  void stop_prefetch();
+
   const Dataset& data_;
+  const TensorDataset* tensors_ = nullptr;  // the fast path (no transform)
   Options options_;
   Generator& gen_;
+  std::shared_ptr<Sampler> sampler_;
+  std::size_t replicas_ = 1, rank_ = 0;
   std::vector<std::size_t> order_;
   std::size_t cursor_ = 0;
   std::uint64_t epoch_ = 0;
+  std::uint64_t transform_seed_ = 0;
+  std::unique_ptr<Prefetcher> prefetch_;  // last: stopped before what it reads goes
 };
 
 }  // namespace zg::nn::data
