@@ -1,4 +1,5 @@
-// Trains one of the book's networks on Fashion-MNIST (or any IDX data set):
+// Trains one of the book's networks on Fashion-MNIST (or any IDX data set, or
+// arrays saved with numpy):
 // a progress bar per epoch, metrics as CSV, curves as PNG, checkpoints.
 #include <atomic>
 #include <cmath>
@@ -112,6 +113,24 @@ bool all_finite(const nn::NamedArrays& arrays, std::string& which) {
   return true;
 }
 
+// --data: a directory of IDX files, or an .npz in the layout of Keras's
+// mnist.npz (x_train, y_train, x_test, y_test), e.g. written by
+// np.savez("data.npz", x_train=..., ...). The networks take 28x28 images:
+// x is (N, 28, 28), (N, 1, 28, 28) or (N, 784), bytes (scaled to [0, 1])
+// or floats.
+nn::data::TensorDataset load_split(const std::string& data, bool train) {
+  if (fs::path(data).extension() != ".npz") return nn::data::load_idx_dataset(data, train);
+  const std::string x = train ? "x_train" : "x_test";
+  nn::data::TensorDataset d = nn::data::load_npz_dataset(data, x, train ? "y_train" : "y_test");
+  const std::size_t n = d.size();
+  if (d.images.size() != n * 784)
+    throw ValueError("--data: '" + data + "' holds " + x + " of shape " + shape_str(d.images.shape()) +
+                     "; the networks take 28x28 images: (N, 28, 28), (N, 1, 28, 28) or (N, 784)");
+  d.images.reshape({n, 1, 28, 28});
+  d.classes = std::max<std::size_t>(d.classes, 10);
+  return d;
+}
+
 bool is_cnn(const std::string& model) { return model == "simple-cnn" || model == "deep-cnn"; }
 
 std::shared_ptr<nn::Module> make_model(const Config& c) {
@@ -150,7 +169,8 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const Config& c, const std::vec
 
 int main(int argc, char** argv) {
   Config c;
-  CLI::App app{"Train one of the book's networks on Fashion-MNIST (or any IDX data set such as MNIST).\n"
+  CLI::App app{"Train one of the book's networks on Fashion-MNIST (or any IDX data set such as MNIST,\n"
+               "or numpy arrays in an .npz: --data).\n"
                "Shows a progress bar per epoch, evaluates on the whole test set in eval mode, writes\n"
                "metrics.csv and loss/accuracy PNGs to --out, and can save and resume checkpoints (.npz)."};
   app.add_option("--model", c.model, "two-layer (784-50-10, the book's TwoLayerNet), mlp (--hidden),\n"
@@ -172,7 +192,10 @@ int main(int argc, char** argv) {
   app.add_option("--seed", c.seed, "Seed of the one random generator (init, shuffling, dropout)")->capture_default_str();
   app.add_option("--threads", c.threads, "Threads for BLAS and zerograd's kernels (0: one per core)")
       ->check(CLI::Range(0, 256))->capture_default_str();
-  app.add_option("--data", c.data, "Directory with train-/t10k- images and labels in IDX format (.gz or not)")
+  app.add_option("--data", c.data, "Directory with train-/t10k- images and labels in IDX format (.gz or not),\n"
+                                   "or an .npz with x_train, y_train, x_test, y_test as Keras's mnist.npz holds\n"
+                                   "them (np.savez): x (N, 28, 28), (N, 1, 28, 28) or (N, 784), bytes or floats;\n"
+                                   "y (N) class indices")
       ->capture_default_str();
   app.add_option("--out", c.out, "Directory for metrics.csv, loss.png and accuracy.png")->capture_default_str();
   app.add_option("--save", c.save, "Write a checkpoint (.npz: model, optimizer, epoch, random generator, data order)\n"
@@ -220,8 +243,8 @@ int main(int argc, char** argv) {
     zg::manual_seed(c.seed);
     fs::create_directories(c.out);
     std::cout << "loading " << c.data << " ..." << std::flush;
-    nn::data::TensorDataset train = nn::data::load_idx_dataset(c.data, true);
-    nn::data::TensorDataset test = nn::data::load_idx_dataset(c.data, false);
+    nn::data::TensorDataset train = load_split(c.data, true);
+    nn::data::TensorDataset test = load_split(c.data, false);
     if (c.limit > 0) train = train.head(c.limit);
     std::cout << " " << train.size() << " training and " << test.size() << " test images\n";
 

@@ -110,8 +110,9 @@ LoadResult load_checkpoint(const std::string& path, Module& module,
   // Reads m's header; false (and a problem noted) unless it is float32.
   const auto float32_header = [&](const NpzReader::Member& m) {
     headers.push_back(zip.header(m));
-    if (headers.back().dtype == "<f4") return true;
-    problems.push_back("'" + m.name + "' is " + headers.back().dtype + ", expected float32 ('<f4')");
+    if (headers.back().dtype == "<f4" && !headers.back().fortran_order) return true;
+    problems.push_back("'" + m.name + "' is " + headers.back().dtype +
+                       (headers.back().fortran_order ? " in Fortran order" : "") + ", expected float32 ('<f4') in C order");
     return false;
   };
   for (const auto* m : mine) {

@@ -15,6 +15,7 @@
 #include <malloc.h>
 #endif
 
+#include "zerograd/nn/npz.hpp"
 #include "zerograd/parallel.hpp"
 
 namespace zg::nn::data {
@@ -178,6 +179,52 @@ TensorDataset load_idx_dataset(const std::string& dir, bool train, std::size_t m
   // so give these 50-250 MB back to the kernel once, here.
   malloc_trim(0);
 #endif
+  return d;
+}
+
+namespace {
+const NpzReader::Member& find_member(const NpzReader& zip, const std::string& key) {
+  std::string names;
+  for (const auto& m : zip.members()) {
+    if (m.name == key) return m;
+    names += (names.empty() ? "'" : ", '") + m.name + "'";
+  }
+  throw IOError("load_npz_dataset: '" + zip.path() + "' has no member '" + key + ".npy' (it holds " +
+                (names.empty() ? std::string("nothing") : names) + ")");
+}
+
+// Labels are class indices: whole numbers in [0, 2^24), where float counts exactly.
+std::size_t check_labels(const Tensor<float>& y, const std::string& what, const NpyHeader& h) {
+  float top = -1;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    const float v = y.data()[i];
+    if (!(v >= 0 && v < 16777216.f) || v != std::floor(v))
+      throw IOError(what + ": byte " + std::to_string(h.data_offset + i * h.item_size()) + ": label " +
+                    std::to_string(v) + " at index " + std::to_string(i) + " is not a class index (a whole number >= 0)");
+    top = std::max(top, v);
+  }
+  return static_cast<std::size_t>(top + 1);
+}
+}  // namespace
+
+TensorDataset load_npz_dataset(const std::string& path, const std::string& x_key, const std::string& y_key) {
+  NpzReader zip(path);
+  const NpzReader::Member& xm = find_member(zip, x_key);
+  const NpzReader::Member& ym = find_member(zip, y_key);
+  const NpyHeader xh = zip.header(xm), yh = zip.header(ym);
+  const std::string where = "load_npz_dataset: '" + path + "'";
+  const std::string x_what = where + " entry '" + x_key + ".npy'", y_what = where + " entry '" + y_key + ".npy'";
+  if (xh.shape.size() < 2)
+    throw IOError(x_what + ": byte " + std::to_string(xh.data_offset) + ": x of shape " + shape_str(xh.shape) +
+                  " is not (N, ...) with at least 2 dimensions");
+  if (yh.shape.size() != 1 || yh.shape[0] != xh.shape[0])
+    throw IOError(y_what + ": byte " + std::to_string(yh.data_offset) + ": y of shape " + shape_str(yh.shape) +
+                  " is not one label per sample of x " + shape_str(xh.shape));
+  TensorDataset d;
+  d.images = zip.read_as_float(xm, xh);
+  if (xh.dtype == "|u1") d.images /= 255.0f;
+  d.labels = zip.read_as_float(ym, yh);
+  d.classes = check_labels(d.labels, y_what, yh);
   return d;
 }
 

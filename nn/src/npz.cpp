@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include <xtensor/xmanipulation.hpp>
+
 #include "zerograd/error.hpp"
 
 namespace zg::nn {
@@ -78,6 +80,25 @@ std::size_t find_key(const std::string& h, const std::string& key, const std::st
   ++p;
   while (p < h.size() && h[p] == ' ') ++p;
   return p;
+}
+
+// The dtypes an .npy may hold, as numpy names them (one byte order each).
+const char kDtypes[] =
+    "float '<f4' '<f8', int '|i1' '<i2' '<i4' '<i8', unsigned '|u1' '<u2' '<u4' '<u8', bool '|b1'; "
+    "'>' for big-endian";
+
+// Reads numpy's descr ("<f4", ">i8", "|u1", ...) into h; false if unsupported.
+bool parse_dtype(const std::string& d, NpyHeader& h) {
+  if (d.size() != 3 || (d[0] != '<' && d[0] != '>' && d[0] != '|')) return false;
+  const char kind = d[1];
+  const std::size_t item = d[2] >= '0' && d[2] <= '9' ? std::size_t(d[2] - '0') : 0;
+  const bool known = (kind == 'f' && (item == 4 || item == 8)) || ((kind == 'i' || kind == 'u') &&
+                     (item == 1 || item == 2 || item == 4 || item == 8)) || (kind == 'b' && item == 1);
+  if (!known || (d[0] == '|') != (item == 1)) return false;  // numpy writes '|' exactly for single bytes
+  h.kind = kind;
+  h.item = item;
+  h.big_endian = d[0] == '>';
+  return true;
 }
 
 // The largest .npy header read (numpy itself refuses headers over 10000
@@ -230,11 +251,12 @@ NpyHeader decode_npy_header(const std::string& bytes, const std::string& what) {
   const std::size_t q = h.find(h[p], p + 1);
   if (q == std::string::npos) bad(what, header_start + p, "npy descr string is not closed");
   out.dtype = h.substr(p + 1, q - p - 1);
-  if (out.dtype != "<f4" && out.dtype != "<f8")
-    bad(what, header_start + p, "dtype '" + out.dtype + "' is not supported (float32 '<f4' or float64 '<f8')");
+  if (!parse_dtype(out.dtype, out))
+    bad(what, header_start + p, "dtype '" + out.dtype + "' is not supported (" + kDtypes + ")");
 
   p = find_key(h, "fortran_order", what, header_start);
-  if (h.compare(p, 5, "False") != 0) bad(what, header_start + p, "Fortran-order arrays are not supported");
+  if (h.compare(p, 4, "True") == 0) out.fortran_order = true;
+  else if (h.compare(p, 5, "False") != 0) bad(what, header_start + p, "npy fortran_order is neither True nor False");
 
   p = find_key(h, "shape", what, header_start);
   if (p >= h.size() || h[p] != '(') bad(what, header_start + p, "npy shape is not a tuple");
@@ -265,6 +287,9 @@ NpyArray decode_npy(const std::string& bytes, const std::string& what) {
   NpyArray out;
   out.header = decode_npy_header(bytes, what);
   const NpyHeader& h = out.header;
+  if (h.dtype != "<f4" && h.dtype != "<f8")
+    bad(what, 0, "dtype '" + h.dtype + "' is not supported here (float32 '<f4' or float64 '<f8')");
+  if (h.fortran_order) bad(what, 0, "Fortran-order arrays are not supported here");
   const std::size_t have = bytes.size() - h.data_offset;
   if (have != h.data_bytes())
     bad(what, h.data_offset, "npy data holds " + std::to_string(have) + " bytes, shape needs " +
@@ -278,6 +303,113 @@ NpyArray decode_npy(const std::string& bytes, const std::string& what) {
     if (have) std::memcpy(out.f8.data(), data, have);
   }
   return out;
+}
+
+namespace {
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "npy_to_float reads little-endian values in place");
+
+// The n values of type T at data (byte-swapped first when big), as floats.
+template <class T>
+void convert(const char* data, std::size_t n, bool big, float* out) {
+  for (std::size_t i = 0; i < n; ++i) {
+    char b[sizeof(T)];
+    std::memcpy(b, data + i * sizeof(T), sizeof(T));
+    if (big) std::reverse(b, b + sizeof(T));
+    T v;
+    std::memcpy(&v, b, sizeof(T));
+    out[i] = static_cast<float>(v);
+  }
+}
+
+void convert_any(const NpyHeader& h, const char* data, std::size_t n, float* out) {
+  const bool big = h.big_endian;
+  switch (h.kind * 16 + int(h.item)) {
+    case 'f' * 16 + 4: return convert<float>(data, n, big, out);
+    case 'f' * 16 + 8: return convert<double>(data, n, big, out);
+    case 'i' * 16 + 1: return convert<std::int8_t>(data, n, big, out);
+    case 'i' * 16 + 2: return convert<std::int16_t>(data, n, big, out);
+    case 'i' * 16 + 4: return convert<std::int32_t>(data, n, big, out);
+    case 'i' * 16 + 8: return convert<std::int64_t>(data, n, big, out);
+    case 'u' * 16 + 1: return convert<std::uint8_t>(data, n, big, out);
+    case 'u' * 16 + 2: return convert<std::uint16_t>(data, n, big, out);
+    case 'u' * 16 + 4: return convert<std::uint32_t>(data, n, big, out);
+    case 'u' * 16 + 8: return convert<std::uint64_t>(data, n, big, out);
+    default:  // 'b' (parse_dtype admits nothing else): numpy writes 0 or 1, read any nonzero byte as true
+      for (std::size_t i = 0; i < n; ++i) out[i] = data[i] != 0 ? 1.0f : 0.0f;
+  }
+}
+}  // namespace
+
+Tensor<float> npy_to_float(const NpyHeader& h, const char* data, const std::string& what) {
+  try {
+    // A Fortran-order array of shape S is the C-order array of shape
+    // reversed(S), transposed.
+    Shape stored = h.shape;
+    if (h.fortran_order) std::reverse(stored.begin(), stored.end());
+    Tensor<float> out = Tensor<float>::from_shape(stored);
+    convert_any(h, data, out.size(), out.data());
+    if (h.fortran_order && out.dimension() > 1) {
+      Tensor<float> c = xt::transpose(out);
+      return c;
+    }
+    return out;
+  } catch (const std::bad_alloc&) {
+    bad(what, h.data_offset, "cannot allocate " + std::to_string(h.data_bytes() / h.item * sizeof(float)) +
+                                 " bytes for the float32 array of shape " + shape_str(h.shape));
+  }
+}
+
+namespace {
+struct FileHandle {
+  std::FILE* f;
+  ~FileHandle() { std::fclose(f); }
+};
+
+// Reads exactly n bytes at the file's position; "" on success, else why not.
+std::string read_file_bytes(std::FILE* f, char* out, std::size_t n) {
+  const std::size_t got = n ? std::fread(out, 1, n, f) : 0;
+  if (got == n) return "";
+  if (std::ferror(f)) return std::string("read error: ") + std::strerror(errno ? errno : EIO);
+  return "the file ends after " + std::to_string(got) + " of " + std::to_string(n) + " bytes";
+}
+}  // namespace
+
+Tensor<float> load_npy(const std::string& path) {
+  const std::string what = "load_npy: '" + path + "'";
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw IOError(what + " is a directory, not a file");
+  const std::uintmax_t file_bytes = std::filesystem::file_size(path, ec);
+  errno = 0;
+  std::FILE* f = ec ? nullptr : std::fopen(path.c_str(), "rb");
+  if (!f) throw IOError("load_npy: cannot open '" + path + "': " + (ec ? ec.message() : std::strerror(errno)));
+  FileHandle close{f};
+  // Magic, version and length first; then exactly the header they declare.
+  std::string bytes(static_cast<std::size_t>(std::min<std::uintmax_t>(file_bytes, 12)), '\0');
+  std::string why = read_file_bytes(f, bytes.data(), bytes.size());
+  if (!why.empty()) bad(what, 0, why);
+  const std::optional<NpyPrefix> p = npy_prefix(bytes);
+  if (p && p->length <= kMaxHeader && p->start + p->length > file_bytes)
+    bad(what, p->start, "npy header of " + std::to_string(p->length) + " bytes runs past the end of the " +
+                            std::to_string(file_bytes) + "-byte file");
+  if (p && p->length <= kMaxHeader && p->start + p->length > bytes.size()) {
+    const std::size_t have = bytes.size();
+    bytes.resize(p->start + p->length);
+    why = read_file_bytes(f, bytes.data() + have, bytes.size() - have);
+    if (!why.empty()) bad(what, have, why);
+  }  // otherwise decode_npy_header says what is wrong
+  const NpyHeader h = decode_npy_header(bytes, what);
+  if (file_bytes - h.data_offset != h.data_bytes())
+    bad(what, h.data_offset, "npy data holds " + std::to_string(file_bytes - h.data_offset) + " bytes, shape " +
+                                 shape_str(h.shape) + " of " + h.dtype + " needs " + std::to_string(h.data_bytes()));
+  std::string raw;
+  try {
+    raw.resize(h.data_bytes());
+  } catch (const std::bad_alloc&) {
+    bad(what, h.data_offset, "cannot allocate the " + std::to_string(h.data_bytes()) + " bytes the header declares");
+  }
+  why = read_file_bytes(f, raw.data(), raw.size());
+  if (!why.empty()) bad(what, h.data_offset, why);
+  return npy_to_float(h, raw.data(), what);
 }
 
 Tensor<float> NpyArray::as_float() const {
@@ -348,7 +480,8 @@ NpzReader::NpzReader(std::string path) : path_(std::move(path)), zip_(std::make_
     if (name.size() < 4 || name.compare(name.size() - 4, 4, ".npy") != 0)
       throw IOError("load_npz: '" + path_ + "' entry '" + name + "': not an .npy file");
     name.resize(name.size() - 4);
-    members_.push_back({name, st.size, static_cast<std::uint64_t>(i)});
+    const std::uint64_t compressed = (st.valid & ZIP_STAT_COMP_SIZE) ? st.comp_size : st.size;
+    members_.push_back({name, st.size, static_cast<std::uint64_t>(i), compressed});
   }
 }
 
@@ -399,6 +532,7 @@ NpyHeader NpzReader::header(const Member& m) {
 Tensor<float> NpzReader::read_float(const Member& m, const NpyHeader& h) {
   const std::string what = "load_npz: '" + path_ + "' entry '" + m.name + ".npy'";
   if (h.dtype != "<f4") throw IOError(what + ": dtype '" + h.dtype + "' is not float32 ('<f4')");
+  if (h.fortran_order) throw IOError(what + ": a Fortran-order array (checkpoints are C order)");
   zip_file_t* f = zip_fopen_index(zip_->z, m.index, 0);
   if (!f) throw IOError(what + ": cannot open: " + zip_strerror(zip_->z));
   FileCloser close{f};
@@ -414,6 +548,31 @@ Tensor<float> NpzReader::read_float(const Member& m, const NpyHeader& h) {
   if (r < 0) throw IOError(what + ": " + zip_file_strerror(f) + " (the member is damaged)");
   if (r > 0) throw IOError(what + ": data continues past the declared " + std::to_string(m.size) + " bytes");
   return out;
+}
+
+Tensor<float> NpzReader::read_as_float(const Member& m, const NpyHeader& h) {
+  const std::string what = "load_npz: '" + path_ + "' entry '" + m.name + ".npy'";
+  // Deflate inflates at most 1032:1 (stored members not at all), so a
+  // declared size beyond that is damage, refused before allocating it.
+  if (m.size / 1032 > m.compressed + 1024)
+    bad(what, 0, "declares " + std::to_string(m.size) + " bytes, more than its " + std::to_string(m.compressed) +
+                     " compressed bytes can hold");
+  zip_file_t* f = zip_fopen_index(zip_->z, m.index, 0);
+  if (!f) throw IOError(what + ": cannot open: " + zip_strerror(zip_->z));
+  FileCloser close{f};
+  std::string bytes;
+  try {
+    bytes.resize(h.data_offset + h.data_bytes());
+  } catch (const std::bad_alloc&) {
+    bad(what, h.data_offset, "cannot allocate the " + std::to_string(h.data_bytes()) + " bytes the header declares");
+  }
+  const std::string why = read_member(f, bytes.data(), bytes.size());
+  if (!why.empty()) bad(what, 0, why);
+  char extra;  // as in read_float: reaching the end checks the CRC-32
+  const zip_int64_t r = zip_fread(f, &extra, 1);
+  if (r < 0) bad(what, bytes.size(), zip_file_strerror(f) + std::string(" (the member is damaged)"));
+  if (r > 0) bad(what, bytes.size(), "data continues past the declared " + std::to_string(m.size) + " bytes");
+  return npy_to_float(h, bytes.data() + h.data_offset, what);
 }
 
 }  // namespace zg::nn

@@ -1,5 +1,6 @@
 // libFuzzer target: the .npz checkpoint loader on arbitrary bytes, then the
-// module loader on whatever parses. Anything but a zg::Error is a finding.
+// module loader on whatever parses; the same bytes as an .npz data set and
+// as an .npy of any dtype. Anything but a zg::Error is a finding.
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -17,6 +18,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static zg::nn::Linear model(3, 2);
   try {
     zg::nn::load_checkpoint(path, model);
+  } catch (const zg::Error&) {
+  }
+  try {
+    zg::nn::data::load_npz_dataset(path);
+  } catch (const zg::Error&) {
+  }
+  try {
+    zg::nn::load_npy(path);
   } catch (const zg::Error&) {
   }
   try {

@@ -72,6 +72,15 @@ class TensorDataset : public Dataset {
   TensorDataset slice(std::size_t begin, std::size_t end) const;
 };
 
+// Arrays prepared with numpy: np.savez(path, x=images, y=labels). x is
+// (N, ...) of any dtype load_npy reads, unsigned bytes scaled to [0, 1] as
+// read_idx's images are (other types are kept as they are); y is (N) whole
+// numbers >= 0 (class indices; classes is the largest plus one). Shapes and
+// sizes are checked before anything is allocated; every failure is a
+// zg::IOError naming the file, the member and the byte offset.
+TensorDataset load_npz_dataset(const std::string& path, const std::string& x_key = "x",
+                               const std::string& y_key = "y");
+
 // Where Debian's dataset-fashion-mnist package puts its files.
 const char* default_data_dir();
 

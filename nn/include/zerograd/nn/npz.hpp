@@ -1,5 +1,6 @@
 #pragma once
-// .npy and .npz (numpy) files: what checkpoints are made of.
+// .npy and .npz (numpy) files: what checkpoints are made of, and arrays
+// prepared with numpy (load_npy; load_npz_dataset in data.hpp).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -11,12 +12,18 @@
 
 namespace zg::nn {
 
-// The header of an .npy array: "<f4" or "<f8", C order.
+// The header of an .npy array. dtype is numpy's descr: a byte order ('<'
+// little, '>' big, '|' for single bytes) and one of f4 f8 (float), i1 i2 i4
+// i8 (int), u1 u2 u4 u8 (unsigned), b1 (bool); "<f4", ">i8", "|u1", ...
 struct NpyHeader {
   std::string dtype;
   Shape shape;
   std::size_t data_offset = 0;  // bytes before the data
-  std::size_t item_size() const { return dtype == "<f8" ? 8 : 4; }
+  char kind = 'f';               // 'f', 'i', 'u' or 'b'
+  std::size_t item = 4;          // bytes per element
+  bool big_endian = false;
+  bool fortran_order = false;
+  std::size_t item_size() const { return item; }
   std::size_t data_bytes() const;
 };
 
@@ -35,11 +42,23 @@ using NamedArrays = std::vector<std::pair<std::string, Tensor<float>>>;
 std::string encode_npy(const Tensor<float>& a);
 std::string encode_npy(const Tensor<double>& a);
 // Parses the header at the start of `bytes` (which may hold only a prefix of
-// the file); throws zg::IOError naming `what` and the byte offset.
+// the file): any dtype above, either order; throws zg::IOError naming `what`
+// and the byte offset.
 NpyHeader decode_npy_header(const std::string& bytes, const std::string& what);
 // Parses a whole .npy file; throws zg::IOError naming `what` and the byte
 // offset of the problem. Accepts <f4 and <f8, C order.
 NpyArray decode_npy(const std::string& bytes, const std::string& what);
+// The `data_bytes()` bytes at data, an array of h's dtype and order, as
+// float32 in C order: big-endian values byte-swapped, Fortran order
+// transposed, bool as 0 and 1, integers rounded to the nearest float. A
+// failed allocation is a zg::IOError naming `what`.
+Tensor<float> npy_to_float(const NpyHeader& h, const char* data, const std::string& what);
+
+// Reads an .npy file of any dtype above as float32 (npy_to_float). The
+// declared shape is checked against the file's size before anything is
+// allocated; every failure is a zg::IOError naming the file and the byte
+// offset.
+Tensor<float> load_npy(const std::string& path);
 
 // Writes arrays as an .npz (zip of name.npy, stored) atomically: to
 // "<path>.tmp" under an exclusive file lock, fsynced, renamed over path,
@@ -61,6 +80,7 @@ class NpzReader {
     std::string name;         // without ".npy"
     std::uint64_t size = 0;   // declared (inflated) bytes
     std::uint64_t index = 0;  // in the archive
+    std::uint64_t compressed = 0;  // bytes in the archive
   };
   explicit NpzReader(std::string path);
   ~NpzReader();
@@ -71,8 +91,13 @@ class NpzReader {
   // Every member; a name not ending in ".npy" is a zg::IOError at open.
   const std::vector<Member>& members() const { return members_; }
   NpyHeader header(const Member& m);
-  // The member's float32 data, decoded into the returned array (one copy).
+  // The member's float32 data, decoded into the returned array (one copy);
+  // C-order '<f4' only (checkpoints).
   Tensor<float> read_float(const Member& m, const NpyHeader& h);
+  // The member's data of any dtype as float32 (npy_to_float). A member
+  // declaring more bytes than its compressed size can inflate to is refused
+  // before anything is allocated.
+  Tensor<float> read_as_float(const Member& m, const NpyHeader& h);
 
  private:
   std::string path_;
