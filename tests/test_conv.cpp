@@ -243,6 +243,22 @@ struct Layer {
 const std::vector<Layer> kDeepLayers = {{1, 28, 16, 1},  {16, 28, 16, 1}, {16, 14, 32, 1}, {32, 14, 32, 2},
                                         {32, 8, 64, 1},  {64, 8, 64, 1},  {3, 9, 5, 0},    {7, 7, 9, 2}};
 
+// conv2d in float32 on float64 data, forward and backward from seed g64.
+struct Float32Run {
+  Tensor<float> y, gx, gW, gb;
+};
+Float32Run float32_run(const Variable64& x64, const Variable64& w64, const Variable64& b64, const Variable64& g64,
+                       int P) {
+  auto x = Variable(Tensor<float>(x64.data())).requires_grad_();
+  auto w = Variable(Tensor<float>(w64.data())).requires_grad_();
+  auto b = Variable(Tensor<float>(b64.data())).requires_grad_();
+  Variable::BackwardOptions options;
+  options.seed = Variable(Tensor<float>(g64.data()));
+  const Variable y = F::conv2d(x, w, b, 1, P);
+  y.backward(options);
+  return {y.data(), x.grad().data(), w.grad().data(), b.grad().data()};
+}
+
 }  // namespace
 
 TEST_CASE("conv2d on DeepConvNet's layer shapes: float32 within 1e-4 of float64, forward and backward") {
@@ -254,21 +270,15 @@ TEST_CASE("conv2d on DeepConvNet's layer shapes: float32 within 1e-4 of float64,
       CAPTURE(N);
       const Variable64 x64 = uniform({N, l.C, l.H, l.H}, -1, 1, seed++), w64 = uniform({l.FN, l.C, 3, 3}, -1, 1, seed++);
       const Variable64 b64 = uniform({l.FN}, -1, 1, seed++), g64 = uniform({N, l.FN, OH, OH}, -1, 1, seed++);
-      auto x = Variable(Tensor<float>(x64.data())).requires_grad_();
-      auto w = Variable(Tensor<float>(w64.data())).requires_grad_();
-      auto b = Variable(Tensor<float>(b64.data())).requires_grad_();
-      Variable::BackwardOptions options;
-      options.seed = Variable(Tensor<float>(g64.data()));
-      const Variable y = F::conv2d(x, w, b, 1, l.P);
-      y.backward(options);
+      const Float32Run r = float32_run(x64, w64, b64, g64, l.P);
       // The definition in double for small batches; for batch 100, zerograd's
       // float64 path (OpenBLAS dgemm), which the small batches check against it.
       if (N < 100) {
         const Direct d = direct(x64.data(), w64.data(), b64.data(), g64.data(), l.P);
-        CHECK(relative_error(y.data(), d.y) <= 1e-4);
-        CHECK(relative_error(x.grad().data(), d.gx) <= 1e-4);
-        CHECK(relative_error(w.grad().data(), d.gW) <= 1e-4);
-        CHECK(relative_error(b.grad().data(), d.gb) <= 1e-4);
+        CHECK(relative_error(r.y, d.y) <= 1e-4);
+        CHECK(relative_error(r.gx, d.gx) <= 1e-4);
+        CHECK(relative_error(r.gW, d.gW) <= 1e-4);
+        CHECK(relative_error(r.gb, d.gb) <= 1e-4);
         CHECK(relative_error(F::conv2d(x64, w64, b64, 1, l.P).data(), d.y) <= 1e-12);
       } else {
         auto xd = Variable64(x64.data()).requires_grad_(), wd = Variable64(w64.data()).requires_grad_();
@@ -277,10 +287,10 @@ TEST_CASE("conv2d on DeepConvNet's layer shapes: float32 within 1e-4 of float64,
         options64.seed = g64;
         const Variable64 yd = F::conv2d(xd, wd, bd, 1, l.P);
         yd.backward(options64);
-        CHECK(relative_error(y.data(), yd.data()) <= 1e-4);
-        CHECK(relative_error(x.grad().data(), xd.grad().data()) <= 1e-4);
-        CHECK(relative_error(w.grad().data(), wd.grad().data()) <= 1e-4);
-        CHECK(relative_error(b.grad().data(), bd.grad().data()) <= 1e-4);
+        CHECK(relative_error(r.y, yd.data()) <= 1e-4);
+        CHECK(relative_error(r.gx, xd.grad().data()) <= 1e-4);
+        CHECK(relative_error(r.gW, wd.grad().data()) <= 1e-4);
+        CHECK(relative_error(r.gb, bd.grad().data()) <= 1e-4);
       }
     }
   }
@@ -305,18 +315,12 @@ TEST_CASE("conv2d with 16k channels on odd shapes: float32 within 1e-4 of float6
       const Direct d = direct(x64.data(), w64.data(), b64.data(), g64.data(), l.P);
       std::vector<Tensor<float>> first;
       for (int repeat = 0; repeat < 2; ++repeat) {
-        auto x = Variable(Tensor<float>(x64.data())).requires_grad_();
-        auto w = Variable(Tensor<float>(w64.data())).requires_grad_();
-        auto b = Variable(Tensor<float>(b64.data())).requires_grad_();
-        Variable::BackwardOptions options;
-        options.seed = Variable(Tensor<float>(g64.data()));
-        const Variable y = F::conv2d(x, w, b, 1, l.P);
-        y.backward(options);
-        CHECK(relative_error(y.data(), d.y) <= 1e-4);
-        CHECK(relative_error(x.grad().data(), d.gx) <= 1e-4);
-        CHECK(relative_error(w.grad().data(), d.gW) <= 1e-4);
-        CHECK(relative_error(b.grad().data(), d.gb) <= 1e-4);
-        const std::vector<Tensor<float>> got{y.data(), x.grad().data(), w.grad().data()};
+        const Float32Run r = float32_run(x64, w64, b64, g64, l.P);
+        CHECK(relative_error(r.y, d.y) <= 1e-4);
+        CHECK(relative_error(r.gx, d.gx) <= 1e-4);
+        CHECK(relative_error(r.gW, d.gW) <= 1e-4);
+        CHECK(relative_error(r.gb, d.gb) <= 1e-4);
+        const std::vector<Tensor<float>> got{r.y, r.gx, r.gW};
         if (repeat == 0) first = got;
         else
           for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == first[i]);  // same threads: bit for bit
