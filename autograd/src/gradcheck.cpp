@@ -65,8 +65,17 @@ struct Projection {
 
 GradcheckReport gradcheck(const Function64& f, const std::vector<Variable64>& inputs,
                           const GradcheckOptions& o) {
-  std::vector<Variable64> xs = fresh_leaves(inputs);
-  std::vector<Variable64> ys = f(xs);
+  const std::vector<Variable64> xs = fresh_leaves(inputs);
+  return gradcheck_leaves([&f, &xs] { return f(xs); }, xs, o);
+}
+
+GradcheckReport gradcheck_leaves(const std::function<std::vector<Variable64>()>& f,
+                                 const std::vector<Variable64>& leaves, const GradcheckOptions& o) {
+  std::vector<Variable64> xs = leaves;
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    if (!xs[i].defined() || !xs[i].requires_grad())
+      throw Error("gradcheck: input " + std::to_string(i) + (xs[i].defined() ? " does not require grad" : " is empty"));
+  std::vector<Variable64> ys = f();
   if (ys.empty()) throw Error("gradcheck: the function returned no outputs");
   Projection proj;
   proj.init(ys, o.seed);
@@ -77,27 +86,39 @@ GradcheckReport gradcheck(const Function64& f, const std::vector<Variable64>& in
     report.reason = "the output does not depend on any input through a recorded graph";
     return report;
   }
-  for (auto& x : xs) x.cleargrad();  // f itself may have run a backward
+  // The caller's gradients go back once the analytic ones are read.
+  std::vector<Variable64> saved_grads;
+  for (auto& x : xs) {
+    saved_grads.push_back(x.grad());
+    x.cleargrad();  // f itself may have run a backward
+  }
   loss.backward();
   // Snapshot every analytic gradient before f runs again for the numeric side.
   std::vector<Tensor<double>> analytics;
-  for (const auto& x : xs)
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const auto& x = xs[i];
     analytics.push_back(x.grad().defined() ? x.grad().data() : Tensor<double>(xt::zeros<double>(x.data().shape())));
+    x.cleargrad();
+    if (saved_grads[i].defined()) x.set_grad(saved_grads[i]);
+  }
 
   double worst_score = -1;
   bool any_nonzero = false;
   for (std::size_t i = 0; i < xs.size(); ++i) {
     const Tensor<double>& analytic = analytics[i];
     Tensor<double>& x = xs[i].data();
-    for (std::size_t j = 0; j < x.size(); ++j) {
+    const std::size_t n = x.size();
+    const std::size_t m = o.max_elements_per_input ? std::min(n, o.max_elements_per_input) : n;
+    for (std::size_t k = 0; k < m; ++k) {
+      const std::size_t j = m == n ? k : k * n / m;
       const double saved = x.data()[j];
       double plus, minus;
       {
         NoGradGuard no_grad;
         x.data()[j] = saved + o.eps;
-        plus = proj.value(f(xs));
+        plus = proj.value(f());
         x.data()[j] = saved - o.eps;
-        minus = proj.value(f(xs));
+        minus = proj.value(f());
       }
       x.data()[j] = saved;
       const double numeric = (plus - minus) / (2 * o.eps);
@@ -112,6 +133,7 @@ GradcheckReport gradcheck(const Function64& f, const std::vector<Variable64>& in
       if (!std::isfinite(a) || !std::isfinite(numeric) || score > worst_score) {
         worst_score = std::isfinite(score) ? score : 1e300;
         report.worst_input = i;
+        report.worst_name = xs[i].name();
         report.worst_position = unravel(j, detail::shape_of(x));
         report.analytic = a;
         report.numeric = numeric;
@@ -190,7 +212,9 @@ std::ostream& operator<<(std::ostream& out, const GradcheckReport& r) {
   out << (r.passed ? "gradcheck passed" : "gradcheck FAILED");
   if (!r.reason.empty()) out << " (" << r.reason << ")";
   out << ": " << r.elements_checked << " elements, max abs error " << r.max_abs_error
-      << ", max rel error " << r.max_rel_error << "; worst: input " << r.worst_input << " at "
+      << ", max rel error " << r.max_rel_error << "; worst: input " << r.worst_input;
+  if (!r.worst_name.empty()) out << " (" << r.worst_name << ")";
+  out << " at "
       << shape_str(r.worst_position) << ", analytic " << r.analytic << " vs numeric " << r.numeric;
   out.flags(flags);
   out.precision(precision);

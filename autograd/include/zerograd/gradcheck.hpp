@@ -18,12 +18,16 @@ struct GradcheckOptions {
   // Also fail if every analytic and numeric gradient is (near) zero: such a
   // check proves nothing.
   bool require_nonzero = true;
+  // Check at most this many elements of each input, evenly spaced (0: all).
+  // For large inputs, where every element costs two more forward passes.
+  std::size_t max_elements_per_input = 0;
 };
 
 struct GradcheckReport {
   bool passed = true;
   std::string reason;          // why it failed, empty when passed
   std::size_t worst_input = 0; // index into inputs
+  std::string worst_name;      // that input's name, when it has one
   Shape worst_position;        // multi-index into that input
   double analytic = 0, numeric = 0;
   double max_abs_error = 0, max_rel_error = 0;
@@ -46,6 +50,13 @@ GradcheckReport gradcheck(const ScalarFunction64& f, const std::vector<Variable6
 // Float inputs are converted to double first.
 GradcheckReport gradcheck(const ScalarFunction64& f, const std::vector<Variable>& inputs,
                           const GradcheckOptions& options = {});
+
+// The same check on leaves that f reads by itself (a module's parameters,
+// Variables captured by a lambda): each element is perturbed in place and
+// put back, and each leaf's .grad is left as it was. f must be
+// deterministic: the same leaves give the same outputs.
+GradcheckReport gradcheck_leaves(const std::function<std::vector<Variable64>()>& f,
+                                 const std::vector<Variable64>& leaves, const GradcheckOptions& options = {});
 
 // Second order: checks the gradient of f (recorded with create_graph) the
 // same way, i.e. the backward of f's backward.
