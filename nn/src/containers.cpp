@@ -7,10 +7,11 @@
 
 namespace zg::nn {
 
-std::vector<std::pair<std::string, Module*>> Module::named_modules() {
-  std::vector<std::pair<std::string, Module*>> out;
-  std::set<const Module*> seen;
-  std::vector<std::pair<std::string, Module*>> stack = {{"", this}};
+template <class T>
+std::vector<std::pair<std::string, BasicModule<T>*>> BasicModule<T>::named_modules() {
+  std::vector<std::pair<std::string, BasicModule*>> out;
+  std::set<const BasicModule*> seen;
+  std::vector<std::pair<std::string, BasicModule*>> stack = {{"", this}};
   while (!stack.empty()) {
     auto [path, m] = stack.back();
     stack.pop_back();
@@ -23,57 +24,66 @@ std::vector<std::pair<std::string, Module*>> Module::named_modules() {
   return out;
 }
 
-Module& Module::apply(const std::function<void(Module&)>& fn) {
+template <class T>
+BasicModule<T>& BasicModule<T>::apply(const std::function<void(BasicModule&)>& fn) {
   // Pre-order with children taken last-registered first, reversed, is the
   // post-order with children in registration order.
-  std::vector<Module*> order, stack = {this};
+  std::vector<BasicModule*> order, stack = {this};
   while (!stack.empty()) {
-    Module* m = stack.back();
+    BasicModule* m = stack.back();
     stack.pop_back();
     order.push_back(m);
     for (const auto& [name, child] : m->children()) stack.push_back(child.get());
   }
-  std::for_each(order.rbegin(), order.rend(), [&](Module* m) { fn(*m); });
+  std::for_each(order.rbegin(), order.rend(), [&](BasicModule* m) { fn(*m); });
   return *this;
 }
 
-ModuleList::ModuleList(std::initializer_list<std::shared_ptr<Module>> modules) {
+template <class T>
+BasicModuleList<T>::BasicModuleList(std::initializer_list<Ptr> modules) {
   for (const auto& m : modules) push_back(m);
 }
 
-ModuleList& ModuleList::push_back(std::shared_ptr<Module> m) {
-  modules_.push_back(register_module(std::to_string(modules_.size()), std::move(m)));
+template <class T>
+BasicModuleList<T>& BasicModuleList<T>::push_back(Ptr m) {
+  modules_.push_back(this->register_module(std::to_string(modules_.size()), std::move(m)));
   return *this;
 }
 
-const std::shared_ptr<Module>& ModuleList::operator[](std::size_t i) const {
+template <class T>
+const typename BasicModuleList<T>::Ptr& BasicModuleList<T>::operator[](std::size_t i) const {
   if (i >= modules_.size())
     throw ValueError("ModuleList: index " + std::to_string(i) + " is out of range for " +
                      std::to_string(modules_.size()) + " modules");
   return modules_[i];
 }
 
-Variable ModuleList::forward(const Variable&) {
+template <class T>
+BasicVariable<T> BasicModuleList<T>::forward(const BasicVariable<T>&) {
   throw ValueError("ModuleList: has no forward; call its modules (" + std::to_string(modules_.size()) + " of them)");
 }
 
-ModuleDict::ModuleDict(std::initializer_list<std::pair<std::string, std::shared_ptr<Module>>> modules) {
+template <class T>
+BasicModuleDict<T>::BasicModuleDict(std::initializer_list<std::pair<std::string, Ptr>> modules) {
   for (const auto& [name, m] : modules) insert(name, m);
 }
 
-ModuleDict& ModuleDict::insert(const std::string& name, std::shared_ptr<Module> m) {
+template <class T>
+BasicModuleDict<T>& BasicModuleDict<T>::insert(const std::string& name, Ptr m) {
   if (name.empty() || name.find('.') != std::string::npos)
     throw ValueError("ModuleDict: name '" + name + "' must be non-empty and contain no '.'");
   if (contains(name)) throw ValueError("ModuleDict: name '" + name + "' is already taken");
-  modules_.emplace_back(name, register_module(name, std::move(m)));
+  modules_.emplace_back(name, this->register_module(name, std::move(m)));
   return *this;
 }
 
-bool ModuleDict::contains(const std::string& name) const {
+template <class T>
+bool BasicModuleDict<T>::contains(const std::string& name) const {
   return std::any_of(modules_.begin(), modules_.end(), [&](const auto& kv) { return kv.first == name; });
 }
 
-const std::shared_ptr<Module>& ModuleDict::operator[](const std::string& name) const {
+template <class T>
+const typename BasicModuleDict<T>::Ptr& BasicModuleDict<T>::operator[](const std::string& name) const {
   for (const auto& kv : modules_)
     if (kv.first == name) return kv.second;
   std::string keys;
@@ -81,14 +91,49 @@ const std::shared_ptr<Module>& ModuleDict::operator[](const std::string& name) c
   throw ValueError("ModuleDict: no module named '" + name + "' (has: " + (keys.empty() ? "none" : keys) + ")");
 }
 
-std::vector<std::string> ModuleDict::keys() const {
+template <class T>
+std::vector<std::string> BasicModuleDict<T>::keys() const {
   std::vector<std::string> out;
   for (const auto& kv : modules_) out.push_back(kv.first);
   return out;
 }
 
-Variable ModuleDict::forward(const Variable&) {
+template <class T>
+BasicVariable<T> BasicModuleDict<T>::forward(const BasicVariable<T>&) {
   throw ValueError("ModuleDict: has no forward; look its modules up by name");
 }
+
+// Each child converts itself (Module::to), so a container's copy holds
+// copies of its modules.
+template <class T>
+AnyModule BasicModuleList<T>::rebuild(Dtype dtype) const {
+  auto convert = [this](auto list) -> AnyModule {
+    using U = typename decltype(list)::element_type::scalar_type;
+    for (const auto& m : modules_) list->push_back(m->template to<U>());
+    return list;
+  };
+  if (dtype == Dtype::float64) return convert(std::make_shared<BasicModuleList<double>>());
+  return convert(std::make_shared<BasicModuleList<float>>());
+}
+
+template <class T>
+AnyModule BasicModuleDict<T>::rebuild(Dtype dtype) const {
+  auto convert = [this](auto dict) -> AnyModule {
+    using U = typename decltype(dict)::element_type::scalar_type;
+    for (const auto& [name, m] : modules_) dict->insert(name, m->template to<U>());
+    return dict;
+  };
+  if (dtype == Dtype::float64) return convert(std::make_shared<BasicModuleDict<double>>());
+  return convert(std::make_shared<BasicModuleDict<float>>());
+}
+
+template std::vector<std::pair<std::string, BasicModule<float>*>> BasicModule<float>::named_modules();
+template std::vector<std::pair<std::string, BasicModule<double>*>> BasicModule<double>::named_modules();
+template BasicModule<float>& BasicModule<float>::apply(const std::function<void(BasicModule<float>&)>&);
+template BasicModule<double>& BasicModule<double>::apply(const std::function<void(BasicModule<double>&)>&);
+template class BasicModuleList<float>;
+template class BasicModuleList<double>;
+template class BasicModuleDict<float>;
+template class BasicModuleDict<double>;
 
 }  // namespace zg::nn

@@ -17,9 +17,6 @@ std::string number(double v) {
 }
 }  // namespace
 
-std::string LeakyReLU::extra_repr() const { return "slope=" + number(slope_); }
-std::string Dropout::extra_repr() const { return "p=" + number(p_); }
-
 std::string Init::str() const {
   switch (scheme) {
     case init::Scheme::He: return "he";
@@ -43,21 +40,23 @@ Init Init::parse(const std::string& name) {
 }
 
 namespace {
-Variable init_weight(const Shape& shape, Init init) {
-  Variable w(Tensor<float>(Tensor<float>::from_shape(shape)));
+template <class T> BasicVariable<T> init_weight(const Shape& shape, Init init) {
+  BasicVariable<T> w(Tensor<T>(Tensor<T>::from_shape(shape)));
   init::normal(w, init::init_std(init.scheme, shape, init.std));
   return w;
 }
 }  // namespace
 
-Linear::Linear(std::size_t in, std::size_t out, Init init, bool with_bias) : in_(in), out_(out) {
+template <class T>
+BasicLinear<T>::BasicLinear(std::size_t in, std::size_t out, Init init, bool with_bias) : in_(in), out_(out) {
   if (in == 0 || out == 0)
     throw ValueError("Linear: sizes must be positive, got in=" + std::to_string(in) + ", out=" + std::to_string(out));
-  weight = register_parameter("weight", init_weight({in, out}, init));
-  if (with_bias) bias = register_parameter("bias", Variable(Tensor<float>(xt::zeros<float>({out}))));
+  weight = this->register_parameter("weight", init_weight<T>({in, out}, init));
+  if (with_bias) bias = this->register_parameter("bias", BasicVariable<T>(Tensor<T>(xt::zeros<T>({out}))));
 }
 
-Variable Linear::forward(const Variable& x) {
+template <class T>
+BasicVariable<T> BasicLinear<T>::forward(const BasicVariable<T>& x) {
   if (x.ndim() < 2)
     throw ShapeError("Linear: input must be (N, " + std::to_string(in_) + ") or (N, ...), got " + shape_str(x.shape()));
   const std::size_t features = x.size() / x.shape()[0];
@@ -67,81 +66,142 @@ Variable Linear::forward(const Variable& x) {
   return F::linear(x, weight, bias);
 }
 
-std::string Linear::extra_repr() const {
+template <class T>
+std::string BasicLinear<T>::extra_repr() const {
   return "in=" + std::to_string(in_) + ", out=" + std::to_string(out_) + (bias.defined() ? "" : ", bias=false");
 }
 
-Variable ReLU::forward(const Variable& x) { return zg::relu(x); }
-Variable LeakyReLU::forward(const Variable& x) { return zg::leaky_relu(x, static_cast<float>(slope_)); }
-Variable Sigmoid::forward(const Variable& x) { return zg::sigmoid(x); }
-Variable Tanh::forward(const Variable& x) { return zg::tanh(x); }
-Variable Softmax::forward(const Variable& x) { return zg::softmax(x, axis_); }
+template <class T>
+AnyModule BasicLinear<T>::rebuild(Dtype dtype) const {
+  return nn::rebuild<BasicLinear>(dtype, in_, out_, Init::he(), bias.defined());
+}
 
-Variable Flatten::forward(const Variable& x) {
+template <class T> BasicVariable<T> BasicReLU<T>::forward(const BasicVariable<T>& x) { return zg::relu(x); }
+template <class T> BasicVariable<T> BasicLeakyReLU<T>::forward(const BasicVariable<T>& x) {
+  return zg::leaky_relu(x, static_cast<T>(slope_));
+}
+template <class T> std::string BasicLeakyReLU<T>::extra_repr() const { return "slope=" + number(slope_); }
+template <class T> BasicVariable<T> BasicSigmoid<T>::forward(const BasicVariable<T>& x) { return zg::sigmoid(x); }
+template <class T> BasicVariable<T> BasicTanh<T>::forward(const BasicVariable<T>& x) { return zg::tanh(x); }
+template <class T> BasicVariable<T> BasicSoftmax<T>::forward(const BasicVariable<T>& x) {
+  return zg::softmax(x, axis_);
+}
+
+template <class T>
+BasicVariable<T> BasicFlatten<T>::forward(const BasicVariable<T>& x) {
   if (x.ndim() < 1) throw ShapeError("Flatten: input must have a batch axis, got a 0-d value");
   return zg::reshape(x, {x.shape()[0], x.shape()[0] ? x.size() / x.shape()[0] : 0});
 }
 
-Dropout::Dropout(double p) : p_(p) {
+template <class T>
+BasicDropout<T>::BasicDropout(double p) : p_(p) {
   if (!(p >= 0 && p < 1)) throw ValueError("Dropout: p must be in [0, 1), got " + std::to_string(p));
 }
-Variable Dropout::forward(const Variable& x) { return F::dropout(x, p_, is_training()); }
+template <class T> BasicVariable<T> BasicDropout<T>::forward(const BasicVariable<T>& x) {
+  return F::dropout(x, p_, this->is_training());
+}
+template <class T> std::string BasicDropout<T>::extra_repr() const { return "p=" + number(p_); }
 
-BatchNorm::BatchNorm(std::size_t features, std::size_t rank, double momentum, double eps)
+template <class T>
+BasicBatchNorm<T>::BasicBatchNorm(std::size_t features, std::size_t rank, double momentum, double eps)
     : features_(features), rank_(rank), momentum_(momentum), eps_(eps) {
   if (features == 0) throw ValueError("BatchNorm: the feature/channel count must be positive");
-  gamma = register_parameter("gamma", Variable(Tensor<float>(xt::ones<float>({features}))));
-  beta = register_parameter("beta", Variable(Tensor<float>(xt::zeros<float>({features}))));
-  running_mean = register_buffer("running_mean", Variable(Tensor<float>(xt::zeros<float>({features}))));
-  running_var = register_buffer("running_var", Variable(Tensor<float>(xt::ones<float>({features}))));
+  gamma = this->register_parameter("gamma", BasicVariable<T>(Tensor<T>(xt::ones<T>({features}))));
+  beta = this->register_parameter("beta", BasicVariable<T>(Tensor<T>(xt::zeros<T>({features}))));
+  running_mean = this->register_buffer("running_mean", BasicVariable<T>(Tensor<T>(xt::zeros<T>({features}))));
+  running_var = this->register_buffer("running_var", BasicVariable<T>(Tensor<T>(xt::ones<T>({features}))));
 }
 
-Variable BatchNorm::forward(const Variable& x) {
+template <class T>
+BasicVariable<T> BasicBatchNorm<T>::forward(const BasicVariable<T>& x) {
   if (x.ndim() != rank_ || x.shape()[1] != features_)
-    throw ShapeError(type_name() + "(" + std::to_string(features_) + "): expected input " +
-                     (rank_ == 2 ? "(N, " : "(N, ") + std::to_string(features_) + (rank_ == 2 ? ")" : ", H, W)") +
-                     ", got " + shape_str(x.shape()));
-  return F::batch_norm(x, gamma, beta, running_mean, running_var, is_training(), momentum_, eps_);
+    throw ShapeError(this->type_name() + "(" + std::to_string(features_) + "): expected input (N, " +
+                     std::to_string(features_) + (rank_ == 2 ? ")" : ", H, W)") + ", got " + shape_str(x.shape()));
+  return F::batch_norm(x, gamma, beta, running_mean, running_var, this->is_training(), momentum_, eps_);
 }
 
-std::string BatchNorm::extra_repr() const {
+template <class T>
+std::string BasicBatchNorm<T>::extra_repr() const {
   return std::to_string(features_) + ", momentum=" + number(momentum_) + ", eps=" + number(eps_);
 }
 
-Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
+template <class T>
+AnyModule BasicBatchNorm<T>::rebuild(Dtype dtype) const {
+  if (rank_ == 2) return nn::rebuild<BasicBatchNorm1d>(dtype, features_, momentum_, eps_);
+  return nn::rebuild<BasicBatchNorm2d>(dtype, features_, momentum_, eps_);
+}
+
+template <class T>
+BasicSequential<T>::BasicSequential(std::initializer_list<Ptr> modules) {
   for (const auto& m : modules) add(m);
 }
 
-Sequential& Sequential::add(std::shared_ptr<Module> m) { return add(std::to_string(layers_.size()), std::move(m)); }
+template <class T>
+BasicSequential<T>& BasicSequential<T>::add(Ptr m) {
+  return add(std::to_string(layers_.size()), std::move(m));
+}
 
-Sequential& Sequential::add(const std::string& name, std::shared_ptr<Module> m) {
-  layers_.push_back(register_module(name, std::move(m)));
+template <class T>
+BasicSequential<T>& BasicSequential<T>::add(const std::string& name, Ptr m) {
+  layers_.push_back(this->register_module(name, std::move(m)));
   return *this;
 }
 
-Variable Sequential::forward(const Variable& x) {
-  Variable y = x;
+template <class T>
+BasicVariable<T> BasicSequential<T>::forward(const BasicVariable<T>& x) {
+  BasicVariable<T> y = x;
   for (auto& layer : layers_) y = layer->forward(y);
   return y;
 }
 
-MLP::MLP(std::size_t in, const std::vector<std::size_t>& hidden, std::size_t out, const MLPOptions& o) {
-  auto activation = [&o]() -> std::shared_ptr<Module> {
-    if (o.activation == "relu") return std::make_shared<ReLU>();
-    if (o.activation == "sigmoid") return std::make_shared<Sigmoid>();
-    if (o.activation == "tanh") return std::make_shared<Tanh>();
+template <class T>
+AnyModule BasicSequential<T>::rebuild(Dtype dtype) const {
+  auto convert = [this](auto seq) -> AnyModule {
+    using U = typename decltype(seq)::element_type::scalar_type;
+    for (const auto& [name, m] : this->children()) seq->add(name, m->template to<U>());
+    return seq;
+  };
+  if (dtype == Dtype::float64) return convert(std::make_shared<BasicSequential<double>>());
+  return convert(std::make_shared<BasicSequential<float>>());
+}
+
+template <class T>
+BasicMLP<T>::BasicMLP(std::size_t in, const std::vector<std::size_t>& hidden, std::size_t out, const MLPOptions& o)
+    : in_(in), hidden_(hidden), out_(out), options_(o) {
+  auto activation = [&o]() -> std::shared_ptr<BasicModule<T>> {
+    if (o.activation == "relu") return std::make_shared<BasicReLU<T>>();
+    if (o.activation == "sigmoid") return std::make_shared<BasicSigmoid<T>>();
+    if (o.activation == "tanh") return std::make_shared<BasicTanh<T>>();
     throw ValueError("MLP: activation '" + o.activation + "' is not relu, sigmoid or tanh");
   };
   std::size_t prev = in;
   for (std::size_t i = 0; i < hidden.size(); ++i) {
     const std::string k = std::to_string(i);
-    add("fc" + k, std::make_shared<Linear>(prev, hidden[i], o.init));
-    if (o.batch_norm) add("bn" + k, std::make_shared<BatchNorm1d>(hidden[i]));
-    add("act" + k, activation());
-    if (o.dropout > 0) add("drop" + k, std::make_shared<Dropout>(o.dropout));
+    this->add("fc" + k, std::make_shared<BasicLinear<T>>(prev, hidden[i], o.init));
+    if (o.batch_norm) this->add("bn" + k, std::make_shared<BasicBatchNorm1d<T>>(hidden[i]));
+    this->add("act" + k, activation());
+    if (o.dropout > 0) this->add("drop" + k, std::make_shared<BasicDropout<T>>(o.dropout));
     prev = hidden[i];
   }
-  add("fc" + std::to_string(hidden.size()), std::make_shared<Linear>(prev, out, o.init));
+  this->add("fc" + std::to_string(hidden.size()), std::make_shared<BasicLinear<T>>(prev, out, o.init));
 }
+
+#define ZG_INSTANTIATE(T)                  \
+  template class BasicLinear<T>;           \
+  template class BasicReLU<T>;             \
+  template class BasicLeakyReLU<T>;        \
+  template class BasicSigmoid<T>;          \
+  template class BasicTanh<T>;             \
+  template class BasicSoftmax<T>;          \
+  template class BasicFlatten<T>;          \
+  template class BasicDropout<T>;          \
+  template class BasicBatchNorm<T>;        \
+  template class BasicBatchNorm1d<T>;      \
+  template class BasicBatchNorm2d<T>;      \
+  template class BasicSequential<T>;       \
+  template class BasicMLP<T>;
+ZG_INSTANTIATE(float)
+ZG_INSTANTIATE(double)
+#undef ZG_INSTANTIATE
 
 }  // namespace zg::nn

@@ -200,33 +200,41 @@ namespace zg::nn {
 
 namespace F = functional;
 
-Variable GELU::forward(const Variable& x) { return F::gelu(x, tanh_); }
-Variable SiLU::forward(const Variable& x) { return F::silu(x); }
+template <class T> BasicVariable<T> BasicGELU<T>::forward(const BasicVariable<T>& x) { return F::gelu(x, tanh_); }
+template <class T> BasicVariable<T> BasicSiLU<T>::forward(const BasicVariable<T>& x) { return F::silu(x); }
 
-Softplus::Softplus(double beta, double threshold) : beta_(beta), threshold_(threshold) {
+template <class T>
+BasicSoftplus<T>::BasicSoftplus(double beta, double threshold) : beta_(beta), threshold_(threshold) {
   F::check_softplus("Softplus", beta, threshold);
 }
-Variable Softplus::forward(const Variable& x) { return F::softplus(x, beta_, threshold_); }
-std::string Softplus::extra_repr() const {
+template <class T> BasicVariable<T> BasicSoftplus<T>::forward(const BasicVariable<T>& x) {
+  return F::softplus(x, beta_, threshold_);
+}
+template <class T> std::string BasicSoftplus<T>::extra_repr() const {
   return "beta=" + F::num(beta_) + ", threshold=" + F::num(threshold_);
 }
 
-LayerNorm::LayerNorm(Shape normalized_shape, double eps, bool affine) : shape_(std::move(normalized_shape)), eps_(eps) {
+template <class T>
+BasicLayerNorm<T>::BasicLayerNorm(Shape normalized_shape, double eps, bool affine)
+    : shape_(std::move(normalized_shape)), eps_(eps) {
   const std::size_t n = std::accumulate(shape_.begin(), shape_.end(), std::size_t{1}, std::multiplies<>());
   if (shape_.empty() || n == 0)
     throw ValueError("LayerNorm: normalized_shape must be non-empty with no zero size, got " + shape_str(shape_));
   if (!(eps >= 0)) throw ValueError("LayerNorm: eps must be >= 0, got " + F::num(eps));
   if (affine) {
-    weight = register_parameter("weight", Variable(Tensor<float>(xt::ones<float>(shape_))));
-    bias = register_parameter("bias", Variable(Tensor<float>(xt::zeros<float>(shape_))));
+    weight = this->register_parameter("weight", BasicVariable<T>(Tensor<T>(xt::ones<T>(shape_))));
+    bias = this->register_parameter("bias", BasicVariable<T>(Tensor<T>(xt::zeros<T>(shape_))));
   }
 }
-Variable LayerNorm::forward(const Variable& x) { return F::layer_norm(x, shape_, weight, bias, eps_); }
-std::string LayerNorm::extra_repr() const {
+template <class T> BasicVariable<T> BasicLayerNorm<T>::forward(const BasicVariable<T>& x) {
+  return F::layer_norm(x, shape_, weight, bias, eps_);
+}
+template <class T> std::string BasicLayerNorm<T>::extra_repr() const {
   return shape_str(shape_) + ", eps=" + F::num(eps_) + (weight.defined() ? "" : ", elementwise_affine=false");
 }
 
-Embedding::Embedding(std::size_t num, std::size_t dim, std::optional<std::ptrdiff_t> padding_idx)
+template <class T>
+BasicEmbedding<T>::BasicEmbedding(std::size_t num, std::size_t dim, std::optional<std::ptrdiff_t> padding_idx)
     : num_(num), dim_(dim) {
   if (num == 0 || dim == 0)
     throw ValueError("Embedding: num_embeddings and embedding_dim must be positive, got " + std::to_string(num) +
@@ -238,30 +246,39 @@ Embedding::Embedding(std::size_t num, std::size_t dim, std::optional<std::ptrdif
                        std::to_string(num) + ", " + std::to_string(num) + ")");
     padding_ = std::size_t(p);
   }
-  weight = register_parameter("weight", Variable(Tensor<float>::from_shape({num, dim})));
+  weight = this->register_parameter("weight", BasicVariable<T>(Tensor<T>::from_shape({num, dim})));
   init::normal(weight, 1.0);
-  if (padding_) std::fill_n(weight.data().data() + *padding_ * dim, dim, 0.f);
+  if (padding_) std::fill_n(weight.data().data() + *padding_ * dim, dim, T(0));
 }
-Variable Embedding::forward(const Variable& indices) { return F::embedding(indices, weight, padding_); }
-std::string Embedding::extra_repr() const {
+template <class T> BasicVariable<T> BasicEmbedding<T>::forward(const BasicVariable<T>& indices) {
+  return F::embedding(indices, weight, padding_);
+}
+template <class T> std::string BasicEmbedding<T>::extra_repr() const {
   return std::to_string(num_) + ", " + std::to_string(dim_) +
          (padding_ ? ", padding_idx=" + std::to_string(*padding_) : "");
 }
+template <class T> AnyModule BasicEmbedding<T>::rebuild(Dtype dtype) const {
+  std::optional<std::ptrdiff_t> padding;
+  if (padding_) padding = std::ptrdiff_t(*padding_);
+  return nn::rebuild<BasicEmbedding>(dtype, num_, dim_, padding);
+}
 
-ConvTranspose2d::ConvTranspose2d(std::size_t in, std::size_t out, std::size_t kernel, int stride, int pad,
-                                 int output_padding, bool with_bias)
+template <class T>
+BasicConvTranspose2d<T>::BasicConvTranspose2d(std::size_t in, std::size_t out, std::size_t kernel, int stride,
+                                              int pad, int output_padding, bool with_bias)
     : in_(in), out_(out), kernel_(kernel), stride_(stride), pad_(pad), output_padding_(output_padding) {
   if (in == 0 || out == 0 || kernel == 0 || stride < 1 || pad < 0)
     throw ValueError("ConvTranspose2d: channels and kernel must be >= 1, stride >= 1 and pad >= 0, got " +
                      extra_repr());
   if (output_padding < 0 || output_padding >= stride)
     throw ValueError("ConvTranspose2d: output_padding must be in [0, stride), got " + extra_repr());
-  weight = register_parameter("weight", Variable(Tensor<float>::from_shape({in, out, kernel, kernel})));
+  weight = this->register_parameter("weight", BasicVariable<T>(Tensor<T>::from_shape({in, out, kernel, kernel})));
   init::normal(weight, std::sqrt(2.0 / double(in * kernel * kernel)));
-  if (with_bias) bias = register_parameter("bias", Variable(Tensor<float>(xt::zeros<float>({out}))));
+  if (with_bias) bias = this->register_parameter("bias", BasicVariable<T>(Tensor<T>(xt::zeros<T>({out}))));
 }
 
-Variable ConvTranspose2d::forward(const Variable& x) {
+template <class T>
+BasicVariable<T> BasicConvTranspose2d<T>::forward(const BasicVariable<T>& x) {
   if (x.ndim() != 4 || x.shape()[1] != in_)
     throw ShapeError("ConvTranspose2d(" + extra_repr() + "): expected input (N, " + std::to_string(in_) +
                      ", H, W), got " + shape_str(x.shape()));
@@ -273,21 +290,38 @@ Variable ConvTranspose2d::forward(const Variable& x) {
       throw ShapeError("ConvTranspose2d(" + extra_repr() + "): input " + shape_str(x.shape()) + " has no output size");
     size.push_back(std::size_t(h));
   }
-  Variable y = F::conv_transpose2d(x, weight, stride_, pad_, size);
+  BasicVariable<T> y = F::conv_transpose2d(x, weight, stride_, pad_, size);
   return bias.defined() ? y + zg::reshape(bias, {1, out_, 1, 1}) : y;
 }
 
-std::string ConvTranspose2d::extra_repr() const {
+template <class T> std::string BasicConvTranspose2d<T>::extra_repr() const {
   return "in=" + std::to_string(in_) + ", out=" + std::to_string(out_) + ", kernel=" + std::to_string(kernel_) +
          ", stride=" + std::to_string(stride_) + ", pad=" + std::to_string(pad_) +
          (output_padding_ ? ", output_padding=" + std::to_string(output_padding_) : "");
 }
 
-AdaptiveAvgPool2d::AdaptiveAvgPool2d(Shape output_size) : size_(std::move(output_size)) {
+template <class T>
+BasicAdaptiveAvgPool2d<T>::BasicAdaptiveAvgPool2d(Shape output_size) : size_(std::move(output_size)) {
   if (size_.size() != 2 || size_[0] == 0 || size_[1] == 0)
     throw ValueError("AdaptiveAvgPool2d: output_size must be (OH, OW), both positive, got " + shape_str(size_));
 }
-Variable AdaptiveAvgPool2d::forward(const Variable& x) { return F::adaptive_avg_pool2d(x, size_); }
-std::string AdaptiveAvgPool2d::extra_repr() const { return "output_size=" + shape_str(size_); }
+template <class T> BasicVariable<T> BasicAdaptiveAvgPool2d<T>::forward(const BasicVariable<T>& x) {
+  return F::adaptive_avg_pool2d(x, size_);
+}
+template <class T> std::string BasicAdaptiveAvgPool2d<T>::extra_repr() const {
+  return "output_size=" + shape_str(size_);
+}
+
+#define ZG_INSTANTIATE(T)                   \
+  template class BasicGELU<T>;              \
+  template class BasicSiLU<T>;              \
+  template class BasicSoftplus<T>;          \
+  template class BasicLayerNorm<T>;         \
+  template class BasicEmbedding<T>;         \
+  template class BasicConvTranspose2d<T>;   \
+  template class BasicAdaptiveAvgPool2d<T>;
+ZG_INSTANTIATE(float)
+ZG_INSTANTIATE(double)
+#undef ZG_INSTANTIATE
 
 }  // namespace zg::nn

@@ -65,41 +65,52 @@ namespace zg::nn {
 // weight (out, in, kernel, kernel), bias (out) starting at zero. weight_std 0
 // means He init, std sqrt(2 / (in * kernel^2)); a positive value draws the
 // weight from normal(0, weight_std) (the book's SimpleConvNet uses 0.01).
-class Conv2d : public Module {
+template <class T>
+class BasicConv2d : public BasicModule<T> {
  public:
-  Conv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel, int stride = 1, int pad = 0,
-         double weight_std = 0);
-  Variable forward(const Variable& x) override;
+  BasicConv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel, int stride = 1, int pad = 0,
+              double weight_std = 0);
+  BasicVariable<T> forward(const BasicVariable<T>& x) override;
   std::string type_name() const override { return "Conv2d"; }
   std::string extra_repr() const override;
-  Variable weight, bias;
+  AnyModule rebuild(Dtype dtype) const override {
+    return nn::rebuild<BasicConv2d>(dtype, in_, out_, kernel_, stride_, pad_, 0.0);
+  }
+  BasicVariable<T> weight, bias;
 
  private:
   std::size_t in_, out_, kernel_;
   int stride_, pad_;
 };
+using Conv2d = BasicConv2d<float>;
 
 // stride 0 means stride = kernel.
-class MaxPool2d : public Module {
+template <class T>
+class BasicMaxPool2d : public BasicModule<T> {
  public:
-  explicit MaxPool2d(int kernel, int stride = 0, int pad = 0);
-  Variable forward(const Variable& x) override;
+  explicit BasicMaxPool2d(int kernel, int stride = 0, int pad = 0);
+  BasicVariable<T> forward(const BasicVariable<T>& x) override;
   std::string type_name() const override { return "MaxPool2d"; }
   std::string extra_repr() const override;
+  AnyModule rebuild(Dtype dtype) const override { return nn::rebuild<BasicMaxPool2d>(dtype, kernel_, stride_, pad_); }
 
  private:
   int kernel_, stride_, pad_;
 };
+using MaxPool2d = BasicMaxPool2d<float>;
 
-class AvgPool2d : public Module {
+template <class T>
+class BasicAvgPool2d : public BasicModule<T> {
  public:
-  explicit AvgPool2d(int kernel, int stride = 0, int pad = 0);
-  Variable forward(const Variable& x) override;
+  explicit BasicAvgPool2d(int kernel, int stride = 0, int pad = 0);
+  BasicVariable<T> forward(const BasicVariable<T>& x) override;
   std::string type_name() const override { return "AvgPool2d"; }
   std::string extra_repr() const override;
+  AnyModule rebuild(Dtype dtype) const override { return nn::rebuild<BasicAvgPool2d>(dtype, kernel_, stride_, pad_); }
 
  private:
   int kernel_, stride_, pad_;
 };
+using AvgPool2d = BasicAvgPool2d<float>;
 
 }  // namespace zg::nn

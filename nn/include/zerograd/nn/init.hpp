@@ -9,14 +9,15 @@ namespace zg::nn::init {
 
 std::size_t fan_in(const Shape& weight_shape);
 
-void normal(Variable& w, double std);           // the book's std 0.01
-void uniform(Variable& w, double low, double high);
-void xavier_normal(Variable& w);                // std sqrt(1 / fan_in) (the book's Xavier)
-void xavier_uniform(Variable& w);               // same variance: bound sqrt(3 / fan_in)
-void he_normal(Variable& w);                    // std sqrt(2 / fan_in)
-void he_uniform(Variable& w);                   // same variance: bound sqrt(6 / fan_in)
-void zeros(Variable& w);
-void constant(Variable& w, double value);
+// For float and double weights.
+template <class T> void normal(BasicVariable<T>& w, double std);  // the book's std 0.01
+template <class T> void uniform(BasicVariable<T>& w, double low, double high);
+template <class T> void xavier_normal(BasicVariable<T>& w);    // std sqrt(1 / fan_in) (the book's Xavier)
+template <class T> void xavier_uniform(BasicVariable<T>& w);   // same variance: bound sqrt(3 / fan_in)
+template <class T> void he_normal(BasicVariable<T>& w);        // std sqrt(2 / fan_in)
+template <class T> void he_uniform(BasicVariable<T>& w);       // same variance: bound sqrt(6 / fan_in)
+template <class T> void zeros(BasicVariable<T>& w);
+template <class T> void constant(BasicVariable<T>& w, double value);
 
 // The std each scheme gives a weight of this shape ("std:0.01" style names
 // are parsed by layers that take an init name).

@@ -5,7 +5,9 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "zerograd/nn/npz.hpp"
@@ -13,7 +15,16 @@
 
 namespace zg::nn {
 
-using NamedVariables = std::vector<std::pair<std::string, Variable>>;
+template <class T> using BasicNamedVariables = std::vector<std::pair<std::string, BasicVariable<T>>>;
+using NamedVariables = BasicNamedVariables<float>;
+
+template <class T> class BasicModule;
+// The element type a module computes in: float32 (training) or float64
+// (gradient checking, or users who want it).
+enum class Dtype { float32, float64 };
+template <class T> constexpr Dtype dtype_of = std::is_same_v<T, double> ? Dtype::float64 : Dtype::float32;
+// A module of either dtype: what BasicModule::rebuild returns.
+using AnyModule = std::variant<std::shared_ptr<BasicModule<float>>, std::shared_ptr<BasicModule<double>>>;
 
 // While alive, every Module in this thread behaves as in eval mode (Dropout
 // is the identity, BatchNorm uses running statistics), whatever its own
@@ -31,35 +42,38 @@ class EvalModeGuard {
 };
 bool eval_mode_forced();
 
-// The base of every layer and model. Parameters are float Variables that
-// optimizers update in place; buffers (running statistics) are Variables
-// without gradients. Names are dotted paths: "fc1.weight", "bn.running_mean".
-class Module {
+// The base of every layer and model, for T = float (Module, what training
+// uses) or double (Module64). Parameters are Variables that optimizers
+// update in place; buffers (running statistics) are Variables without
+// gradients. Names are dotted paths: "fc1.weight", "bn.running_mean".
+template <class T>
+class BasicModule {
  public:
-  virtual ~Module() = default;
-  Module() = default;
-  Module(const Module&) = delete;
-  Module& operator=(const Module&) = delete;
+  using scalar_type = T;
+  virtual ~BasicModule() = default;
+  BasicModule() = default;
+  BasicModule(const BasicModule&) = delete;
+  BasicModule& operator=(const BasicModule&) = delete;
 
-  virtual Variable forward(const Variable& x) = 0;
-  Variable operator()(const Variable& x) { return forward(x); }
+  virtual BasicVariable<T> forward(const BasicVariable<T>& x) = 0;
+  BasicVariable<T> operator()(const BasicVariable<T>& x) { return forward(x); }
 
   // "Linear", "Sequential", ...; extra_repr() adds "in=784, out=50".
   virtual std::string type_name() const = 0;
   virtual std::string extra_repr() const { return {}; }
 
-  NamedVariables named_parameters() const;
-  std::vector<Variable> parameters() const;
-  NamedVariables named_buffers() const;
-  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children() const { return children_; }
+  BasicNamedVariables<T> named_parameters() const;
+  std::vector<BasicVariable<T>> parameters() const;
+  BasicNamedVariables<T> named_buffers() const;
+  std::vector<std::pair<std::string, std::shared_ptr<BasicModule>>> children() const { return children_; }
   std::size_t parameter_count() const;
   // This module (named "") and every submodule by dotted path, depth first
   // in registration order; a module registered twice is listed once, under
   // its first path (PyTorch's named_modules). Pointers into this tree.
-  std::vector<std::pair<std::string, Module*>> named_modules();
+  std::vector<std::pair<std::string, BasicModule*>> named_modules();
   // fn on every submodule, children before their parent and in registration
   // order, then on this module (PyTorch's apply), e.g. to re-initialise weights.
-  Module& apply(const std::function<void(Module&)>& fn);
+  BasicModule& apply(const std::function<void(BasicModule&)>& fn);
 
   void zero_grad();
   // Train mode (the default) or eval mode, for this module and all below it.
@@ -71,7 +85,8 @@ class Module {
   // A table of submodules, parameter shapes and counts.
   std::string summary() const;
 
-  // Parameters and buffers by dotted name (what checkpoints hold).
+  // Parameters and buffers by dotted name as float32 arrays (what
+  // checkpoints hold).
   NamedArrays state() const;
   // Replaces parameters and buffers from named arrays. Every name must be
   // present with the right shape; nothing changes unless all are valid. The
@@ -79,9 +94,29 @@ class Module {
   // returned (e.g. an optimizer's state) unless strict, where they are errors.
   NamedArrays load_state(const NamedArrays& arrays, bool strict = false);
 
+  // A deep copy computing in U (PyTorch's .double() / .float(), except that
+  // the copy is a new module: this one is unchanged): the same submodules,
+  // parameter and buffer values (converted), and train/eval flags. It draws
+  // no random numbers. Built-in modules support it; a module of your own
+  // does when it overrides rebuild().
+  template <class U> std::shared_ptr<BasicModule<U>> to() const {
+    return std::get<std::shared_ptr<BasicModule<U>>>(converted(dtype_of<U>));
+  }
+  // Copies every parameter and buffer of other (same names and shapes,
+  // either dtype) into this module, converting; nothing changes unless all
+  // match, and the error lists every difference. With to() or without it:
+  // build MyNet<double> yourself and copy a trained MyNet<float> into it.
+  template <class U> void copy_state_from(const BasicModule<U>& other);
+
+  // A new module of the same type and configuration in the given dtype,
+  // freshly initialised (to() then copies the values). Override it in a
+  // module of your own, usually as `return nn::rebuild<MyNet>(dtype, args...);`.
+  // The default throws ValueError naming the module.
+  virtual AnyModule rebuild(Dtype dtype) const;
+
  protected:
-  Variable register_parameter(std::string name, Variable v);
-  Variable register_buffer(std::string name, Variable v);
+  BasicVariable<T> register_parameter(std::string name, BasicVariable<T> v);
+  BasicVariable<T> register_buffer(std::string name, BasicVariable<T> v);
   template <class M>
   std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> m) {
     add_child(std::move(name), m);
@@ -89,51 +124,70 @@ class Module {
   }
 
  private:
-  void add_child(std::string name, std::shared_ptr<Module> m);
-  void walk(const std::string& prefix, const std::function<void(const std::string&, const Module&)>& fn) const;
-  NamedVariables params_;
-  NamedVariables buffers_;
-  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  template <class> friend class BasicModule;
+  AnyModule converted(Dtype dtype) const;
+  void add_child(std::string name, std::shared_ptr<BasicModule> m);
+  void walk(const std::string& prefix, const std::function<void(const std::string&, const BasicModule&)>& fn) const;
+  BasicNamedVariables<T> params_;
+  BasicNamedVariables<T> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<BasicModule>>> children_;
   bool training_ = true;
 };
+using Module = BasicModule<float>;
+using Module64 = BasicModule<double>;
+
+// M<float> or M<double> built from args: the usual body of rebuild().
+template <template <class> class M, class... Args>
+AnyModule rebuild(Dtype dtype, const Args&... args) {
+  if (dtype == Dtype::float64) return std::make_shared<M<double>>(args...);
+  return std::make_shared<M<float>>(args...);
+}
 
 // Holds modules in order, named "0", "1", ..., so that their parameters are
 // registered; it has no forward of its own (PyTorch's ModuleList).
-class ModuleList : public Module {
+template <class T>
+class BasicModuleList : public BasicModule<T> {
  public:
-  ModuleList() = default;
-  ModuleList(std::initializer_list<std::shared_ptr<Module>> modules);
-  ModuleList& push_back(std::shared_ptr<Module> m);
+  using Ptr = std::shared_ptr<BasicModule<T>>;
+  BasicModuleList() = default;
+  BasicModuleList(std::initializer_list<Ptr> modules);
+  BasicModuleList& push_back(Ptr m);
   std::size_t size() const { return modules_.size(); }
   // Throws ValueError naming the index and the size when out of range.
-  const std::shared_ptr<Module>& operator[](std::size_t i) const;
+  const Ptr& operator[](std::size_t i) const;
   auto begin() const { return modules_.begin(); }
   auto end() const { return modules_.end(); }
-  Variable forward(const Variable& x) override;  // throws: iterate instead
+  BasicVariable<T> forward(const BasicVariable<T>& x) override;  // throws: iterate instead
   std::string type_name() const override { return "ModuleList"; }
+  AnyModule rebuild(Dtype dtype) const override;
 
  private:
-  std::vector<std::shared_ptr<Module>> modules_;
+  std::vector<Ptr> modules_;
 };
+using ModuleList = BasicModuleList<float>;
 
 // Modules by name, in insertion order (PyTorch's ModuleDict). A name must be
 // a non-empty identifier without "."; inserting a name twice is an error
 // (PyTorch replaces the module).
-class ModuleDict : public Module {
+template <class T>
+class BasicModuleDict : public BasicModule<T> {
  public:
-  ModuleDict() = default;
-  ModuleDict(std::initializer_list<std::pair<std::string, std::shared_ptr<Module>>> modules);
-  ModuleDict& insert(const std::string& name, std::shared_ptr<Module> m);
+  using Ptr = std::shared_ptr<BasicModule<T>>;
+  BasicModuleDict() = default;
+  BasicModuleDict(std::initializer_list<std::pair<std::string, Ptr>> modules);
+  BasicModuleDict& insert(const std::string& name, Ptr m);
   bool contains(const std::string& name) const;
   // Throws ValueError naming the key and the keys held when absent.
-  const std::shared_ptr<Module>& operator[](const std::string& name) const;
+  const Ptr& operator[](const std::string& name) const;
   std::vector<std::string> keys() const;
   std::size_t size() const { return modules_.size(); }
-  Variable forward(const Variable& x) override;  // throws: look modules up instead
+  BasicVariable<T> forward(const BasicVariable<T>& x) override;  // throws: look modules up instead
   std::string type_name() const override { return "ModuleDict"; }
+  AnyModule rebuild(Dtype dtype) const override;
 
  private:
-  std::vector<std::pair<std::string, std::shared_ptr<Module>>> modules_;
+  std::vector<std::pair<std::string, Ptr>> modules_;
 };
+using ModuleDict = BasicModuleDict<float>;
 
 }  // namespace zg::nn
