@@ -170,40 +170,33 @@ template <class T>
 template <class U>
 void BasicModule<T>::copy_state_from(const BasicModule<U>& other) {
   std::vector<std::string> problems;
+  std::vector<std::pair<BasicVariable<T>, BasicVariable<U>>> copies;  // to, from
   // Parameters from parameters, buffers from buffers, matched by name.
   auto match = [&](const BasicNamedVariables<T>& mine, const BasicNamedVariables<U>& theirs, const char* kind) {
-    std::map<std::string, const BasicVariable<U>*> given;
-    for (const auto& [name, v] : theirs) given.emplace(name, &v);
+    std::map<std::string, BasicVariable<U>> given(theirs.begin(), theirs.end());
     for (const auto& [name, v] : mine) {
       auto it = given.find(name);
       if (it == given.end()) {
         problems.push_back(std::string(kind) + " '" + name + "' is missing from " + other.type_name());
         continue;
       }
-      if (it->second->shape() != v.shape())
-        problems.push_back(std::string(kind) + " '" + name + "' has shape " + shape_str(it->second->shape()) +
+      if (it->second.shape() != v.shape())
+        problems.push_back(std::string(kind) + " '" + name + "' has shape " + shape_str(it->second.shape()) +
                            " there and " + shape_str(v.shape()) + " here");
+      copies.emplace_back(v, it->second);
       given.erase(it);
     }
     for (const auto& [name, v] : given) problems.push_back(std::string(kind) + " '" + name + "' is not in " + type_name());
   };
-  auto params = named_parameters(), buffers = named_buffers();
-  auto their_params = other.named_parameters(), their_buffers = other.named_buffers();
-  match(params, their_params, "parameter");
-  match(buffers, their_buffers, "buffer");
+  match(named_parameters(), other.named_parameters(), "parameter");
+  match(named_buffers(), other.named_buffers(), "buffer");
   if (!problems.empty()) {
     std::string msg = type_name() + "<" + dtype_name<T>() + ">::copy_state_from(" + other.type_name() + "<" +
                       dtype_name<U>() + ">): nothing was copied: ";
     for (std::size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
     throw ValueError(msg);
   }
-  auto copy = [](BasicNamedVariables<T>& mine, const BasicNamedVariables<U>& theirs) {
-    std::map<std::string, const BasicVariable<U>*> given;
-    for (const auto& [name, v] : theirs) given.emplace(name, &v);
-    for (auto& [name, v] : mine) v.data() = as<T>(given.at(name)->data());
-  };
-  copy(params, their_params);
-  copy(buffers, their_buffers);
+  for (auto& [to, from] : copies) to.data() = as<T>(from.data());
 }
 
 template <class T>
