@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
                     loss_png);
     ex::report_plot(ex::plot_lines(acc_png, {train_acc, test_acc},
                                    {"Chapter 5: " + net_name + " on Fashion-MNIST: accuracy", "epoch", "accuracy",
-                                    false, true}),
+                                    false, true, NAN, NAN, "bottom right"}),
                     acc_png);
   } catch (const std::exception& e) {
     std::cerr << "ch5_two_layer_net: " << e.what() << "\n";

@@ -390,7 +390,8 @@ int main(int argc, char** argv) {
                                                {title + ": loss", "epoch", "cross-entropy", false, false, start, xmax}),
                           (fs::path(c.out) / "loss.png").string());
     examples::report_plot(examples::plot_lines((fs::path(c.out) / "accuracy.png").string(), {test_acc},
-                                               {title + ": test accuracy", "epoch", "accuracy", false, true, start, xmax}),
+                                               {title + ": test accuracy", "epoch", "accuracy", false, true, start, xmax,
+                                                "bottom right"}),
                           (fs::path(c.out) / "accuracy.png").string());
     if (!c.save.empty()) std::cout << "checkpoint: " << c.save << "\n";
     if (stopped) {

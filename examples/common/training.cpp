@@ -118,7 +118,7 @@ bool plot_lines(const std::string& png, const std::vector<Series>& series, const
   gp << "set terminal pngcairo size 900,560 font 'Helvetica,11'\n"
      << "set output " << quote(png) << "\n"
      << "set title " << quote(o.title) << "\nset xlabel " << quote(o.xlabel) << "\nset ylabel " << quote(o.ylabel)
-     << "\nset grid\nset key top right\n"
+     << "\nset grid\nset key " << o.key << "\n"
      << (o.logy ? "set logscale y\n" : "");
   if (!std::isnan(o.xmin) && !std::isnan(o.xmax)) gp << "set xrange [" << o.xmin << ":" << o.xmax << "]\n";
   gp << "plot ";

@@ -59,6 +59,7 @@ struct PlotOptions {
   bool logy = false;
   bool points = false;  // draw point markers too
   double xmin = NAN, xmax = NAN;  // fixed x range when both are set
+  std::string key = "top right";  // where the legend goes: bottom right for rising curves
 };
 // Draws series as lines to a PNG with gnuplot; false (and nothing written)
 // when gnuplot is not installed. The data and script are written beside it.
