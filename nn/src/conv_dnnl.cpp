@@ -223,6 +223,8 @@ Entry* entry(Kind kind, const ConvDims& d, bool bias) {
   if (it == cache.end()) {
     std::unique_ptr<Entry> made;
     try {
+      // oneDNN fixes a primitive's thread count when it makes it.
+      omp_set_num_threads(zg::num_threads());
       made = std::make_unique<Entry>(make_entry(kind, d, bias));
     } catch (const dnnl::error&) {
     }
