@@ -340,6 +340,7 @@ def worker_main(argv):
 # ---------------------------------------------------------------- the runner
 
 OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+MALLOC = "tuned"
 
 
 def thread_env(n):
@@ -351,6 +352,15 @@ def thread_env(n):
     # made its 2-thread runs 5-50x slower here. PASSIVE lets them sleep.
     # zerograd uses no OpenMP, so this only helps the PyTorch side.
     env["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY
+    # zerograd sets these three with mallopt at start-up (autograd/src/
+    # parallel.cpp): without them glibc hands every array over 128 KB out as a
+    # fresh mmap and unmaps it when freed, so each op's output page-faults in
+    # again. Unset, that cost PyTorch 1.13 here half its DeepConvNet time
+    # (113 ms per iteration at one thread; 54 ms with them). Both sides run
+    # with the same allocator settings; --malloc default measures glibc's own.
+    if MALLOC == "tuned":
+        env["GLIBC_TUNABLES"] = ("glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=268435456:"
+                                 "glibc.malloc.mxfast=0")
     return env
 
 
@@ -410,8 +420,12 @@ def main(argv):
     p.add_argument("--no-conv", action="store_true", help="skip the conv_bench lines (run with deep_cnn)")
     p.add_argument("--no-libtorch", action="store_true", help="skip the LibTorch C++ baseline even if built")
     p.add_argument("--json", help="also write every measurement (JSON lines) to this file")
+    p.add_argument("--malloc", choices=["tuned", "default"], default="tuned",
+                   help="glibc malloc settings of both sides: zerograd's (tuned) or glibc's defaults")
     p.add_argument("--timeout", type=float, default=300, help="seconds before a run counts as failed")
     a = p.parse_args(argv)
+    global MALLOC
+    MALLOC = a.malloc
     threads = [int(t) for t in a.threads.split(",") if t]
     workloads = [w for w in a.workloads.split(",") if w]
     for w in workloads:
@@ -518,7 +532,7 @@ def main(argv):
     print(f"medians of {a.pairs} runs per side and thread setting, sides alternating; ratio = zerograd / baseline, "
           f"lower is better")
     print(f"OpenBLAS: zerograd on {zg_blas}; PyTorch on {torch_blas}")
-    print(f"OMP_WAIT_POLICY={OMP_WAIT_POLICY}; load average {load_start:.1f} at the start, "
+    print(f"glibc malloc: {MALLOC} on both sides; OMP_WAIT_POLICY={OMP_WAIT_POLICY}; load average {load_start:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end")
     head = (f"{'workload':<12} {'metric':<19} {'threads':<11} {'zerograd':>10} {'baseline':>10} {'vs':<9} "
             f"{'target, met?':<18} {'ratio':>6}")
