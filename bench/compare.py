@@ -350,7 +350,7 @@ def thread_env(n):
     # PyTorch's OpenMP workers spin by default (libgomp); when the cores are
     # shared with other work (load above the core count) two spinning threads
     # made its 2-thread runs 5-50x slower here. PASSIVE lets them sleep.
-    # zerograd uses no OpenMP, so this only helps the PyTorch side.
+    # zerograd's own threads do not use OpenMP; its oneDNN convolutions do.
     env["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY
     # zerograd sets these three with mallopt at start-up (autograd/src/
     # parallel.cpp): without them glibc hands every array over 128 KB out as a
