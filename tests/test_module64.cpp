@@ -161,6 +161,12 @@ TEST_CASE("Module::to and copy_state_from: errors name the module and every diff
     CHECK(msg.find("copy_state_from") != std::string::npos);
     CHECK_THROWS_AS(plain.to<double>(), ValueError);
   }
+  SUBCASE("a module registered twice (shared weights) is refused, not silently unshared") {
+    auto shared = std::make_shared<nn::Linear>(3, 3);
+    nn::Sequential seq{shared, std::make_shared<nn::Tanh>(), shared};
+    const std::string msg = message_of<ValueError>([&] { seq.to<double>(); });
+    CHECK(msg.find("Sequential::rebuild made a module with other submodules") != std::string::npos);
+  }
   SUBCASE("different names and shapes: nothing is copied") {
     Critic<double> small(4, 6), big(4, 7);
     const double before = small.fc1->weight.data().data()[0];

@@ -98,7 +98,8 @@ class BasicModule {
   // the copy is a new module: this one is unchanged): the same submodules,
   // parameter and buffer values (converted), and train/eval flags. It draws
   // no random numbers. Built-in modules support it; a module of your own
-  // does when it overrides rebuild().
+  // does when it overrides rebuild(). A module registered at two places
+  // (shared weights) is a ValueError: the copy would not share them.
   template <class U> std::shared_ptr<BasicModule<U>> to() const {
     return std::get<std::shared_ptr<BasicModule<U>>>(converted(dtype_of<U>));
   }
