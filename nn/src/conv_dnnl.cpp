@@ -19,6 +19,7 @@
 
 #ifdef ZEROGRAD_HAVE_DNNL
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -27,6 +28,7 @@
 #include <unordered_map>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include <dnnl.hpp>
 
@@ -269,20 +271,98 @@ bool run(Entry* e, const void* p, const void* q, void* r, int arg_p, int arg_q, 
   return true;
 }
 
+// Note [Padding by hand]: oneDNN's Winograd takes 3x3 layers with padding
+// 1 at most, so DeepConvNet's pad-2 layer (32 channels, 14x14) ran on
+// direct kernels, its weight gradient on the AVX2 one: 8.6 ms forward and
+// backward at batch 100, one thread. The same convolution of the input
+// zero-padded by hand to 16x16, with padding 1, runs on Winograd in 5.6 ms
+// (2.7 ms against 4.9 at two threads), and the copies in and out cost about
+// 0.3 ms. So a 3x3 layer with more padding than 1 runs that way wherever
+// oneDNN has Winograd for the padded shape.
+ConvDims padded_by_hand(const ConvDims& d) {
+  ConvDims p = d;
+  p.H += 2 * (d.P - 1);
+  p.W += 2 * (d.P - 1);
+  p.P = 1;
+  return p;
+}
+
+bool pads_by_hand(const ConvDims& d) {
+  if (d.KH != 3 || d.P < 2) return false;
+  thread_local std::map<std::tuple<std::size_t, std::size_t, std::size_t, std::size_t>, bool> winograd;
+  const auto key = std::make_tuple(d.C, d.FN, d.H, d.W);
+  auto it = winograd.find(key);
+  if (it == winograd.end()) {
+    bool found = false;
+    try {
+      const std::string impl =
+          forward_pd(padded_by_hand(d), false, dnnl::algorithm::convolution_winograd).impl_info_str();
+      found = impl.rfind("jit", 0) == 0;
+    } catch (const dnnl::error&) {
+    }
+    it = winograd.emplace(key, found).first;
+  }
+  return it->second;
+}
+
+// The thread's buffer for x padded by hand (or that gradient), sized to d.
+float* padded_buffer(const ConvDims& d) {
+  thread_local std::vector<float> buf;
+  buf.resize(d.N * d.C * d.H * d.W);
+  return buf.data();
+}
+
+// x (N, C, H, W) into p, which has e more zeros on each side.
+void pad(const float* x, const ConvDims& d, std::size_t e, float* p) {
+  const std::size_t PW = d.W + 2 * e, PH = d.H + 2 * e;
+  std::fill(p, p + d.N * d.C * PH * PW, 0.0f);
+  for (std::size_t plane = 0; plane < d.N * d.C; ++plane)
+    for (std::size_t h = 0; h < d.H; ++h)
+      std::copy_n(x + (plane * d.H + h) * d.W, d.W, p + (plane * PH + h + e) * PW + e);
+}
+
+// The inverse: the middle (H, W) of each plane of p into x.
+void crop(const float* p, const ConvDims& d, std::size_t e, float* x) {
+  const std::size_t PW = d.W + 2 * e, PH = d.H + 2 * e;
+  for (std::size_t plane = 0; plane < d.N * d.C; ++plane)
+    for (std::size_t h = 0; h < d.H; ++h)
+      std::copy_n(p + (plane * PH + h + e) * PW + e, d.W, x + (plane * d.H + h) * d.W);
+}
+
 }  // namespace
 
 bool conv2d(const ConvDims& d, const float* x, const float* w, const float* b, float* y) {
   if (!taken(d)) return false;
+  if (pads_by_hand(d)) {
+    const ConvDims p = padded_by_hand(d);
+    float* xp = padded_buffer(p);
+    pad(x, d, d.P - 1, xp);
+    return run(entry(Kind::Forward, p, b != nullptr), xp, w, y, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, b);
+  }
   return run(entry(Kind::Forward, d, b != nullptr), x, w, y, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, b);
 }
 
 bool backward_data(const ConvDims& d, const float* gy, const float* w, float* gx) {
   if (!taken(d)) return false;
+  if (pads_by_hand(d)) {
+    const ConvDims p = padded_by_hand(d);
+    float* gxp = padded_buffer(p);
+    if (!run(entry(Kind::Data, p, false), gy, w, gxp, DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC))
+      return false;
+    crop(gxp, d, d.P - 1, gx);
+    return true;
+  }
   return run(entry(Kind::Data, d, false), gy, w, gx, DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC);
 }
 
 bool backward_weights(const ConvDims& d, const float* x, const float* gy, float* gw) {
   if (!taken(d)) return false;
+  if (pads_by_hand(d)) {
+    const ConvDims p = padded_by_hand(d);
+    float* xp = padded_buffer(p);
+    pad(x, d, d.P - 1, xp);
+    return run(entry(Kind::Weights, p, false), xp, gy, gw, DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS);
+  }
   return run(entry(Kind::Weights, d, false), x, gy, gw, DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS);
 }
 
