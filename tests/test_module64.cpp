@@ -62,8 +62,10 @@ std::shared_ptr<nn::Sequential> conv_model() {
 
 template <class A, class B>
 void check_same_state(const nn::BasicModule<A>& a, const nn::BasicModule<B>& b) {
-  auto pa = a.named_parameters(), pb = b.named_parameters();
-  auto ba = a.named_buffers(), bb = b.named_buffers();
+  auto pa = a.named_parameters();
+  auto pb = b.named_parameters();
+  const auto ba = a.named_buffers();
+  const auto bb = b.named_buffers();
   pa.insert(pa.end(), ba.begin(), ba.end());
   pb.insert(pb.end(), bb.begin(), bb.end());
   REQUIRE(pa.size() == pb.size());
