@@ -13,15 +13,7 @@ namespace zg::nn {
 namespace {
 thread_local bool forced_eval = false;
 
-template <class To, class From> Tensor<To> as(const Tensor<From>& a) {
-  if constexpr (std::is_same_v<To, From>) {
-    return a;
-  } else {
-    Tensor<To> out = Tensor<To>::from_shape(a.shape());
-    std::transform(a.begin(), a.end(), out.begin(), [](From v) { return static_cast<To>(v); });
-    return out;
-  }
-}
+template <class To, class From> Tensor<To> as(const Tensor<From>& a) { return xt::cast<To>(a); }
 
 template <class T> std::string dtype_name() { return std::is_same_v<T, double> ? "float64" : "float32"; }
 }  // namespace
