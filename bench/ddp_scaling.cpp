@@ -96,7 +96,10 @@ int main(int argc, char** argv) {
         << batch << ",\"buckets\":" << ddp.bucket_count() << ",\"gradient_floats\":" << floats
         << ",\"ms_per_step\":" << step_ms << ",\"samples_per_s\":" << 1e3 * double(batch) / step_ms
         << ",\"ms_per_step_no_sync\":" << local_ms << ",\"ms_waiting_for_allreduce\":" << wait_ms
-        << ",\"ms_allreduce_alone\":" << (g.size() > 1 ? bench::median(ar) : 0.0) << "}";
+        << ",\"ms_allreduce_alone\":" << (g.size() > 1 ? bench::median(ar) : 0.0) << ",\"openmpi\":[";
+      const auto settings = dist::openmpi_settings();
+      for (std::size_t i = 0; i < settings.size(); ++i) j << (i ? "," : "") << '"' << settings[i] << '"';
+      j << "]}";
       std::cout << j.str() << std::endl;
     }
   } catch (const std::exception& e) {

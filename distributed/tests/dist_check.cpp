@@ -1,6 +1,7 @@
 // Checks of zerograd::distributed, run under mpirun by run_check.sh: one
 // mode per check. Each prints what it measured and exits 0, or names what
 // went wrong and ends the whole job non-zero (ProcessGroup::abort).
+#include <mpi.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -511,6 +512,34 @@ void fault(dist::ProcessGroup& g, const std::string& how) {
   }
 }
 
+// The value MPI itself holds for the libnbc all-reduce algorithm (MPI_T),
+// against what the test's environment leads zerograd to expect: 1 (ring)
+// from zerograd's defaults, the user's own OMPI_MCA_ value, or 0 (OpenMPI's
+// "ignore") under ZEROGRAD_MPI_DEFAULTS=0. Note [OpenMPI defaults].
+void openmpi_defaults(dist::ProcessGroup& g, int expected) {
+  int provided = 0, index = -1, count = 0, value = -1;
+  expect(MPI_T_init_thread(MPI_THREAD_SINGLE, &provided) == MPI_SUCCESS, "MPI_T_init_thread failed");
+  expect(MPI_T_cvar_get_index("coll_libnbc_iallreduce_algorithm", &index) == MPI_SUCCESS,
+         "MPI_T has no variable coll_libnbc_iallreduce_algorithm");
+  MPI_T_cvar_handle handle;
+  expect(MPI_T_cvar_handle_alloc(index, nullptr, &handle, &count) == MPI_SUCCESS && count == 1, "MPI_T_cvar_handle_alloc");
+  expect(MPI_T_cvar_read(handle, &value) == MPI_SUCCESS, "MPI_T_cvar_read");
+  MPI_T_cvar_handle_free(&handle);
+  MPI_T_finalize();
+  const auto settings = dist::openmpi_settings();
+  if (g.is_main())
+    for (const auto& s : settings) std::cout << s << "\n";
+  expect(value == expected, "coll_libnbc_iallreduce_algorithm is " + std::to_string(value) + " in MPI, expected " +
+                                std::to_string(expected));
+  expect(settings.size() == 2 && settings[0].rfind("OMPI_MCA_coll_libnbc_iallreduce_algorithm=", 0) == 0,
+         "openmpi_settings() lists " + std::to_string(settings.size()) + " settings");
+  const char* vader = std::getenv("OMPI_MCA_btl_vader_single_copy_mechanism");
+  const char* off = std::getenv("ZEROGRAD_MPI_DEFAULTS");
+  if (!(off && std::string(off) == "0"))
+    expect(vader != nullptr, "OMPI_MCA_btl_vader_single_copy_mechanism was not set before MPI_Init");
+  std::cout << "rank " << g.rank() << ": coll_libnbc_iallreduce_algorithm = " << value << std::endl;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -528,9 +557,10 @@ int main(int argc, char** argv) {
       else if (mode == "sync_bn_training") sync_bn_training(g);
       else if (mode == "mismatch") mismatch(g);
       else if (mode == "uneven") uneven(g);
+      else if (mode == "openmpi_defaults" && argc == 3) openmpi_defaults(g, std::stoi(argv[2]));
       else if (mode == "kill" || mode == "throw" || mode == "hang") fault(g, mode);
       else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | no_sync | unused | sync_bn | sync_bn_training | "
-                            "mismatch | uneven | kill | throw | hang");
+                            "mismatch | uneven | openmpi_defaults EXPECTED | kill | throw | hang");
       g.barrier();
     } catch (const std::exception& e) {
       std::cerr << "dist_check " << mode << ": rank " << g.rank() << ": " << e.what() << std::endl;

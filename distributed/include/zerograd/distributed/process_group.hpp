@@ -23,6 +23,12 @@ class DistributedError : public Error {
 // sets OMPI_COMM_WORLD_SIZE, PMIX_RANK or PMI_RANK in the environment.
 bool launched_by_mpirun();
 
+// The OpenMPI variables zerograd sets before MPI_Init unless the user did
+// (Note [OpenMPI defaults] in process_group.cpp), as "NAME=value" with the
+// value in effect: a faster all-reduce for gradient buckets. Opt out with
+// ZEROGRAD_MPI_DEFAULTS=0.
+std::vector<std::string> openmpi_settings();
+
 // Note [Never a hang]: every collective here is issued non-blocking and
 // waited for with a deadline (ZEROGRAD_DISTRIBUTED_TIMEOUT seconds, default
 // 300), so a rank that stops answering turns into a DistributedError on the
