@@ -1,11 +1,18 @@
 // Data-parallel scaling: SimpleConvNet + Adam lr 0.001 on Fashion-MNIST, global
-// batch 100, one thread per process, run under mpirun by bench/ddp_scaling
-// (which runs 1 and then 2 processes and prints the one JSON line). This
-// program prints one JSON line for its own world size: milliseconds per
-// step (the slowest rank's, median of repetitions), samples per second,
-// the same steps with gradients kept local (no_sync: compute alone), the
+// batch 100, one thread per process, run under mpirun by bench/ddp_scaling.
+// This program prints one JSON line for its world size. With 2 processes
+// each repetition runs three phases back to back, so that they see the same
+// machine (this one is a VM whose speed drifts by 20% within minutes):
+//   one      rank 0 alone trains its own copy at batch 100 (no DDP) while
+//            rank 1 sleeps in a barrier: 1 process x 1 thread;
+//   sync     both train through DistributedDataParallel, 50 per rank;
+//   no_sync  the same with gradients kept local (compute alone).
+// Each phase's time is the slowest rank's mean over the repetition's
+// iterations; the line gives the medians over repetitions, the median of
+// the per-repetition ratios one / (2 x sync) as the paired efficiency, the
 // time finish_gradient_sync waited for all-reduces, and one all-reduce of
-// all the gradients (433,890 floats) measured alone.
+// all the gradients (433,890 floats) measured alone. With 1 process only
+// the phase "one" runs.
 #include <iostream>
 #include <sstream>
 
@@ -20,7 +27,7 @@ using namespace zg;
 namespace dist = zg::distributed;
 
 int main(int argc, char** argv) {
-  int iterations = 50, repeats = 5, warmup = 5;
+  int iterations = 50, repeats = 9, warmup = 5;
   std::size_t batch = 100, bucket_kb = 25 << 10;
   std::string data_dir = nn::data::default_data_dir();
   CLI::App app{"ddp_scaling: SimpleConvNet + Adam, global batch 100, 1 thread per process (run by bench/ddp_scaling)"};
@@ -36,20 +43,36 @@ int main(int argc, char** argv) {
   try {
     auto& g = dist::ProcessGroup::world();
     zg::set_num_threads(1);
-    zg::manual_seed(1);
     const auto train = nn::data::load_idx_dataset(data_dir, true);
+    // The single-process baseline: its own model, Adam and loader, batch 100.
+    zg::manual_seed(1);
+    auto alone = nn::models::simple_conv_net();
+    optim::Adam alone_adam(alone->parameters(), 0.001f);
+    nn::data::DataLoader alone_loader(train, {batch, true, false, false});
+    zg::manual_seed(1);
     dist::DistributedDataParallel ddp(nn::models::simple_conv_net(), {bucket_kb << 10}, g);
     optim::Adam adam(ddp.module().parameters(), 0.001f);
     nn::data::DataLoader loader(train, dist::data_parallel_options(g, train, batch, 1, {0, true, false, false}));
     nn::data::DataLoader::Batch b;
-    double waited = 0;
-    auto step = [&](bool sync) {
-      if (!loader.next(b)) {
-        loader.reset();
-        loader.next(b);
+    auto next = [&](nn::data::DataLoader& l) {
+      if (!l.next(b)) {
+        l.reset();
+        l.next(b);
       }
+    };
+    double waited = 0;
+    enum Phase { kOne, kSync, kNoSync };
+    auto step = [&](Phase phase) {
+      if (phase == kOne) {
+        next(alone_loader);
+        nn::functional::softmax_cross_entropy((*alone)(b.x), b.t).backward();
+        alone_adam.step();
+        alone_adam.zero_grad();
+        return;
+      }
+      next(loader);
       Variable loss = nn::functional::softmax_cross_entropy(ddp(b.x), b.t);
-      if (sync) {
+      if (phase == kSync) {
         loss.backward();
         ddp.finish_gradient_sync();
         waited += ddp.last_wait_seconds();
@@ -60,26 +83,35 @@ int main(int argc, char** argv) {
       adam.step();
       adam.zero_grad();
     };
-    // Each rank's time, then the slowest: the job is as fast as it.
-    auto timed = [&](bool sync) {
-      std::vector<double> ms;
-      for (int r = 0; r < repeats; ++r) {
-        g.barrier();
-        const auto t0 = bench::Clock::now();
-        for (int i = 0; i < iterations; ++i) step(sync);
-        double t = bench::since(t0) * 1e3 / iterations;
-        std::vector<double> all(std::size_t(g.size()), 0.0);
-        all[std::size_t(g.rank())] = t;
-        g.all_reduce_sum(all.data(), all.size());
-        ms.push_back(*std::max_element(all.begin(), all.end()));
-      }
-      return bench::median(ms);
+    // One repetition of a phase: each rank's mean, then the slowest (the job
+    // is as fast as it). In phase one rank 0 works and the others wait.
+    auto timed = [&](Phase phase) {
+      g.barrier();
+      const auto t0 = bench::Clock::now();
+      if (phase != kOne || g.is_main())
+        for (int i = 0; i < iterations; ++i) step(phase);
+      double t = bench::since(t0) * 1e3 / iterations;
+      std::vector<double> all(std::size_t(g.size()), 0.0);
+      all[std::size_t(g.rank())] = t;
+      if (phase == kOne) std::fill(all.begin() + 1, all.end(), 0.0);
+      g.all_reduce_sum(all.data(), all.size());
+      return *std::max_element(all.begin(), all.end());
     };
-    for (int i = 0; i < warmup; ++i) step(true);
+    const bool paired = g.size() > 1;
+    for (int i = 0; i < warmup; ++i) {
+      if (g.is_main()) step(kOne);
+      if (paired) step(kSync);
+    }
     waited = 0;
-    const double step_ms = timed(true);
-    const double wait_ms = waited * 1e3 / (repeats * iterations);
-    const double local_ms = timed(false);
+    std::vector<double> one, sync, local, ratio;
+    for (int r = 0; r < repeats; ++r) {
+      one.push_back(timed(kOne));
+      if (!paired) continue;
+      sync.push_back(timed(kSync));
+      local.push_back(timed(kNoSync));
+      ratio.push_back(one.back() / (double(g.size()) * sync.back()));
+    }
+    const double wait_ms = paired ? waited * 1e3 / (repeats * iterations) : 0.0;
     std::size_t floats = 0;
     for (const auto& p : ddp.module().parameters()) floats += p.size();
     std::vector<float> grads(floats, 1.0f);
@@ -91,12 +123,15 @@ int main(int argc, char** argv) {
       ar.push_back(bench::since(t0) * 1e3);
     }
     if (g.is_main()) {
+      const double step_ms = bench::median(paired ? sync : one);
       std::ostringstream j;
       j << "{\"bench\":\"ddp_scaling\",\"processes\":" << g.size() << ",\"threads_per_process\":1,\"global_batch\":"
         << batch << ",\"buckets\":" << ddp.bucket_count() << ",\"gradient_floats\":" << floats
+        << ",\"repeats\":" << repeats << ",\"ms_per_step_1_process\":" << bench::median(one)
         << ",\"ms_per_step\":" << step_ms << ",\"samples_per_s\":" << 1e3 * double(batch) / step_ms
-        << ",\"ms_per_step_no_sync\":" << local_ms << ",\"ms_waiting_for_allreduce\":" << wait_ms
-        << ",\"ms_allreduce_alone\":" << (g.size() > 1 ? bench::median(ar) : 0.0) << ",\"openmpi\":[";
+        << ",\"ms_per_step_no_sync\":" << bench::median(local)
+        << ",\"efficiency_paired\":" << bench::median(ratio) << ",\"ms_waiting_for_allreduce\":" << wait_ms
+        << ",\"ms_allreduce_alone\":" << (paired ? bench::median(ar) : 0.0) << ",\"openmpi\":[";
       const auto settings = dist::openmpi_settings();
       for (std::size_t i = 0; i < settings.size(); ++i) j << (i ? "," : "") << '"' << settings[i] << '"';
       j << "]}";

@@ -21,20 +21,25 @@ void check(int rc, const char* call) {
 
 void wait(ProcessGroup& group, MPI_Request& request, const std::string& what) {
   using clock = std::chrono::steady_clock;
-  const auto deadline = clock::now() + std::chrono::duration<double>(group.timeout_seconds());
+  const auto start = clock::now();
+  const auto deadline = start + std::chrono::duration<double>(group.timeout_seconds());
   // Spin first (collectives here take micro- to milliseconds), then yield
-  // the core so a waiting rank does not starve one sharing it.
+  // the core so a waiting rank does not starve one sharing it, and after
+  // 5 ms (another rank writes a checkpoint, or runs alone) poll every
+  // 100 us instead of keeping a core busy.
   for (long spins = 0;; ++spins) {
     int done = 0;
     check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), what.c_str());
     if (done) return;
     if (spins > 10000) {
-      if (clock::now() > deadline)
+      const auto now = clock::now();
+      if (now > deadline)
         throw DistributedError("distributed: " + what + " on rank " + std::to_string(group.rank()) +
                                " got no answer from the other ranks within " +
                                std::to_string(int(group.timeout_seconds())) +
                                " s (ZEROGRAD_DISTRIBUTED_TIMEOUT): a rank stopped, hangs or runs a different program");
-      std::this_thread::yield();
+      if (now - start > std::chrono::milliseconds(5)) std::this_thread::sleep_for(std::chrono::microseconds(100));
+      else std::this_thread::yield();
     }
   }
 }
