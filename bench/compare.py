@@ -16,8 +16,9 @@ The PyTorch versions do what the C++ ones do: the same IDX files (gzip +
 numpy), float32, the same model, batch, optimizer, shuffling by a random
 permutation each epoch, warm-up, iteration and repetition counts, and the
 same JSON fields. Threads: OMP/MKL/OPENBLAS_NUM_THREADS in the environment
-and torch.set_num_threads(n); OMP_WAIT_POLICY=PASSIVE unless set (see
-thread_env).
+and torch.set_num_threads(n); OMP_WAIT_POLICY=PASSIVE for PyTorch unless
+set or --torch-omp-wait-policy says otherwise, and zerograd with the
+environment's own (see thread_env).
 
 Usage: bench/compare (builds the Release benchmarks, installs python3-torch
 if missing, then runs this), or directly:
@@ -339,19 +340,26 @@ def worker_main(argv):
 
 # ---------------------------------------------------------------- the runner
 
-OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+TORCH_OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
 MALLOC = "tuned"
 
 
-def thread_env(n):
+def thread_env(n, side):
     env = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[k] = str(n)
     # PyTorch's OpenMP workers spin by default (libgomp); when the cores are
     # shared with other work (load above the core count) two spinning threads
     # made its 2-thread runs 5-50x slower here. PASSIVE lets them sleep.
-    # zerograd's own threads do not use OpenMP; its oneDNN convolutions do.
-    env["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY
+    # zerograd runs its loops on the same libgomp threads as its oneDNN
+    # convolutions (Note [One thread team]), where PASSIVE made DeepConvNet
+    # at 2 threads slower (21-31 ms against 16-24), so its side keeps the
+    # environment's setting.
+    if side != "zerograd":
+        if TORCH_OMP_WAIT_POLICY == "default":
+            env.pop("OMP_WAIT_POLICY", None)
+        else:
+            env["OMP_WAIT_POLICY"] = TORCH_OMP_WAIT_POLICY
     # zerograd sets these three with mallopt at start-up (autograd/src/
     # parallel.cpp): without them glibc hands every array over 128 KB out as a
     # fresh mmap and unmaps it when freed, so each op's output page-faults in
@@ -422,10 +430,13 @@ def main(argv):
     p.add_argument("--json", help="also write every measurement (JSON lines) to this file")
     p.add_argument("--malloc", choices=["tuned", "default"], default="tuned",
                    help="glibc malloc settings of both sides: zerograd's (tuned) or glibc's defaults")
+    p.add_argument("--torch-omp-wait-policy", default=TORCH_OMP_WAIT_POLICY,
+                   help="OMP_WAIT_POLICY of the PyTorch and LibTorch side: PASSIVE, ACTIVE or default (unset)")
     p.add_argument("--timeout", type=float, default=300, help="seconds before a run counts as failed")
     a = p.parse_args(argv)
-    global MALLOC
+    global MALLOC, TORCH_OMP_WAIT_POLICY
     MALLOC = a.malloc
+    TORCH_OMP_WAIT_POLICY = a.torch_omp_wait_policy
     threads = [int(t) for t in a.threads.split(",") if t]
     workloads = [w for w in a.workloads.split(",") if w]
     for w in workloads:
@@ -454,7 +465,7 @@ def main(argv):
                 k = i % len(sides)
                 sides = sides[k:] + sides[:k]  # rotate who goes first
                 for side, cmd in sides:
-                    out, err, secs = run_json(cmd, thread_env(n), a.timeout)
+                    out, err, secs = run_json(cmd, thread_env(n, side), a.timeout)
                     key = (side, w, n)
                     status = "ok" if out else "FAILED: " + err
                     print(f"[{time.perf_counter() - t_start:4.0f}s] {w:<12} {side:<8} threads={n} run {i + 1}/{a.pairs}"
@@ -532,7 +543,7 @@ def main(argv):
     print(f"medians of {a.pairs} runs per side and thread setting, sides alternating; ratio = zerograd / baseline, "
           f"lower is better")
     print(f"OpenBLAS: zerograd on {zg_blas}; PyTorch on {torch_blas}")
-    print(f"glibc malloc: {MALLOC} on both sides; OMP_WAIT_POLICY={OMP_WAIT_POLICY}; load average {load_start:.1f} at the start, "
+    print(f"glibc malloc: {MALLOC} on both sides; OMP_WAIT_POLICY {TORCH_OMP_WAIT_POLICY} for PyTorch, {os.environ.get('OMP_WAIT_POLICY', 'unset')} for zerograd; load average {load_start:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end")
     head = (f"{'workload':<12} {'metric':<19} {'threads':<11} {'zerograd':>10} {'baseline':>10} {'vs':<9} "
             f"{'target, met?':<18} {'ratio':>6}")

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -51,7 +52,88 @@ std::vector<float> conv_step() {
   return out;
 }
 
+// DeepConvNet-like: 16 channels in and out, the shapes oneDNN takes.
+std::vector<float> conv16_step() {
+  Variable x = random({4, 16, 10, 10}, 5), W = random({16, 16, 3, 3}, 6), b = random({16}, 7);
+  for (auto* v : {&x, &W, &b}) v->requires_grad_();
+  Variable h = F::max_pool2d(zg::relu(F::conv2d(x, W, b, 1, 1)), 2, 2, 0);
+  Variable loss = zg::sum(h * h);
+  loss.backward();
+  std::vector<float> out{loss.item()};
+  for (const Variable& v : {x, W, b})
+    for (float g : v.grad().data()) out.push_back(g);
+  return out;
+}
+
+// A team of std::threads, counting its jobs and the threads it started.
+std::atomic<int> team_jobs{0}, team_threads{0};
+void counting_team(unsigned threads, void (*body)(void*), void* arg) {
+  team_jobs.fetch_add(1);
+  std::vector<std::thread> others;
+  for (unsigned i = 1; i < threads; ++i) {
+    team_threads.fetch_add(1);
+    others.emplace_back([=] { body(arg); });
+  }
+  body(arg);
+  for (auto& t : others) t.join();
+}
+
+// Puts back the runner a test found.
+struct RunnerRestore {
+  detail::TeamRunner before = detail::loops_runner();
+  ~RunnerRestore() { detail::run_loops_on(before); }
+};
+
 }  // namespace
+
+TEST_CASE("run_loops_on: the loops run on the team installed, every chunk once, errors carried back, nested loops serial") {
+  Threads two(2);
+  RunnerRestore restore;
+  detail::run_loops_on(counting_team);
+  CHECK((detail::loops_runner() == &counting_team));
+  team_jobs = 0;
+  team_threads = 0;
+  std::vector<std::atomic<int>> runs(7);
+  std::atomic<int> nested_threads_seen{0};
+  detail::parallel_chunks(runs.size(), [&](std::size_t k) {
+    runs[k].fetch_add(1);
+    CHECK(detail::in_parallel_region());
+    // A loop inside a chunk runs on the calling thread, not on a new team.
+    const auto me = std::this_thread::get_id();
+    detail::parallel_chunks(3, [&](std::size_t) {
+      if (std::this_thread::get_id() != me) nested_threads_seen.fetch_add(1);
+    });
+  });
+  for (const auto& r : runs) CHECK(r.load() == 1);
+  CHECK(team_jobs.load() == 1);
+  CHECK(team_threads.load() == 1);  // 2 threads: the caller and one more
+  CHECK(nested_threads_seen.load() == 0);
+  CHECK_THROWS_WITH_AS(detail::parallel_chunks(4, [](std::size_t k) {
+                         if (k == 2) throw std::runtime_error("chunk 2 failed");
+                       }),
+                       "chunk 2 failed", std::runtime_error);
+  CHECK(team_jobs.load() == 2);
+  // The same results as on the pool, bit for bit.
+  const std::vector<float> on_team = conv_step();
+  CHECK(team_jobs.load() > 2);
+  detail::run_loops_on(nullptr);
+  const int jobs = team_jobs.load();
+  CHECK(conv_step() == on_team);
+  CHECK(team_jobs.load() == jobs);
+}
+
+TEST_CASE("after a oneDNN convolution the loops run on libgomp's threads, with the pool's results") {
+  Threads two(2);
+  RunnerRestore restore;
+  detail::run_loops_on(nullptr);
+  const std::vector<float> first = conv16_step();
+#ifdef ZG_TEST_WITH_DNNL
+  const char* conv = std::getenv("ZEROGRAD_CONV");
+  if (!(conv && std::string(conv) == "im2col")) CHECK((detail::loops_runner() != nullptr));
+#endif
+  // The second run has its loops on the team from the start.
+  CHECK(conv16_step() == first);
+}
 
 TEST_CASE("parallel_chunks runs every chunk exactly once, on more than one thread") {
   Threads two(2);

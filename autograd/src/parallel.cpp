@@ -230,7 +230,38 @@ struct MallocTuning {
 };
 const MallocTuning malloc_tuning;
 
+// Note [One thread team] in parallel.hpp.
+std::atomic<TeamRunner> team_runner{nullptr};
+std::mutex team_busy;  // one job at a time on the team, as on the pool
+
+struct TeamJob {
+  TeamJob(const std::function<void(std::size_t)>& f, std::size_t n) : fn(&f), chunks(n) {}
+  const std::function<void(std::size_t)>* fn;
+  std::size_t chunks;
+  std::atomic<std::size_t> next{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+};
+
+// What each of the team's threads runs: chunks until none is left. Nothing
+// may be thrown through the runner's frames, so errors are kept for the caller.
+void team_body(void* arg) {
+  TeamJob& job = *static_cast<TeamJob*>(arg);
+  ChunkScope scope;
+  for (std::size_t k; (k = job.next.fetch_add(1, std::memory_order_relaxed)) < job.chunks;) {
+    try {
+      (*job.fn)(k);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(job.error_mutex);
+      if (!job.error) job.error = std::current_exception();
+    }
+  }
+}
+
 }  // namespace
+
+void run_loops_on(TeamRunner runner) { team_runner.store(runner, std::memory_order_release); }
+TeamRunner loops_runner() { return team_runner.load(std::memory_order_acquire); }
 
 bool in_parallel_region() { return inside_chunk; }
 
@@ -246,8 +277,19 @@ void parallel_chunks(std::size_t chunks, const std::function<void(std::size_t)>&
     for (std::size_t k = 0; k < chunks; ++k) fn(k);
     return;
   }
-  if (pool().run(chunks, fn)) return;
-  // Another user thread's job holds the pool: run the same chunks here, in order.
+  if (const TeamRunner runner = team_runner.load(std::memory_order_acquire)) {
+    std::unique_lock<std::mutex> busy(team_busy, std::try_to_lock);
+    if (busy.owns_lock()) {
+      TeamJob job(fn, chunks);
+      const auto threads = static_cast<unsigned>(std::min<std::size_t>(chunks, std::size_t(setting().threads)));
+      runner(threads, team_body, &job);
+      if (job.error) std::rethrow_exception(job.error);
+      return;
+    }
+  } else if (pool().run(chunks, fn)) {
+    return;
+  }
+  // Another user thread's job holds the pool or team: run the same chunks here, in order.
   ChunkScope scope;
   for (std::size_t k = 0; k < chunks; ++k) fn(k);
 }

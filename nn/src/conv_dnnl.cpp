@@ -33,9 +33,15 @@
 #include <dnnl.hpp>
 
 #include "zerograd/error.hpp"
+#include "zerograd/parallel.hpp"
 #include "zerograd/threads.hpp"
 
-extern "C" void omp_set_num_threads(int);  // libgomp, oneDNN's thread runtime
+// libgomp, oneDNN's thread runtime. GOMP_parallel is the call GCC makes for
+// `#pragma omp parallel` (libgomp's ABI since GCC 4.9); calling it directly
+// needs no -fopenmp, which under clang would bring LLVM's libomp as a
+// second OpenMP runtime beside oneDNN's libgomp.
+extern "C" void omp_set_num_threads(int);
+extern "C" void GOMP_parallel(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags);
 
 namespace zg::nn::onednn {
 namespace {
@@ -242,9 +248,14 @@ bool taken(const ConvDims& d) {
   return enabled() && d.N > 0 && d.C % 16 == 0 && d.C > 0 && d.FN % 16 == 0 && d.FN > 0 && d.S == 1 && d.KH == d.KW && d.OH == d.H + 2 * d.P - d.KH + 1;
 }
 
+// zerograd's parallel loops on libgomp's threads (Note [One thread team] in
+// zerograd/parallel.hpp).
+void libgomp_team(unsigned threads, void (*body)(void*), void* arg) { GOMP_parallel(body, arg, threads, 0); }
+
 // Runs e's primitive on (p, q) into r with `args` naming them.
 bool run(Entry* e, const void* p, const void* q, void* r, int arg_p, int arg_q, int arg_r, const float* bias = nullptr) {
   if (!e) return false;
+  if (zg::detail::loops_runner() != &libgomp_team) zg::detail::run_loops_on(libgomp_team);
   omp_set_num_threads(zg::num_threads());
   const std::size_t bytes = e->arena_bytes();
   try {

@@ -37,6 +37,28 @@ inline std::size_t chunk_begin(std::size_t n, std::size_t chunks, std::size_t k)
 // Rethrows the first exception a chunk threw, after every chunk finished.
 void parallel_chunks(std::size_t chunks, const std::function<void(std::size_t)>& fn);
 
+// Note [One thread team]: oneDNN's convolutions run on libgomp's OpenMP
+// threads, which spin after each convolution; zerograd's own pool, running
+// the ReLU, pooling and bias loops in between, then fought them for the two
+// cores. Once oneDNN has run a convolution, the parallel loops run on
+// libgomp's team too, so one set of threads does all the work. DeepConvNet
+// at 2 threads, 4 alternating runs: 16.3-24.3 ms per iteration (median
+// 20.1) on one team, against 21.3-33.3 on the pool and 20.0-26.5 (median
+// 24.2) on the pool with OMP_WAIT_POLICY=PASSIVE, which the README used to
+// advise. Before a convolution, and without oneDNN, the pool runs them: its
+// hand-off is cheaper than libgomp's (TwoLayerNet at 2 threads: 0.160-0.163
+// ms per iteration against 0.163-0.172). Chunks and their boundaries are the
+// same on both, so results do not change.
+//
+// A team runner starts `threads` threads, the caller among them, each
+// calling body(arg) once, and returns when all have returned.
+using TeamRunner = void (*)(unsigned threads, void (*body)(void*), void* arg);
+// From now on parallel_chunks runs on runner's threads instead of the pool
+// (nullptr: on the pool again). nn's oneDNN convolutions install libgomp's.
+void run_loops_on(TeamRunner runner);
+// The runner installed, or nullptr when the pool runs the loops.
+TeamRunner loops_runner();
+
 // Runs fn(begin, end) over [0, n) in chunk_count(n, grain) contiguous chunks.
 template <class F>
 void parallel_for(std::size_t n, std::size_t grain, F&& fn) {
