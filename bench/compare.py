@@ -430,7 +430,7 @@ def main(argv):
     p.add_argument("--json", help="also write every measurement (JSON lines) to this file")
     p.add_argument("--malloc", choices=["tuned", "default"], default="tuned",
                    help="glibc malloc settings of both sides: zerograd's (tuned) or glibc's defaults")
-    p.add_argument("--torch-omp-wait-policy", default=TORCH_OMP_WAIT_POLICY,
+    p.add_argument("--torch-omp-wait-policy", default=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
                    help="OMP_WAIT_POLICY of the PyTorch and LibTorch side: PASSIVE, ACTIVE or default (unset)")
     p.add_argument("--timeout", type=float, default=300, help="seconds before a run counts as failed")
     a = p.parse_args(argv)

@@ -46,6 +46,27 @@ Shape keepdims_shape(const Shape& in, const std::vector<std::size_t>& axes) {
   return out;
 }
 
+namespace {
+
+// The sum of a contiguous row, in 16 lanes that the compiler keeps in SIMD
+// registers (independent partial sums: no reassociation needed), then added
+// pairwise. The bias gradient of a convolution sums rows of OH x OW: with 4
+// scalar lanes that was 2.8% of DeepConvNet's time at one thread.
+template <class T>
+T row_sum(const T* row, std::size_t n) {
+  constexpr std::size_t L = 16;
+  T acc[L] = {};
+  std::size_t i = 0;
+  for (; i + L <= n; i += L)
+    for (std::size_t j = 0; j < L; ++j) acc[j] += row[i + j];
+  for (std::size_t j = 0; i < n; ++i, ++j) acc[j] += row[i];
+  for (std::size_t w = L / 2; w > 0; w /= 2)
+    for (std::size_t j = 0; j < w; ++j) acc[j] += acc[j + w];
+  return acc[0];
+}
+
+}  // namespace
+
 template <class T>
 Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes) {
   const auto& xs = x.shape();
@@ -91,11 +112,7 @@ Tensor<T> reduce_sum(const Tensor<T>& x, const std::vector<std::size_t>& axes) {
         if (!reduced[b]) off = off * size[b] + idx[b];
       const T* row = in + k * inner;
       if (inner_reduced) {
-        T acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
-        std::size_t i = 0;
-        for (; i + 4 <= inner; i += 4) acc0 += row[i], acc1 += row[i + 1], acc2 += row[i + 2], acc3 += row[i + 3];
-        for (; i < inner; ++i) acc0 += row[i];
-        o[off] += (acc0 + acc1) + (acc2 + acc3);
+        o[off] += row_sum(row, inner);
       } else {
         T* dst = o + off * inner;
         for (std::size_t i = 0; i < inner; ++i) dst[i] += row[i];
