@@ -320,12 +320,52 @@ TEST_CASE("conv2d with 16k channels on odd shapes: float32 within 1e-4 of float6
         CHECK(relative_error(r.gx, d.gx) <= 1e-4);
         CHECK(relative_error(r.gW, d.gW) <= 1e-4);
         CHECK(relative_error(r.gb, d.gb) <= 1e-4);
-        const std::vector<Tensor<float>> got{r.y, r.gx, r.gW};
+        const std::vector<Tensor<float>> got{r.y, r.gx, r.gW, r.gb};
         if (repeat == 0) first = got;
         else
           for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == first[i]);  // same threads: bit for bit
       }
     }
+  }
+}
+
+// Note [One pass over gy]: a plain backward gets a convolution's gradients
+// from one oneDNN pass; under create_graph they come from three ops
+// (conv_transpose2d, conv2d_grad_weight, sum). Both against float64, for
+// every combination of the gradients wanted.
+TEST_CASE("conv2d backward in one pass: the gradients of the three separate ops, whichever are wanted") {
+  unsigned seed = 1300;
+  for (const Layer& l : std::vector<Layer>{{16, 10, 32, 1}, {32, 9, 16, 2}, {16, 6, 16, 0}}) {
+    CAPTURE(l.C); CAPTURE(l.H); CAPTURE(l.FN); CAPTURE(l.P);
+    const std::size_t N = 3, OH = l.H + 2 * std::size_t(l.P) - 2;
+    const Variable64 x64 = uniform({N, l.C, l.H, l.H}, -1, 1, seed++), w64 = uniform({l.FN, l.C, 3, 3}, -1, 1, seed++);
+    const Variable64 b64 = uniform({l.FN}, -1, 1, seed++), g64 = uniform({N, l.FN, OH, OH}, -1, 1, seed++);
+    const Direct d = direct(x64.data(), w64.data(), b64.data(), g64.data(), l.P);
+    for (bool want_x : {true, false})
+      for (int bias : {0, 1, 2}) {  // none, trained, frozen
+        CAPTURE(want_x); CAPTURE(bias);
+        std::vector<Tensor<float>> grads[2];
+        for (bool create_graph : {false, true}) {
+          Variable x(Tensor<float>(x64.data())), w(Tensor<float>(w64.data())), b(Tensor<float>(b64.data()));
+          x.requires_grad_(want_x);
+          w.requires_grad_();
+          b.requires_grad_(bias == 1);
+          Variable::BackwardOptions options;
+          options.seed = Variable(Tensor<float>(g64.data()));
+          options.create_graph = create_graph;
+          const Variable y = F::conv2d(x, w, bias ? b : Variable(), 1, l.P);
+          y.backward(options);
+          CHECK(x.grad().defined() == want_x);
+          CHECK(b.grad().defined() == (bias == 1));
+          CHECK(relative_error(w.grad().data(), d.gW) <= 1e-4);
+          if (want_x) CHECK(relative_error(x.grad().data(), d.gx) <= 1e-4);
+          if (bias == 1) CHECK(relative_error(b.grad().data(), d.gb) <= 1e-4);
+          for (const Variable* v : {&x, &w, &b})
+            if (v->grad().defined()) grads[create_graph].push_back(v->grad().data());
+        }
+        REQUIRE(grads[0].size() == grads[1].size());
+        for (std::size_t i = 0; i < grads[0].size(); ++i) CHECK(relative_error(grads[0][i], grads[1][i]) <= 1e-5);
+      }
   }
 }
 

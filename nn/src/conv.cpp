@@ -277,11 +277,32 @@ struct Conv2d final : Function<T> {
     const Var<T>& x = this->input(0);
     const Var<T>& W = this->input(1);
     Variables<T> g(this->num_inputs());
+    if constexpr (std::is_same_v<T, float>)  // Note [One pass over gy] in conv_dnnl.cpp
+      if (!is_grad_enabled() && this->needs_input_grad(1) && all_on_onednn(gy[0], g)) return g;
     if (this->needs_input_grad(0)) g[0] = conv_transpose2d(gy[0], W, stride, pad, {x.shape()[2], x.shape()[3]});
     if (this->needs_input_grad(1))
       g[1] = conv2d_grad_weight(x, gy[0], {W.shape()[2], W.shape()[3]}, stride, pad);
     if (has_bias && this->needs_input_grad(2)) g[2] = zg::sum(gy[0], {0, 2, 3});
     return g;
+  }
+
+  // Outside create_graph the three gradients are plain arrays: oneDNN makes
+  // them in one pass. False, with g untouched, where it cannot.
+  bool all_on_onednn(const Var<T>& gy, Variables<T>& g) {
+    const Tensor<T>& x = this->input(0).data();
+    const Tensor<T>& W = this->input(1).data();
+    const Geometry geo = geometry("Conv2d", shape_of(x), W.shape()[2], W.shape()[3], stride, pad);
+    const bool want_x = this->needs_input_grad(0), want_b = has_bias && this->needs_input_grad(2);
+    Tensor<T> gx = want_x ? Tensor<T>::from_shape(x.shape()) : Tensor<T>();
+    Tensor<T> gW = Tensor<T>::from_shape(W.shape());
+    Tensor<T> gb = want_b ? Tensor<T>::from_shape({W.shape()[0]}) : Tensor<T>();
+    if (!onednn::backward(dims_of(geo, W.shape()[0]), x.data(), gy.data().data(), W.data(), want_x ? gx.data() : nullptr,
+                          gW.data(), want_b ? gb.data() : nullptr))
+      return false;
+    if (want_x) g[0] = Var<T>(std::move(gx));
+    g[1] = Var<T>(std::move(gW));
+    if (want_b) g[2] = Var<T>(std::move(gb));
+    return true;
   }
 
   Geometry check(const Shape& sx, const Shape& sw, const Shape& sb) const {

@@ -19,5 +19,9 @@ bool conv2d(const ConvDims& d, const float* x, const float* w, const float* b, f
 bool backward_data(const ConvDims& d, const float* gy, const float* w, float* gx);
 // gw = conv2d's gradient with respect to w (conv2d_grad_weight).
 bool backward_weights(const ConvDims& d, const float* x, const float* gy, float* gw);
+// Both gradients and the bias's at once (Note [One pass over gy]): gx (null
+// when not wanted), gw, and gb (null without a bias). False, having written
+// nothing, where oneDNN cannot; the caller then runs the three apart.
+bool backward(const ConvDims& d, const float* x, const float* gy, const float* w, float* gx, float* gw, float* gb);
 
 }  // namespace zg::nn::onednn
