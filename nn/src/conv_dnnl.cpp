@@ -305,7 +305,9 @@ bool run_backward(Entry* data, Entry* weights, const float* x, const float* gy, 
   if (gx && !(data->a.used() == weights->b.used())) return false;  // no layout to share
   if (zg::detail::loops_runner() != &libgomp_team) zg::detail::run_loops_on(libgomp_team);
   omp_set_num_threads(zg::num_threads());
-  const std::size_t bytes = weights->arena_bytes() + (gx ? data->arena_bytes() : 0);
+  // Both count gy's blocked copy once; the rest of the input gradient's
+  // buffers are dead when the weight gradient's are made, in the same place.
+  const std::size_t bytes = std::max(weights->arena_bytes(), gx ? data->arena_bytes() : 0);
   try {
     thread_local dnnl::stream s(engine());
     char* free = arena(bytes);
@@ -319,11 +321,13 @@ bool run_backward(Entry* data, Entry* weights, const float* x, const float* gy, 
     if (gx) {
       memory& g = data->a.prepare(s, gy, free);
       gy_used = &g;
+      char* const after_gy = free;
       std::unordered_map<int, memory> args{
           {DNNL_ARG_DIFF_DST, g}, {DNNL_ARG_WEIGHTS, data->b.prepare(s, w, free)}, {DNNL_ARG_DIFF_SRC, data->c.prepare(s, gx, free)}};
       with_scratch(data, args);
       data->conv.execute(s, args);
       data->c.finish(s);
+      free = after_gy;
     }
     // gy for the weight gradient: the copy just made, or made now.
     memory g_w;
