@@ -167,11 +167,19 @@ struct Setting {
 
 Setting* the_setting = nullptr;  // for the fork handler, which must not run setting()'s initialiser
 
+// Note [One thread team] in parallel.hpp.
+std::atomic<TeamRunner> team_runner{nullptr};
+std::atomic<bool> forked_child{false};
+
 // A forked child has no worker threads: it forgets the parent's pool (its
 // memory is abandoned, not freed: the workers it counts do not exist) and
-// makes a new one on first use.
+// makes a new one on first use. libgomp's threads do not survive fork
+// either, and a parallel region in the child would wait for them forever:
+// the child's loops stay on the pool.
 void forget_pool_in_child() {
   if (the_setting) the_setting->pool.store(nullptr);
+  team_runner.store(nullptr);
+  forked_child.store(true);
 }
 
 Setting& setting() {
@@ -230,8 +238,6 @@ struct MallocTuning {
 };
 const MallocTuning malloc_tuning;
 
-// Note [One thread team] in parallel.hpp.
-std::atomic<TeamRunner> team_runner{nullptr};
 std::mutex team_busy;  // one job at a time on the team, as on the pool
 
 struct TeamJob {
@@ -260,7 +266,11 @@ void team_body(void* arg) {
 
 }  // namespace
 
-void run_loops_on(TeamRunner runner) { team_runner.store(runner, std::memory_order_release); }
+void run_loops_on(TeamRunner runner) {
+  setting();  // registers the fork handler
+  if (runner && forked_child.load()) return;  // a forked child keeps the pool
+  team_runner.store(runner, std::memory_order_release);
+}
 TeamRunner loops_runner() { return team_runner.load(std::memory_order_acquire); }
 
 bool in_parallel_region() { return inside_chunk; }

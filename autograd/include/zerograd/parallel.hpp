@@ -55,6 +55,8 @@ void parallel_chunks(std::size_t chunks, const std::function<void(std::size_t)>&
 using TeamRunner = void (*)(unsigned threads, void (*body)(void*), void* arg);
 // From now on parallel_chunks runs on runner's threads instead of the pool
 // (nullptr: on the pool again). nn's oneDNN convolutions install libgomp's.
+// A process forked from one with a runner runs its loops on a pool of its
+// own and ignores later installs (libgomp's threads do not survive fork).
 void run_loops_on(TeamRunner runner);
 // The runner installed, or nullptr when the pool runs the loops.
 TeamRunner loops_runner();
