@@ -262,33 +262,47 @@ bool taken(const ConvDims& d) {
 // zerograd/parallel.hpp).
 void libgomp_team(unsigned threads, void (*body)(void*), void* arg) { GOMP_parallel(body, arg, threads, 0); }
 
+using Args = std::unordered_map<int, memory>;
+
+// Points e's scratchpad at the arena's next free bytes and passes it.
+void add_scratch(Entry* e, Args& args, char*& free) {
+  if (!e->scratch_bytes) return;
+  e->scratch.set_data_handle(free);
+  free += Operand::rounded(e->scratch_bytes);
+  args.emplace(DNNL_ARG_SCRATCHPAD, e->scratch);
+}
+
+// Runs body(stream, arena of `bytes`) with oneDNN's threads and zerograd's
+// loops on libgomp's team, then waits for the stream. oneDNN's errors and a
+// failed allocation become a zg::Error naming `what`.
+template <class Body>
+void on_onednn(const char* what, std::size_t bytes, Body&& body) {
+  if (zg::detail::loops_runner() != &libgomp_team) zg::detail::run_loops_on(libgomp_team);
+  omp_set_num_threads(zg::num_threads());
+  try {
+    thread_local dnnl::stream s(engine());
+    body(s, arena(bytes));
+    s.wait();
+  } catch (const dnnl::error& err) {
+    throw Error(std::string(what) + " on oneDNN: " + err.what());
+  } catch (const std::bad_alloc&) {
+    throw Error(std::string(what) + " on oneDNN: cannot allocate " + std::to_string(bytes) + " bytes of working memory");
+  }
+}
+
 // Runs e's primitive on (p, q) into r with `args` naming them.
 bool run(Entry* e, const void* p, const void* q, void* r, int arg_p, int arg_q, int arg_r, const float* bias = nullptr) {
   if (!e) return false;
-  if (zg::detail::loops_runner() != &libgomp_team) zg::detail::run_loops_on(libgomp_team);
-  omp_set_num_threads(zg::num_threads());
-  const std::size_t bytes = e->arena_bytes();
-  try {
-    thread_local dnnl::stream s(engine());
-    char* free = arena(bytes);
-    std::unordered_map<int, memory> args{{arg_p, e->a.prepare(s, p, free)}, {arg_q, e->b.prepare(s, q, free)},
-                                         {arg_r, e->c.prepare(s, r, free)}};
+  on_onednn("conv2d", e->arena_bytes(), [&](dnnl::stream& s, char* free) {
+    Args args{{arg_p, e->a.prepare(s, p, free)}, {arg_q, e->b.prepare(s, q, free)}, {arg_r, e->c.prepare(s, r, free)}};
     if (bias) {
       e->bias.set_data_handle(const_cast<float*>(bias));
       args.emplace(DNNL_ARG_BIAS, e->bias);
     }
-    if (e->scratch_bytes) {
-      e->scratch.set_data_handle(free);
-      args.emplace(DNNL_ARG_SCRATCHPAD, e->scratch);
-    }
+    add_scratch(e, args, free);
     e->conv.execute(s, args);
     e->c.finish(s);
-    s.wait();
-  } catch (const dnnl::error& err) {
-    throw Error(std::string("conv2d on oneDNN: ") + err.what());
-  } catch (const std::bad_alloc&) {
-    throw Error("conv2d on oneDNN: cannot allocate " + std::to_string(bytes) + " bytes of working memory");
-  }
+  });
   return true;
 }
 
@@ -303,55 +317,35 @@ bool run_backward(Entry* data, Entry* weights, const float* x, const float* gy, 
                   float* gb) {
   if (!weights || (gx && !data)) return false;
   if (gx && !(data->a.used() == weights->b.used())) return false;  // no layout to share
-  if (zg::detail::loops_runner() != &libgomp_team) zg::detail::run_loops_on(libgomp_team);
-  omp_set_num_threads(zg::num_threads());
   // Both count gy's blocked copy once; the rest of the input gradient's
   // buffers are dead when the weight gradient's are made, in the same place.
   const std::size_t bytes = std::max(weights->arena_bytes(), gx ? data->arena_bytes() : 0);
-  try {
-    thread_local dnnl::stream s(engine());
-    char* free = arena(bytes);
-    auto with_scratch = [&free](Entry* e, std::unordered_map<int, memory>& args) {
-      if (!e->scratch_bytes) return;
-      e->scratch.set_data_handle(free);
-      free += Operand::rounded(e->scratch_bytes);
-      args.emplace(DNNL_ARG_SCRATCHPAD, e->scratch);
-    };
-    memory* gy_used = nullptr;
+  on_onednn("conv2d backward", bytes, [&](dnnl::stream& s, char* free) {
+    memory g_w;  // gy for the weight gradient: the input gradient's copy, or made below
     if (gx) {
       memory& g = data->a.prepare(s, gy, free);
-      gy_used = &g;
       char* const after_gy = free;
-      std::unordered_map<int, memory> args{
-          {DNNL_ARG_DIFF_DST, g}, {DNNL_ARG_WEIGHTS, data->b.prepare(s, w, free)}, {DNNL_ARG_DIFF_SRC, data->c.prepare(s, gx, free)}};
-      with_scratch(data, args);
+      Args args{{DNNL_ARG_DIFF_DST, g}, {DNNL_ARG_WEIGHTS, data->b.prepare(s, w, free)},
+                {DNNL_ARG_DIFF_SRC, data->c.prepare(s, gx, free)}};
+      add_scratch(data, args, free);
       data->conv.execute(s, args);
       data->c.finish(s);
       free = after_gy;
-    }
-    // gy for the weight gradient: the copy just made, or made now.
-    memory g_w;
-    if (gy_used) {
       g_w = weights->b.blocked ? weights->b.blocked : weights->b.plain;
-      g_w.set_data_handle(gy_used->get_data_handle());
+      g_w.set_data_handle(g.get_data_handle());
     } else {
       g_w = weights->b.prepare(s, gy, free);
     }
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, weights->a.prepare(s, x, free)}, {DNNL_ARG_DIFF_DST, g_w},
-                                         {DNNL_ARG_DIFF_WEIGHTS, weights->c.prepare(s, gw, free)}};
+    Args args{{DNNL_ARG_SRC, weights->a.prepare(s, x, free)}, {DNNL_ARG_DIFF_DST, g_w},
+              {DNNL_ARG_DIFF_WEIGHTS, weights->c.prepare(s, gw, free)}};
     if (gb) {
       weights->bias.set_data_handle(gb);
       args.emplace(DNNL_ARG_DIFF_BIAS, weights->bias);
     }
-    with_scratch(weights, args);
+    add_scratch(weights, args, free);
     weights->conv.execute(s, args);
     weights->c.finish(s);
-    s.wait();
-  } catch (const dnnl::error& err) {
-    throw Error(std::string("conv2d backward on oneDNN: ") + err.what());
-  } catch (const std::bad_alloc&) {
-    throw Error("conv2d backward on oneDNN: cannot allocate " + std::to_string(bytes) + " bytes of working memory");
-  }
+  });
   return true;
 }
 
