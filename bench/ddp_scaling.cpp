@@ -92,8 +92,7 @@ int main(int argc, char** argv) {
         for (int i = 0; i < iterations; ++i) step(phase);
       double t = bench::since(t0) * 1e3 / iterations;
       std::vector<double> all(std::size_t(g.size()), 0.0);
-      all[std::size_t(g.rank())] = t;
-      if (phase == kOne) std::fill(all.begin() + 1, all.end(), 0.0);
+      all[std::size_t(g.rank())] = phase == kOne && !g.is_main() ? 0.0 : t;
       g.all_reduce_sum(all.data(), all.size());
       return *std::max_element(all.begin(), all.end());
     };

@@ -293,11 +293,13 @@ struct Conv2d final : Function<T> {
     const Tensor<T>& x = this->input(0).data();
     const Tensor<T>& W = this->input(1).data();
     const Geometry geo = geometry("Conv2d", shape_of(x), W.shape()[2], W.shape()[3], stride, pad);
+    const onednn::ConvDims dims = dims_of(geo, W.shape()[0]);
+    if (!onednn::taken(dims)) return false;  // before allocating: every im2col layer comes here
     const bool want_x = this->needs_input_grad(0), want_b = has_bias && this->needs_input_grad(2);
     Tensor<T> gx = want_x ? Tensor<T>::from_shape(x.shape()) : Tensor<T>();
     Tensor<T> gW = Tensor<T>::from_shape(W.shape());
     Tensor<T> gb = want_b ? Tensor<T>::from_shape({W.shape()[0]}) : Tensor<T>();
-    if (!onednn::backward(dims_of(geo, W.shape()[0]), x.data(), gy.data().data(), W.data(), want_x ? gx.data() : nullptr,
+    if (!onednn::backward(dims, x.data(), gy.data().data(), W.data(), want_x ? gx.data() : nullptr,
                           gW.data(), want_b ? gb.data() : nullptr))
       return false;
     if (want_x) g[0] = Var<T>(std::move(gx));

@@ -251,12 +251,6 @@ Entry* entry(Kind kind, const ConvDims& d, bool bias) {
   return it->second.get();
 }
 
-bool taken(const ConvDims& d) {
-  // Measured only where channels fill 16-wide blocks: with one input channel
-  // (the first layers of the book's nets) oneDNN's direct kernels were
-  // slower than im2col + GEMM (SimpleConvNet's 5x5: 15 ms against 0.85).
-  return enabled() && d.N > 0 && d.C % 16 == 0 && d.C > 0 && d.FN % 16 == 0 && d.FN > 0 && d.S == 1 && d.KH == d.KW && d.OH == d.H + 2 * d.P - d.KH + 1;
-}
 
 // zerograd's parallel loops on libgomp's threads (Note [One thread team] in
 // zerograd/parallel.hpp).
@@ -409,6 +403,13 @@ void crop(const float* p, const ConvDims& d, std::size_t e, float* x) {
 
 }  // namespace
 
+bool taken(const ConvDims& d) {
+  // Measured only where channels fill 16-wide blocks: with one input channel
+  // (the first layers of the book's nets) oneDNN's direct kernels were
+  // slower than im2col + GEMM (SimpleConvNet's 5x5: 15 ms against 0.85).
+  return enabled() && d.N > 0 && d.C % 16 == 0 && d.C > 0 && d.FN % 16 == 0 && d.FN > 0 && d.S == 1 && d.KH == d.KW && d.OH == d.H + 2 * d.P - d.KH + 1;
+}
+
 bool conv2d(const ConvDims& d, const float* x, const float* w, const float* b, float* y) {
   if (!taken(d)) return false;
   if (pads_by_hand(d)) {
@@ -466,6 +467,7 @@ bool backward_weights(const ConvDims& d, const float* x, const float* gy, float*
 #else
 
 namespace zg::nn::onednn {
+bool taken(const ConvDims&) { return false; }
 bool conv2d(const ConvDims&, const float*, const float*, const float*, float*) { return false; }
 bool backward_data(const ConvDims&, const float*, const float*, float*) { return false; }
 bool backward_weights(const ConvDims&, const float*, const float*, float*) { return false; }

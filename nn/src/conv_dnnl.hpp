@@ -11,6 +11,10 @@ struct ConvDims {
   std::size_t N, C, H, W, FN, KH, KW, OH, OW, S, P;
 };
 
+// Whether oneDNN runs this convolution: built in, not switched off, and a
+// shape its kernels were measured to win on (16k channels, stride 1).
+bool taken(const ConvDims& d);
+
 // Each returns false, having written nothing, when oneDNN is not built in or
 // is switched off (ZEROGRAD_CONV=im2col); the caller then runs im2col + GEMM.
 // y = conv(x, w) + b (b may be null).
