@@ -371,6 +371,117 @@ TEST_CASE("conv2d backward in one pass: the gradients of the three separate ops,
   }
 }
 
+// Note [Conv2d with ReLU]: the fused op against conv2d then relu, in float32
+// on oneDNN's path (16k channels; pad 2 padded by hand) and im2col's (3
+// channels; stride 2), with and without a bias, plain and create_graph.
+TEST_CASE("conv2d_relu: the values and gradients of conv2d then relu") {
+  struct FusedCase {
+    std::size_t C, H, FN;
+    int S, P;
+  };
+  unsigned seed = 1400;
+  for (const FusedCase& l : std::vector<FusedCase>{{16, 10, 32, 1, 1}, {32, 9, 16, 1, 2}, {3, 7, 5, 1, 1}, {3, 8, 4, 2, 1}}) {
+    CAPTURE(l.C); CAPTURE(l.H); CAPTURE(l.FN); CAPTURE(l.S); CAPTURE(l.P);
+    const std::size_t N = 3, OH = (l.H + 2 * std::size_t(l.P) - 3) / std::size_t(l.S) + 1;
+    const Variable64 x64 = uniform({N, l.C, l.H, l.H}, -1, 1, seed++), w64 = uniform({l.FN, l.C, 3, 3}, -1, 1, seed++);
+    const Variable64 b64 = uniform({l.FN}, -1, 1, seed++), g64 = uniform({N, l.FN, OH, OH}, -1, 1, seed++);
+    for (bool bias : {true, false})
+      for (bool create_graph : {false, true}) {
+        CAPTURE(bias); CAPTURE(create_graph);
+        std::vector<Tensor<float>> out[2];  // separate, fused: y, gx, gW, gb
+        for (bool fused : {false, true}) {
+          auto x = Variable(Tensor<float>(x64.data())).requires_grad_();
+          auto w = Variable(Tensor<float>(w64.data())).requires_grad_();
+          auto b = Variable(Tensor<float>(b64.data())).requires_grad_();
+          const Variable bv = bias ? b : Variable();
+          const Variable y = fused ? F::conv2d_relu(x, w, bv, l.S, l.P) : zg::relu(F::conv2d(x, w, bv, l.S, l.P));
+          CHECK(y.creator()->name() == (fused ? "Conv2dReLU" : "ReLU"));
+          Variable::BackwardOptions options;
+          options.seed = Variable(Tensor<float>(g64.data()));
+          options.create_graph = create_graph;
+          y.backward(options);
+          out[fused] = {y.data(), x.grad().data(), w.grad().data()};
+          if (bias) out[fused].push_back(b.grad().data());
+          for (Variable* v : {&x, &w, &b}) v->cleargrad();  // create_graph: a gradient's graph holds v
+        }
+        REQUIRE(out[0].size() == out[1].size());
+        // Some outputs are clipped, some not: the switch is exercised.
+        CHECK(xt::any(xt::equal(out[1][0], 0.f)));
+        CHECK(xt::any(xt::greater(out[1][0], 0.f)));
+        CHECK(relative_error(out[1][0], out[0][0]) <= 1e-6);
+        for (std::size_t i = 1; i < out[0].size(); ++i) CHECK(relative_error(out[1][i], out[0][i]) <= 1e-5);
+      }
+  }
+}
+
+TEST_CASE("conv2d_relu: NaN passes through as relu lets it, a retained graph runs backward twice") {
+  for (std::size_t C : {16u, 2u}) {  // oneDNN's path, im2col's
+    CAPTURE(C);
+    Tensor<float> xs = uniform({2, C, 6, 6}, -1, 1, 1500).data();
+    xs(1, 0, 2, 3) = std::numeric_limits<float>::quiet_NaN();
+    const Variable x(xs);
+    auto w = Variable(Tensor<float>(uniform({16, C, 3, 3}, -1, 1, 1501).data())).requires_grad_();
+    const Variable fused = F::conv2d_relu(x, w, Variable(), 1, 1);
+    const Variable separate = zg::relu(F::conv2d(x, w, Variable(), 1, 1));
+    CHECK(xt::any(xt::isnan(fused.data())));
+    CHECK(xt::all(xt::equal(xt::isnan(fused.data()), xt::isnan(separate.data()))));
+
+    const Variable y = F::conv2d_relu(Variable(Tensor<float>(uniform({2, C, 6, 6}, -1, 1, 1502).data())), w,
+                                      Variable(), 1, 1);
+    Variable::BackwardOptions keep;
+    keep.retain_graph = true;
+    y.backward(keep);
+    const Tensor<float> first = w.grad().data();
+    w.cleargrad();
+    y.backward();
+    CHECK(xt::all(xt::equal(w.grad().data(), first)));
+  }
+}
+
+TEST_CASE("Sequential runs Conv2d then ReLU as one Conv2dReLU, and every layer apart with fuse_conv_relu(false)") {
+  // A Conv2d subclass keeps its own forward: it is never fused.
+  struct Doubled : nn::Conv2d {
+    using nn::Conv2d::Conv2d;
+    Variable forward(const Variable& x) override { return nn::Conv2d::forward(x) * 2.0f; }
+  };
+  zg::manual_seed(3);
+  nn::Sequential net;
+  net.add("conv1", std::make_shared<nn::Conv2d>(16, 16, 3, 1, 1));
+  net.add("relu1", std::make_shared<nn::ReLU>());
+  net.add("conv2", std::make_shared<Doubled>(16, 16, 3, 1, 1));
+  net.add("relu2", std::make_shared<nn::ReLU>());
+  net.add("conv3", std::make_shared<nn::Conv2d>(16, 4, 3, 1, 1));
+  net.add("relu3", std::make_shared<nn::ReLU>());
+  CHECK(net.fuses_conv_relu());
+  const Variable x(Tensor<float>(uniform({2, 16, 6, 6}, -1, 1, 1600).data()));
+  // The creators, from the output back: which ops ran.
+  const auto ops = [&](const Variable& y) {
+    std::vector<std::string> names;
+    for (auto f = y.creator(); f; f = f->input_creator(0)) names.insert(names.begin(), f->name());
+    return names;
+  };
+  const Variable fused = net(x);
+  CHECK(ops(fused) == std::vector<std::string>{"Conv2dReLU", "Conv2d", "MulConst", "ReLU", "Conv2dReLU"});
+  zg::sum(fused).backward();
+  std::vector<Tensor<float>> grads;
+  for (const auto& [name, p] : net.named_parameters()) grads.push_back(p.grad().data());
+  net.zero_grad();
+
+  net.fuse_conv_relu(false);
+  const Variable separate = net(x);
+  CHECK(ops(separate) ==
+        std::vector<std::string>{"Conv2d", "ReLU", "Conv2d", "MulConst", "ReLU", "Conv2d", "ReLU"});
+  CHECK(relative_error(fused.data(), separate.data()) <= 1e-6);
+  zg::sum(separate).backward();
+  std::size_t i = 0;
+  for (const auto& [name, p] : net.named_parameters()) {
+    CAPTURE(name);
+    CHECK(relative_error(p.grad().data(), grads[i++]) <= 1e-5);
+  }
+  // Converting keeps the setting.
+  CHECK_FALSE(std::static_pointer_cast<nn::BasicSequential<double>>(net.to<double>())->fuses_conv_relu());
+}
+
 TEST_CASE("conv_transpose2d: the default output size is the smallest that convolves back") {
   auto g = random<float>({2, 4, 3, 3}, 1), W = random<float>({4, 3, 3, 3}, 2);
   // (3 - 1) * 2 + 3 - 2 * 1 = 5; 6 also convolves to 3 and must be asked for.
@@ -473,6 +584,30 @@ ZG_GRADCHECK_CASE("Conv2d") {
     CHECK_GRADCHECK([=](const V& v) { return F::conv2d(v[0], v[1], v[2], S, P); }, xs);
     CHECK_GRADCHECK([=](const V& v) { return F::conv2d(v[0], v[1], Variable64(), S, P); }, no_bias);
     CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(F::conv2d(v[0], v[1], v[2], S, P))); }, xs);
+  }
+}
+
+// Inputs drawn until every pre-activation is at least 0.05 from ReLU's kink:
+// the gradcheck's steps then never cross it.
+ZG_GRADCHECK_CASE("Conv2dReLU") {
+  unsigned seed = 8000;
+  for (const GradCase& k : kGradCases) {
+    CAPTURE(shape_str(k.x)); CAPTURE(shape_str(k.w)); CAPTURE(k.S); CAPTURE(k.P);
+    const int S = k.S, P = k.P;
+    for (bool bias : {true, false}) {
+      CAPTURE(bias);
+      V xs;
+      for (int draw = 0;; ++draw) {
+        REQUIRE(draw < 500);
+        xs = {uniform(k.x, -1.0, 1.0, seed++, true), uniform(k.w, -1.0, 1.0, seed++, true)};
+        if (bias) xs.push_back(uniform({k.w[0]}, -0.5, 0.5, seed++, true));
+        const Tensor<double> z = F::conv2d(xs[0], xs[1], bias ? xs[2] : Variable64(), S, P).data();
+        if (xt::amin(xt::abs(z))() >= 0.05 && xt::any(xt::less(z, 0.0)) && xt::any(xt::greater(z, 0.0))) break;
+      }
+      const auto f = [=](const V& v) { return F::conv2d_relu(v[0], v[1], v.size() > 2 ? v[2] : Variable64(), S, P); };
+      CHECK_GRADCHECK(f, xs);
+      CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(f(v))); }, xs);
+    }
   }
 }
 

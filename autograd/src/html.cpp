@@ -148,6 +148,9 @@ std::string backward_rule(const std::string& name, std::size_t input) {
       {"Conv2d", {"the upstream gradient convolved back with the kernels (a transposed convolution)",
                   "input patches (im2col) times the upstream gradient",
                   "the upstream gradient summed over batch and positions"}},
+      {"Conv2dReLU", {"upstream where the output is > 0 (0 elsewhere), convolved back with the kernels",
+                      "input patches (im2col) times upstream where the output is > 0",
+                      "upstream where the output is > 0, summed over batch and positions"}},
       {"MaxPool2d", {"upstream to the position that was the maximum of each window"}},
       {"AvgPool2d", {"upstream spread evenly over each window"}},
   };

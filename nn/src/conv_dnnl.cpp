@@ -20,6 +20,8 @@
 #ifdef ZEROGRAD_HAVE_DNNL
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -32,6 +34,9 @@
 #include <vector>
 
 #include <dnnl.hpp>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "zerograd/error.hpp"
 #include "zerograd/parallel.hpp"
@@ -76,6 +81,7 @@ struct Operand {
   memory plain, blocked;
   dnnl::reorder in, out;
   std::size_t bytes = 0;  // of the blocked buffer, 0 when the plain array is used
+  std::size_t block = 0;  // B when the blocked layout is (N, C/B, H, W, B) for B = 16 or 8, else 0
   void init(const memory::desc& plain_desc, const memory::desc& want, bool input) {
     plain = memory(plain_desc, engine(), DNNL_MEMORY_NONE);
     if (want == plain_desc) return;
@@ -83,6 +89,15 @@ struct Operand {
     bytes = want.get_size();
     if (input) in = dnnl::reorder(plain, blocked);
     else out = dnnl::reorder(blocked, plain);
+    const memory::dims d = plain_desc.dims();
+    for (auto [b, t] : {std::pair{16, tag::nChw16c}, std::pair{8, tag::nChw8c}})
+      if (d.size() == 4 && want == memory::desc(d, memory::data_type::f32, t)) block = std::size_t(b);
+  }
+  // The blocked buffer, at the arena's next free bytes.
+  float* claim(char*& arena) {
+    blocked.set_data_handle(arena);
+    arena += rounded(bytes);
+    return static_cast<float*>(blocked.get_data_handle());
   }
   // The memory the primitive reads or writes, after copying p in if needed.
   memory& prepare(dnnl::stream& s, const void* p, char*& arena) {
@@ -100,6 +115,133 @@ struct Operand {
   memory::desc used() const { return blocked ? blocked.get_desc() : plain.get_desc(); }
   static std::size_t rounded(std::size_t n) { return (n + 63) / 64 * 64; }
 };
+
+// Note [ReLU in the reorders]: a Conv2d followed by ReLU (Note [Conv2d
+// with ReLU] in conv.cpp) applies the ReLU, and keeps its switch, as the
+// output is copied out of oneDNN's blocked layout, and its backward
+// switches gy off as gy is copied into it: the two reorders are ours, and
+// no pass over memory is added. oneDNN's own ReLU post-op was as fast but
+// turns NaN into 0 (vmaxps), which would hide a diverged model; here NaN
+// stays NaN, as in zg::relu. The blocked layouts are (N, C/B, H, W, B)
+// with B = 16 (AVX-512 kernels) or 8 (AVX2); for others oneDNN reorders
+// and a separate pass does the ReLU.
+struct Planes {
+  std::size_t N, C, HW, B;  // (N, C, HW) plain, (N, C/B, HW, B) blocked
+};
+
+// Byte k of kSpread[m] is bit k of m: 8 switches from a movemask.
+constexpr std::array<std::uint64_t, 256> kSpread = [] {
+  std::array<std::uint64_t, 256> t{};
+  for (std::size_t m = 0; m < 256; ++m)
+    for (std::size_t k = 0; k < 8; ++k) t[m] |= std::uint64_t((m >> k) & 1) << (8 * k);
+  return t;
+}();
+
+#if defined(__AVX2__)
+// An 8x8 block: r[k] holds row k, and afterwards column k.
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+#endif
+
+// Calls fn(blocked offset, plain offset) for each (n, channel block) of p,
+// in parallel.
+template <class F>
+void each_block(const Planes& p, F&& fn) {
+  const std::size_t blocks = p.C / p.B;
+  zg::detail::parallel_for(p.N * blocks, 1, [&](std::size_t b0, std::size_t b1) {
+    for (std::size_t nb = b0; nb < b1; ++nb) fn(nb * p.HW * p.B, (nb / blocks * p.C + nb % blocks * p.B) * p.HW);
+  });
+}
+
+// y = max(blocked, 0), NaN staying NaN (a select, as zg::relu), and where
+// positive is not null, positive = y > 0.
+void relu_from_blocked(const float* blocked, const Planes& p, float* y, std::uint8_t* positive) {
+  each_block(p, [&](std::size_t from, std::size_t to) {
+    const float* in = blocked + from;
+    float* out = y + to;
+    std::uint8_t* on = positive ? positive + to : nullptr;
+    std::size_t i = 0;
+#if defined(__AVX2__)
+    const __m256 zero = _mm256_setzero_ps();
+    for (; i + 8 <= p.HW; i += 8)
+      for (std::size_t h = 0; h < p.B; h += 8) {
+        __m256 r[8];
+        for (std::size_t k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(in + (i + k) * p.B + h);
+        transpose8(r);
+        for (std::size_t c = 0; c < 8; ++c) {
+          const std::size_t at = (h + c) * p.HW + i;
+          const __m256 v = _mm256_blendv_ps(r[c], zero, _mm256_cmp_ps(r[c], zero, _CMP_LT_OQ));
+          _mm256_storeu_ps(out + at, v);
+          if (!on) continue;
+          const std::uint64_t bytes = kSpread[std::size_t(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ)))];
+          std::memcpy(on + at, &bytes, 8);
+        }
+      }
+#endif
+    for (; i < p.HW; ++i)
+      for (std::size_t c = 0; c < p.B; ++c) {
+        const float v = in[i * p.B + c], r = v < 0.0f ? 0.0f : v;
+        out[c * p.HW + i] = r;
+        if (on) on[c * p.HW + i] = r > 0.0f;
+      }
+  });
+}
+
+// The same on a plain y in place, for layouts the above does not know.
+void relu_in_place(float* y, std::size_t n, std::uint8_t* positive) {
+  zg::detail::parallel_for(n, zg::detail::kElementGrain, [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) {
+      const float v = y[i], r = v < 0.0f ? 0.0f : v;
+      y[i] = r;
+      if (positive) positive[i] = r > 0.0f;
+    }
+  });
+}
+
+// blocked = gy where positive, 0 elsewhere: ReLU's backward on the way in.
+void switched_to_blocked(const float* gy, const std::uint8_t* positive, const Planes& p, float* blocked) {
+  each_block(p, [&](std::size_t to, std::size_t from) {
+    const float* in = gy + from;
+    const std::uint8_t* on = positive + from;
+    float* out = blocked + to;
+    std::size_t i = 0;
+#if defined(__AVX2__)
+    const __m256i zero = _mm256_setzero_si256();
+    for (; i + 8 <= p.HW; i += 8)
+      for (std::size_t h = 0; h < p.B; h += 8) {
+        __m256 r[8];
+        for (std::size_t c = 0; c < 8; ++c) {
+          const std::size_t at = (h + c) * p.HW + i;
+          const __m256i m = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(on + at)));
+          r[c] = _mm256_and_ps(_mm256_loadu_ps(in + at), _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, zero)));
+        }
+        transpose8(r);
+        for (std::size_t k = 0; k < 8; ++k) _mm256_storeu_ps(out + (i + k) * p.B + h, r[k]);
+      }
+#endif
+    for (; i < p.HW; ++i)
+      for (std::size_t c = 0; c < p.B; ++c) {
+        const float v = in[c * p.HW + i];
+        out[i * p.B + c] = on[c * p.HW + i] ? v : 0.0f;
+      }
+  });
+}
 
 struct Entry {
   dnnl::primitive conv;
@@ -300,6 +442,34 @@ bool run(Entry* e, const void* p, const void* q, void* r, int arg_p, int arg_q, 
   return true;
 }
 
+// The forward, with ReLU on the way out when relu is set (Note [ReLU in the
+// reorders]; positive may be null).
+bool run_forward(Entry* e, const ConvDims& d, const float* x, const float* w, const float* b, float* y, bool relu,
+                 std::uint8_t* positive) {
+  if (!relu) return run(e, x, w, y, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, b);
+  if (!e) return false;
+  on_onednn("conv2d", e->arena_bytes(), [&](dnnl::stream& s, char* free) {
+    Args args{{DNNL_ARG_SRC, e->a.prepare(s, x, free)}, {DNNL_ARG_WEIGHTS, e->b.prepare(s, w, free)},
+              {DNNL_ARG_DST, e->c.prepare(s, y, free)}};
+    if (b) {
+      e->bias.set_data_handle(const_cast<float*>(b));
+      args.emplace(DNNL_ARG_BIAS, e->bias);
+    }
+    add_scratch(e, args, free);
+    e->conv.execute(s, args);
+    s.wait();
+    if (e->c.block) {
+      relu_from_blocked(static_cast<const float*>(e->c.blocked.get_data_handle()),
+                        {d.N, d.FN, d.OH * d.OW, e->c.block}, y, positive);
+      return;
+    }
+    e->c.finish(s);
+    s.wait();
+    relu_in_place(y, d.N * d.FN * d.OH * d.OW, positive);
+  });
+  return true;
+}
+
 // Note [One pass over gy]: a convolution's backward needs gy in the blocked
 // layout twice, for the input gradient and for the weight gradient, and the
 // bias gradient is a sum over it. Run together, gy is reordered once and
@@ -307,17 +477,26 @@ bool run(Entry* e, const void* p, const void* q, void* r, int arg_p, int arg_q, 
 // 100, one thread, this saved the second reorder (0.05-0.26 ms per layer)
 // and a separate pass over gy for the bias. data may be null (no input
 // gradient wanted), and then gx too; gb is null for no bias.
-bool run_backward(Entry* data, Entry* weights, const float* x, const float* gy, const float* w, float* gx, float* gw,
-                  float* gb) {
+bool run_backward(Entry* data, Entry* weights, const ConvDims& d, const float* x, const float* gy, const float* w,
+                  float* gx, float* gw, float* gb, const std::uint8_t* positive) {
   if (!weights || (gx && !data)) return false;
   if (gx && !(data->a.used() == weights->b.used())) return false;  // no layout to share
+  Operand& gy_in = gx ? data->a : weights->b;
+  if (positive && !gy_in.block) return false;  // Note [ReLU in the reorders]: a layout we do not copy into
+  // gy in the blocked layout, switched off where positive is 0 if given.
+  const auto prepare_gy = [&](dnnl::stream& s, char*& free) -> memory& {
+    if (!positive) return gy_in.prepare(s, gy, free);
+    gy_in.plain.set_data_handle(const_cast<float*>(gy));
+    switched_to_blocked(gy, positive, {d.N, d.FN, d.OH * d.OW, gy_in.block}, gy_in.claim(free));
+    return gy_in.blocked;
+  };
   // Both count gy's blocked copy once; the rest of the input gradient's
   // buffers are dead when the weight gradient's are made, in the same place.
   const std::size_t bytes = std::max(weights->arena_bytes(), gx ? data->arena_bytes() : 0);
   on_onednn("conv2d backward", bytes, [&](dnnl::stream& s, char* free) {
     memory g_w;  // gy for the weight gradient: the input gradient's copy, or made below
     if (gx) {
-      memory& g = data->a.prepare(s, gy, free);
+      memory& g = prepare_gy(s, free);
       char* const after_gy = free;
       Args args{{DNNL_ARG_DIFF_DST, g}, {DNNL_ARG_WEIGHTS, data->b.prepare(s, w, free)},
                 {DNNL_ARG_DIFF_SRC, data->c.prepare(s, gx, free)}};
@@ -328,7 +507,7 @@ bool run_backward(Entry* data, Entry* weights, const float* x, const float* gy, 
       g_w = weights->b.blocked ? weights->b.blocked : weights->b.plain;
       g_w.set_data_handle(g.get_data_handle());
     } else {
-      g_w = weights->b.prepare(s, gy, free);
+      g_w = prepare_gy(s, free);
     }
     Args args{{DNNL_ARG_SRC, weights->a.prepare(s, x, free)}, {DNNL_ARG_DIFF_DST, g_w},
               {DNNL_ARG_DIFF_WEIGHTS, weights->c.prepare(s, gw, free)}};
@@ -410,15 +589,16 @@ bool taken(const ConvDims& d) {
   return enabled() && d.N > 0 && d.C % 16 == 0 && d.C > 0 && d.FN % 16 == 0 && d.FN > 0 && d.S == 1 && d.KH == d.KW && d.OH == d.H + 2 * d.P - d.KH + 1;
 }
 
-bool conv2d(const ConvDims& d, const float* x, const float* w, const float* b, float* y) {
+bool conv2d(const ConvDims& d, const float* x, const float* w, const float* b, float* y, bool relu,
+            std::uint8_t* positive) {
   if (!taken(d)) return false;
   if (pads_by_hand(d)) {
     const ConvDims p = padded_by_hand(d);
     float* xp = padded_buffer(p);
     pad(x, d, d.P - 1, xp);
-    return run(entry(Kind::Forward, p, b != nullptr), xp, w, y, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, b);
+    return run_forward(entry(Kind::Forward, p, b != nullptr), p, xp, w, b, y, relu, positive);
   }
-  return run(entry(Kind::Forward, d, b != nullptr), x, w, y, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, b);
+  return run_forward(entry(Kind::Forward, d, b != nullptr), d, x, w, b, y, relu, positive);
 }
 
 bool backward_data(const ConvDims& d, const float* gy, const float* w, float* gx) {
@@ -434,21 +614,22 @@ bool backward_data(const ConvDims& d, const float* gy, const float* w, float* gx
   return run(entry(Kind::Data, d, false), gy, w, gx, DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC);
 }
 
-bool backward(const ConvDims& d, const float* x, const float* gy, const float* w, float* gx, float* gw, float* gb) {
+bool backward(const ConvDims& d, const float* x, const float* gy, const float* w, float* gx, float* gw, float* gb,
+              const std::uint8_t* positive) {
   if (!taken(d)) return false;
   if (pads_by_hand(d)) {
     const ConvDims p = padded_by_hand(d);
     float* xp = padded_buffer(p, 0);
     float* gxp = gx ? padded_buffer(p, 1) : nullptr;
     pad(x, d, d.P - 1, xp);
-    if (!run_backward(gx ? entry(Kind::Data, p, false) : nullptr, entry(Kind::Weights, p, gb != nullptr), xp, gy, w,
-                      gxp, gw, gb))
+    if (!run_backward(gx ? entry(Kind::Data, p, false) : nullptr, entry(Kind::Weights, p, gb != nullptr), p, xp, gy, w,
+                      gxp, gw, gb, positive))
       return false;
     if (gx) crop(gxp, d, d.P - 1, gx);
     return true;
   }
-  return run_backward(gx ? entry(Kind::Data, d, false) : nullptr, entry(Kind::Weights, d, gb != nullptr), x, gy, w, gx,
-                      gw, gb);
+  return run_backward(gx ? entry(Kind::Data, d, false) : nullptr, entry(Kind::Weights, d, gb != nullptr), d, x, gy, w,
+                      gx, gw, gb, positive);
 }
 
 bool backward_weights(const ConvDims& d, const float* x, const float* gy, float* gw) {
@@ -468,10 +649,12 @@ bool backward_weights(const ConvDims& d, const float* x, const float* gy, float*
 
 namespace zg::nn::onednn {
 bool taken(const ConvDims&) { return false; }
-bool conv2d(const ConvDims&, const float*, const float*, const float*, float*) { return false; }
+bool conv2d(const ConvDims&, const float*, const float*, const float*, float*, bool, std::uint8_t*) { return false; }
 bool backward_data(const ConvDims&, const float*, const float*, float*) { return false; }
 bool backward_weights(const ConvDims&, const float*, const float*, float*) { return false; }
-bool backward(const ConvDims&, const float*, const float*, const float*, float*, float*, float*) { return false; }
+bool backward(const ConvDims&, const float*, const float*, const float*, float*, float*, float*, const std::uint8_t*) {
+  return false;
+}
 }  // namespace zg::nn::onednn
 
 #endif

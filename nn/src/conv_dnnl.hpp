@@ -2,6 +2,7 @@
 // float convolutions on oneDNN (Debian's libdnnl-dev), when the library was
 // built with it: Note [oneDNN convolutions] in conv_dnnl.cpp.
 #include <cstddef>
+#include <cstdint>
 
 namespace zg::nn::onednn {
 
@@ -17,15 +18,21 @@ bool taken(const ConvDims& d);
 
 // Each returns false, having written nothing, when oneDNN is not built in or
 // is switched off (ZEROGRAD_CONV=im2col); the caller then runs im2col + GEMM.
-// y = conv(x, w) + b (b may be null).
-bool conv2d(const ConvDims& d, const float* x, const float* w, const float* b, float* y);
+// y = conv(x, w) + b (b may be null). With relu, y = max(that, 0) with NaN
+// staying NaN, and where positive is not null, positive[i] = y[i] > 0 (one
+// byte per output): Note [ReLU in the reorders].
+bool conv2d(const ConvDims& d, const float* x, const float* w, const float* b, float* y, bool relu = false,
+            std::uint8_t* positive = nullptr);
 // gx = conv2d's gradient with respect to x for output gradient gy (conv_transpose2d).
 bool backward_data(const ConvDims& d, const float* gy, const float* w, float* gx);
 // gw = conv2d's gradient with respect to w (conv2d_grad_weight).
 bool backward_weights(const ConvDims& d, const float* x, const float* gy, float* gw);
 // Both gradients and the bias's at once (Note [One pass over gy]): gx (null
-// when not wanted), gw, and gb (null without a bias). False, having written
-// nothing, where oneDNN cannot; the caller then runs the three apart.
-bool backward(const ConvDims& d, const float* x, const float* gy, const float* w, float* gx, float* gw, float* gb);
+// when not wanted), gw, and gb (null without a bias). With positive (from
+// conv2d with relu), gy counts as 0 where positive is 0: ReLU's backward.
+// False, having written nothing, where oneDNN cannot (or cannot apply
+// positive); the caller then runs the three apart.
+bool backward(const ConvDims& d, const float* x, const float* gy, const float* w, float* gx, float* gw, float* gb,
+              const std::uint8_t* positive = nullptr);
 
 }  // namespace zg::nn::onednn

@@ -1,7 +1,9 @@
 #include "zerograd/nn/layers.hpp"
 
 #include <sstream>
+#include <typeinfo>
 
+#include "zerograd/nn/conv.hpp"
 #include "zerograd/nn/functional.hpp"
 
 namespace zg::nn {
@@ -147,10 +149,26 @@ BasicSequential<T>& BasicSequential<T>::add(const std::string& name, Ptr m) {
   return *this;
 }
 
+namespace {
+// Exactly this class: a subclass may override forward.
+template <class Exact, class Module>
+bool is(const Module& m) {
+  return typeid(m) == typeid(Exact);
+}
+}  // namespace
+
 template <class T>
 BasicVariable<T> BasicSequential<T>::forward(const BasicVariable<T>& x) {
   BasicVariable<T> y = x;
-  for (auto& layer : layers_) y = layer->forward(y);
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    BasicModule<T>& layer = *layers_[i];
+    if (fuse_ && i + 1 < layers_.size() && is<BasicConv2d<T>>(layer) && is<BasicReLU<T>>(*layers_[i + 1])) {
+      y = static_cast<BasicConv2d<T>&>(layer).forward_relu(y);  // Note [Conv2d with ReLU]
+      ++i;
+    } else {
+      y = layer.forward(y);
+    }
+  }
   return y;
 }
 
@@ -159,6 +177,7 @@ AnyModule BasicSequential<T>::rebuild(Dtype dtype) const {
   auto convert = [this](auto seq) -> AnyModule {
     using U = typename decltype(seq)::element_type::scalar_type;
     for (const auto& [name, m] : this->children()) seq->add(name, m->template to<U>());
+    seq->fuse_conv_relu(fuse_);
     return seq;
   };
   if (dtype == Dtype::float64) return convert(std::make_shared<BasicSequential<double>>());

@@ -26,6 +26,13 @@ namespace zg::nn::functional {
 template <class T>
 Var<T> conv2d(const Var<T>& x, const Var<T>& W, const Var<T>& b = Var<T>(), int stride = 1, int pad = 0);
 
+// relu(conv2d(x, W, b, stride, pad)) as one Function "Conv2dReLU": the same
+// values and gradients as the two ops, without the pre-activation array
+// (Note [Conv2d with ReLU] in nn/src/conv.cpp). Sequential runs a Conv2d
+// layer followed by a ReLU layer this way.
+template <class T>
+Var<T> conv2d_relu(const Var<T>& x, const Var<T>& W, const Var<T>& b = Var<T>(), int stride = 1, int pad = 0);
+
 // The adjoint of conv2d with respect to its input (PyTorch's conv_transpose2d
 // without bias): x (N, FN, OH, OW) with W (FN, C, KH, KW) gives (N, C, H, Wd)
 // where (H, Wd) = output_size, or when output_size is empty the smallest size
@@ -71,6 +78,8 @@ class BasicConv2d : public BasicModule<T> {
   BasicConv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel, int stride = 1, int pad = 0,
               double weight_std = 0);
   BasicVariable<T> forward(const BasicVariable<T>& x) override;
+  // relu(forward(x)) in one Function (functional::conv2d_relu).
+  BasicVariable<T> forward_relu(const BasicVariable<T>& x);
   std::string type_name() const override { return "Conv2d"; }
   std::string extra_repr() const override;
   AnyModule rebuild(Dtype dtype) const override {
