@@ -474,9 +474,9 @@ TEST_CASE("Sequential runs Conv2d then ReLU as one Conv2dReLU, and every layer a
   CHECK(relative_error(fused.data(), separate.data()) <= 1e-6);
   zg::sum(separate).backward();
   std::size_t i = 0;
-  for (const auto& [name, p] : net.named_parameters()) {
-    CAPTURE(name);
-    CHECK(relative_error(p.grad().data(), grads[i++]) <= 1e-5);
+  for (const auto& named : net.named_parameters()) {
+    CAPTURE(named.first);  // not a structured binding: clang 14 cannot capture one (C++17)
+    CHECK(relative_error(named.second.grad().data(), grads[i++]) <= 1e-5);
   }
   // Converting keeps the setting.
   CHECK_FALSE(std::static_pointer_cast<nn::BasicSequential<double>>(net.to<double>())->fuses_conv_relu());
