@@ -119,6 +119,9 @@ TEST_CASE("train: --resume continues the run bit for bit and appends to metrics.
   REQUIRE(train(common + "--epochs 2 --save " + p("straight.npz") + " --out " + p("o1")).status == 0);
   const auto straight = entries(p("straight.npz"));
   REQUIRE(straight.count("affine1.weight"));
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0)  // whole epochs on the x axis, not 0.5, 1.5
+    for (const char* plot : {"loss.gp", "accuracy.gp"})
+      CHECK(read_text(dir / "o1" / plot).find("set xtics 1\n") != std::string::npos);
 
   SUBCASE("after a whole epoch") {
     REQUIRE(train(common + "--epochs 1 --save " + p("split.npz") + " --out " + p("o2")).status == 0);

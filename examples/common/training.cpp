@@ -121,6 +121,17 @@ bool plot_lines(const std::string& png, const std::vector<Series>& series, const
      << "\nset grid\nset key " << o.key << "\n"
      << (o.logy ? "set logscale y\n" : "");
   if (!std::isnan(o.xmin) && !std::isnan(o.xmax)) gp << "set xrange [" << o.xmin << ":" << o.xmax << "]\n";
+  // Epochs tick at whole numbers once there are two or more (gnuplot put
+  // ticks at 0.5, 1.5, ... for a few epochs); shorter runs keep its ticks.
+  if (o.xlabel == "epoch") {
+    double lo = o.xmin, hi = o.xmax;
+    if (std::isnan(lo) || std::isnan(hi)) {
+      lo = INFINITY, hi = -INFINITY;
+      for (const auto& s : series)
+        for (const auto& point : s.points) lo = std::min(lo, point.first), hi = std::max(hi, point.first);
+    }
+    if (hi - lo >= 2) gp << "set xtics " << std::ceil((hi - lo) / 10) << "\n";
+  }
   gp << "plot ";
   for (std::size_t i = 0; i < series.size(); ++i)
     gp << (i ? ", " : "") << quote(base + ".dat") << " index " << i << " with "

@@ -63,6 +63,7 @@ struct PlotOptions {
 };
 // Draws series as lines to a PNG with gnuplot; false (and nothing written)
 // when gnuplot is not installed. The data and script are written beside it.
+// An x axis labelled "epoch" spanning 2 or more gets ticks at whole epochs.
 bool plot_lines(const std::string& png, const std::vector<Series>& series, const PlotOptions& options);
 // Runs a gnuplot script file; false if gnuplot is missing or failed.
 bool run_gnuplot(const std::string& script_path);
