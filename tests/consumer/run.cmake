@@ -22,7 +22,9 @@ if(KIND STREQUAL "shared")
   set(library ${BUILD_DIR}/shared-lib)
   run(${CMAKE_COMMAND} -S ${PROJECT_DIR} -B ${library} -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON
       -DCMAKE_CXX_COMPILER=${CXX} -DZEROGRAD_BUILD_TESTS=OFF -DZEROGRAD_BUILD_EXAMPLES=OFF -DZEROGRAD_BUILD_BENCH=OFF)
-  run(${CMAKE_COMMAND} --build ${library} -j 2)
+  # The test runs alone (RUN_SERIAL): as many jobs as the machine has cores.
+  cmake_host_system_information(RESULT cores QUERY NUMBER_OF_LOGICAL_CORES)
+  run(${CMAKE_COMMAND} --build ${library} -j ${cores})
 endif()
 run(${CMAKE_COMMAND} --install ${library} --prefix ${prefix})
 
