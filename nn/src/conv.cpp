@@ -285,9 +285,9 @@ struct Conv2d final : Function<T> {
           // fill before a beta = 1 GEMM made one more pass over memory.
           if (has_bias || relu)
             for (std::size_t f = 0; f < FN; ++f) add_bias_relu(yn + f * M, M, has_bias ? x[2].data()[f] : T(0));
+          if (positive) mark_positive(yn, FN * M, positive.get() + n * FN * M);
         }
       });
-    if (!done && positive) record_switches(y);
     return y;
   }
   // row + b, and with relu max(that, 0) as a select, so NaN passes through.
@@ -301,16 +301,12 @@ struct Conv2d final : Function<T> {
       row[j] = v < T(0) ? T(0) : v;
     }
   }
-  void record_switches(const Tensor<T>& y) {
-    const T* in = y.data();
-    std::uint8_t* out = positive.get();
-    detail::parallel_for(y.size(), detail::kElementGrain, [in, out](std::size_t b, std::size_t e) {
-      // Local copies: byte stores may alias the lambda's own members, which
-      // were then reloaded for each element and the loop stayed scalar (4x slower).
-      const T* src = in + b;
-      std::uint8_t* dst = out + b;
-      for (std::size_t i = 0; i < e - b; ++i) dst[i] = src[i] > T(0);
-    });
+  // on[i] = y[i] > 0 for one sample's outputs, while they are in cache. A
+  // function of its own, with its pointers as arguments: byte stores may
+  // alias anything, and through a lambda's captures the pointers were
+  // reloaded for each element and the loop stayed scalar (4x slower).
+  static void mark_positive(const T* y, std::size_t n, std::uint8_t* on) {
+    for (std::size_t i = 0; i < n; ++i) on[i] = y[i] > T(0);
   }
   // gy where the output was positive, 0 elsewhere: ReLU's backward. Under
   // create_graph a product with a constant 0/1 array, differentiable again.
@@ -361,8 +357,8 @@ struct Conv2d final : Function<T> {
 
   // Outside create_graph the three gradients are plain arrays: oneDNN makes
   // them in one pass. False, with g untouched, where it cannot.
-  // With positive, gy counts as 0 where it is 0 (ReLU's backward).
-  bool all_on_onednn(const Var<T>& gy, Variables<T>& g, const std::uint8_t* positive = nullptr) {
+  // With on (the switches), gy counts as 0 where on is 0 (ReLU's backward).
+  bool all_on_onednn(const Var<T>& gy, Variables<T>& g, const std::uint8_t* on = nullptr) {
     const Tensor<T>& x = this->input(0).data();
     const Tensor<T>& W = this->input(1).data();
     const Geometry geo = geometry("Conv2d", shape_of(x), W.shape()[2], W.shape()[3], stride, pad);
@@ -373,7 +369,7 @@ struct Conv2d final : Function<T> {
     Tensor<T> gW = Tensor<T>::from_shape(W.shape());
     Tensor<T> gb = want_b ? Tensor<T>::from_shape({W.shape()[0]}) : Tensor<T>();
     if (!onednn::backward(dims, x.data(), gy.data().data(), W.data(), want_x ? gx.data() : nullptr,
-                          gW.data(), want_b ? gb.data() : nullptr, positive))
+                          gW.data(), want_b ? gb.data() : nullptr, on))
       return false;
     if (want_x) g[0] = Var<T>(std::move(gx));
     g[1] = Var<T>(std::move(gW));
