@@ -103,8 +103,7 @@ struct Operand {
   memory& prepare(dnnl::stream& s, const void* p, char*& arena) {
     plain.set_data_handle(const_cast<void*>(p));
     if (!blocked) return plain;
-    blocked.set_data_handle(arena);
-    arena += rounded(bytes);
+    claim(arena);
     if (in) in.execute(s, plain, blocked);
     return blocked;
   }
@@ -426,8 +425,11 @@ void on_onednn(const char* what, std::size_t bytes, Body&& body) {
   }
 }
 
-// Runs e's primitive on (p, q) into r with `args` naming them.
-bool run(Entry* e, const void* p, const void* q, void* r, int arg_p, int arg_q, int arg_r, const float* bias = nullptr) {
+// Runs e's primitive on (p, q) into r with `args` naming them, then
+// finish(stream) copies r out of the primitive's layout.
+template <class Finish>
+bool run(Entry* e, const void* p, const void* q, void* r, int arg_p, int arg_q, int arg_r, const float* bias,
+         Finish&& finish) {
   if (!e) return false;
   on_onednn("conv2d", e->arena_bytes(), [&](dnnl::stream& s, char* free) {
     Args args{{arg_p, e->a.prepare(s, p, free)}, {arg_q, e->b.prepare(s, q, free)}, {arg_r, e->c.prepare(s, r, free)}};
@@ -437,9 +439,13 @@ bool run(Entry* e, const void* p, const void* q, void* r, int arg_p, int arg_q, 
     }
     add_scratch(e, args, free);
     e->conv.execute(s, args);
-    e->c.finish(s);
+    finish(s);
   });
   return true;
+}
+// The same, r copied out by oneDNN's reorder.
+bool run(Entry* e, const void* p, const void* q, void* r, int arg_p, int arg_q, int arg_r, const float* bias = nullptr) {
+  return run(e, p, q, r, arg_p, arg_q, arg_r, bias, [e](dnnl::stream& s) { e->c.finish(s); });
 }
 
 // The forward, with ReLU on the way out when relu is set (Note [ReLU in the
@@ -447,16 +453,7 @@ bool run(Entry* e, const void* p, const void* q, void* r, int arg_p, int arg_q, 
 bool run_forward(Entry* e, const ConvDims& d, const float* x, const float* w, const float* b, float* y, bool relu,
                  std::uint8_t* positive) {
   if (!relu) return run(e, x, w, y, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, b);
-  if (!e) return false;
-  on_onednn("conv2d", e->arena_bytes(), [&](dnnl::stream& s, char* free) {
-    Args args{{DNNL_ARG_SRC, e->a.prepare(s, x, free)}, {DNNL_ARG_WEIGHTS, e->b.prepare(s, w, free)},
-              {DNNL_ARG_DST, e->c.prepare(s, y, free)}};
-    if (b) {
-      e->bias.set_data_handle(const_cast<float*>(b));
-      args.emplace(DNNL_ARG_BIAS, e->bias);
-    }
-    add_scratch(e, args, free);
-    e->conv.execute(s, args);
+  return run(e, x, w, y, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, b, [&](dnnl::stream& s) {
     s.wait();
     if (e->c.block) {
       relu_from_blocked(static_cast<const float*>(e->c.blocked.get_data_handle()),
@@ -467,7 +464,6 @@ bool run_forward(Entry* e, const ConvDims& d, const float* x, const float* w, co
     s.wait();
     relu_in_place(y, d.N * d.FN * d.OH * d.OW, positive);
   });
-  return true;
 }
 
 // Note [One pass over gy]: a convolution's backward needs gy in the blocked
@@ -486,7 +482,6 @@ bool run_backward(Entry* data, Entry* weights, const ConvDims& d, const float* x
   // gy in the blocked layout, switched off where positive is 0 if given.
   const auto prepare_gy = [&](dnnl::stream& s, char*& free) -> memory& {
     if (!positive) return gy_in.prepare(s, gy, free);
-    gy_in.plain.set_data_handle(const_cast<float*>(gy));
     switched_to_blocked(gy, positive, {d.N, d.FN, d.OH * d.OW, gy_in.block}, gy_in.claim(free));
     return gy_in.blocked;
   };
