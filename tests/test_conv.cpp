@@ -2,6 +2,8 @@
 // their layers: values and gradients against direct nested loops, the book's
 // pooling reference, tie and padding rules, gradcheck of every Function to
 // second order, SimpleConvNet's first layers and the bad-input messages.
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -482,6 +484,129 @@ TEST_CASE("Sequential runs Conv2d then ReLU as one Conv2dReLU, and every layer a
   CHECK_FALSE(std::static_pointer_cast<nn::BasicSequential<double>>(net.to<double>())->fuses_conv_relu());
 }
 
+TEST_CASE("conv2d_relu_pool: the values and gradients of max_pool2d(relu(conv2d)), on every path") {
+  struct FusedCase {
+    std::size_t C, H, FN;
+    int S, P;
+  };
+  unsigned seed = 1700;
+  // oneDNN with even and odd outputs (the last row and column in no window),
+  // padded by hand (11x11 out), im2col (rows of 3 windows, and of 10: eight
+  // at once and a tail), im2col with stride 2.
+  for (const FusedCase& l : std::vector<FusedCase>{{16, 10, 32, 1, 1},
+                                                   {16, 9, 16, 1, 1},
+                                                   {32, 9, 16, 1, 2},
+                                                   {3, 7, 5, 1, 1},
+                                                   {3, 20, 4, 1, 1},
+                                                   {3, 8, 4, 2, 1}}) {
+    CAPTURE(l.C); CAPTURE(l.H); CAPTURE(l.FN); CAPTURE(l.S); CAPTURE(l.P);
+    const std::size_t N = 3, OH = (l.H + 2 * std::size_t(l.P) - 3) / std::size_t(l.S) + 1;
+    const Variable64 x64 = uniform({N, l.C, l.H, l.H}, -1, 1, seed++), w64 = uniform({l.FN, l.C, 3, 3}, -1, 1, seed++);
+    // A bias leaning negative, so that small layers have windows with no positive value too.
+    const Variable64 b64 = uniform({l.FN}, -1.5, 0.5, seed++), g64 = uniform({N, l.FN, OH / 2, OH / 2}, -1, 1, seed++);
+    for (bool bias : {true, false})
+      for (bool create_graph : {false, true}) {
+        CAPTURE(bias); CAPTURE(create_graph);
+        std::vector<Tensor<float>> out[2];  // separate, fused: y, gx, gW, gb
+        for (bool fused : {false, true}) {
+          auto x = Variable(Tensor<float>(x64.data())).requires_grad_();
+          auto w = Variable(Tensor<float>(w64.data())).requires_grad_();
+          auto b = Variable(Tensor<float>(b64.data())).requires_grad_();
+          const Variable bv = bias ? b : Variable();
+          const Variable y = fused ? F::conv2d_relu_pool(x, w, bv, l.S, l.P)
+                                   : F::max_pool2d(zg::relu(F::conv2d(x, w, bv, l.S, l.P)), 2);
+          CHECK(y.creator()->name() == (fused ? "Conv2dReLUMaxPool" : "MaxPool2d"));
+          Variable::BackwardOptions options;
+          options.seed = Variable(Tensor<float>(g64.data()));
+          options.create_graph = create_graph;
+          y.backward(options);
+          out[fused] = {y.data(), x.grad().data(), w.grad().data()};
+          if (bias) out[fused].push_back(b.grad().data());
+          for (Variable* v : {&x, &w, &b}) v->cleargrad();  // create_graph: a gradient's graph holds v
+        }
+        REQUIRE(out[0].size() == out[1].size());
+        // Windows with no positive value, and windows with one: both cases of the bytes.
+        CHECK(xt::any(xt::equal(out[1][0], 0.f)));
+        CHECK(xt::any(xt::greater(out[1][0], 0.f)));
+        CHECK(out[1][0].shape() == out[0][0].shape());
+        CHECK(relative_error(out[1][0], out[0][0]) <= 1e-6);
+        for (std::size_t i = 1; i < out[0].size(); ++i) CHECK(relative_error(out[1][i], out[0][i]) <= 1e-5);
+      }
+  }
+}
+
+TEST_CASE("conv2d_relu_pool: NaN wins its window as in max_pool2d, no-grad forward, a retained graph twice") {
+  for (std::size_t C : {16u, 2u}) {  // oneDNN's path, im2col's
+    CAPTURE(C);
+    Tensor<float> xs = uniform({2, C, 18, 18}, -1, 1, 1800).data();  // rows of 9 windows: eight at once, then one
+    xs(1, 0, 2, 3) = std::numeric_limits<float>::quiet_NaN();
+    xs(0, 1, 5, 16) = std::numeric_limits<float>::quiet_NaN();
+    const Variable x(xs);
+    auto w = Variable(Tensor<float>(uniform({16, C, 3, 3}, -1, 1, 1801).data())).requires_grad_();
+    const Variable fused = F::conv2d_relu_pool(x, w, Variable(), 1, 1);
+    const Variable separate = F::max_pool2d(zg::relu(F::conv2d(x, w, Variable(), 1, 1)), 2);
+    CHECK(xt::any(xt::isnan(fused.data())));
+    CHECK(xt::all(xt::equal(xt::isnan(fused.data()), xt::isnan(separate.data()))));
+    zg::sum(fused).backward();  // NaN in the output: the backward still runs
+    w.cleargrad();
+    {
+      NoGradGuard no_grad;  // nothing recorded, no position bytes made
+      const Variable plain = F::conv2d_relu_pool(x, w, Variable(), 1, 1);
+      CHECK_FALSE(plain.creator());
+      CHECK(xt::all(xt::equal(xt::isnan(plain.data()), xt::isnan(fused.data()))));
+      CHECK(relative_error(Tensor<float>(xt::nan_to_num(plain.data())), Tensor<float>(xt::nan_to_num(fused.data()))) == 0);
+    }
+
+    const Variable y = F::conv2d_relu_pool(Variable(Tensor<float>(uniform({2, C, 6, 6}, -1, 1, 1802).data())), w,
+                                           Variable(), 1, 1);
+    Variable::BackwardOptions keep;
+    keep.retain_graph = true;
+    y.backward(keep);
+    const Tensor<float> first = w.grad().data();
+    w.cleargrad();
+    y.backward();
+    CHECK(xt::all(xt::equal(w.grad().data(), first)));
+  }
+}
+
+TEST_CASE("Sequential runs Conv2d, ReLU and a 2x2 MaxPool2d as one Conv2dReLUMaxPool, other poolings apart") {
+  zg::manual_seed(4);
+  nn::Sequential net;
+  net.add("conv1", std::make_shared<nn::Conv2d>(16, 16, 3, 1, 1));
+  net.add("relu1", std::make_shared<nn::ReLU>());
+  net.add("pool1", std::make_shared<nn::MaxPool2d>(2));
+  net.add("conv2", std::make_shared<nn::Conv2d>(16, 16, 3, 1, 1));
+  net.add("relu2", std::make_shared<nn::ReLU>());
+  net.add("pool2", std::make_shared<nn::MaxPool2d>(2, 1));  // stride 1: not fused
+  net.add("conv3", std::make_shared<nn::Conv2d>(16, 4, 3, 1, 1));
+  net.add("relu3", std::make_shared<nn::ReLU>());
+  net.add("pool3", std::make_shared<nn::MaxPool2d>(2));
+  const Variable x(Tensor<float>(uniform({2, 16, 12, 12}, -1, 1, 1900).data()));
+  const auto ops = [&](const Variable& y) {
+    std::vector<std::string> names;
+    for (auto f = y.creator(); f; f = f->input_creator(0)) names.insert(names.begin(), f->name());
+    return names;
+  };
+  const Variable fused = net(x);
+  CHECK(ops(fused) == std::vector<std::string>{"Conv2dReLUMaxPool", "Conv2dReLU", "MaxPool2d", "Conv2dReLUMaxPool"});
+  zg::sum(fused).backward();
+  std::vector<Tensor<float>> grads;
+  for (const auto& [name, p] : net.named_parameters()) grads.push_back(p.grad().data());
+  net.zero_grad();
+
+  net.fuse_conv_relu(false);
+  const Variable separate = net(x);
+  CHECK(ops(separate) == std::vector<std::string>{"Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d",
+                                                  "Conv2d", "ReLU", "MaxPool2d"});
+  CHECK(relative_error(fused.data(), separate.data()) <= 1e-6);
+  zg::sum(separate).backward();
+  std::size_t i = 0;
+  for (const auto& named : net.named_parameters()) {
+    CAPTURE(named.first);
+    CHECK(relative_error(named.second.grad().data(), grads[i++]) <= 1e-5);
+  }
+}
+
 TEST_CASE("conv_transpose2d: the default output size is the smallest that convolves back") {
   auto g = random<float>({2, 4, 3, 3}, 1), W = random<float>({4, 3, 3, 3}, 2);
   // (3 - 1) * 2 + 3 - 2 * 1 = 5; 6 also convolves to 3 and must be asked for.
@@ -605,6 +730,48 @@ ZG_GRADCHECK_CASE("Conv2dReLU") {
         if (xt::amin(xt::abs(z))() >= 0.05 && xt::any(xt::less(z, 0.0)) && xt::any(xt::greater(z, 0.0))) break;
       }
       const auto f = [=](const V& v) { return F::conv2d_relu(v[0], v[1], v.size() > 2 ? v[2] : Variable64(), S, P); };
+      CHECK_GRADCHECK(f, xs);
+      CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(f(v))); }, xs);
+    }
+  }
+}
+
+// Inputs drawn until every pooling window is far from a kink: its maximum
+// pre-activation at most -0.05 (no gradient), or at least 0.05 and 0.05
+// above the window's second largest. Both kinds of window occur.
+ZG_GRADCHECK_CASE("Conv2dReLUMaxPool") {
+  unsigned seed = 9000;
+  const auto far_from_kinks = [](const Tensor<double>& z) {
+    const std::size_t PH = z.shape()[2] / 2, PW = z.shape()[3] / 2;
+    bool dead = false, live = false;
+    for (std::size_t n = 0; n < z.shape()[0]; ++n)
+      for (std::size_t c = 0; c < z.shape()[1]; ++c)
+        for (std::size_t i = 0; i < PH; ++i)
+          for (std::size_t j = 0; j < PW; ++j) {
+            std::array<double, 4> v = {z(n, c, 2 * i, 2 * j), z(n, c, 2 * i, 2 * j + 1), z(n, c, 2 * i + 1, 2 * j),
+                                       z(n, c, 2 * i + 1, 2 * j + 1)};
+            std::sort(v.begin(), v.end());
+            if (v[3] <= -0.05) dead = true;
+            else if (v[3] >= 0.05 && v[3] - v[2] >= 0.05) live = true;
+            else return false;
+          }
+    return dead && live;
+  };
+  for (const GradCase& k : kGradCases) {
+    CAPTURE(shape_str(k.x)); CAPTURE(shape_str(k.w)); CAPTURE(k.S); CAPTURE(k.P);
+    const int S = k.S, P = k.P;
+    for (bool bias : {true, false}) {
+      CAPTURE(bias);
+      V xs;
+      for (int draw = 0;; ++draw) {
+        REQUIRE(draw < 2000);
+        xs = {uniform(k.x, -1.0, 1.0, seed++, true), uniform(k.w, -1.0, 1.0, seed++, true)};
+        if (bias) xs.push_back(uniform({k.w[0]}, -0.5, 0.5, seed++, true));
+        if (far_from_kinks(F::conv2d(xs[0], xs[1], bias ? xs[2] : Variable64(), S, P).data())) break;
+      }
+      const auto f = [=](const V& v) {
+        return F::conv2d_relu_pool(v[0], v[1], v.size() > 2 ? v[2] : Variable64(), S, P);
+      };
       CHECK_GRADCHECK(f, xs);
       CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(f(v))); }, xs);
     }

@@ -151,6 +151,10 @@ std::string backward_rule(const std::string& name, std::size_t input) {
       {"Conv2dReLU", {"upstream where the output is > 0 (0 elsewhere), convolved back with the kernels",
                       "input patches (im2col) times upstream where the output is > 0",
                       "upstream where the output is > 0, summed over batch and positions"}},
+      {"Conv2dReLUMaxPool",
+       {"upstream to each window's maximum where it is > 0 (0 elsewhere), convolved back with the kernels",
+        "input patches (im2col) times upstream at each window's maximum where it is > 0",
+        "upstream at each window's maximum where it is > 0, summed over batch and positions"}},
       {"MaxPool2d", {"upstream to the position that was the maximum of each window"}},
       {"AvgPool2d", {"upstream spread evenly over each window"}},
   };

@@ -42,6 +42,8 @@
 #include "zerograd/parallel.hpp"
 #include "zerograd/threads.hpp"
 
+#include "pool_simd.hpp"
+
 // libgomp, oneDNN's thread runtime. GOMP_parallel is the call GCC makes for
 // `#pragma omp parallel` (libgomp's ABI since GCC 4.9); calling it directly
 // needs no -fopenmp, which under clang would bring LLVM's libomp as a
@@ -239,6 +241,139 @@ void switched_to_blocked(const float* gy, const std::uint8_t* positive, const Pl
         const float v = in[c * p.HW + i];
         out[i * p.B + c] = on[c * p.HW + i] ? v : 0.0f;
       }
+  });
+}
+
+// Note [Pooling in the reorders]: a Conv2d, ReLU and 2x2 max pooling
+// (Note [Conv2d with ReLU and pooling] in conv.cpp) pool the output while
+// it is still in oneDNN's blocked layout, where the B channels of one
+// position are adjacent: each window is four vector loads and three
+// selects, and only the pooled quarter is copied out to (N, C, PH, PW).
+// Each pooled output keeps one byte, the window position (0-3, row-major)
+// of its maximum, or 4 where the maximum is not > 0 and ReLU passes no
+// gradient; the bytes stay in the blocked order (N, C/B, PH*PW, B). The
+// backward spreads gy back over the windows straight into the blocked
+// layout its primitives read. So neither the full-size output nor its
+// gradient is ever written in (N, C, H, W), read back, or kept.
+struct Window {
+  std::size_t N, C, OH, OW, B;  // the convolution's output, blocked by B; pooled: (OH / 2, OW / 2)
+  std::size_t pooled() const { return (OH / 2) * (OW / 2); }
+};
+
+// A (HW, B) tile into (B, HW) rows and back.
+void tile_to_rows(const float* tile, std::size_t HW, std::size_t B, float* rows) {
+  std::size_t i = 0;
+#if defined(__AVX2__)
+  for (; i + 8 <= HW; i += 8)
+    for (std::size_t h = 0; h < B; h += 8) {
+      __m256 r[8];
+      for (std::size_t k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(tile + (i + k) * B + h);
+      transpose8(r);
+      for (std::size_t c = 0; c < 8; ++c) _mm256_storeu_ps(rows + (h + c) * HW + i, r[c]);
+    }
+#endif
+  for (; i < HW; ++i)
+    for (std::size_t c = 0; c < B; ++c) rows[c * HW + i] = tile[i * B + c];
+}
+void rows_to_tile(const float* rows, std::size_t HW, std::size_t B, float* tile) {
+  std::size_t i = 0;
+#if defined(__AVX2__)
+  for (; i + 8 <= HW; i += 8)
+    for (std::size_t h = 0; h < B; h += 8) {
+      __m256 r[8];
+      for (std::size_t c = 0; c < 8; ++c) r[c] = _mm256_loadu_ps(rows + (h + c) * HW + i);
+      transpose8(r);
+      for (std::size_t k = 0; k < 8; ++k) _mm256_storeu_ps(tile + (i + k) * B + h, r[k]);
+    }
+#endif
+  for (; i < HW; ++i)
+    for (std::size_t c = 0; c < B; ++c) tile[i * B + c] = rows[c * HW + i];
+}
+
+// The thread's tile of one pooled (n, channel block).
+float* pooled_tile(std::size_t floats) {
+  thread_local std::vector<float> tile;
+  if (tile.size() < floats) tile.resize(floats);
+  return tile.data();
+}
+
+// The window's four positions, as offsets from its top-left one.
+std::array<std::size_t, 4> window_offsets(const Window& p) { return {0, p.B, p.OW * p.B, (p.OW + 1) * p.B}; }
+
+// One window's B channels (blocked, from its top-left position w0): the max
+// of relu(x) into out[0, B) and its position byte into at (if not null).
+// The same rule as max_pool2d after relu: ReLU a select (NaN stays NaN),
+// then the first maximum in row-major order wins, and a NaN wins once.
+void relu_pool_window(const float* w0, const std::array<std::size_t, 4>& off, std::size_t B, float* out,
+                      std::uint8_t* at) {
+  std::size_t c = 0;
+#if defined(__AVX2__)
+  for (; c + 8 <= B; c += 8) {
+    __m256 v[4];
+    for (std::size_t j = 0; j < 4; ++j) v[j] = simd::relu(_mm256_loadu_ps(w0 + off[j] + c));
+    _mm256_storeu_ps(out + c, simd::window_max(v, at ? at + c : nullptr));
+  }
+#endif
+  for (; c < B; ++c) {
+    float best = 0.0f;
+    std::uint8_t k = 0;
+    for (std::uint8_t j = 0; j < 4; ++j) {
+      const float x = w0[off[j] + c], v = x < 0.0f ? 0.0f : x;
+      const bool take = j == 0 || v > best || (v != v && best == best);
+      best = take ? v : best;
+      k = take ? j : k;
+    }
+    out[c] = best;
+    if (at) at[c] = best > 0.0f ? k : 4;
+  }
+}
+
+// pooled (N, C, OH / 2, OW / 2) = 2x2 max pooling, stride 2, of relu(blocked);
+// at (may be null) the position bytes, in blocked order.
+void relu_pool_from_blocked(const float* blocked, const Window& p, float* pooled, std::uint8_t* at) {
+  const std::size_t blocks = p.C / p.B, PW = p.OW / 2, PHW = p.pooled();
+  const auto off = window_offsets(p);
+  zg::detail::parallel_for(p.N * blocks, 1, [&](std::size_t b0, std::size_t b1) {
+    float* tile = pooled_tile(PHW * p.B);
+    for (std::size_t nb = b0; nb < b1; ++nb) {
+      const float* in = blocked + nb * p.OH * p.OW * p.B;
+      for (std::size_t i = 0; i < PHW; ++i)
+        relu_pool_window(in + (2 * (i / PW) * p.OW + 2 * (i % PW)) * p.B, off, p.B, tile + i * p.B,
+                         at ? at + (nb * PHW + i) * p.B : nullptr);
+      tile_to_rows(tile, PHW, p.B, pooled + (nb / blocks * p.C + nb % blocks * p.B) * PHW);
+    }
+  });
+}
+
+// blocked (N, C/B, OH, OW, B) = gy (N, C, OH / 2, OW / 2) spread over the
+// windows: each value to the position its byte in at names, 0 elsewhere
+// (and 0 in a last row or column no window covers).
+void unpooled_to_blocked(const float* gy, const std::uint8_t* at, const Window& p, float* blocked) {
+  const std::size_t blocks = p.C / p.B, PW = p.OW / 2, PHW = p.pooled(), plane = p.OH * p.OW * p.B;
+  const auto off = window_offsets(p);
+  zg::detail::parallel_for(p.N * blocks, 1, [&](std::size_t b0, std::size_t b1) {
+    float* tile = pooled_tile(PHW * p.B);
+    for (std::size_t nb = b0; nb < b1; ++nb) {
+      float* out = blocked + nb * plane;
+      if (p.OH % 2 || p.OW % 2) std::fill_n(out, plane, 0.0f);
+      rows_to_tile(gy + (nb / blocks * p.C + nb % blocks * p.B) * PHW, PHW, p.B, tile);
+      const std::uint8_t* a = at + nb * PHW * p.B;
+      for (std::size_t i = 0; i < PHW; ++i) {
+        float* w0 = out + (2 * (i / PW) * p.OW + 2 * (i % PW)) * p.B;
+        const float* g = tile + i * p.B;
+        const std::uint8_t* k = a + i * p.B;
+        std::size_t c = 0;
+#if defined(__AVX2__)
+        for (; c + 8 <= p.B; c += 8) {
+          const __m256 v = _mm256_loadu_ps(g + c);
+          const __m256i kc = simd::bytes(k + c);
+          for (int j = 0; j < 4; ++j) _mm256_storeu_ps(w0 + off[std::size_t(j)] + c, simd::share(v, kc, j));
+        }
+#endif
+        for (; c < p.B; ++c)
+          for (std::size_t j = 0; j < 4; ++j) w0[off[j] + c] = k[c] == j ? g[c] : 0.0f;
+      }
+    }
   });
 }
 
@@ -473,16 +608,33 @@ bool run_forward(Entry* e, const ConvDims& d, const float* x, const float* w, co
 // 100, one thread, this saved the second reorder (0.05-0.26 ms per layer)
 // and a separate pass over gy for the bias. data may be null (no input
 // gradient wanted), and then gx too; gb is null for no bias.
-bool run_backward(Entry* data, Entry* weights, const ConvDims& d, const float* x, const float* gy, const float* w,
-                  float* gx, float* gw, float* gb, const std::uint8_t* positive) {
+// The gradient a backward starts from: gy itself; gy switched off where
+// positive is 0 (Note [ReLU in the reorders]); or, with pool_at, the pooled
+// gy spread back over its windows (Note [Pooling in the reorders]; the bytes
+// were made in blocks of pool_block channels).
+struct Upstream {
+  const float* gy;
+  const std::uint8_t* positive = nullptr;
+  const std::uint8_t* pool_at = nullptr;
+  std::size_t pool_block = 0;
+};
+
+bool run_backward(Entry* data, Entry* weights, const ConvDims& d, const float* x, const Upstream& up, const float* w,
+                  float* gx, float* gw, float* gb) {
   if (!weights || (gx && !data)) return false;
   if (gx && !(data->a.used() == weights->b.used())) return false;  // no layout to share
   Operand& gy_in = gx ? data->a : weights->b;
-  if (positive && !gy_in.block) return false;  // Note [ReLU in the reorders]: a layout we do not copy into
-  // gy in the blocked layout, switched off where positive is 0 if given.
+  // A layout we do not copy into, or not the one the bytes were made in.
+  if ((up.positive || up.pool_at) && !gy_in.block) return false;
+  if (up.pool_at && gy_in.block != up.pool_block) return false;
+  // gy in the blocked layout, switched off or spread as up says.
   const auto prepare_gy = [&](dnnl::stream& s, char*& free) -> memory& {
-    if (!positive) return gy_in.prepare(s, gy, free);
-    switched_to_blocked(gy, positive, {d.N, d.FN, d.OH * d.OW, gy_in.block}, gy_in.claim(free));
+    if (up.pool_at)
+      unpooled_to_blocked(up.gy, up.pool_at, {d.N, d.FN, d.OH, d.OW, gy_in.block}, gy_in.claim(free));
+    else if (up.positive)
+      switched_to_blocked(up.gy, up.positive, {d.N, d.FN, d.OH * d.OW, gy_in.block}, gy_in.claim(free));
+    else
+      return gy_in.prepare(s, up.gy, free);
     return gy_in.blocked;
   };
   // Both count gy's blocked copy once; the rest of the input gradient's
@@ -609,22 +761,57 @@ bool backward_data(const ConvDims& d, const float* gy, const float* w, float* gx
   return run(entry(Kind::Data, d, false), gy, w, gx, DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC);
 }
 
-bool backward(const ConvDims& d, const float* x, const float* gy, const float* w, float* gx, float* gw, float* gb,
-              const std::uint8_t* positive) {
+namespace {
+// Both gradients and the bias's from up, with x padded by hand where
+// Note [Padding by hand] applies.
+bool backward_from(const ConvDims& d, const float* x, const Upstream& up, const float* w, float* gx, float* gw,
+                   float* gb) {
   if (!taken(d)) return false;
   if (pads_by_hand(d)) {
     const ConvDims p = padded_by_hand(d);
     float* xp = padded_buffer(p, 0);
     float* gxp = gx ? padded_buffer(p, 1) : nullptr;
     pad(x, d, d.P - 1, xp);
-    if (!run_backward(gx ? entry(Kind::Data, p, false) : nullptr, entry(Kind::Weights, p, gb != nullptr), p, xp, gy, w,
-                      gxp, gw, gb, positive))
+    if (!run_backward(gx ? entry(Kind::Data, p, false) : nullptr, entry(Kind::Weights, p, gb != nullptr), p, xp, up, w,
+                      gxp, gw, gb))
       return false;
     if (gx) crop(gxp, d, d.P - 1, gx);
     return true;
   }
-  return run_backward(gx ? entry(Kind::Data, d, false) : nullptr, entry(Kind::Weights, d, gb != nullptr), d, x, gy, w,
-                      gx, gw, gb, positive);
+  return run_backward(gx ? entry(Kind::Data, d, false) : nullptr, entry(Kind::Weights, d, gb != nullptr), d, x, up, w,
+                      gx, gw, gb);
+}
+}  // namespace
+
+bool backward(const ConvDims& d, const float* x, const float* gy, const float* w, float* gx, float* gw, float* gb,
+              const std::uint8_t* positive) {
+  return backward_from(d, x, Upstream{gy, positive}, w, gx, gw, gb);
+}
+
+std::size_t conv2d_relu_pool(const ConvDims& d, const float* x, const float* w, const float* b, float* pooled,
+                             std::uint8_t* at) {
+  if (!taken(d) || d.OH < 2 || d.OW < 2) return 0;
+  const bool by_hand = pads_by_hand(d);
+  const ConvDims p = by_hand ? padded_by_hand(d) : d;
+  Entry* e = entry(Kind::Forward, p, b != nullptr);
+  if (!e || !e->c.block) return 0;
+  const float* in = x;
+  if (by_hand) {
+    float* xp = padded_buffer(p);
+    pad(x, d, d.P - 1, xp);
+    in = xp;
+  }
+  run(e, in, w, pooled, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, b, [&](dnnl::stream& s) {
+    s.wait();
+    relu_pool_from_blocked(static_cast<const float*>(e->c.blocked.get_data_handle()),
+                           {d.N, d.FN, d.OH, d.OW, e->c.block}, pooled, at);
+  });
+  return e->c.block;
+}
+
+bool backward_pooled(const ConvDims& d, const float* x, const float* gy, const std::uint8_t* at, std::size_t block,
+                     const float* w, float* gx, float* gw, float* gb) {
+  return backward_from(d, x, Upstream{gy, nullptr, at, block}, w, gx, gw, gb);
 }
 
 bool backward_weights(const ConvDims& d, const float* x, const float* gy, float* gw) {
@@ -648,6 +835,13 @@ bool conv2d(const ConvDims&, const float*, const float*, const float*, float*, b
 bool backward_data(const ConvDims&, const float*, const float*, float*) { return false; }
 bool backward_weights(const ConvDims&, const float*, const float*, float*) { return false; }
 bool backward(const ConvDims&, const float*, const float*, const float*, float*, float*, float*, const std::uint8_t*) {
+  return false;
+}
+std::size_t conv2d_relu_pool(const ConvDims&, const float*, const float*, const float*, float*, std::uint8_t*) {
+  return 0;
+}
+bool backward_pooled(const ConvDims&, const float*, const float*, const std::uint8_t*, std::size_t, const float*, float*,
+                     float*, float*) {
   return false;
 }
 }  // namespace zg::nn::onednn

@@ -35,4 +35,18 @@ bool backward_weights(const ConvDims& d, const float* x, const float* gy, float*
 bool backward(const ConvDims& d, const float* x, const float* gy, const float* w, float* gx, float* gw, float* gb,
               const std::uint8_t* positive = nullptr);
 
+// conv2d with relu, then 2x2 max pooling with stride 2: pooled (N, FN, OH / 2,
+// OW / 2), and where at is not null one byte per pooled output, the window
+// position (0-3, row-major) of its maximum, or 4 where that is not > 0 (Note
+// [Pooling in the reorders]). The bytes are in oneDNN's blocked order (N, FN
+// / B, OH / 2 * OW / 2, B); the block B is returned. 0, having written
+// nothing, where oneDNN does not run this convolution or does not give it a
+// blocked output.
+std::size_t conv2d_relu_pool(const ConvDims& d, const float* x, const float* w, const float* b, float* pooled,
+                             std::uint8_t* at);
+// backward() for conv2d_relu_pool's pooled gy and bytes at in blocks of
+// block: gy goes back to its window's maximum where at says so.
+bool backward_pooled(const ConvDims& d, const float* x, const float* gy, const std::uint8_t* at, std::size_t block,
+                     const float* w, float* gx, float* gw, float* gb);
+
 }  // namespace zg::nn::onednn

@@ -163,7 +163,16 @@ BasicVariable<T> BasicSequential<T>::forward(const BasicVariable<T>& x) {
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     BasicModule<T>& layer = *layers_[i];
     if (fuse_ && i + 1 < layers_.size() && is<BasicConv2d<T>>(layer) && is<BasicReLU<T>>(*layers_[i + 1])) {
-      y = static_cast<BasicConv2d<T>&>(layer).forward_relu(y);  // Note [Conv2d with ReLU]
+      auto& conv = static_cast<BasicConv2d<T>&>(layer);
+      if (i + 2 < layers_.size() && is<BasicMaxPool2d<T>>(*layers_[i + 2])) {
+        const auto& pool = static_cast<const BasicMaxPool2d<T>&>(*layers_[i + 2]);
+        if (pool.kernel() == 2 && pool.stride() == 2 && pool.pad() == 0) {
+          y = conv.forward_relu_pool(y);  // Note [Conv2d with ReLU and pooling]
+          i += 2;
+          continue;
+        }
+      }
+      y = conv.forward_relu(y);  // Note [Conv2d with ReLU]
       ++i;
     } else {
       y = layer.forward(y);

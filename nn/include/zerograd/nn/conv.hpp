@@ -33,6 +33,14 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& W, const Var<T>& b = Var<T>(), int 
 template <class T>
 Var<T> conv2d_relu(const Var<T>& x, const Var<T>& W, const Var<T>& b = Var<T>(), int stride = 1, int pad = 0);
 
+// max_pool2d(relu(conv2d(x, W, b, stride, pad)), 2) as one Function
+// "Conv2dReLUMaxPool": the same values and gradients as the three ops,
+// without the full-size output (Note [Conv2d with ReLU and pooling] in
+// nn/src/conv.cpp). Sequential runs a Conv2d, a ReLU and a 2x2 MaxPool2d
+// with stride 2 and no padding this way.
+template <class T>
+Var<T> conv2d_relu_pool(const Var<T>& x, const Var<T>& W, const Var<T>& b = Var<T>(), int stride = 1, int pad = 0);
+
 // The adjoint of conv2d with respect to its input (PyTorch's conv_transpose2d
 // without bias): x (N, FN, OH, OW) with W (FN, C, KH, KW) gives (N, C, H, Wd)
 // where (H, Wd) = output_size, or when output_size is empty the smallest size
@@ -80,6 +88,8 @@ class BasicConv2d : public BasicModule<T> {
   BasicVariable<T> forward(const BasicVariable<T>& x) override;
   // relu(forward(x)) in one Function (functional::conv2d_relu).
   BasicVariable<T> forward_relu(const BasicVariable<T>& x);
+  // max_pool2d(relu(forward(x)), 2) in one Function (functional::conv2d_relu_pool).
+  BasicVariable<T> forward_relu_pool(const BasicVariable<T>& x);
   std::string type_name() const override { return "Conv2d"; }
   std::string extra_repr() const override;
   AnyModule rebuild(Dtype dtype) const override {
@@ -100,6 +110,9 @@ class BasicMaxPool2d : public BasicModule<T> {
   explicit BasicMaxPool2d(int kernel, int stride = 0, int pad = 0);
   BasicVariable<T> forward(const BasicVariable<T>& x) override;
   std::string type_name() const override { return "MaxPool2d"; }
+  int kernel() const { return kernel_; }
+  int stride() const { return stride_; }
+  int pad() const { return pad_; }
   std::string extra_repr() const override;
   AnyModule rebuild(Dtype dtype) const override { return nn::rebuild<BasicMaxPool2d>(dtype, kernel_, stride_, pad_); }
 

@@ -279,9 +279,11 @@ using AdaptiveAvgPool2d = BasicAdaptiveAvgPool2d<float>;
 
 // Runs its children in order; they are named "0", "1", ... unless added
 // with a name. A Conv2d child followed by a ReLU child runs as one Function,
-// "Conv2dReLU" (functional::conv2d_relu): the same values and gradients
-// with less memory traffic, and one node for the two in graph drawings.
-// fuse_conv_relu(false) runs every child on its own.
+// "Conv2dReLU" (functional::conv2d_relu), and followed by a ReLU and a 2x2
+// MaxPool2d (stride 2, no padding) as "Conv2dReLUMaxPool"
+// (functional::conv2d_relu_pool): the same values and gradients with less
+// memory traffic, and one node for them in graph drawings. Only these exact
+// classes are fused. fuse_conv_relu(false) runs every child on its own.
 template <class T>
 class BasicSequential : public BasicModule<T> {
  public:
