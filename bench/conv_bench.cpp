@@ -1,5 +1,7 @@
-// Convolution forward and forward + backward, and max_pool2d(2) on its
-// output, float, at 1 and 2 threads (zg::set_num_threads: zerograd's pool,
+// Convolution forward and forward + backward, max_pool2d(2) on its output,
+// and the block conv - relu - pool forward + backward as three ops and as
+// one (conv2d_relu_pool, Note [Conv2d with ReLU and pooling]), float, at 1
+// and 2 threads (zg::set_num_threads: zerograd's pool,
 // OpenBLAS at one thread). Shapes: SimpleConvNet's conv (x (100, 1, 28, 28),
 // 30 filters 5x5, pad 0) and DeepConvNet's six 3x3 convs at batch 100
 // (16-16-32-32-64-64 filters, pad 1 except the fourth's 2).
@@ -99,8 +101,19 @@ void run(const ConvShape& s, int threads) {
     F::max_pool2d(y_leaf, 2).backward(pool_seeded);
   };
 
-  const std::vector<std::function<void()>> variants = {
-      gemm_only, forward, forward_backward, forward_backward_weights, pool_forward, pool_forward_backward};
+  const auto block_separate = [&] {
+    for (zg::Variable* v : {&x_leaf, &w_leaf, &b_leaf}) v->cleargrad();
+    F::max_pool2d(zg::relu(F::conv2d(x_leaf, w_leaf, b_leaf, 1, P)), 2).backward(pool_seeded);
+  };
+  const auto block_fused = [&] {
+    for (zg::Variable* v : {&x_leaf, &w_leaf, &b_leaf}) v->cleargrad();
+    F::conv2d_relu_pool(x_leaf, w_leaf, b_leaf, 1, P).backward(pool_seeded);
+  };
+
+  const std::vector<std::function<void()>> variants = {gemm_only,    forward,         forward_backward,
+                                                       forward_backward_weights,      pool_forward,
+                                                       pool_forward_backward,         block_separate,
+                                                       block_fused};
   for (const auto& v : variants) v();  // warm-up
   const std::vector<double> ms = time_ms(variants);
   const auto gflops = [&](double passes, double t_ms) { return passes * flops / (t_ms * 1e-3) / 1e9; };
@@ -119,6 +132,10 @@ void run(const ConvShape& s, int threads) {
       "{\"op\": \"max_pool2d\", \"x\": \"(%d, %d, %d, %d)\", \"kernel\": 2, \"stride\": 2, \"threads\": %d, "
       "\"forward_ms\": %.3f, \"forward_backward_ms\": %.3f}\n",
       N, FN, OH, OW, threads, ms[4], ms[5]);
+  std::printf(
+      "{\"op\": \"conv_relu_pool_forward_backward\", \"x\": \"(%d, %d, %d, %d)\", \"W\": \"(%d, %d, %d, %d)\", "
+      "\"pad\": %d, \"threads\": %d, \"separate_ms\": %.3f, \"fused_ms\": %.3f, \"fused_over_separate\": %.3f}\n",
+      N, C, H, W, FN, C, K, K, P, threads, ms[6], ms[7], ms[7] / ms[6]);
   std::fflush(stdout);
 }
 

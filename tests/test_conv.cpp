@@ -535,6 +535,40 @@ TEST_CASE("conv2d_relu_pool: the values and gradients of max_pool2d(relu(conv2d)
   }
 }
 
+// DeepConvNet's three conv - relu - pool blocks at batch 100, where the
+// pooling's loops split (n, channel block) pairs over threads.
+TEST_CASE("conv2d_relu_pool on DeepConvNet's pooled layers at batch 100: the three ops' results, repeatable") {
+  unsigned seed = 1750;
+  const int before = num_threads();
+  for (const Layer& l : std::vector<Layer>{{16, 28, 16, 1}, {32, 14, 32, 2}, {64, 8, 64, 1}}) {
+    CAPTURE(l.C); CAPTURE(l.H); CAPTURE(l.FN); CAPTURE(l.P);
+    const std::size_t N = 100, OH = l.H + 2 * std::size_t(l.P) - 2;
+    const Variable64 x64 = uniform({N, l.C, l.H, l.H}, -1, 1, seed++), w64 = uniform({l.FN, l.C, 3, 3}, -0.3, 0.3, seed++);
+    const Variable64 b64 = uniform({l.FN}, -0.5, 0.5, seed++), g64 = uniform({N, l.FN, OH / 2, OH / 2}, -1, 1, seed++);
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      set_num_threads(threads);
+      std::vector<Tensor<float>> out[3];  // separate, fused, fused again: y, gx, gW, gb
+      for (int run = 0; run < 3; ++run) {
+        auto x = Variable(Tensor<float>(x64.data())).requires_grad_();
+        auto w = Variable(Tensor<float>(w64.data())).requires_grad_();
+        auto b = Variable(Tensor<float>(b64.data())).requires_grad_();
+        const Variable y = run ? F::conv2d_relu_pool(x, w, b, 1, l.P)
+                               : F::max_pool2d(zg::relu(F::conv2d(x, w, b, 1, l.P)), 2);
+        Variable::BackwardOptions options;
+        options.seed = Variable(Tensor<float>(g64.data()));
+        y.backward(options);
+        out[run] = {y.data(), x.grad().data(), w.grad().data(), b.grad().data()};
+      }
+      CHECK(xt::any(xt::equal(out[1][0], 0.f)));
+      CHECK(relative_error(out[1][0], out[0][0]) <= 1e-6);
+      for (std::size_t i = 1; i < 4; ++i) CHECK(relative_error(out[1][i], out[0][i]) <= 1e-5);
+      for (std::size_t i = 0; i < 4; ++i) CHECK(out[2][i] == out[1][i]);  // same threads: bit for bit
+    }
+  }
+  set_num_threads(before);
+}
+
 TEST_CASE("conv2d_relu_pool: NaN wins its window as in max_pool2d, no-grad forward, a retained graph twice") {
   for (std::size_t C : {16u, 2u}) {  // oneDNN's path, im2col's
     CAPTURE(C);

@@ -318,7 +318,8 @@ struct Conv2d final : Function<T> {
   // would stop it. Values and gradients are those of the three ops, ties,
   // NaN and odd sizes (a last row or column in no window) included. Batch
   // 100, one thread pinned to one core, 6 alternating runs against the ops
-  // apart: DeepConvNet median 0.92, SimpleConvNet 0.96 (6 of 6 faster each).
+  // apart: DeepConvNet median paired ratio 0.92, SimpleConvNet 0.82 (6 of
+  // 6 faster each); bench/conv_bench's conv_relu_pool lines give each layer.
   Tensor<T> forward_pooled(const TensorList<T>& x, const Geometry& g, std::size_t FN) {
     const Geometry p = pool_geometry("MaxPool2d", {g.N, FN, g.OH, g.OW}, 2, 2, 0);
     Tensor<T> out = Tensor<T>::from_shape({g.N, FN, p.OH, p.OW});
@@ -355,18 +356,24 @@ struct Conv2d final : Function<T> {
       for (std::size_t oh = 0; oh < p.OH; ++oh) {
         const T* r0 = y + 2 * oh * p.W;
         const T* r1 = r0 + p.W;
-        std::size_t ow = 0;
 #if defined(__AVX2__)
-        if constexpr (std::is_same_v<T, float>)  // eight windows at a time: selects, not mispredicted branches
-          for (; ow + 8 <= p.OW; ow += 8, out += 8) {
-            __m256 v[4];
-            simd::deinterleave(r0 + 2 * ow, v[0], v[1]);
-            simd::deinterleave(r1 + 2 * ow, v[2], v[3]);
-            _mm256_storeu_ps(out, simd::window_max(v, at));
-            if (at) at += 8;
+        // Eight windows at a time: selects, not mispredicted branches. A
+        // row's last eight end it (overlapping, the same values again).
+        if constexpr (std::is_same_v<T, float>)
+          if (p.OW >= 8) {
+            for (std::size_t o = 0;; o = std::min(o + 8, p.OW - 8)) {
+              __m256 v[4];
+              simd::deinterleave(r0 + 2 * o, v[0], v[1]);
+              simd::deinterleave(r1 + 2 * o, v[2], v[3]);
+              _mm256_storeu_ps(out + o, simd::window_max(v, at ? at + o : nullptr));
+              if (o + 8 == p.OW) break;
+            }
+            out += p.OW;
+            if (at) at += p.OW;
+            continue;
           }
 #endif
-        for (; ow < p.OW; ++ow) {
+        for (std::size_t ow = 0; ow < p.OW; ++ow) {
           const std::size_t j = 2 * ow;
           const T v[4] = {r0[j], r0[j + 1], r1[j], r1[j + 1]};
           T best = v[0];
@@ -441,17 +448,20 @@ struct Conv2d final : Function<T> {
     for (std::size_t ph = 0; ph < PH; ++ph, gy += PW, at += PW) {
       T* o0 = out + 2 * ph * OW;
       T* o1 = o0 + OW;
-      std::size_t pw = 0;
 #if defined(__AVX2__)
       if constexpr (std::is_same_v<T, float>)
-        for (; pw + 8 <= PW; pw += 8) {
-          const __m256 g = _mm256_loadu_ps(gy + pw);
-          const __m256i k = simd::bytes(at + pw);
-          simd::interleave(simd::share(g, k, 0), simd::share(g, k, 1), o0 + 2 * pw);
-          simd::interleave(simd::share(g, k, 2), simd::share(g, k, 3), o1 + 2 * pw);
+        if (PW >= 8) {  // as in pool_sample: eight windows at a time, the last eight overlapping
+          for (std::size_t w = 0;; w = std::min(w + 8, PW - 8)) {
+            const __m256 g = _mm256_loadu_ps(gy + w);
+            const __m256i k = simd::bytes(at + w);
+            simd::interleave(simd::share(g, k, 0), simd::share(g, k, 1), o0 + 2 * w);
+            simd::interleave(simd::share(g, k, 2), simd::share(g, k, 3), o1 + 2 * w);
+            if (w + 8 == PW) break;
+          }
+          continue;
         }
 #endif
-      for (; pw < PW; ++pw) {
+      for (std::size_t pw = 0; pw < PW; ++pw) {
         const T v[2] = {T(0), gy[pw]};  // indexed, not branched on
         const unsigned k = at[pw];
         o0[2 * pw] = v[k == 0];
