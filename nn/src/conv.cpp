@@ -265,7 +265,10 @@ struct Conv2d final : Function<T> {
   std::size_t pool_block = 0;
   std::string name() const override { return pool ? "Conv2dReLUMaxPool" : relu ? "Conv2dReLU" : "Conv2d"; }
   std::string attributes() const override {
-    return conv_attributes(stride, pad) + (has_bias ? "" : ", no bias") + (pool ? ", max pool 2x2" : "");
+    std::string a = conv_attributes(stride, pad) + (has_bias ? "" : ", no bias");
+    if (pool) a += ", max pool 2x2";
+    if (pool_block) a += " (pooled in oneDNN's " + std::to_string(pool_block) + "-channel blocks)";
+    return a;
   }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape sw = shape_of(x[1]);
@@ -407,13 +410,14 @@ struct Conv2d final : Function<T> {
     for (std::size_t i = 0; i < n; ++i) on[i] = y[i] > T(0);
   }
   // gy where the output was positive, 0 elsewhere: ReLU's backward. Under
-  // create_graph a product with a constant 0/1 array, differentiable again.
+  // create_graph a where() on a constant 0/1 array, differentiable again (a
+  // select, as ReLUGrad: a product would turn an infinite gy into NaN).
   Var<T> switched(const Var<T>& gy) const {
     const std::uint8_t* on = positive.get();
     if (is_grad_enabled()) {
       Tensor<T> m = Tensor<T>::from_shape(gy.shape());
       for (std::size_t i = 0; i < m.size(); ++i) m.data()[i] = on[i] ? T(1) : T(0);
-      return gy * Var<T>(std::move(m));
+      return zg::where(Var<T>(std::move(m)), gy, Var<T>(Tensor<T>(xt::zeros<T>({std::size_t(1)}))));
     }
     Tensor<T> g = Tensor<T>::from_shape(gy.shape());
     const T* in = gy.data().data();
@@ -439,7 +443,7 @@ struct Conv2d final : Function<T> {
   }
   // The pooled gy spread back over the windows, to each maximum whose byte
   // is not 4, 0 elsewhere: the pooling's and ReLU's backward. Under
-  // create_graph a MaxPool2dGrad of gy times a constant 0/1 array.
+  // create_graph a MaxPool2dGrad of gy selected by a constant 0/1 array.
   Var<T> unpooled(const Var<T>& gy) const;
   // One plane's pooled gy (PH, PW) spread into out (rows of OW) as its
   // position bytes at say.
@@ -902,7 +906,8 @@ Var<T> Conv2d<T>::unpooled(const Var<T>& gy) const {
       arg->at[o] = static_cast<std::uint32_t>((2 * (i / PW) + k / 2) * g.OW + 2 * (i % PW) + k % 2);
       on.data()[o] = at[o] < 4 ? T(1) : T(0);
     }
-    return apply1<MaxPool2dGrad<T>>({gy * Var<T>(std::move(on))}, 2, 2, 0, std::move(arg));
+    const Var<T> live = zg::where(Var<T>(std::move(on)), gy, Var<T>(Tensor<T>(xt::zeros<T>({std::size_t(1)}))));
+    return apply1<MaxPool2dGrad<T>>({live}, 2, 2, 0, std::move(arg));
   }
   Tensor<T> full = Tensor<T>::from_shape({g.N, FN, g.OH, g.OW});
   const T* in = gy.data().data();

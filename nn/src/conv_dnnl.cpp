@@ -767,19 +767,20 @@ namespace {
 bool backward_from(const ConvDims& d, const float* x, const Upstream& up, const float* w, float* gx, float* gw,
                    float* gb) {
   if (!taken(d)) return false;
-  if (pads_by_hand(d)) {
-    const ConvDims p = padded_by_hand(d);
-    float* xp = padded_buffer(p, 0);
-    float* gxp = gx ? padded_buffer(p, 1) : nullptr;
-    pad(x, d, d.P - 1, xp);
-    if (!run_backward(gx ? entry(Kind::Data, p, false) : nullptr, entry(Kind::Weights, p, gb != nullptr), p, xp, up, w,
-                      gxp, gw, gb))
-      return false;
-    if (gx) crop(gxp, d, d.P - 1, gx);
-    return true;
-  }
-  return run_backward(gx ? entry(Kind::Data, d, false) : nullptr, entry(Kind::Weights, d, gb != nullptr), d, x, up, w,
-                      gx, gw, gb);
+  const bool by_hand = pads_by_hand(d);
+  const ConvDims p = by_hand ? padded_by_hand(d) : d;
+  // entry() empties its cache when full, which frees the entry an earlier
+  // call returned: the first lookup is repeated after the second.
+  Entry* weights = entry(Kind::Weights, p, gb != nullptr);
+  Entry* data = gx ? entry(Kind::Data, p, false) : nullptr;
+  if (gx) weights = entry(Kind::Weights, p, gb != nullptr);
+  if (!by_hand) return run_backward(data, weights, d, x, up, w, gx, gw, gb);
+  float* xp = padded_buffer(p, 0);
+  float* gxp = gx ? padded_buffer(p, 1) : nullptr;
+  pad(x, d, d.P - 1, xp);
+  if (!run_backward(data, weights, p, xp, up, w, gxp, gw, gb)) return false;
+  if (gx) crop(gxp, d, d.P - 1, gx);
+  return true;
 }
 }  // namespace
 

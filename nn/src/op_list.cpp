@@ -7,7 +7,8 @@ namespace zg::nn {
 
 const std::vector<std::string>& differentiable_ops() {
   static const std::vector<std::string> names = {
-      "SoftmaxCrossEntropy", "Conv2d", "Conv2dReLU", "Conv2dReLUMaxPool", "ConvTranspose2d", "Conv2dGradW", "MaxPool2d", "MaxPool2dGrad",
+      "SoftmaxCrossEntropy", "Conv2d", "Conv2dReLU", "Conv2dReLUMaxPool", "ConvTranspose2d", "Conv2dGradW",
+      "MaxPool2d", "MaxPool2dGrad",
       "AvgPool2d", "AvgPool2dGrad", "Erf", "Embedding",
   };
   return names;
