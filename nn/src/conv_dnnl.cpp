@@ -507,11 +507,25 @@ Entry make_entry(Kind kind, const ConvDims& d, bool bias) {
   return e;
 }
 
+using Cache = std::map<Key, std::unique_ptr<Entry>>;
+Cache& cache() {
+  thread_local Cache c;
+  return c;
+}
+
+// Each operation below starts here: the cache is emptied when it holds 62
+// primitives, which bounds those kept for shapes met once. Not in entry()
+// itself: an operation looks up two primitives, and emptying the cache at
+// the second lookup would free the first.
+void start_operation() {
+  if (cache().size() >= 62) cache().clear();
+}
+
 // The thread's primitive for this convolution, made on first use; null when
-// oneDNN has none (then the caller's path runs, and is remembered).
+// oneDNN has none (then the caller's path runs, and is remembered). Valid
+// until the next start_operation().
 Entry* entry(Kind kind, const ConvDims& d, bool bias) {
-  thread_local std::map<Key, std::unique_ptr<Entry>> cache;
-  if (cache.size() >= 64) cache.clear();  // bounds the primitives kept for shapes met once
+  Cache& cache = onednn::cache();
   const Key key{int(kind), zg::num_threads(), d.N, d.C, d.H, d.W, d.FN, d.KH, d.OH, bias};
   auto it = cache.find(key);
   if (it == cache.end()) {
@@ -739,6 +753,7 @@ bool taken(const ConvDims& d) {
 bool conv2d(const ConvDims& d, const float* x, const float* w, const float* b, float* y, bool relu,
             std::uint8_t* positive) {
   if (!taken(d)) return false;
+  start_operation();
   if (pads_by_hand(d)) {
     const ConvDims p = padded_by_hand(d);
     float* xp = padded_buffer(p);
@@ -750,6 +765,7 @@ bool conv2d(const ConvDims& d, const float* x, const float* w, const float* b, f
 
 bool backward_data(const ConvDims& d, const float* gy, const float* w, float* gx) {
   if (!taken(d)) return false;
+  start_operation();
   if (pads_by_hand(d)) {
     const ConvDims p = padded_by_hand(d);
     float* gxp = padded_buffer(p);
@@ -769,11 +785,9 @@ bool backward_from(const ConvDims& d, const float* x, const Upstream& up, const 
   if (!taken(d)) return false;
   const bool by_hand = pads_by_hand(d);
   const ConvDims p = by_hand ? padded_by_hand(d) : d;
-  // entry() empties its cache when full, which frees the entry an earlier
-  // call returned: the first lookup is repeated after the second.
+  start_operation();
   Entry* weights = entry(Kind::Weights, p, gb != nullptr);
   Entry* data = gx ? entry(Kind::Data, p, false) : nullptr;
-  if (gx) weights = entry(Kind::Weights, p, gb != nullptr);
   if (!by_hand) return run_backward(data, weights, d, x, up, w, gx, gw, gb);
   float* xp = padded_buffer(p, 0);
   float* gxp = gx ? padded_buffer(p, 1) : nullptr;
@@ -794,6 +808,7 @@ std::size_t conv2d_relu_pool(const ConvDims& d, const float* x, const float* w, 
   if (!taken(d) || d.OH < 2 || d.OW < 2) return 0;
   const bool by_hand = pads_by_hand(d);
   const ConvDims p = by_hand ? padded_by_hand(d) : d;
+  start_operation();
   Entry* e = entry(Kind::Forward, p, b != nullptr);
   if (!e || !e->c.block) return 0;
   const float* in = x;
@@ -817,6 +832,7 @@ bool backward_pooled(const ConvDims& d, const float* x, const float* gy, const s
 
 bool backward_weights(const ConvDims& d, const float* x, const float* gy, float* gw) {
   if (!taken(d)) return false;
+  start_operation();
   if (pads_by_hand(d)) {
     const ConvDims p = padded_by_hand(d);
     float* xp = padded_buffer(p);
