@@ -254,9 +254,11 @@ std::string conv_attributes(int stride, int pad) {
 // per layer less in memory.
 template <class T>
 struct Conv2d final : Function<T> {
-  Conv2d(bool has_bias, int stride, int pad, bool relu = false, bool pool = false)
-      : has_bias(has_bias), relu(relu || pool), pool(pool), stride(stride), pad(pad) {}
-  bool has_bias, relu, pool;
+  // recorded: the op goes into the graph (detail::records), so its backward
+  // will run and needs the switches or position bytes; made only then.
+  Conv2d(bool has_bias, int stride, int pad, bool relu = false, bool pool = false, bool recorded = false)
+      : has_bias(has_bias), relu(relu || pool), pool(pool), recorded(recorded), stride(stride), pad(pad) {}
+  bool has_bias, relu, pool, recorded;
   int stride, pad;
   // With relu: 1 where the output is > 0. With pool: per pooled output, the
   // window position (0-3, row-major) of its maximum, or 4 where that is not
@@ -277,7 +279,7 @@ struct Conv2d final : Function<T> {
     if (pool) return forward_pooled(x, g, FN);
     Tensor<T> y = Tensor<T>::from_shape({g.N, FN, g.OH, g.OW});
     // Only a recorded op runs backward, and only that needs the switches.
-    if (relu && is_grad_enabled()) positive.reset(new std::uint8_t[y.size()]);
+    if (relu && recorded) positive.reset(new std::uint8_t[y.size()]);
     bool done = false;
     if constexpr (std::is_same_v<T, float>)  // Note [oneDNN convolutions]
       done = onednn::conv2d(dims_of(g, FN), x[0].data(), x[1].data(), has_bias ? x[2].data() : nullptr, y.data(),
@@ -326,7 +328,7 @@ struct Conv2d final : Function<T> {
   Tensor<T> forward_pooled(const TensorList<T>& x, const Geometry& g, std::size_t FN) {
     const Geometry p = pool_geometry("MaxPool2d", {g.N, FN, g.OH, g.OW}, 2, 2, 0);
     Tensor<T> out = Tensor<T>::from_shape({g.N, FN, p.OH, p.OW});
-    if (is_grad_enabled()) positive.reset(new std::uint8_t[out.size()]);
+    if (recorded) positive.reset(new std::uint8_t[out.size()]);
     const T* b = has_bias ? x[2].data() : nullptr;
     const std::size_t M = g.out_plane(), PM = p.out_plane();
     std::uint8_t* at = positive.get();
@@ -994,16 +996,26 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& W, const Var<T>& b, int stride, int
   return apply1<Conv2d<T>>({x, W, b}, true, stride, pad);
 }
 
+namespace {
+// conv2d with ReLU, and with pool 2x2 max pooling, telling the Function
+// whether it is recorded: only then does it make the bytes its backward reads.
+template <class T>
+Var<T> conv2d_fused(const Var<T>& x, const Var<T>& W, const Var<T>& b, int stride, int pad, bool pool) {
+  const detail::InputRef<T> in[] = {x, W, b};
+  const bool recorded = detail::records(in, b.defined() ? 3 : 2);
+  if (!b.defined()) return apply1<Conv2d<T>>({x, W}, false, stride, pad, true, pool, recorded);
+  return apply1<Conv2d<T>>({x, W, b}, true, stride, pad, true, pool, recorded);
+}
+}  // namespace
+
 template <class T>
 Var<T> conv2d_relu(const Var<T>& x, const Var<T>& W, const Var<T>& b, int stride, int pad) {
-  if (!b.defined()) return apply1<Conv2d<T>>({x, W}, false, stride, pad, true);
-  return apply1<Conv2d<T>>({x, W, b}, true, stride, pad, true);
+  return conv2d_fused(x, W, b, stride, pad, false);
 }
 
 template <class T>
 Var<T> conv2d_relu_pool(const Var<T>& x, const Var<T>& W, const Var<T>& b, int stride, int pad) {
-  if (!b.defined()) return apply1<Conv2d<T>>({x, W}, false, stride, pad, true, true);
-  return apply1<Conv2d<T>>({x, W, b}, true, stride, pad, true, true);
+  return conv2d_fused(x, W, b, stride, pad, true);
 }
 
 template <class T>
