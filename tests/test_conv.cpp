@@ -440,6 +440,18 @@ void check_agree(const Sides& s) {
   }
 }
 
+// y's graph, retained, runs backward a second time and gives w the same
+// gradient: what the fused ops keep for backward survives the first pass.
+void check_backward_twice(const Variable& y, Variable& w) {
+  Variable::BackwardOptions keep;
+  keep.retain_graph = true;
+  y.backward(keep);
+  const Tensor<float> first = w.grad().data();
+  w.cleargrad();
+  y.backward();
+  CHECK(xt::all(xt::equal(w.grad().data(), first)));
+}
+
 }  // namespace
 
 TEST_CASE("conv2d_relu: the values and gradients of conv2d then relu") {
@@ -480,15 +492,9 @@ TEST_CASE("conv2d_relu: NaN passes through as relu lets it, a retained graph run
     CHECK(xt::any(xt::isnan(fused.data())));
     CHECK(xt::all(xt::equal(xt::isnan(fused.data()), xt::isnan(separate.data()))));
 
-    const Variable y = F::conv2d_relu(Variable(Tensor<float>(uniform({2, C, 6, 6}, -1, 1, 1502).data())), w,
-                                      Variable(), 1, 1);
-    Variable::BackwardOptions keep;
-    keep.retain_graph = true;
-    y.backward(keep);
-    const Tensor<float> first = w.grad().data();
-    w.cleargrad();
-    y.backward();
-    CHECK(xt::all(xt::equal(w.grad().data(), first)));
+    check_backward_twice(F::conv2d_relu(Variable(Tensor<float>(uniform({2, C, 6, 6}, -1, 1, 1502).data())), w,
+                                        Variable(), 1, 1),
+                         w);
   }
 }
 
@@ -675,15 +681,9 @@ TEST_CASE("conv2d_relu_pool: NaN wins its window as in max_pool2d, no-grad forwa
       CHECK(relative_error(Tensor<float>(xt::nan_to_num(plain.data())), Tensor<float>(xt::nan_to_num(fused.data()))) == 0);
     }
 
-    const Variable y = F::conv2d_relu_pool(Variable(Tensor<float>(uniform({2, C, 6, 6}, -1, 1, 1802).data())), w,
-                                           Variable(), 1, 1);
-    Variable::BackwardOptions keep;
-    keep.retain_graph = true;
-    y.backward(keep);
-    const Tensor<float> first = w.grad().data();
-    w.cleargrad();
-    y.backward();
-    CHECK(xt::all(xt::equal(w.grad().data(), first)));
+    check_backward_twice(F::conv2d_relu_pool(Variable(Tensor<float>(uniform({2, C, 6, 6}, -1, 1, 1802).data())), w,
+                                             Variable(), 1, 1),
+                         w);
   }
 }
 
@@ -830,10 +830,12 @@ ZG_GRADCHECK_CASE("Conv2d") {
   }
 }
 
-// Inputs drawn until every pre-activation is at least 0.05 from ReLU's kink:
-// the gradcheck's steps then never cross it.
-ZG_GRADCHECK_CASE("Conv2dReLU") {
-  unsigned seed = 8000;
+// Gradcheck and gradgradcheck of a fused op f(x, W, b, stride, pad) on
+// every kGradCases shape, with and without bias, on inputs redrawn (up to
+// `draws` times) until far(conv2d(x, W, b)) holds: the pre-activations are
+// far enough from the op's kinks that the gradcheck's steps never cross one.
+template <class Op, class Far>
+void gradcheck_away_from_kinks(unsigned seed, int draws, Op op, Far far) {
   for (const GradCase& k : kGradCases) {
     CAPTURE(shape_str(k.x)); CAPTURE(shape_str(k.w)); CAPTURE(k.S); CAPTURE(k.P);
     const int S = k.S, P = k.P;
@@ -841,24 +843,34 @@ ZG_GRADCHECK_CASE("Conv2dReLU") {
       CAPTURE(bias);
       V xs;
       for (int draw = 0;; ++draw) {
-        REQUIRE(draw < 500);
+        REQUIRE(draw < draws);
         xs = {uniform(k.x, -1.0, 1.0, seed++, true), uniform(k.w, -1.0, 1.0, seed++, true)};
         if (bias) xs.push_back(uniform({k.w[0]}, -0.5, 0.5, seed++, true));
-        const Tensor<double> z = F::conv2d(xs[0], xs[1], bias ? xs[2] : Variable64(), S, P).data();
-        if (xt::amin(xt::abs(z))() >= 0.05 && xt::any(xt::less(z, 0.0)) && xt::any(xt::greater(z, 0.0))) break;
+        if (far(F::conv2d(xs[0], xs[1], bias ? xs[2] : Variable64(), S, P).data())) break;
       }
-      const auto f = [=](const V& v) { return F::conv2d_relu(v[0], v[1], v.size() > 2 ? v[2] : Variable64(), S, P); };
+      const auto f = [=](const V& v) { return op(v[0], v[1], v.size() > 2 ? v[2] : Variable64(), S, P); };
       CHECK_GRADCHECK(f, xs);
       CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(f(v))); }, xs);
     }
   }
 }
 
-// Inputs drawn until every pooling window is far from a kink: its maximum
-// pre-activation at most -0.05 (no gradient), or at least 0.05 and 0.05
-// above the window's second largest. Both kinds of window occur.
+// Every pre-activation at least 0.05 from ReLU's kink, and both signs occur.
+ZG_GRADCHECK_CASE("Conv2dReLU") {
+  gradcheck_away_from_kinks(
+      8000, 500,
+      [](const Variable64& x, const Variable64& w, const Variable64& b, int S, int P) {
+        return F::conv2d_relu(x, w, b, S, P);
+      },
+      [](const Tensor<double>& z) {
+        return xt::amin(xt::abs(z))() >= 0.05 && xt::any(xt::less(z, 0.0)) && xt::any(xt::greater(z, 0.0));
+      });
+}
+
+// Every pooling window far from a kink: its maximum pre-activation at most
+// -0.05 (no gradient), or at least 0.05 and 0.05 above the window's second
+// largest. Both kinds of window occur.
 ZG_GRADCHECK_CASE("Conv2dReLUMaxPool") {
-  unsigned seed = 9000;
   const auto far_from_kinks = [](const Tensor<double>& z) {
     const std::size_t PH = z.shape()[2] / 2, PW = z.shape()[3] / 2;
     bool dead = false, live = false;
@@ -875,25 +887,12 @@ ZG_GRADCHECK_CASE("Conv2dReLUMaxPool") {
           }
     return dead && live;
   };
-  for (const GradCase& k : kGradCases) {
-    CAPTURE(shape_str(k.x)); CAPTURE(shape_str(k.w)); CAPTURE(k.S); CAPTURE(k.P);
-    const int S = k.S, P = k.P;
-    for (bool bias : {true, false}) {
-      CAPTURE(bias);
-      V xs;
-      for (int draw = 0;; ++draw) {
-        REQUIRE(draw < 2000);
-        xs = {uniform(k.x, -1.0, 1.0, seed++, true), uniform(k.w, -1.0, 1.0, seed++, true)};
-        if (bias) xs.push_back(uniform({k.w[0]}, -0.5, 0.5, seed++, true));
-        if (far_from_kinks(F::conv2d(xs[0], xs[1], bias ? xs[2] : Variable64(), S, P).data())) break;
-      }
-      const auto f = [=](const V& v) {
-        return F::conv2d_relu_pool(v[0], v[1], v.size() > 2 ? v[2] : Variable64(), S, P);
-      };
-      CHECK_GRADCHECK(f, xs);
-      CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(f(v))); }, xs);
-    }
-  }
+  gradcheck_away_from_kinks(
+      9000, 2000,
+      [](const Variable64& x, const Variable64& w, const Variable64& b, int S, int P) {
+        return F::conv2d_relu_pool(x, w, b, S, P);
+      },
+      far_from_kinks);
 }
 
 ZG_GRADCHECK_CASE("ConvTranspose2d") {

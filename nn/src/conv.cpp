@@ -381,15 +381,8 @@ struct Conv2d final : Function<T> {
         for (std::size_t ow = 0; ow < p.OW; ++ow) {
           const std::size_t j = 2 * ow;
           const T v[4] = {r0[j], r0[j + 1], r1[j], r1[j + 1]};
-          T best = v[0];
-          std::uint8_t k = 0;
-          for (std::uint8_t i = 1; i < 4; ++i) {
-            const bool take = v[i] > best || (v[i] != v[i] && best == best);
-            best = take ? v[i] : best;
-            k = take ? i : k;
-          }
-          *out++ = best;
-          if (at) *at++ = best > T(0) ? k : 4;
+          *out++ = simd::window_max(v, at);
+          if (at) ++at;
         }
       }
   }
@@ -411,15 +404,20 @@ struct Conv2d final : Function<T> {
   static void mark_positive(const T* y, std::size_t n, std::uint8_t* on) {
     for (std::size_t i = 0; i < n; ++i) on[i] = y[i] > T(0);
   }
+  // gy where the constant 0/1 array on is 1, 0 elsewhere, differentiable in
+  // gy: a where(), a select as ReLUGrad (a product would turn an infinite gy
+  // into NaN).
+  static Var<T> selected(Tensor<T> on, const Var<T>& gy) {
+    return zg::where(Var<T>(std::move(on)), gy, Var<T>(Tensor<T>(xt::zeros<T>({std::size_t(1)}))));
+  }
   // gy where the output was positive, 0 elsewhere: ReLU's backward. Under
-  // create_graph a where() on a constant 0/1 array, differentiable again (a
-  // select, as ReLUGrad: a product would turn an infinite gy into NaN).
+  // create_graph selected() by a constant 0/1 array, differentiable again.
   Var<T> switched(const Var<T>& gy) const {
     const std::uint8_t* on = positive.get();
     if (is_grad_enabled()) {
       Tensor<T> m = Tensor<T>::from_shape(gy.shape());
       for (std::size_t i = 0; i < m.size(); ++i) m.data()[i] = on[i] ? T(1) : T(0);
-      return zg::where(Var<T>(std::move(m)), gy, Var<T>(Tensor<T>(xt::zeros<T>({std::size_t(1)}))));
+      return selected(std::move(m), gy);
     }
     Tensor<T> g = Tensor<T>::from_shape(gy.shape());
     const T* in = gy.data().data();
@@ -908,8 +906,7 @@ Var<T> Conv2d<T>::unpooled(const Var<T>& gy) const {
       arg->at[o] = static_cast<std::uint32_t>((2 * (i / PW) + k / 2) * g.OW + 2 * (i % PW) + k % 2);
       on.data()[o] = at[o] < 4 ? T(1) : T(0);
     }
-    const Var<T> live = zg::where(Var<T>(std::move(on)), gy, Var<T>(Tensor<T>(xt::zeros<T>({std::size_t(1)}))));
-    return apply1<MaxPool2dGrad<T>>({live}, 2, 2, 0, std::move(arg));
+    return apply1<MaxPool2dGrad<T>>({selected(std::move(on), gy)}, 2, 2, 0, std::move(arg));
   }
   Tensor<T> full = Tensor<T>::from_shape({g.N, FN, g.OH, g.OW});
   const T* in = gy.data().data();

@@ -130,6 +130,7 @@ struct Planes {
   std::size_t N, C, HW, B;  // (N, C, HW) plain, (N, C/B, HW, B) blocked
 };
 
+#if defined(__AVX2__)
 // Byte k of kSpread[m] is bit k of m: 8 switches from a movemask.
 constexpr std::array<std::uint64_t, 256> kSpread = [] {
   std::array<std::uint64_t, 256> t{};
@@ -138,7 +139,6 @@ constexpr std::array<std::uint64_t, 256> kSpread = [] {
   return t;
 }();
 
-#if defined(__AVX2__)
 // An 8x8 block: r[k] holds row k, and afterwards column k.
 inline void transpose8(__m256 r[8]) {
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -160,23 +160,24 @@ inline void transpose8(__m256 r[8]) {
 }
 #endif
 
-// Calls fn(blocked offset, plain offset) for each (n, channel block) of p,
-// in parallel.
+// Calls fn(nb, plane) for each (n, channel block) nb of N samples of C
+// channels in blocks of B, in parallel: plane is the index in (N, C) of the
+// block's first channel.
 template <class F>
-void each_block(const Planes& p, F&& fn) {
-  const std::size_t blocks = p.C / p.B;
-  zg::detail::parallel_for(p.N * blocks, 1, [&](std::size_t b0, std::size_t b1) {
-    for (std::size_t nb = b0; nb < b1; ++nb) fn(nb * p.HW * p.B, (nb / blocks * p.C + nb % blocks * p.B) * p.HW);
+void each_block(std::size_t N, std::size_t C, std::size_t B, F&& fn) {
+  const std::size_t blocks = C / B;
+  zg::detail::parallel_for(N * blocks, 1, [&](std::size_t b0, std::size_t b1) {
+    for (std::size_t nb = b0; nb < b1; ++nb) fn(nb, nb / blocks * C + nb % blocks * B);
   });
 }
 
 // y = max(blocked, 0), NaN staying NaN (a select, as zg::relu), and where
 // positive is not null, positive = y > 0.
 void relu_from_blocked(const float* blocked, const Planes& p, float* y, std::uint8_t* positive) {
-  each_block(p, [&](std::size_t from, std::size_t to) {
-    const float* in = blocked + from;
-    float* out = y + to;
-    std::uint8_t* on = positive ? positive + to : nullptr;
+  each_block(p.N, p.C, p.B, [&](std::size_t nb, std::size_t plane) {
+    const float* in = blocked + nb * p.HW * p.B;
+    float* out = y + plane * p.HW;
+    std::uint8_t* on = positive ? positive + plane * p.HW : nullptr;
     std::size_t i = 0;
 #if defined(__AVX2__)
     const __m256 zero = _mm256_setzero_ps();
@@ -217,10 +218,10 @@ void relu_in_place(float* y, std::size_t n, std::uint8_t* positive) {
 
 // blocked = gy where positive, 0 elsewhere: ReLU's backward on the way in.
 void switched_to_blocked(const float* gy, const std::uint8_t* positive, const Planes& p, float* blocked) {
-  each_block(p, [&](std::size_t to, std::size_t from) {
-    const float* in = gy + from;
-    const std::uint8_t* on = positive + from;
-    float* out = blocked + to;
+  each_block(p.N, p.C, p.B, [&](std::size_t nb, std::size_t plane) {
+    const float* in = gy + plane * p.HW;
+    const std::uint8_t* on = positive + plane * p.HW;
+    float* out = blocked + nb * p.HW * p.B;
     std::size_t i = 0;
 #if defined(__AVX2__)
     const __m256i zero = _mm256_setzero_si256();
@@ -258,6 +259,10 @@ void switched_to_blocked(const float* gy, const std::uint8_t* positive, const Pl
 struct Window {
   std::size_t N, C, OH, OW, B;  // the convolution's output, blocked by B; pooled: (OH / 2, OW / 2)
   std::size_t pooled() const { return (OH / 2) * (OW / 2); }
+  // Pooled output i's window: the offset of its top-left position in a
+  // block, and those of its four positions (row-major) from there.
+  std::size_t corner(std::size_t i) const { return (2 * (i / (OW / 2)) * OW + 2 * (i % (OW / 2))) * B; }
+  std::array<std::size_t, 4> offsets() const { return {0, B, OW * B, (OW + 1) * B}; }
 };
 
 // A (HW, B) tile into (B, HW) rows and back.
@@ -297,9 +302,6 @@ float* pooled_tile(std::size_t floats) {
   return tile.data();
 }
 
-// The window's four positions, as offsets from its top-left one.
-std::array<std::size_t, 4> window_offsets(const Window& p) { return {0, p.B, p.OW * p.B, (p.OW + 1) * p.B}; }
-
 // One window's B channels (blocked, from its top-left position w0): the max
 // of relu(x) into out[0, B) and its position byte into at (if not null).
 // The same rule as max_pool2d after relu: ReLU a select (NaN stays NaN),
@@ -315,33 +317,26 @@ void relu_pool_window(const float* w0, const std::array<std::size_t, 4>& off, st
   }
 #endif
   for (; c < B; ++c) {
-    float best = 0.0f;
-    std::uint8_t k = 0;
-    for (std::uint8_t j = 0; j < 4; ++j) {
-      const float x = w0[off[j] + c], v = x < 0.0f ? 0.0f : x;
-      const bool take = j == 0 || v > best || (v != v && best == best);
-      best = take ? v : best;
-      k = take ? j : k;
+    float v[4];
+    for (std::size_t j = 0; j < 4; ++j) {
+      const float x = w0[off[j] + c];
+      v[j] = x < 0.0f ? 0.0f : x;
     }
-    out[c] = best;
-    if (at) at[c] = best > 0.0f ? k : 4;
+    out[c] = simd::window_max(v, at ? at + c : nullptr);
   }
 }
 
 // pooled (N, C, OH / 2, OW / 2) = 2x2 max pooling, stride 2, of relu(blocked);
 // at (may be null) the position bytes, in blocked order.
 void relu_pool_from_blocked(const float* blocked, const Window& p, float* pooled, std::uint8_t* at) {
-  const std::size_t blocks = p.C / p.B, PW = p.OW / 2, PHW = p.pooled();
-  const auto off = window_offsets(p);
-  zg::detail::parallel_for(p.N * blocks, 1, [&](std::size_t b0, std::size_t b1) {
+  const std::size_t PHW = p.pooled();
+  const auto off = p.offsets();
+  each_block(p.N, p.C, p.B, [&](std::size_t nb, std::size_t plane) {
     float* tile = pooled_tile(PHW * p.B);
-    for (std::size_t nb = b0; nb < b1; ++nb) {
-      const float* in = blocked + nb * p.OH * p.OW * p.B;
-      for (std::size_t i = 0; i < PHW; ++i)
-        relu_pool_window(in + (2 * (i / PW) * p.OW + 2 * (i % PW)) * p.B, off, p.B, tile + i * p.B,
-                         at ? at + (nb * PHW + i) * p.B : nullptr);
-      tile_to_rows(tile, PHW, p.B, pooled + (nb / blocks * p.C + nb % blocks * p.B) * PHW);
-    }
+    const float* in = blocked + nb * p.OH * p.OW * p.B;
+    for (std::size_t i = 0; i < PHW; ++i)
+      relu_pool_window(in + p.corner(i), off, p.B, tile + i * p.B, at ? at + (nb * PHW + i) * p.B : nullptr);
+    tile_to_rows(tile, PHW, p.B, pooled + plane * PHW);
   });
 }
 
@@ -349,30 +344,28 @@ void relu_pool_from_blocked(const float* blocked, const Window& p, float* pooled
 // windows: each value to the position its byte in at names, 0 elsewhere
 // (and 0 in a last row or column no window covers).
 void unpooled_to_blocked(const float* gy, const std::uint8_t* at, const Window& p, float* blocked) {
-  const std::size_t blocks = p.C / p.B, PW = p.OW / 2, PHW = p.pooled(), plane = p.OH * p.OW * p.B;
-  const auto off = window_offsets(p);
-  zg::detail::parallel_for(p.N * blocks, 1, [&](std::size_t b0, std::size_t b1) {
+  const std::size_t PHW = p.pooled(), size = p.OH * p.OW * p.B;
+  const auto off = p.offsets();
+  each_block(p.N, p.C, p.B, [&](std::size_t nb, std::size_t plane) {
     float* tile = pooled_tile(PHW * p.B);
-    for (std::size_t nb = b0; nb < b1; ++nb) {
-      float* out = blocked + nb * plane;
-      if (p.OH % 2 || p.OW % 2) std::fill_n(out, plane, 0.0f);
-      rows_to_tile(gy + (nb / blocks * p.C + nb % blocks * p.B) * PHW, PHW, p.B, tile);
-      const std::uint8_t* a = at + nb * PHW * p.B;
-      for (std::size_t i = 0; i < PHW; ++i) {
-        float* w0 = out + (2 * (i / PW) * p.OW + 2 * (i % PW)) * p.B;
-        const float* g = tile + i * p.B;
-        const std::uint8_t* k = a + i * p.B;
-        std::size_t c = 0;
+    float* out = blocked + nb * size;
+    if (p.OH % 2 || p.OW % 2) std::fill_n(out, size, 0.0f);
+    rows_to_tile(gy + plane * PHW, PHW, p.B, tile);
+    const std::uint8_t* a = at + nb * PHW * p.B;
+    for (std::size_t i = 0; i < PHW; ++i) {
+      float* w0 = out + p.corner(i);
+      const float* g = tile + i * p.B;
+      const std::uint8_t* k = a + i * p.B;
+      std::size_t c = 0;
 #if defined(__AVX2__)
-        for (; c + 8 <= p.B; c += 8) {
-          const __m256 v = _mm256_loadu_ps(g + c);
-          const __m256i kc = simd::bytes(k + c);
-          for (int j = 0; j < 4; ++j) _mm256_storeu_ps(w0 + off[std::size_t(j)] + c, simd::share(v, kc, j));
-        }
-#endif
-        for (; c < p.B; ++c)
-          for (std::size_t j = 0; j < 4; ++j) w0[off[j] + c] = k[c] == j ? g[c] : 0.0f;
+      for (; c + 8 <= p.B; c += 8) {
+        const __m256 v = _mm256_loadu_ps(g + c);
+        const __m256i kc = simd::bytes(k + c);
+        for (int j = 0; j < 4; ++j) _mm256_storeu_ps(w0 + off[std::size_t(j)] + c, simd::share(v, kc, j));
       }
+#endif
+      for (; c < p.B; ++c)
+        for (std::size_t j = 0; j < 4; ++j) w0[off[j] + c] = k[c] == j ? g[c] : 0.0f;
     }
   });
 }

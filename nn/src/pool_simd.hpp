@@ -1,14 +1,35 @@
 #pragma once
-// 2x2 max pooling of eight windows at once, after ReLU, with AVX2: shared by
-// the oneDNN path's blocked layout (Note [Pooling in the reorders] in
-// conv_dnnl.cpp) and im2col's plain one (Note [Conv2d with ReLU and pooling]
-// in conv.cpp). Empty where the compiler targets no AVX2.
-#if defined(__AVX2__)
+// 2x2 max pooling after ReLU, one window or (with AVX2) eight at once:
+// shared by the oneDNN path's blocked layout (Note [Pooling in the
+// reorders] in conv_dnnl.cpp) and im2col's plain one (Note [Conv2d with
+// ReLU and pooling] in conv.cpp).
 #include <cstdint>
 
+#if defined(__AVX2__)
 #include <immintrin.h>
+#endif
 
 namespace zg::nn::simd {
+
+// One window's values v[0, 4) (row-major, after ReLU): its maximum by
+// max_pool2d's rule (the first maximum wins, a NaN wins once), and where at
+// is not null its position byte *at: the maximum's position, or 4 where the
+// maximum is not > 0 (ReLU passes no gradient there). Selects, not
+// branches: which value wins is data-dependent.
+template <class T>
+T window_max(const T v[4], std::uint8_t* at) {
+  T best = v[0];
+  std::uint8_t k = 0;
+  for (std::uint8_t j = 1; j < 4; ++j) {
+    const bool take = v[j] > best || (v[j] != v[j] && best == best);
+    best = take ? v[j] : best;
+    k = take ? j : k;
+  }
+  if (at) *at = best > T(0) ? k : 4;
+  return best;
+}
+
+#if defined(__AVX2__)
 
 // max(x, 0) as a select, so NaN stays NaN (zg::relu's rule).
 inline __m256 relu(__m256 x) {
@@ -16,11 +37,8 @@ inline __m256 relu(__m256 x) {
   return _mm256_blendv_ps(x, zero, _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
 }
 
-// Eight windows, v[j] holding their values at position j (0-3, row-major):
-// their maxima by max_pool2d's rule (the first maximum wins, a NaN wins
-// once), and where at is not null the position bytes at[0, 8): the
-// maximum's position, or 4 where the maximum is not > 0 (ReLU passes no
-// gradient there).
+// The same for eight windows, v[j] holding their values at position j; the
+// position bytes go to at[0, 8).
 inline __m256 window_max(const __m256 v[4], std::uint8_t* at) {
   __m256 best = v[0], k = _mm256_setzero_ps();
   for (int j = 1; j < 4; ++j) {
@@ -64,5 +82,6 @@ inline void interleave(__m256 even, __m256 odd, float* p) {
   _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
 }
 
+#endif  // __AVX2__
+
 }  // namespace zg::nn::simd
-#endif
