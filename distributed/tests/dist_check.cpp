@@ -265,21 +265,26 @@ void repeat(dist::ProcessGroup& g) {
   if (g.is_main()) std::cout << "repeat: 20 Adam steps of SimpleConvNet on " << g.size() << " processes, twice: same bits\n";
 }
 
+// DdpOptions for the bucket path with buckets of about `bytes`.
+dist::DdpOptions all_reduce(std::size_t bytes = dist::DdpOptions{}.bucket_bytes) {
+  return {bytes, dist::GradientReduction::all_reduce};
+}
+
 void buckets(dist::ProcessGroup& g) {
   const auto set = synthetic(400);
   std::size_t one_count = 0, many_count = 0;
-  const Run one = run_ddp(g, "simple-cnn", "adam", set, 20, 10, {}, 1, &one_count);
+  const Run one = run_ddp(g, "simple-cnn", "adam", set, 20, 10, all_reduce(), 1, &one_count);
   // 64 KB: conv weight and biases in one bucket, affine1.weight (1.7 MB) alone, ...
-  const Run many = run_ddp(g, "simple-cnn", "adam", set, 20, 10, {64 << 10}, 1, &many_count);
+  const Run many = run_ddp(g, "simple-cnn", "adam", set, 20, 10, all_reduce(64 << 10), 1, &many_count);
   std::size_t each_count = 0;
-  const Run each = run_ddp(g, "two-layer", "sgd", set, 20, 10, {1}, 1, &each_count);
-  const Run each_one = run_ddp(g, "two-layer", "sgd", set, 20, 10);
+  const Run each = run_ddp(g, "two-layer", "sgd", set, 20, 10, all_reduce(1), 1, &each_count);
+  const Run each_one = run_ddp(g, "two-layer", "sgd", set, 20, 10, all_reduce());
   expect(one_count == 1, "the default bucket size gave " + std::to_string(one_count) + " buckets");
   expect(many_count >= 3, "64 KB buckets gave only " + std::to_string(many_count) + " buckets");
   expect(each_count == 4, "1-byte buckets gave " + std::to_string(each_count) + " buckets for 4 parameters");
   expect(same_bits(one, many) && same_bits(each, each_one), "several buckets differ from one bucket");
   // The parameters' post-accumulate-grad hooks start every bucket inside backward.
-  dist::DistributedDataParallel ddp(make_model("simple-cnn"), {64 << 10}, g);
+  dist::DistributedDataParallel ddp(make_model("simple-cnn"), all_reduce(64 << 10), g);
   data::DataLoader loader(set, dist::data_parallel_options(g, set, 20, kShuffleSeed, {0, true, false, false}));
   loss_of(ddp.module(), loader).backward();
   const std::size_t started = ddp.buckets_started();
@@ -290,6 +295,29 @@ void buckets(dist::ProcessGroup& g) {
   if (g.is_main())
     std::cout << "buckets: SimpleConvNet in " << many_count << " buckets == 1 bucket, TwoLayerNet in " << each_count
               << " == 1, bit for bit; " << started << " of " << many_count << " buckets started inside backward\n";
+}
+
+// Note [Two ways to average]: through the shared-memory window and through
+// all-reduce buckets, the same bits with 2 ranks (a + b == b + a), also
+// with micro-batches under no_sync(); automatic picks the window here.
+void reductions(dist::ProcessGroup& g) {
+  const auto set = synthetic(400);
+  const dist::DdpOptions window{dist::DdpOptions{}.bucket_bytes, dist::GradientReduction::shared_memory};
+  const Run cnn_window = run_ddp(g, "simple-cnn", "adam", set, 20, 10, window);
+  const Run cnn_buckets = run_ddp(g, "simple-cnn", "adam", set, 20, 10, all_reduce(64 << 10));
+  const Run mlp_window = run_ddp(g, "two-layer", "adam", set, 20, 10, window, 2);
+  const Run mlp_buckets = run_ddp(g, "two-layer", "adam", set, 20, 10, all_reduce(), 2);
+  if (g.size() == 2) {
+    expect(same_bits(cnn_window, cnn_buckets), "SimpleConvNet: the window and all-reduce buckets differ");
+    expect(same_bits(mlp_window, mlp_buckets), "TwoLayerNet with no_sync: the window and all-reduce buckets differ");
+  }
+  g.check_same(digest(cnn_window.params), "digest of the parameters after training through the window");
+  dist::DistributedDataParallel automatic(make_model("two-layer"), {}, g);
+  expect(automatic.reduction() == dist::GradientReduction::shared_memory && automatic.bucket_count() == 0,
+         std::string("automatic picked ") + dist::to_string(automatic.reduction()) + " on one machine");
+  if (g.is_main())
+    std::cout << "reductions: " << (g.size() == 2 ? "shared_memory == all_reduce bit for bit" : "bits compared only with 2 ranks")
+              << " (SimpleConvNet, and TwoLayerNet with no_sync); automatic picks shared_memory on one machine\n";
 }
 
 void accumulate(dist::ProcessGroup& g) {
@@ -316,21 +344,24 @@ struct Partly : nn::Module {
 };
 
 void unused(dist::ProcessGroup& g) {
-  auto m = std::make_shared<Partly>(g.rank() != 0);
-  dist::DistributedDataParallel ddp(m, {}, g);
-  Variable x(Tensor<float>(xt::ones<float>({3, 4})));
-  sum(ddp(x)).backward();
-  Tensor<float> local_b = g.rank() != 0 ? m->b->weight.grad().data() : Tensor<float>(xt::zeros<float>({4, 4}));
-  expect(g.rank() == 0 ? !m->b->weight.grad().defined() : true, "rank 0 should have no gradient for b before the sync");
-  ddp.finish_gradient_sync();
-  for (const auto& p : m->parameters()) expect(p.grad().defined(), "a parameter has no gradient after the sync");
-  std::vector<float> mine(local_b.begin(), local_b.end());
-  g.all_reduce_sum(mine.data(), mine.size());
-  const auto& got = m->b->weight.grad().data();
-  for (std::size_t i = 0; i < got.size(); ++i)
-    expect(got.data()[i] == mine[i] / float(g.size()), "b's gradient is not the mean with zeros for rank 0");
-  g.check_same(digest(nn::NamedArrays{{"b", m->b->weight.grad().data()}}), "b's gradient");
-  if (g.is_main()) std::cout << "unused: a parameter without a gradient on rank 0 counts as zeros\n";
+  for (auto reduction : {dist::GradientReduction::shared_memory, dist::GradientReduction::all_reduce}) {
+    auto m = std::make_shared<Partly>(g.rank() != 0);
+    dist::DistributedDataParallel ddp(m, {dist::DdpOptions{}.bucket_bytes, reduction}, g);
+    Variable x(Tensor<float>(xt::ones<float>({3, 4})));
+    sum(ddp(x)).backward();
+    Tensor<float> local_b = g.rank() != 0 ? m->b->weight.grad().data() : Tensor<float>(xt::zeros<float>({4, 4}));
+    expect(g.rank() == 0 ? !m->b->weight.grad().defined() : true, "rank 0 should have no gradient for b before the sync");
+    ddp.finish_gradient_sync();
+    for (const auto& p : m->parameters()) expect(p.grad().defined(), "a parameter has no gradient after the sync");
+    std::vector<float> mine(local_b.begin(), local_b.end());
+    g.all_reduce_sum(mine.data(), mine.size());
+    const auto& got = m->b->weight.grad().data();
+    for (std::size_t i = 0; i < got.size(); ++i)
+      expect(got.data()[i] == mine[i] / float(g.size()),
+             std::string(dist::to_string(reduction)) + ": b's gradient is not the mean with zeros for rank 0");
+    g.check_same(digest(nn::NamedArrays{{"b", m->b->weight.grad().data()}}), "b's gradient");
+  }
+  if (g.is_main()) std::cout << "unused: a parameter without a gradient on rank 0 counts as zeros (both reductions)\n";
 }
 
 // Rows [begin, begin + n) of a (N, ...) tensor.
@@ -441,7 +472,7 @@ void sync_bn_training(dist::ProcessGroup& g) {
     }
     single.params = m->state();  // parameters and running statistics
   }
-  dist::DistributedDataParallel ddp(bn_net(true, g), {1024}, g);
+  dist::DistributedDataParallel ddp(bn_net(true, g), all_reduce(1024), g);
   optim::SGD o(ddp.module().parameters(), 0.1f);
   data::DataLoader loader(set, dist::data_parallel_options(g, set, batch, kShuffleSeed, {0, true, false, true}));
   Run run;
@@ -553,6 +584,7 @@ int main(int argc, char** argv) {
       if (mode == "equivalence" && argc == 4) equivalence(g, argv[2], argv[3]);
       else if (mode == "repeat") repeat(g);
       else if (mode == "buckets") buckets(g);
+      else if (mode == "reductions") reductions(g);
       else if (mode == "no_sync") accumulate(g);
       else if (mode == "unused") unused(g);
       else if (mode == "sync_bn") sync_bn(g);
@@ -561,7 +593,7 @@ int main(int argc, char** argv) {
       else if (mode == "uneven") uneven(g);
       else if (mode == "openmpi_defaults" && argc == 3) openmpi_defaults(g, std::stoi(argv[2]));
       else if (mode == "kill" || mode == "throw" || mode == "hang") fault(g, mode);
-      else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | no_sync | unused | sync_bn | sync_bn_training | "
+      else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | reductions | no_sync | unused | sync_bn | sync_bn_training | "
                             "mismatch | uneven | openmpi_defaults EXPECTED | kill | throw | hang");
       g.barrier();
     } catch (const std::exception& e) {
