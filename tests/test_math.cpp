@@ -1,6 +1,7 @@
 // Elementwise math (exp, log, sqrt, sin, cos, tanh, abs, clip), maximum and
 // minimum, comparison masks and where.
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "testing.hpp"
@@ -92,6 +93,39 @@ TEST_CASE("maximum and minimum: ties send the gradient to the first argument") {
     check_values(m.grad(), {2, 2}, {0, 1, 1, 0});
     check_values(s.grad(), {}, {2});
   }
+}
+
+TEST_CASE("maximum, minimum, where, clip and max: an infinite gradient stays out of what they drop") {
+  // Their backward selects gy (as PyTorch does): gy * mask would put
+  // inf * 0 = NaN where the op dropped an input.
+  const double inf = std::numeric_limits<double>::infinity();
+  const auto exactly = [](const Variable64& g, std::vector<double> want) {
+    REQUIRE(g.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(g.data().data()[i] == want[i]);
+  };
+  const Variable64 w({inf, 1.0, inf});  // the upstream gradient of sum(f * w)
+  Variable64 a({1.0, 2.0, 3.0}), b({2.0, 0.0, 5.0});
+  a.requires_grad_();
+  b.requires_grad_();
+  zg::sum(zg::maximum(a, b) * w).backward();  // takes b, a, b
+  exactly(a.grad(), {0, 1, 0});
+  exactly(b.grad(), {inf, 0, inf});
+  a.cleargrad();
+  b.cleargrad();
+  zg::sum(zg::minimum(a, b) * w).backward();  // takes a, b, a
+  exactly(a.grad(), {inf, 0, inf});
+  exactly(b.grad(), {0, 1, 0});
+  a.cleargrad();
+  b.cleargrad();
+  zg::sum(zg::where(Variable64({0.0, 1.0, 0.0}), a, b) * w).backward();
+  exactly(a.grad(), {0, 1, 0});
+  exactly(b.grad(), {inf, 0, inf});
+  a.cleargrad();
+  zg::sum(zg::clip(a, 1.5, 2.5) * w).backward();  // only 2.0 is inside
+  exactly(a.grad(), {0, 1, 0});
+  a.cleargrad();
+  (zg::max(a) * Variable64(inf)).backward();
+  exactly(a.grad(), {0, 0, inf});
 }
 
 TEST_CASE("higher-order derivatives through sin and tanh") {

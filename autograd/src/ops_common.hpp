@@ -34,6 +34,14 @@ Var<T> constant(const xt::xexpression<E>& e) {
   return Var<T>(Tensor<T>(xt::cast<T>(e.derived_cast())));
 }
 
+// gy where mask is nonzero, 0 elsewhere. A select, not gy * mask: an
+// infinite gy at a position the mask drops gives 0 there, not NaN, as in
+// PyTorch.
+template <class T>
+Var<T> select_grad(const Var<T>& mask, const Var<T>& gy) {
+  return zg::where(mask, gy, Var<T>(T(0)));
+}
+
 template <class T>
 Shape shape_of(const Tensor<T>& t) {
   return Shape(t.shape().begin(), t.shape().end());

@@ -16,10 +16,10 @@ namespace {
 using detail::constant;
 
 
-// gy * mask summed back to x's shape, or an empty Variable if x needs no gradient.
+// gy where mask is set, summed back to x's shape, or an empty Variable if x needs no gradient.
 template <class T>
 Var<T> masked_grad(const Var<T>& gy, const Var<T>& mask, const Var<T>& x, bool needed) {
-  return needed ? zg::sum_to(gy * mask, x.shape()) : Var<T>();
+  return needed ? zg::sum_to(detail::select_grad(mask, gy), x.shape()) : Var<T>();
 }
 
 template <class T>
@@ -102,7 +102,7 @@ struct Clip final : Function<T> {
   // d clip(x) = dx strictly inside (lo, hi), 0 elsewhere
   Variables<T> backward(const Variables<T>& gy) override {
     const Tensor<T>& x = this->input(0).data();
-    return {gy[0] * constant<T>(xt::greater(x, lo) && xt::less(x, hi))};
+    return {detail::select_grad(constant<T>(xt::greater(x, lo) && xt::less(x, hi)), gy[0])};
   }
 };
 

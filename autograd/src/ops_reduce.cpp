@@ -115,7 +115,7 @@ struct Extreme final : Function<T> {
     const Shape in = this->input(0).shape();
     const auto ax = detail::normalize_axes(axes, in, kName);
     Var<T> mask(RowLayout(in, ax).mask<T>(pos));
-    return {zg::broadcast_to(zg::reshape(gy[0], detail::keepdims_shape(in, ax)), in) * mask};
+    return {detail::select_grad(mask, zg::broadcast_to(zg::reshape(gy[0], detail::keepdims_shape(in, ax)), in))};
   }
   void release() override {
     Function<T>::release();
