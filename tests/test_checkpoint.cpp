@@ -267,13 +267,10 @@ TEST_CASE("load_checkpoint: sizes are bounded before anything is inflated, unwan
   SUBCASE("a 256 MiB deflated bomb beside a good checkpoint: refused at the zip directory") {
     add_member(path, "bomb0.npy", f4_header(std::uint64_t{1} << 26), std::uint64_t{1} << 28, true);
     CHECK(fs::file_size(path) < (std::uint64_t{2} << 20));
-    const auto t0 = std::chrono::steady_clock::now();
     const auto run = testing::run_in_child([&] { nn::load_checkpoint(path.string(), *b); });
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     CAPTURE(run.error);
     CHECK(run.error.find("unexpected entries 'bomb0'") != std::string::npos);
     CHECK(run.peak_growth_kb < 20 * 1024);  // inflating it would take 256 MiB at least
-    CHECK(seconds < 1.0);
     CHECK(b->state() == before);
   }
   SUBCASE("an unexpected member is not inflated, even when skipping it (non-strict)") {
