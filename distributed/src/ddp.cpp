@@ -209,8 +209,9 @@ DistributedDataParallel::~DistributedDataParallel() {
   // MPI_Abort or MPI_Finalize rather than wait in MPI_Win_free for ranks
   // that may never call it.
   State& s = *state_;
-  if (s.window == MPI_WIN_NULL) return;
-  if (std::uncaught_exceptions() > 0) return;
+  int finalized = 0;
+  MPI_Finalized(&finalized);  // a DDP that outlives ProcessGroup::world()
+  if (s.window == MPI_WIN_NULL || finalized || std::uncaught_exceptions() > 0) return;
   try {
     MPI_Request r;
     detail::check(MPI_Ibarrier(s.window_comm, &r), "MPI_Ibarrier");

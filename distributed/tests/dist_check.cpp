@@ -364,6 +364,19 @@ void unused(dist::ProcessGroup& g) {
   if (g.is_main()) std::cout << "unused: a parameter without a gradient on rank 0 counts as zeros (both reductions)\n";
 }
 
+// A DDP destroyed at exit after ProcessGroup::world() (so after
+// MPI_Finalize): its window is left alone, not freed through a finalized MPI.
+std::unique_ptr<dist::DistributedDataParallel> kept_until_exit;
+
+void outlive(dist::ProcessGroup& g) {
+  kept_until_exit = std::make_unique<dist::DistributedDataParallel>(make_model("two-layer"), dist::DdpOptions{}, g);
+  Variable x(Tensor<float>(xt::ones<float>({2, 784})));
+  sum((*kept_until_exit)(x)).backward();
+  kept_until_exit->finish_gradient_sync();
+  expect(kept_until_exit->reduction() == dist::GradientReduction::shared_memory, "outlive: not through the window");
+  if (g.is_main()) std::cout << "outlive: a DDP destroyed after MPI_Finalize\n";
+}
+
 // Rows [begin, begin + n) of a (N, ...) tensor.
 Tensor<double> rows(const Tensor<double>& t, std::size_t begin, std::size_t n) {
   std::vector<std::size_t> shape(t.shape().begin(), t.shape().end());
@@ -585,6 +598,7 @@ int main(int argc, char** argv) {
       else if (mode == "repeat") repeat(g);
       else if (mode == "buckets") buckets(g);
       else if (mode == "reductions") reductions(g);
+      else if (mode == "outlive") outlive(g);
       else if (mode == "no_sync") accumulate(g);
       else if (mode == "unused") unused(g);
       else if (mode == "sync_bn") sync_bn(g);
@@ -593,7 +607,7 @@ int main(int argc, char** argv) {
       else if (mode == "uneven") uneven(g);
       else if (mode == "openmpi_defaults" && argc == 3) openmpi_defaults(g, std::stoi(argv[2]));
       else if (mode == "kill" || mode == "throw" || mode == "hang") fault(g, mode);
-      else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | reductions | no_sync | unused | sync_bn | sync_bn_training | "
+      else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | reductions | outlive | no_sync | unused | sync_bn | sync_bn_training | "
                             "mismatch | uneven | openmpi_defaults EXPECTED | kill | throw | hang");
       g.barrier();
     } catch (const std::exception& e) {
