@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <sstream>
 
@@ -84,13 +85,19 @@ void set_mean_grad(const Variable& p, const std::vector<const float*>& parts, fl
   p.set_grad(Variable(std::move(g)));
 }
 
-// OpenMPI keeps a shared-memory window in a file on /dev/shm, where a
-// container may allow only 64 MB; a file that outgrows its tmpfs is a
-// SIGBUS, not an error. So the window is used only where it takes at most
-// half of the free space there.
+// Where OpenMPI keeps a shared-memory window's file: /dev/shm unless the
+// user moved it (mpirun passes --mca settings to the ranks this way too).
+std::string window_directory() {
+  const char* dir = std::getenv("OMPI_MCA_osc_sm_backing_directory");
+  return dir && *dir ? dir : "/dev/shm";
+}
+
+// A container may allow only 64 MB on /dev/shm, and a file that outgrows
+// its tmpfs is a SIGBUS, not an error. So the window is used only where it
+// takes at most half of the free space there.
 bool window_fits(std::size_t bytes) {
   struct statvfs fs;
-  if (statvfs("/dev/shm", &fs) != 0) return false;
+  if (statvfs(window_directory().c_str(), &fs) != 0) return false;
   return bytes <= std::size_t(fs.f_bavail) * std::size_t(fs.f_frsize) / 2;
 }
 
@@ -126,8 +133,10 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<nn::Module> mod
     const auto fits = group_.all_gather(std::uint64_t(one_machine && window_fits(bytes)));
     const bool all_fit = std::find(fits.begin(), fits.end(), 0) == fits.end();
     if (reduction_ == GradientReduction::shared_memory && !all_fit)
-      throw ValueError("DistributedDataParallel: reduction shared_memory needs " + std::to_string(bytes >> 20) +
-                       " MB of /dev/shm, at most half of its free space on every rank (use all_reduce or automatic)");
+      throw ValueError("DistributedDataParallel: reduction shared_memory needs " + std::to_string(bytes) +
+                       " bytes in " + window_directory() +
+                       " (OpenMPI's osc_sm_backing_directory), at most half of its free space on every rank (use "
+                       "all_reduce or automatic)");
     reduction_ = all_fit ? GradientReduction::shared_memory : GradientReduction::all_reduce;
   }
   for (auto& v : params_) group_.broadcast(v.data().data(), v.data().size(), 0);

@@ -364,6 +364,25 @@ void unused(dist::ProcessGroup& g) {
   if (g.is_main()) std::cout << "unused: a parameter without a gradient on rank 0 counts as zeros (both reductions)\n";
 }
 
+// Run with OMPI_MCA_osc_sm_backing_directory naming no directory: there is
+// no room for a window, so automatic takes the buckets and shared_memory
+// is an error naming the directory.
+void no_window(dist::ProcessGroup& g) {
+  dist::DistributedDataParallel automatic(make_model("two-layer"), {}, g);
+  expect(automatic.reduction() == dist::GradientReduction::all_reduce && automatic.bucket_count() == 1,
+         std::string("automatic picked ") + dist::to_string(automatic.reduction()) + " without room for a window");
+  std::string message;
+  try {
+    dist::DistributedDataParallel window(make_model("two-layer"),
+                                         {dist::DdpOptions{}.bucket_bytes, dist::GradientReduction::shared_memory}, g);
+  } catch (const ValueError& e) {
+    message = e.what();
+  }
+  expect(message.find("shared_memory needs 636160 bytes in /nonexistent/zerograd-window") != std::string::npos,
+         "shared_memory without room: '" + message + "'");
+  if (g.is_main()) std::cout << "no_window: automatic takes all_reduce; shared_memory says: " << message << "\n";
+}
+
 // A DDP destroyed at exit after ProcessGroup::world() (so after
 // MPI_Finalize): its window is left alone, not freed through a finalized MPI.
 std::unique_ptr<dist::DistributedDataParallel> kept_until_exit;
@@ -599,6 +618,7 @@ int main(int argc, char** argv) {
       else if (mode == "buckets") buckets(g);
       else if (mode == "reductions") reductions(g);
       else if (mode == "outlive") outlive(g);
+      else if (mode == "no_window") no_window(g);
       else if (mode == "no_sync") accumulate(g);
       else if (mode == "unused") unused(g);
       else if (mode == "sync_bn") sync_bn(g);
@@ -607,7 +627,7 @@ int main(int argc, char** argv) {
       else if (mode == "uneven") uneven(g);
       else if (mode == "openmpi_defaults" && argc == 3) openmpi_defaults(g, std::stoi(argv[2]));
       else if (mode == "kill" || mode == "throw" || mode == "hang") fault(g, mode);
-      else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | reductions | outlive | no_sync | unused | sync_bn | sync_bn_training | "
+      else throw ValueError("usage: dist_check equivalence MODEL OPTIMIZER | repeat | buckets | reductions | outlive | no_window | no_sync | unused | sync_bn | sync_bn_training | "
                             "mismatch | uneven | openmpi_defaults EXPECTED | kill | throw | hang");
       g.barrier();
     } catch (const std::exception& e) {

@@ -61,10 +61,11 @@ struct DdpOptions {
 // alternating in each run; six runs): the sync added 0.32-0.45 ms per step
 // through the window and 0.55-0.67 ms through all-reduce buckets. The sync
 // alone of 8.6 M floats: 8.3-8.9 ms against 10.5-10.7.
-// The window (in a file on /dev/shm: 2 x 4 bytes x parameters x ranks) is
-// used only where it takes at most half of /dev/shm's free space (a
-// container may allow 64 MB there); automatic picks it when every rank is
-// on this machine and it fits, and shared_memory is a ValueError otherwise.
+// The window (a file of 2 x 4 bytes x parameters x ranks on /dev/shm, or
+// in OpenMPI's osc_sm_backing_directory) is used only where it takes at
+// most half of the free space there (a container may allow 64 MB);
+// automatic picks it when every rank is on this machine and it fits, and
+// shared_memory is a ValueError otherwise.
 class DistributedDataParallel {
  public:
   // Checks that every rank has the same parameter and buffer names, shapes
