@@ -297,6 +297,8 @@ int main(int argc, char** argv) {
     if (parallel) {
       loader_options = parallel->loader_options(train, c.batch, c.seed, loader_options);
       parallel->wrap(model);
+      std::cout << "gradients: averaged over " << parallel->size() << " processes through " << parallel->reduction()
+                << "\n";
     }
     nn::data::DataLoader loader(train, loader_options);
     loader.set_epoch(std::uint64_t(start_epoch) + (start_step > 0 ? 1 : 0));

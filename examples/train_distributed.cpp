@@ -29,6 +29,11 @@ void DataParallel::wrap(std::shared_ptr<nn::Module> model) {
                                                                        state_->group);
 }
 
+std::string DataParallel::reduction() const {
+  return state_->ddp->reduction() == distributed::GradientReduction::shared_memory ? "a shared-memory window"
+                                                                                    : "all-reduce buckets";
+}
+
 void DataParallel::sync_gradients() { state_->ddp->finish_gradient_sync(); }
 
 int DataParallel::max(int value) {
@@ -57,6 +62,7 @@ nn::data::DataLoader::Options DataParallel::loader_options(const nn::data::Tenso
   return base;
 }
 void DataParallel::wrap(std::shared_ptr<nn::Module>) {}
+std::string DataParallel::reduction() const { return {}; }
 void DataParallel::sync_gradients() {}
 int DataParallel::max(int value) { return value; }
 void DataParallel::mean(std::vector<double>&) {}

@@ -2,6 +2,7 @@
 // What the train command needs for --distributed, from zerograd::distributed
 // when the build found MPI, and an error saying so when it did not.
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <zerograd/zerograd.hpp>
@@ -24,6 +25,8 @@ class DataParallel {
                                                std::uint64_t seed, nn::data::DataLoader::Options base);
   // Checks that every rank built the same model and copies rank 0's values.
   void wrap(std::shared_ptr<nn::Module> model);
+  // How wrap()'s model averages gradients: "a shared-memory window" or "all-reduce buckets".
+  std::string reduction() const;
   // After backward: every gradient becomes the mean over ranks.
   void sync_gradients();
   // The largest of the ranks' values (a stop signal every rank then agrees on).

@@ -24,6 +24,8 @@ close() {  # close A B WHAT: within 0.002 (an argmax may flip on a last-bit diff
 two=$(run 2 two --save "$work/two.npz")
 one=$(run 1 one --save "$work/one.npz")
 [ "$(wc -l <<<"$two")" -eq 1 ] || { echo "train_check: expected one epoch line from rank 0 only, got: $two"; exit 1; }
+grep -qx 'gradients: averaged over 2 processes through a shared-memory window' "$work/two.log" ||
+  { cat "$work/two.log"; echo "train_check: no line saying how gradients are averaged"; exit 1; }
 close "$(accuracy "$two")" "$(accuracy "$one")" "test accuracy after 1 epoch, 2 processes vs 1"
 [ -f "$work/two/metrics.csv" ] && [ -f "$work/two.npz" ] || { echo "train_check: rank 0 wrote no metrics or checkpoint"; exit 1; }
 two_on_one=$(run 1 two_on_one --resume "$work/two.npz")
