@@ -82,8 +82,9 @@ class DistributedDataParallel {
   ProcessGroup& group() const { return group_; }
 
   // Parameter `index` (in module().parameters() order) has its final
-  // gradient for this iteration: copies it into its bucket and starts the
-  // bucket's all-reduce when it is complete. The parameter's hook calls it.
+  // gradient for this iteration: copies it into this rank's part of the
+  // window, or into its bucket, starting the bucket's all-reduce when the
+  // bucket is complete. The parameter's hook calls it.
   void gradient_ready(std::size_t index);
   // Call after backward and before the optimizer's step: every parameter's
   // .grad is then the mean over ranks. Under no_sync() it does nothing.
