@@ -789,6 +789,40 @@ TEST_CASE("max_pool2d: padding counts as -infinity, NaN propagates") {
   CHECK(std::isnan(F::max_pool2d(filled({1, 1, 2, 2}, {nan, 1, 3, 2}), 2).item()));
 }
 
+TEST_CASE("max_pool2d 2x2: every plane width against the rule, with ties and NaN") {
+  // Rows of 8 windows or more and narrower planes take different paths;
+  // small integers make ties common, and a few NaNs must each win once.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (std::size_t w : {4, 6, 8, 10, 12, 14, 16, 18, 26, 34}) {
+    CAPTURE(w);
+    const Shape shape{3, 5, w, w};
+    Tensor<float> t = Tensor<float>::from_shape(shape);
+    std::mt19937 gen{static_cast<unsigned>(w)};
+    for (float& v : t) v = float(gen() % 4);
+    for (std::size_t i = 7; i < t.size(); i += 97) t.data()[i] = nan;
+    Variable x(t);
+    x.requires_grad_();
+    Variable y = F::max_pool2d(x, 2);
+    y.backward();
+    const std::size_t ow = w / 2, planes = 15;
+    Tensor<float> want_grad = xt::zeros<float>(shape);
+    for (std::size_t p = 0; p < planes; ++p)
+      for (std::size_t i = 0; i < ow; ++i)
+        for (std::size_t j = 0; j < ow; ++j) {
+          const float* xp = t.data() + p * w * w;
+          const std::size_t at[4] = {2 * i * w + 2 * j, 2 * i * w + 2 * j + 1, (2 * i + 1) * w + 2 * j,
+                                     (2 * i + 1) * w + 2 * j + 1};
+          std::size_t best = at[0];
+          for (int k = 1; k < 4; ++k)
+            if (xp[at[k]] > xp[best] || (std::isnan(xp[at[k]]) && !std::isnan(xp[best]))) best = at[k];
+          const float got = y.data().data()[(p * ow + i) * ow + j];
+          CHECK((got == xp[best] || (std::isnan(got) && std::isnan(xp[best]))));
+          want_grad.data()[p * w * w + best] = 1;
+        }
+    CHECK(x.grad().data() == want_grad);
+  }
+}
+
 TEST_CASE("avg_pool2d: values, zero padding in the average, backward spreads gy / k^2") {
   CHECK(F::avg_pool2d(arange({1, 1, 4, 4}), 2).data() == Tensor<float>{{{{2.5, 4.5}, {10.5, 12.5}}}});
   // Padding counts as zeros: one real element of four per window.

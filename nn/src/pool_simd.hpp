@@ -37,10 +37,11 @@ inline __m256 relu(__m256 x) {
   return _mm256_blendv_ps(x, zero, _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
 }
 
-// The same for eight windows, v[j] holding their values at position j; the
-// position bytes go to at[0, 8).
-inline __m256 window_max(const __m256 v[4], std::uint8_t* at) {
-  __m256 best = v[0], k = _mm256_setzero_ps();
+// Eight windows' maxima, v[j] holding their values at position j, by the
+// same rule, and in k each one's position 0-3 (as floats).
+inline __m256 window_max_at(const __m256 v[4], __m256& k) {
+  __m256 best = v[0];
+  k = _mm256_setzero_ps();
   for (int j = 1; j < 4; ++j) {
     const __m256 take = _mm256_or_ps(
         _mm256_cmp_ps(v[j], best, _CMP_GT_OQ),
@@ -48,6 +49,13 @@ inline __m256 window_max(const __m256 v[4], std::uint8_t* at) {
     best = _mm256_blendv_ps(best, v[j], take);
     k = _mm256_blendv_ps(k, _mm256_set1_ps(float(j)), take);
   }
+  return best;
+}
+
+// The same for eight windows after ReLU; the position bytes go to at[0, 8).
+inline __m256 window_max(const __m256 v[4], std::uint8_t* at) {
+  __m256 k;
+  const __m256 best = window_max_at(v, k);
   if (at) {
     k = _mm256_blendv_ps(_mm256_set1_ps(4.0f), k, _mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_GT_OQ));
     const __m256i k32 = _mm256_cvttps_epi32(k);
