@@ -779,8 +779,9 @@ void pool_2x2(const T* x, const Geometry& g, std::size_t p0, std::size_t p1, T* 
 // 1.3 on 8x8. Here rows of eight windows or more load their two input rows
 // and split them into even and odd columns, the row's last eight
 // overlapping the ones before (0.6-0.8 ns a window); narrower planes gather
-// each window's four values from its top-left corner (2.1-3.6 ns), except
-// rows of exactly four windows, which the generic loop does in one step.
+// each window's four values from its top-left corner (2.1-3.6 ns). Rows of
+// a multiple of four windows have no rest and keep the generic loop, which
+// is as fast or faster there (overlapping or gathering does extra work).
 namespace pool8 {
 
 // corner + (k & 1) + (k >> 1) W: where position k (0-3) of each window lies.
@@ -830,7 +831,7 @@ inline void gathered(const float* xp, const Geometry& g, const std::int32_t* cor
 
 void pool_2x2(const float* x, const Geometry& g, std::size_t p0, std::size_t p1, float* y, std::uint32_t* arg) {
   const std::size_t n = g.out_plane();
-  if (n < 8 || g.OW == 4 || g.plane() >= (std::size_t{1} << 31)) return pool_2x2<float>(x, g, p0, p1, y, arg);
+  if (n < 8 || g.OW % 4 == 0 || g.plane() >= (std::size_t{1} << 31)) return pool_2x2<float>(x, g, p0, p1, y, arg);
   std::vector<std::int32_t> corners;
   if (g.OW < 8)
     for (std::size_t oh = 0; oh < g.OH; ++oh)
