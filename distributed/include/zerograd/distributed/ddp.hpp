@@ -58,8 +58,8 @@ struct DdpOptions {
 // instead copies it into OpenMPI's shared-memory queues and out again in
 // fragments, and moves on only inside MPI calls. Measured on the 2-core CI
 // machine (bench/ddp_scaling, SimpleConvNet, 1.7 MB of gradients, the two
-// alternating in each run; six runs): the sync added 0.32-0.45 ms per step
-// through the window and 0.55-0.67 ms through all-reduce buckets. The sync
+// alternating in each run; six runs): the sync added 0.32-0.46 ms per step
+// through the window and 0.45-0.67 ms through all-reduce buckets. The sync
 // alone of 8.6 M floats: 8.3-8.9 ms against 10.5-10.7.
 // The window (a file of 2 x 4 bytes x parameters x ranks on /dev/shm, or
 // in OpenMPI's osc_sm_backing_directory) is used only where it takes at
