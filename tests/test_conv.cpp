@@ -791,11 +791,13 @@ TEST_CASE("max_pool2d: padding counts as -infinity, NaN propagates") {
 
 TEST_CASE("max_pool2d 2x2: every plane width against the rule, with ties and NaN") {
   // Rows of 8 windows or more and narrower planes take different paths;
-  // small integers make ties common, and a few NaNs must each win once.
+  // odd sizes leave a last row or column out; small integers make ties
+  // common, and a few NaNs must each win once.
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (std::size_t w : {4, 6, 8, 10, 12, 14, 16, 18, 26, 34}) {
+  for (std::size_t w : {4, 6, 7, 8, 10, 12, 14, 15, 16, 18, 19, 26, 27, 34}) {
+    const std::size_t h = w + 1;
     CAPTURE(w);
-    const Shape shape{3, 5, w, w};
+    const Shape shape{3, 5, h, w};
     Tensor<float> t = Tensor<float>::from_shape(shape);
     std::mt19937 gen{static_cast<unsigned>(w)};
     for (float& v : t) v = float(gen() % 4);
@@ -804,20 +806,20 @@ TEST_CASE("max_pool2d 2x2: every plane width against the rule, with ties and NaN
     x.requires_grad_();
     Variable y = F::max_pool2d(x, 2);
     y.backward();
-    const std::size_t ow = w / 2, planes = 15;
+    const std::size_t oh = h / 2, ow = w / 2, planes = 15;
     Tensor<float> want_grad = xt::zeros<float>(shape);
     for (std::size_t p = 0; p < planes; ++p)
-      for (std::size_t i = 0; i < ow; ++i)
+      for (std::size_t i = 0; i < oh; ++i)
         for (std::size_t j = 0; j < ow; ++j) {
-          const float* xp = t.data() + p * w * w;
+          const float* xp = t.data() + p * h * w;
           const std::size_t at[4] = {2 * i * w + 2 * j, 2 * i * w + 2 * j + 1, (2 * i + 1) * w + 2 * j,
                                      (2 * i + 1) * w + 2 * j + 1};
           std::size_t best = at[0];
           for (int k = 1; k < 4; ++k)
             if (xp[at[k]] > xp[best] || (std::isnan(xp[at[k]]) && !std::isnan(xp[best]))) best = at[k];
-          const float got = y.data().data()[(p * ow + i) * ow + j];
+          const float got = y.data().data()[(p * oh + i) * ow + j];
           CHECK((got == xp[best] || (std::isnan(got) && std::isnan(xp[best]))));
-          want_grad.data()[p * w * w + best] = 1;
+          want_grad.data()[p * h * w + best] = 1;
         }
     CHECK(x.grad().data() == want_grad);
   }
