@@ -366,13 +366,12 @@ struct Conv2d final : Function<T> {
         // row's last eight end it (overlapping, the same values again).
         if constexpr (std::is_same_v<T, float>)
           if (p.OW >= 8) {
-            for (std::size_t o = 0;; o = std::min(o + 8, p.OW - 8)) {
+            simd::by_eights(p.OW, [&](std::size_t o) {
               __m256 v[4];
               simd::deinterleave(r0 + 2 * o, v[0], v[1]);
               simd::deinterleave(r1 + 2 * o, v[2], v[3]);
               _mm256_storeu_ps(out + o, simd::window_max(v, at ? at + o : nullptr));
-              if (o + 8 == p.OW) break;
-            }
+            });
             out += p.OW;
             if (at) at += p.OW;
             continue;
@@ -455,13 +454,12 @@ struct Conv2d final : Function<T> {
 #if defined(__AVX2__)
       if constexpr (std::is_same_v<T, float>)
         if (PW >= 8) {  // as in pool_sample: eight windows at a time, the last eight overlapping
-          for (std::size_t w = 0;; w = std::min(w + 8, PW - 8)) {
+          simd::by_eights(PW, [&](std::size_t w) {
             const __m256 g = _mm256_loadu_ps(gy + w);
             const __m256i k = simd::bytes(at + w);
             simd::interleave(simd::share(g, k, 0), simd::share(g, k, 1), o0 + 2 * w);
             simd::interleave(simd::share(g, k, 2), simd::share(g, k, 3), o1 + 2 * w);
-            if (w + 8 == PW) break;
-          }
+          });
           continue;
         }
 #endif
@@ -803,28 +801,25 @@ inline void by_rows(const float* xp, const Geometry& g, float* y, std::uint32_t*
   const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   for (std::size_t oh = 0; oh < g.OH; ++oh, y += g.OW, at += g.OW) {
     const float* r0 = xp + 2 * oh * g.W;
-    for (std::size_t o = 0;; o = std::min(o + 8, g.OW - 8)) {
+    simd::by_eights(g.OW, [&](std::size_t o) {
       __m256 v[4];
       simd::deinterleave(r0 + 2 * o, v[0], v[1]);
       simd::deinterleave(r0 + g.W + 2 * o, v[2], v[3]);
       store(y + o, at + o, v, _mm256_add_epi32(_mm256_set1_epi32(std::int32_t(2 * oh * g.W + 2 * o)), even), width);
-      if (o + 8 == g.OW) break;
-    }
+    });
   }
 }
 
 // Planes of narrower rows, with at least eight windows in all.
 inline void gathered(const float* xp, const Geometry& g, const std::int32_t* corners, float* y, std::uint32_t* at) {
   const __m256i width = _mm256_set1_epi32(std::int32_t(g.W)), one = _mm256_set1_epi32(1);
-  const std::size_t n = g.out_plane();
-  for (std::size_t w = 0;; w = std::min(w + 8, n - 8)) {
+  simd::by_eights(g.out_plane(), [&](std::size_t w) {
     const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corners + w));
     const __m256i below = _mm256_add_epi32(c, width);
     const __m256 v[4] = {_mm256_i32gather_ps(xp, c, 4), _mm256_i32gather_ps(xp, _mm256_add_epi32(c, one), 4),
                          _mm256_i32gather_ps(xp, below, 4), _mm256_i32gather_ps(xp, _mm256_add_epi32(below, one), 4)};
     store(y + w, at + w, v, c, width);
-    if (w + 8 == n) break;
-  }
+  });
 }
 
 }  // namespace pool8

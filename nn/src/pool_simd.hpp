@@ -3,6 +3,8 @@
 // shared by the oneDNN path's blocked layout (Note [Pooling in the
 // reorders] in conv_dnnl.cpp) and im2col's plain one (Note [Conv2d with
 // ReLU and pooling] in conv.cpp).
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
 #if defined(__AVX2__)
@@ -16,6 +18,17 @@ namespace zg::nn::simd {
 // is not null its position byte *at: the maximum's position, or 4 where the
 // maximum is not > 0 (ReLU passes no gradient there). Selects, not
 // branches: which value wins is data-dependent.
+// Calls fn(o) for o = 0, 8, 16, ... and last n - 8, so that eight items
+// from each o cover [0, n), the last eight overlapping the ones before
+// (they compute the same values again); n must be at least 8.
+template <class F>
+void by_eights(std::size_t n, F&& fn) {
+  for (std::size_t o = 0;; o = std::min(o + 8, n - 8)) {
+    fn(o);
+    if (o + 8 == n) break;
+  }
+}
+
 template <class T>
 T window_max(const T v[4], std::uint8_t* at) {
   T best = v[0];
