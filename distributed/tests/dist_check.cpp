@@ -265,9 +265,13 @@ void repeat(dist::ProcessGroup& g) {
   if (g.is_main()) std::cout << "repeat: 20 Adam steps of SimpleConvNet on " << g.size() << " processes, twice: same bits\n";
 }
 
-// DdpOptions for the bucket path with buckets of about `bytes`.
+// DdpOptions averaging by `reduction`, with buckets of about `bytes`.
+dist::DdpOptions reduced_by(dist::GradientReduction reduction, std::size_t bytes = dist::DdpOptions{}.bucket_bytes) {
+  return {bytes, reduction};
+}
+// The bucket path.
 dist::DdpOptions all_reduce(std::size_t bytes = dist::DdpOptions{}.bucket_bytes) {
-  return {bytes, dist::GradientReduction::all_reduce};
+  return reduced_by(dist::GradientReduction::all_reduce, bytes);
 }
 
 void buckets(dist::ProcessGroup& g) {
@@ -302,7 +306,7 @@ void buckets(dist::ProcessGroup& g) {
 // with micro-batches under no_sync(); automatic picks the window here.
 void reductions(dist::ProcessGroup& g) {
   const auto set = synthetic(400);
-  const dist::DdpOptions window{dist::DdpOptions{}.bucket_bytes, dist::GradientReduction::shared_memory};
+  const dist::DdpOptions window = reduced_by(dist::GradientReduction::shared_memory);
   const Run cnn_window = run_ddp(g, "simple-cnn", "adam", set, 20, 10, window);
   const Run cnn_buckets = run_ddp(g, "simple-cnn", "adam", set, 20, 10, all_reduce(64 << 10));
   const Run mlp_window = run_ddp(g, "two-layer", "adam", set, 20, 10, window, 2);
@@ -346,7 +350,7 @@ struct Partly : nn::Module {
 void unused(dist::ProcessGroup& g) {
   for (auto reduction : {dist::GradientReduction::shared_memory, dist::GradientReduction::all_reduce}) {
     auto m = std::make_shared<Partly>(g.rank() != 0);
-    dist::DistributedDataParallel ddp(m, {dist::DdpOptions{}.bucket_bytes, reduction}, g);
+    dist::DistributedDataParallel ddp(m, reduced_by(reduction), g);
     Variable x(Tensor<float>(xt::ones<float>({3, 4})));
     sum(ddp(x)).backward();
     Tensor<float> local_b = g.rank() != 0 ? m->b->weight.grad().data() : Tensor<float>(xt::zeros<float>({4, 4}));
@@ -373,8 +377,7 @@ void no_window(dist::ProcessGroup& g) {
          std::string("automatic picked ") + dist::to_string(automatic.reduction()) + " without room for a window");
   std::string message;
   try {
-    dist::DistributedDataParallel window(make_model("two-layer"),
-                                         {dist::DdpOptions{}.bucket_bytes, dist::GradientReduction::shared_memory}, g);
+    dist::DistributedDataParallel window(make_model("two-layer"), reduced_by(dist::GradientReduction::shared_memory), g);
   } catch (const ValueError& e) {
     message = e.what();
   }
