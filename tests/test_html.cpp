@@ -123,15 +123,35 @@ TEST_CASE("to_html of a graph") {
   }
 }
 
-TEST_CASE("backward_rule") {
-  CHECK(backward_rule("Add", 1) == "add passes the upstream gradient on unchanged");
-  CHECK(backward_rule("Mul", 0).find("times the other input") != std::string::npos);
-  CHECK(backward_rule("Sub", 1).find("negated") != std::string::npos);
-  CHECK(backward_rule("ReLU", 0) == "a switch: upstream where x > 0, 0 elsewhere");
-  CHECK(backward_rule("Linear", 2).find("summed over the batch") != std::string::npos);
-  CHECK(backward_rule("Softplus", 0).find("Softplus") != std::string::npos);  // generic, naming it
-  for (const auto& name : differentiable_ops()) {
-    CAPTURE(name);
-    CHECK(backward_rule(name, 0).find("own backward") == std::string::npos);  // every op of autograd has words
+TEST_CASE("the page shows each Function's own rule in words") {
+  auto a = leaf(2.0, "a"), b = leaf(3.0, "b");
+  GraphRecorder<double> recorder;
+  auto y = zg::relu(a * b - a);
+  recorder.backward(y);
+  const std::string page = recorder.html();
+  CHECK(page.find("\"Mul\":[\"multiply sends the upstream gradient times the other input\",") != std::string::npos);
+  CHECK(page.find("\"Sub\":[\"passes the upstream gradient on unchanged\",\"the upstream gradient, negated\"]") !=
+        std::string::npos);
+  CHECK(page.find("\"ReLU\":[\"a switch: upstream where x > 0, 0 elsewhere\"]") != std::string::npos);
+  SUBCASE("options override a Function's rule by name") {
+    HtmlOptions o;
+    o.rules["Mul"] = "my words";
+    CHECK(recorder.html(o).find("\"Mul\":[\"my words\",\"my words\"]") != std::string::npos);
   }
+}
+
+TEST_CASE("a Function without a rule gets a generic sentence naming it") {
+  struct Twice {
+    std::string name() const { return "Twice"; }
+    template <class T>
+    Outputs<T> forward(const TensorList<T>& x) const { return Tensor<T>(x[0] * T(2)); }
+    template <class T>
+    Variables<T> backward(const Function<T>&, const Variables<T>& gy) const { return {gy[0] * T(2)}; }
+  };
+  auto x = leaf(1.0, "x");
+  GraphRecorder<double> recorder;
+  auto y = zg::call(Twice{}, x);
+  recorder.backward(y);
+  CHECK(recorder.html().find("\"Twice\":[\"what Twice's own backward computes from the upstream gradient\"]") !=
+        std::string::npos);
 }

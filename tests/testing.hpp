@@ -176,7 +176,8 @@ inline ChildRun run_in_child(const std::function<void()>& f) {
 // Gradcheck cases registered by the name of the Function they exercise, one
 // per Function. Each is its own TEST_CASE ("Tanh: gradcheck", so -tc="Tanh*"
 // runs one op) that fails if it never runs its Function; test_op_coverage.cpp
-// fails for a listed op without a case, or a case of an op nobody lists.
+// fails for a registered op (ZG_REGISTER_OP) without a case, or a case of an
+// op nobody registered.
 inline std::map<std::string, std::vector<std::function<void()>>>& gradcheck_cases() {
   static std::map<std::string, std::vector<std::function<void()>>> cases;
   return cases;
@@ -194,15 +195,24 @@ inline int& second_order_checks() {
 }
 
 // Runs one case and checks that it ran the Function it is registered for,
-// and a second-order check.
+// that this Function states its rule in words for every input (the graph
+// player shows it), and a second-order check.
 inline void run_gradcheck_case(const std::string& op, void (*fn)()) {
   std::set<std::string> ran;
+  std::set<std::string> wordless;  // "Name input i" without a rule
   const int checks = second_order_checks();
   {
-    ForwardObserverGuard<double> watch([&](const ForwardStep<double>& s) { ran.insert(s.function.name()); });
+    ForwardObserverGuard<double> watch([&](const ForwardStep<double>& s) {
+      const std::string name = s.function.name();
+      ran.insert(name);
+      if (name != op) return;
+      for (std::size_t i = 0; i < s.inputs.size(); ++i)
+        if (s.function.rule(i).empty()) wordless.insert(name + " input " + std::to_string(i));
+    });
     fn();
   }
   CHECK_MESSAGE(ran.count(op) == 1, "the gradcheck case for " << op << " never ran it");
+  for (const std::string& w : wordless) CHECK_MESSAGE(false, w << " has no rule(i) in words");
   CHECK_MESSAGE(second_order_checks() > checks,
                 "the gradcheck case for " << op << " has no CHECK_GRADGRADCHECK of its create_graph backward");
 }

@@ -32,6 +32,7 @@ struct VarRecord {
 struct FnRecord {
   std::string name, attributes;
   std::vector<std::size_t> inputs, outputs;  // var ids
+  std::vector<std::string> rules;  // Function::rule for each input, empty where it has none
 };
 struct InputRecord {
   std::string grad, arithmetic;  // arithmetic: "1.1 x apple_num (2)" for scalar Mul and Add
@@ -101,68 +102,6 @@ std::string tensor_text(const Tensor<T>& t, std::size_t max_elements) {
 
 }  // namespace
 
-std::string backward_rule(const std::string& name, std::size_t input) {
-  static const std::map<std::string, std::vector<std::string>> rules = {
-      {"Add", {"add passes the upstream gradient on unchanged"}},
-      {"Sub", {"passes the upstream gradient on unchanged", "the upstream gradient, negated"}},
-      {"Mul", {"multiply sends the upstream gradient times the other input"}},
-      {"Div", {"upstream / the divisor", "-upstream \u00d7 the dividend / divisor^2"}},
-      {"Neg", {"the upstream gradient, negated"}},
-      {"Pow", {"upstream \u00d7 c x^(c - 1)"}},
-      {"Square", {"upstream \u00d7 2x"}},
-      {"AddConst", {"passes the upstream gradient on unchanged (the constant needs none)"}},
-      {"MulConst", {"upstream \u00d7 the constant"}},
-      {"RDivConst", {"-upstream \u00d7 c / x^2"}},
-      {"Reshape", {"the upstream gradient reshaped back to the input's shape"}},
-      {"BroadcastTo", {"the upstream gradient summed over the broadcast axes (sum_to)"}},
-      {"SumTo", {"the upstream gradient broadcast back to the input's shape"}},
-      {"Sum", {"the upstream gradient copied back to every element that was summed"}},
-      {"Exp", {"upstream \u00d7 exp(x), the output itself"}},
-      {"Log", {"upstream / x"}},
-      {"Sqrt", {"upstream / (2 sqrt(x))"}},
-      {"Sin", {"upstream \u00d7 cos(x)"}},
-      {"Cos", {"-upstream \u00d7 sin(x)"}},
-      {"Tanh", {"upstream \u00d7 (1 - y^2)"}},
-      {"Abs", {"upstream \u00d7 sign(x)"}},
-      {"Sigmoid", {"upstream \u00d7 y (1 - y)"}},
-      {"ReLU", {"a switch: upstream where x > 0, 0 elsewhere"}},
-      {"ReLUGrad", {"the same switch on its upstream gradient (x gets none)"}},
-      {"LeakyReLU", {"upstream where x > 0, slope \u00d7 upstream elsewhere"}},
-      {"Clip", {"upstream where x was inside the range, 0 where it was clipped"}},
-      {"Maximum", {"upstream where this input was the larger, 0 elsewhere"}},
-      {"Minimum", {"upstream where this input was the smaller, 0 elsewhere"}},
-      {"Softmax", {"y \u00d7 (upstream - sum(upstream \u00d7 y)) along the axis"}},
-      {"LogSoftmax", {"upstream - softmax(x) \u00d7 sum(upstream) along the axis"}},
-      {"Where", {"none for the condition", "upstream where the condition chose this input, 0 elsewhere"}},
-      {"Transpose", {"the upstream gradient transposed back"}},
-      {"GetItem", {"upstream scattered into zeros at the positions that were read"}},
-      {"GetItemGrad", {"the upstream gradient read at the same positions"}},
-      {"Concat", {"this input's slice of the upstream gradient"}},
-      {"Split", {"the pieces' upstream gradients concatenated"}},
-      {"Max", {"upstream to the element(s) that were the maximum, 0 elsewhere"}},
-      {"Min", {"upstream to the element(s) that were the minimum, 0 elsewhere"}},
-      {"LogSumExp", {"upstream \u00d7 softmax(x)"}},
-      {"MatMul", {"upstream . W^T (the other input, transposed)", "x^T . upstream (the other input, transposed)"}},
-      {"Linear", {"upstream . W^T", "x^T . upstream", "the upstream gradient summed over the batch"}},
-      {"SoftmaxCrossEntropy", {"upstream \u00d7 (softmax(x) - t) / N", "none: the labels are constants"}},
-      {"Conv2d", {"the upstream gradient convolved back with the kernels (a transposed convolution)",
-                  "input patches (im2col) times the upstream gradient",
-                  "the upstream gradient summed over batch and positions"}},
-      {"Conv2dReLU", {"upstream where the output is > 0 (0 elsewhere), convolved back with the kernels",
-                      "input patches (im2col) times upstream where the output is > 0",
-                      "upstream where the output is > 0, summed over batch and positions"}},
-      {"Conv2dReLUMaxPool",
-       {"upstream to each window's maximum where it is > 0 (0 elsewhere), convolved back with the kernels",
-        "input patches (im2col) times upstream at each window's maximum where it is > 0",
-        "upstream at each window's maximum where it is > 0, summed over batch and positions"}},
-      {"MaxPool2d", {"upstream to the position that was the maximum of each window"}},
-      {"AvgPool2d", {"upstream spread evenly over each window"}},
-  };
-  const auto it = rules.find(name);
-  if (it == rules.end()) return "what " + name + "'s own backward computes from the upstream gradient";
-  const std::vector<std::string>& per_input = it->second;
-  return per_input[std::min(input, per_input.size() - 1)];
-}
 
 namespace detail {
 
@@ -231,9 +170,11 @@ struct RecorderState {
   std::size_t fn_id(const Function<T>& f, const Variables<T>& inputs, const Variables<T>& outputs) {
     const auto it = fn_ids.find(&f);
     if (it != fn_ids.end()) return it->second;
-    FnRecord r{f.name(), f.attributes(), {}, {}};
-    for (std::size_t i = 0; i < inputs.size(); ++i)
+    FnRecord r{f.name(), f.attributes(), {}, {}, {}};
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
       r.inputs.push_back(inputs[i].defined() ? var_id(inputs[i]) : freed_input(f, i));
+      r.rules.push_back(f.rule(i));
+    }
     for (std::size_t k = 0; k < outputs.size(); ++k)
       r.outputs.push_back(outputs[k].defined() ? var_id(outputs[k]) : freed_var(&f, k, {}));
     const std::size_t id = rec.fns.size();
@@ -502,18 +443,27 @@ void json_step(std::ostringstream& out, const detail::StepRecord& s) {
   out << '}';
 }
 
+// The rule in words for each input of each Function name on the page: the
+// user's own from options, else what the Function says (Function::rule),
+// else a generic sentence naming it.
 std::string json_rules(const Recording& rec, const HtmlOptions& options) {
-  std::map<std::string, std::size_t> arity;
-  for (const auto& f : rec.fns) arity[f.name] = std::max(arity[f.name], f.inputs.size());
+  std::map<std::string, const FnRecord*> widest;  // per name, the record with the most inputs
+  for (const auto& f : rec.fns) {
+    const FnRecord*& w = widest[f.name];
+    if (!w || f.inputs.size() > w->inputs.size()) w = &f;
+  }
   std::ostringstream out;
   out << '{';
   bool first = true;
-  for (const auto& [name, n] : arity) {
+  for (const auto& [name, f] : widest) {
     out << (first ? "" : ",") << json_string(name) << ":[";
     first = false;
     const auto own = options.rules.find(name);
-    for (std::size_t i = 0; i < n; ++i)
-      out << (i ? "," : "") << json_string(own != options.rules.end() ? own->second : backward_rule(name, i));
+    for (std::size_t i = 0; i < f->inputs.size(); ++i) {
+      std::string rule = own != options.rules.end() ? own->second : f->rules[i];
+      if (rule.empty()) rule = "what " + name + "'s own backward computes from the upstream gradient";
+      out << (i ? "," : "") << json_string(rule);
+    }
     out << ']';
   }
   out << '}';

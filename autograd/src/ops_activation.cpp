@@ -31,7 +31,9 @@ struct Sigmoid final : Function<T> {
     const Var<T> y = detail::output_or(*this, 0, [&] { return zg::sigmoid(this->input(0)); });
     return {gy[0] * y * (T(1) - y)};
   }
+  std::string rule(std::size_t) const override { return "upstream \u00d7 y (1 - y)"; }
 };
+ZG_REGISTER_OP(Sigmoid);
 
 // ReLU's backward: gy where x > 0, 0 elsewhere, in one pass without a
 // mask array. Linear in gy, so differentiable again; x gets no gradient.
@@ -57,7 +59,12 @@ struct ReLUGrad final : Function<T> {
   Variables<T> backward(const Variables<T>& ggx) override {
     return {apply1<ReLUGrad<T>>({ggx[0], this->input(1)}), Var<T>()};
   }
+  std::string rule(std::size_t i) const override {
+    return i == 0 ? "the same switch on its upstream gradient"
+                  : "none: x only sets the switch";
+  }
 };
+ZG_REGISTER_OP(ReLUGrad);
 
 template <class T>
 struct ReLU final : Function<T> {
@@ -77,7 +84,9 @@ struct ReLU final : Function<T> {
   }
   // d relu(x) = dx where x > 0, 0 elsewhere (0 at x = 0 too)
   Variables<T> backward(const Variables<T>& gy) override { return {apply1<ReLUGrad<T>>({gy[0], this->input(0)})}; }
+  std::string rule(std::size_t) const override { return "a switch: upstream where x > 0, 0 elsewhere"; }
 };
+ZG_REGISTER_OP(ReLU);
 
 template <class T>
 struct LeakyReLU final : Function<T> {
@@ -93,7 +102,9 @@ struct LeakyReLU final : Function<T> {
     const Tensor<T>& x = this->input(0).data();
     return {gy[0] * constant<T>(xt::where(xt::greater(x, T(0)), T(1), slope))};
   }
+  std::string rule(std::size_t) const override { return "upstream where x > 0, slope \u00d7 upstream elsewhere"; }
 };
+ZG_REGISTER_OP(LeakyReLU);
 
 // Softmax kernels
 
@@ -165,7 +176,9 @@ struct Softmax final : Function<T> {
     const Var<T> y = detail::output_or(*this, 0, [&] { return zg::softmax(this->input(0), axis); });
     return {y * (gy[0] - zg::sum(gy[0] * y, {axis}, true))};
   }
+  std::string rule(std::size_t) const override { return "y \u00d7 (upstream - sum(upstream \u00d7 y)) along the axis"; }
 };
+ZG_REGISTER_OP(Softmax);
 
 template <class T>
 struct LogSoftmax final : Function<T> {
@@ -189,7 +202,9 @@ struct LogSoftmax final : Function<T> {
     const Var<T> y = detail::output_or(*this, 0, [&] { return zg::log_softmax(this->input(0), axis); });
     return {gy[0] - zg::exp(y) * zg::sum(gy[0], {axis}, true)};
   }
+  std::string rule(std::size_t) const override { return "upstream - softmax(x) \u00d7 sum(upstream) along the axis"; }
 };
+ZG_REGISTER_OP(LogSoftmax);
 
 }  // namespace
 

@@ -46,7 +46,9 @@ struct Add final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {reduce_like(gy[0], this->input_shape(0)), reduce_like(gy[0], this->input_shape(1))};
   }
+  std::string rule(std::size_t) const override { return "add passes the upstream gradient on unchanged"; }
 };
+ZG_REGISTER_OP(Add);
 
 template <class T>
 struct Sub final : Function<T> {
@@ -60,7 +62,12 @@ struct Sub final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {reduce_like(gy[0], this->input_shape(0)), reduce_like(-gy[0], this->input_shape(1))};
   }
+  std::string rule(std::size_t i) const override {
+    return i == 0 ? "passes the upstream gradient on unchanged"
+                  : "the upstream gradient, negated";
+  }
 };
+ZG_REGISTER_OP(Sub);
 
 template <class T>
 struct Mul final : Function<T> {
@@ -77,7 +84,9 @@ struct Mul final : Function<T> {
     Var<T> gb = this->needs_input_grad(1) ? reduce_like(gy[0] * a, b) : Var<T>();
     return {ga, gb};
   }
+  std::string rule(std::size_t) const override { return "multiply sends the upstream gradient times the other input"; }
 };
+ZG_REGISTER_OP(Mul);
 
 template <class T>
 struct Div final : Function<T> {
@@ -94,7 +103,12 @@ struct Div final : Function<T> {
     Var<T> gb = this->needs_input_grad(1) ? reduce_like(-gy[0] * a / (b * b), b) : Var<T>();
     return {ga, gb};
   }
+  std::string rule(std::size_t i) const override {
+    return i == 0 ? "upstream / the divisor"
+                  : "-upstream \u00d7 the dividend / divisor^2";
+  }
 };
+ZG_REGISTER_OP(Div);
 
 template <class T>
 struct Neg final : Function<T> {
@@ -103,7 +117,9 @@ struct Neg final : Function<T> {
   // d(-x) = -dx
   bool saves_inputs() const override { return false; }
   Variables<T> backward(const Variables<T>& gy) override { return {-gy[0]}; }
+  std::string rule(std::size_t) const override { return "the upstream gradient, negated"; }
 };
+ZG_REGISTER_OP(Neg);
 
 // x + c and x * c with a constant c: no graph node for the constant.
 template <class T>
@@ -116,7 +132,9 @@ struct AddConst final : Function<T> {
   // d(x + c) = dx
   bool saves_inputs() const override { return false; }
   Variables<T> backward(const Variables<T>& gy) override { return {gy[0]}; }
+  std::string rule(std::size_t) const override { return "passes the upstream gradient on unchanged (the constant needs none)"; }
 };
+ZG_REGISTER_OP(AddConst);
 
 template <class T>
 struct MulConst final : Function<T> {
@@ -128,7 +146,9 @@ struct MulConst final : Function<T> {
   // d(c x) = c dx
   bool saves_inputs() const override { return false; }
   Variables<T> backward(const Variables<T>& gy) override { return {gy[0] * c}; }
+  std::string rule(std::size_t) const override { return "upstream \u00d7 the constant"; }
 };
+ZG_REGISTER_OP(MulConst);
 
 template <class T>
 struct RDivConst final : Function<T> {
@@ -142,7 +162,9 @@ struct RDivConst final : Function<T> {
     const Var<T>& x = this->input(0);
     return {gy[0] * (-c) / (x * x)};
   }
+  std::string rule(std::size_t) const override { return "-upstream \u00d7 c / x^2"; }
 };
+ZG_REGISTER_OP(RDivConst);
 
 template <class T>
 struct Pow final : Function<T> {
@@ -155,7 +177,9 @@ struct Pow final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {gy[0] * p * zg::pow(this->input(0), p - 1)};
   }
+  std::string rule(std::size_t) const override { return "upstream \u00d7 c x^(c - 1)"; }
 };
+ZG_REGISTER_OP(Pow);
 
 template <class T>
 struct Square final : Function<T> {
@@ -163,7 +187,9 @@ struct Square final : Function<T> {
   Outputs<T> forward(const TensorList<T>& x) override { return x[0] * x[0]; }
   // d x^2 = 2 x dx
   Variables<T> backward(const Variables<T>& gy) override { return {gy[0] * this->input(0) * T(2)}; }
+  std::string rule(std::size_t) const override { return "upstream \u00d7 2x"; }
 };
+ZG_REGISTER_OP(Square);
 
 }  // namespace
 

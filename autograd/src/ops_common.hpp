@@ -6,6 +6,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "zerograd/op_registry.hpp"
 #include "zerograd/ops.hpp"
 
 namespace zg::detail {

@@ -50,7 +50,12 @@ struct MatMul final : Function<T> {
       gB = trans_b ? zg::matmul(gy[0], A, true, trans_a) : zg::matmul(A, gy[0], !trans_a, false);
     return {gA, gB};
   }
+  std::string rule(std::size_t i) const override {
+    return i == 0 ? "upstream . W^T (the other input, transposed)"
+                  : "x^T . upstream (the other input, transposed)";
+  }
 };
+ZG_REGISTER_OP(MatMul);
 
 template <class T>
 struct Linear final : Function<T> {
@@ -78,6 +83,11 @@ struct Linear final : Function<T> {
     if (has_bias && this->needs_input_grad(2)) g[2] = zg::sum(gy[0], {0});
     return g;
   }
+  std::string rule(std::size_t i) const override {
+    return i == 0 ? "upstream . W^T"
+         : i == 1 ? "x^T . upstream"
+                  : "the upstream gradient summed over the batch";
+  }
 
   // Reads the arrays' own shapes: Shape copies are made only for a message
   // (this op is often a 1-microsecond GEMM).
@@ -94,6 +104,7 @@ struct Linear final : Function<T> {
                        std::to_string(sw[1]) + ")");
   }
 };
+ZG_REGISTER_OP(Linear);
 
 }  // namespace
 

@@ -30,7 +30,9 @@ struct Exp final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {gy[0] * detail::output_or(*this, 0, [&] { return zg::exp(this->input(0)); })};
   }
+  std::string rule(std::size_t) const override { return "upstream \u00d7 exp(x), the output itself"; }
 };
+ZG_REGISTER_OP(Exp);
 
 template <class T>
 struct Log final : Function<T> {
@@ -38,7 +40,9 @@ struct Log final : Function<T> {
   Outputs<T> forward(const TensorList<T>& x) override { return xt::log(x[0]); }
   // d log(x) = dx / x
   Variables<T> backward(const Variables<T>& gy) override { return {gy[0] / this->input(0)}; }
+  std::string rule(std::size_t) const override { return "upstream / x"; }
 };
+ZG_REGISTER_OP(Log);
 
 template <class T>
 struct Sqrt final : Function<T> {
@@ -48,7 +52,9 @@ struct Sqrt final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {gy[0] / (detail::output_or(*this, 0, [&] { return zg::sqrt(this->input(0)); }) * T(2))};
   }
+  std::string rule(std::size_t) const override { return "upstream / (2 sqrt(x))"; }
 };
+ZG_REGISTER_OP(Sqrt);
 
 template <class T>
 struct Sin final : Function<T> {
@@ -58,7 +64,9 @@ struct Sin final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {gy[0] * zg::cos(this->input(0))};
   }
+  std::string rule(std::size_t) const override { return "upstream \u00d7 cos(x)"; }
 };
+ZG_REGISTER_OP(Sin);
 
 template <class T>
 struct Cos final : Function<T> {
@@ -68,7 +76,9 @@ struct Cos final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {-(gy[0] * zg::sin(this->input(0)))};
   }
+  std::string rule(std::size_t) const override { return "-upstream \u00d7 sin(x)"; }
 };
+ZG_REGISTER_OP(Cos);
 
 template <class T>
 struct Tanh final : Function<T> {
@@ -78,7 +88,9 @@ struct Tanh final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {gy[0] * (T(1) - zg::square(detail::output_or(*this, 0, [&] { return zg::tanh(this->input(0)); })))};
   }
+  std::string rule(std::size_t) const override { return "upstream \u00d7 (1 - y^2)"; }
 };
+ZG_REGISTER_OP(Tanh);
 
 template <class T>
 struct Abs final : Function<T> {
@@ -88,7 +100,9 @@ struct Abs final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {gy[0] * constant<T>(xt::sign(this->input(0).data()))};
   }
+  std::string rule(std::size_t) const override { return "upstream \u00d7 sign(x)"; }
 };
+ZG_REGISTER_OP(Abs);
 
 template <class T>
 struct Clip final : Function<T> {
@@ -104,7 +118,9 @@ struct Clip final : Function<T> {
     const Tensor<T>& x = this->input(0).data();
     return {detail::select_grad(constant<T>(xt::greater(x, lo) && xt::less(x, hi)), gy[0])};
   }
+  std::string rule(std::size_t) const override { return "upstream where x was inside the range, 0 where it was clipped"; }
 };
+ZG_REGISTER_OP(Clip);
 
 template <class T>
 struct Maximum final : Function<T> {
@@ -122,7 +138,9 @@ struct Maximum final : Function<T> {
     return {masked_grad(gy[0], to_a, a, this->needs_input_grad(0)),
             masked_grad(gy[0], to_b, b, this->needs_input_grad(1))};
   }
+  std::string rule(std::size_t) const override { return "upstream where this input was the larger, 0 elsewhere"; }
 };
+ZG_REGISTER_OP(Maximum);
 
 template <class T>
 struct Minimum final : Function<T> {
@@ -140,7 +158,9 @@ struct Minimum final : Function<T> {
     return {masked_grad(gy[0], to_a, a, this->needs_input_grad(0)),
             masked_grad(gy[0], to_b, b, this->needs_input_grad(1))};
   }
+  std::string rule(std::size_t) const override { return "upstream where this input was the smaller, 0 elsewhere"; }
 };
+ZG_REGISTER_OP(Minimum);
 
 template <class T>
 struct Where final : Function<T> {
@@ -163,7 +183,12 @@ struct Where final : Function<T> {
     return {Var<T>(), masked_grad(gy[0], to_a, this->input(1), this->needs_input_grad(1)),
             masked_grad(gy[0], to_b, this->input(2), this->needs_input_grad(2))};
   }
+  std::string rule(std::size_t i) const override {
+    return i == 0 ? "none for the condition"
+                  : "upstream where the condition chose this input, 0 elsewhere";
+  }
 };
+ZG_REGISTER_OP(Where);
 
 // Comparisons record nothing: their results are constants.
 template <class T, class Cmp>

@@ -117,11 +117,16 @@ struct Extreme final : Function<T> {
     Var<T> mask(RowLayout(in, ax).mask<T>(pos));
     return {detail::select_grad(mask, zg::broadcast_to(zg::reshape(gy[0], detail::keepdims_shape(in, ax)), in))};
   }
+  std::string rule(std::size_t) const override {
+    return Min ? "upstream to the element that was the minimum of each group, 0 elsewhere" : "upstream to the element that was the maximum of each group, 0 elsewhere";
+  }
   void release() override {
     Function<T>::release();
     pos = {};
   }
 };
+ZG_REGISTER_OP(Max);
+ZG_REGISTER_OP(Min);
 
 template <class T>
 struct LogSumExp final : Function<T> {
@@ -154,7 +159,9 @@ struct LogSumExp final : Function<T> {
     if (!y.defined()) y = zg::logsumexp(x, axes, keepdims);
     return {zg::reshape(gy[0], kd) * zg::exp(x - zg::reshape(y, kd))};
   }
+  std::string rule(std::size_t) const override { return "upstream \u00d7 softmax(x)"; }
 };
+ZG_REGISTER_OP(LogSumExp);
 
 template <bool Min, class T>
 Tensor<std::size_t> arg_extreme(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
@@ -188,7 +195,9 @@ struct Sum final : Function<T> {
     const auto ax = detail::normalize_axes(axes, in, "Sum");
     return {zg::broadcast_to(zg::reshape(gy[0], detail::keepdims_shape(in, ax)), in)};
   }
+  std::string rule(std::size_t) const override { return "the upstream gradient copied back to every element that was summed"; }
 };
+ZG_REGISTER_OP(Sum);
 
 }  // namespace
 

@@ -176,7 +176,9 @@ struct Reshape final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {zg::reshape(gy[0], this->input_shape(0))};
   }
+  std::string rule(std::size_t) const override { return "the upstream gradient reshaped back to the input's shape"; }
 };
+ZG_REGISTER_OP(Reshape);
 
 template <class T>
 struct BroadcastTo final : Function<T> {
@@ -195,7 +197,9 @@ struct BroadcastTo final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {zg::sum_to(gy[0], this->input_shape(0))};
   }
+  std::string rule(std::size_t) const override { return "the upstream gradient summed over the broadcast axes (sum_to)"; }
 };
+ZG_REGISTER_OP(BroadcastTo);
 
 template <class T>
 struct SumTo final : Function<T> {
@@ -214,7 +218,9 @@ struct SumTo final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {zg::broadcast_to(gy[0], this->input_shape(0))};
   }
+  std::string rule(std::size_t) const override { return "the upstream gradient broadcast back to the input's shape"; }
 };
+ZG_REGISTER_OP(SumTo);
 
 }  // namespace
 

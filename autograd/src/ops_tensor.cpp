@@ -98,7 +98,9 @@ struct Transpose final : Function<T> {
     const auto inv = detail::inverse_permutation(perm);
     return {zg::transpose(gy[0], Axes(inv.begin(), inv.end()))};
   }
+  std::string rule(std::size_t) const override { return "the upstream gradient transposed back"; }
 };
+ZG_REGISTER_OP(Transpose);
 
 // Get_item
 
@@ -214,7 +216,9 @@ struct GetItem final : Function<T> {
   Variables<T> backward(const Variables<T>& gy) override {
     return {zg::get_item_grad(gy[0], indices, this->input_shape(0))};
   }
+  std::string rule(std::size_t) const override { return "upstream scattered into zeros at the positions that were read"; }
 };
+ZG_REGISTER_OP(GetItem);
 
 template <class T>
 struct GetItemGrad final : Function<T> {
@@ -240,7 +244,9 @@ struct GetItemGrad final : Function<T> {
   bool saves_inputs() const override { return false; }
   // a scatter-add is linear; its adjoint is the gather: d gx = get_item(d gy)
   Variables<T> backward(const Variables<T>& ggx) override { return {zg::get_item(ggx[0], indices)}; }
+  std::string rule(std::size_t) const override { return "the upstream gradient read at the same positions"; }
 };
+ZG_REGISTER_OP(GetItemGrad);
 
 // Concat and split
 
@@ -285,7 +291,9 @@ struct Concat final : Function<T> {
     for (std::size_t i = 0; i < this->num_inputs(); ++i) sizes.push_back(this->input_shape(i)[a]);
     return zg::split(gy[0], sizes, axis);
   }
+  std::string rule(std::size_t) const override { return "this input's slice of the upstream gradient"; }
 };
+ZG_REGISTER_OP(Concat);
 
 template <class T>
 struct Split final : Function<T> {
@@ -323,7 +331,9 @@ struct Split final : Function<T> {
   bool saves_inputs() const override { return false; }
   // the pieces' gradients joined again (the engine passes zeros for unused pieces)
   Variables<T> backward(const Variables<T>& gys) override { return {zg::concat(gys, axis)}; }
+  std::string rule(std::size_t) const override { return "the pieces' upstream gradients concatenated"; }
 };
+ZG_REGISTER_OP(Split);
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 
 #include "zerograd/nn/conv.hpp"
 #include "zerograd/nn/functional.hpp"
+#include "zerograd/op_registry.hpp"
 #include "zerograd/nn/layers.hpp"
 
 namespace zg::nn::functional {
@@ -38,7 +39,9 @@ struct Erf final : Function<T> {
     const Var<T>& x = this->input(0);
     return {gy[0] * zg::exp(-zg::square(x)) * static_cast<T>(2 / std::sqrt(std::acos(-1.0)))};
   }
+  std::string rule(std::size_t) const override { return "upstream \u00d7 2 / sqrt(pi) exp(-x^2)"; }
 };
+ZG_REGISTER_OP(Erf);
 
 // The index at position i as a row number in [0, rows), or a ValueError.
 template <class T>
@@ -89,7 +92,12 @@ struct Embedding final : Function<T> {
     if (kept.size() < idx.size()) g = zg::get_item(g, {Index(std::move(kept))});
     return {Var<T>(), zg::get_item_grad(g, {Index(std::move(rows))}, ws)};
   }
+  std::string rule(std::size_t i) const override {
+    return i == 0 ? "none: the indices are constants"
+                  : "each upstream row added into the weight row it was read from (none to padding_idx)";
+  }
 };
+ZG_REGISTER_OP(Embedding);
 
 // (out, in) averaging matrix of adaptive pooling along one axis: row i is
 // 1 / (end - start) on [floor(i in / out), ceil((i + 1) in / out)).

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "zerograd/nn/functional.hpp"
+#include "zerograd/op_registry.hpp"
 
 namespace zg::nn::functional {
 namespace {
@@ -67,7 +68,12 @@ struct SoftmaxCrossEntropy final : Function<T> {
     Var<T> t(target_rows(x.data(), this->input(1).data(), "SoftmaxCrossEntropy"));
     return {(zg::softmax(x) - t) * (gy[0] / n), Var<T>()};
   }
+  std::string rule(std::size_t i) const override {
+    return i == 0 ? "upstream \u00d7 (softmax(x) - t) / N"
+                  : "none: the labels are constants";
+  }
 };
+ZG_REGISTER_OP(SoftmaxCrossEntropy);
 
 
 std::string num(double v) {

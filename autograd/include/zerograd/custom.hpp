@@ -22,16 +22,26 @@
 // self.input(i) is always there (custom ops save their inputs);
 // self.output(k) is empty when nobody holds that output any more (its
 // consumers save no inputs, e.g. y + 1): recompute it from the inputs then.
+// An op may also define `std::string rule(std::size_t input) const`, the
+// gradient rule in words that the graph player shows for that input.
 // forward returns an array, an xtensor expression (evaluated straight into
 // the graph node that holds it), or a std::vector of arrays for several
 // outputs.
+#include <cstddef>
 #include <memory>
+#include <type_traits>
 #include <string>
 #include <utility>
 
 #include "zerograd/variable.hpp"
 
 namespace zg {
+namespace detail {
+template <class Op, class = void>
+struct HasRule : std::false_type {};
+template <class Op>
+struct HasRule<Op, std::void_t<decltype(std::declval<const Op&>().rule(std::size_t{}))>> : std::true_type {};
+}  // namespace detail
 
 template <class Op, class T>
 class CustomFunction final : public Function<T> {
@@ -40,6 +50,10 @@ class CustomFunction final : public Function<T> {
   std::string name() const override { return op_.name(); }
   Outputs<T> forward(const TensorList<T>& xs) override { return op_.template forward<T>(xs); }
   Variables<T> backward(const Variables<T>& gys) override { return op_.template backward<T>(*this, gys); }
+  std::string rule(std::size_t input) const override {
+    if constexpr (detail::HasRule<Op>::value) return op_.rule(input);
+    else return Function<T>::rule(input);
+  }
   const Op& op() const { return op_; }
 
  private:

@@ -13,15 +13,11 @@ namespace zg {
 struct HtmlOptions {
   std::string title = "zerograd graph";
   std::string rankdir = "LR";  // "LR" left to right, "TB" top to bottom
-  // Backward rules in words for Functions backward_rule does not know (a
-  // user's own), by Function::name(); they take precedence over it.
+  // Backward rules in words by Function::name(), for every input; they take
+  // precedence over what each Function's rule() says (a Function that says
+  // nothing gets a generic sentence naming it).
   std::map<std::string, std::string> rules;
 };
-
-// How the Function called function_name turns the upstream gradient into
-// what its input number `input` receives, in words ("add passes it on
-// unchanged"); a generic sentence for a name it does not know.
-std::string backward_rule(const std::string& function_name, std::size_t input);
 
 namespace detail {
 template <class T>

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "zerograd/apply.hpp"
+#include "zerograd/op_registry.hpp"
 #include "zerograd/variable.hpp"
 
 namespace zg {
@@ -87,10 +88,6 @@ ZG_REFUSE_MIXED(sub)
 ZG_REFUSE_MIXED(mul)
 ZG_REFUSE_MIXED(div)
 #undef ZG_REFUSE_MIXED
-
-// Names of every differentiable Function autograd defines (autograd/src/op_list.cpp;
-// nn's are zg::nn::differentiable_ops()).
-const std::vector<std::string>& differentiable_ops();
 
 // The shape numpy broadcasting gives a and b; throws ShapeError naming op.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);

@@ -131,11 +131,3 @@ Var<T> embedding(const Var<T>& indices, const Var<T>& weight, std::optional<std:
 template <class T> Var<T> adaptive_avg_pool2d(const Var<T>& x, const Shape& output_size);
 
 }  // namespace zg::nn::functional
-
-namespace zg::nn {
-
-// Names of every differentiable Function nn defines (nn/src/op_list.cpp;
-// autograd's are zg::differentiable_ops()).
-const std::vector<std::string>& differentiable_ops();
-
-}  // namespace zg::nn
