@@ -1,6 +1,6 @@
 # libxsmm (Debian's libxsmm-dev, amd64 only) as an imported target, when it
 # is there: small float GEMMs run on its generated kernels (Note [Small
-# products] in autograd/src/blas.cpp). Debian ships it as a static library
+# products] in autograd/src/kernels/blas.cpp). Debian ships it as a static library
 # only, built position-independent; it needs libdl and librt. Its own BLAS
 # fallback (never called: zerograd uses only its generated kernels) links to
 # the OpenBLAS zerograd links anyway. Not libxsmmnoblas: its stubs define

@@ -1,4 +1,4 @@
-// Arithmetic (ops_arithmetic.cpp) and the apple-shopping golden values of
+// Arithmetic (ops/arithmetic.cpp) and the apple-shopping golden values of
 // BOOK.md.
 #include "testing.hpp"
 

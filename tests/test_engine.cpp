@@ -5,7 +5,7 @@
 
 #include <malloc.h>
 
-#include "buffer_cache.hpp"  // library-private; the tests see autograd/src
+#include "engine/buffer_cache.hpp"  // library-private; the tests see autograd/src
 #include "testing.hpp"
 
 using namespace zg;

@@ -10,8 +10,8 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xreducer.hpp>
 
-#include "blas.hpp"  // library-private; the tests see autograd/src
-#include "ops_common.hpp"
+#include "kernels/blas.hpp"  // library-private; the tests see autograd/src
+#include "ops/common.hpp"
 #include "testing.hpp"
 
 using namespace zg;

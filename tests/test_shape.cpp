@@ -1,4 +1,4 @@
-// reshape, broadcast_to and sum_to (ops_shape.cpp): values, gradcheck and
+// reshape, broadcast_to and sum_to (ops/shape.cpp): values, gradcheck and
 // second order; flatten, expand_dims and squeeze are reshapes (test_tensor.cpp
 // checks their values).
 #include "testing.hpp"

@@ -1,4 +1,4 @@
-// The thread pool (autograd/src/parallel.hpp) and the kernels that use it:
+// The thread pool (autograd/include/zerograd/parallel.hpp) and the kernels that use it:
 // the same results at 1, 2 and 3 threads, every chunk run exactly once,
 // exceptions carried back to the caller, nested loops run serially.
 #include <array>

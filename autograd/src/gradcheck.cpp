@@ -5,7 +5,7 @@
 #include <ostream>
 #include <random>
 
-#include "ops_common.hpp"
+#include "ops/common.hpp"
 
 namespace zg {
 namespace {

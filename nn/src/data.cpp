@@ -175,7 +175,7 @@ TensorDataset load_idx_dataset(const std::string& dir, bool train, std::size_t m
   TensorDataset d = load_idx_files(dir, train, max_bytes);
 #if defined(__GLIBC__)
   // The raw bytes and the buffers they grew through are free now; zerograd
-  // keeps freed heap memory mapped (Note [malloc] in autograd/src/parallel.cpp),
+  // keeps freed heap memory mapped (Note [malloc] in autograd/src/kernels/parallel.cpp),
   // so give these 50-250 MB back to the kernel once, here.
   malloc_trim(0);
 #endif

@@ -6,6 +6,7 @@
 #include <memory>
 #include <utility>
 
+#include "zerograd/function_io.hpp"
 #include "zerograd/variable.hpp"
 
 namespace zg {

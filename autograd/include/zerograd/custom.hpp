@@ -33,6 +33,7 @@
 #include <string>
 #include <utility>
 
+#include "zerograd/function_io.hpp"
 #include "zerograd/variable.hpp"
 
 namespace zg {

@@ -1,5 +1,5 @@
 #pragma once
-// zerograd's GEMM on raw row-major arrays (defined in autograd/src/blas.cpp):
+// zerograd's GEMM on raw row-major arrays (defined in autograd/src/kernels/blas.cpp):
 // public so that nn's convolutions, and a user's own kernels, run products
 // the way matmul does: small float ones on libxsmm's kernels (Note [Small
 // products]), the rest on OpenBLAS, large ones split over zerograd's pool

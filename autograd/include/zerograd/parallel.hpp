@@ -1,5 +1,5 @@
 #pragma once
-// zerograd's parallel loops (defined in autograd/src/parallel.cpp): public so
+// zerograd's parallel loops (defined in autograd/src/kernels/parallel.cpp): public so
 // that nn's and optim's kernels, and a user's own, split work on the same
 // pool zg::set_num_threads sizes. In zg::detail: for kernel writers, not a
 // stable API.

@@ -1,6 +1,6 @@
 #pragma once
 // The autograd core: grad mode, Variable, Node, Function, backward's options.
-// The engine's rules are the Note: blocks atop autograd/src/engine.cpp.
+// The engine's rules are the Note: blocks atop autograd/src/engine/engine.cpp.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -267,8 +267,3 @@ template <class T>
 using BackwardStep = typename BasicVariable<T>::BackwardStep;
 
 }  // namespace zg
-
-#include "zerograd/anomaly.hpp"
-#include "zerograd/function_io.hpp"
-#include "zerograd/grad.hpp"
-#include "zerograd/observer.hpp"

@@ -1,9 +1,8 @@
 #pragma once
-// Elementwise math, activations (softmax, log_softmax), comparisons and where:
-// autograd/src/ops_math.cpp, ops_activation.cpp.
-#include <cstddef>
+// Elementwise math and comparisons: autograd/src/ops/math.cpp.
 #include <type_traits>
 
+#include "zerograd/ops/arithmetic.hpp"
 #include "zerograd/variable.hpp"
 
 namespace zg {
@@ -15,7 +14,7 @@ struct ScalarOf { using type = T; };
 template <class T>
 using Scalar = typename ScalarOf<T>::type;  // not deduced: T comes from the Variable
 
-// Elementwise math (ops_math.cpp)
+// Elementwise math
 template <class T> Var<T> exp(const Var<T>& x);
 template <class T> Var<T> log(const Var<T>& x);
 template <class T> Var<T> sqrt(const Var<T>& x);
@@ -32,7 +31,7 @@ template <class T> Var<T> clip(const Var<T>& x, Scalar<T> lo, Scalar<T> hi);
 template <class T> Var<T> maximum(const Var<T>& a, const Var<T>& b);
 template <class T> Var<T> minimum(const Var<T>& a, const Var<T>& b);
 
-// Comparisons (ops_math.cpp)
+// Comparisons
 // 0/1 masks of the same dtype, with numpy broadcasting. They are constants:
 // requires_grad is false and no graph is recorded.
 template <class T> Var<T> greater(const Var<T>& a, const Var<T>& b);
@@ -51,18 +50,6 @@ template <class T> Var<T> not_equal(const Var<T>& a, Scalar<T> b);
 // a where cond != 0, else b; cond, a and b broadcast together. cond gets no
 // gradient (it is a mask, e.g. from a comparison).
 template <class T> Var<T> where(const Var<T>& cond, const Var<T>& a, const Var<T>& b);
-
-// Activations (ops_activation.cpp)
-// 1 / (1 + exp(-x)), computed from exp(-|x|) so that no exp overflows.
-template <class T> Var<T> sigmoid(const Var<T>& x);
-// max(x, 0); the gradient at x = 0 is 0.
-template <class T> Var<T> relu(const Var<T>& x);
-// x for x > 0, slope * x otherwise.
-template <class T> Var<T> leaky_relu(const Var<T>& x, Scalar<T> slope = Scalar<T>(0.01));
-// Along one axis (negative counts from the end), stable: the max along the
-// axis is subtracted first. A bad axis throws ShapeError.
-template <class T> Var<T> softmax(const Var<T>& x, std::ptrdiff_t axis = -1);
-template <class T> Var<T> log_softmax(const Var<T>& x, std::ptrdiff_t axis = -1);
 
 // Comparison operators: masks, as the functions above
 template <class T> Var<T> operator>(const Var<T>& a, const Var<T>& b) { return zg::greater(a, b); }

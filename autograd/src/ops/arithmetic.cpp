@@ -4,8 +4,8 @@
 
 #include <xtensor/xmath.hpp>
 
-#include "buffer_cache.hpp"
-#include "ops_common.hpp"
+#include "engine/buffer_cache.hpp"
+#include "ops/common.hpp"
 
 namespace zg {
 

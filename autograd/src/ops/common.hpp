@@ -154,7 +154,7 @@ void column_sums(const T* x, std::size_t rows, std::size_t cols, T* out) {
     for (std::size_t j = 0; j < cols; ++j) out[j] += acc[i + j];
 }
 
-// y.shape[i] = x.shape[perm[i]], copied by a raw loop (ops_tensor.cpp).
+// y.shape[i] = x.shape[perm[i]], copied by a raw loop (ops/tensor.cpp).
 template <class T>
 Tensor<T> permute_array(const Tensor<T>& x, const std::vector<std::size_t>& perm);
 std::vector<std::size_t> inverse_permutation(const std::vector<std::size_t>& perm);

@@ -1,5 +1,5 @@
 #pragma once
-// Linear algebra on BLAS: matmul and the fused linear: autograd/src/ops_linalg.cpp.
+// Linear algebra on BLAS: matmul and the fused linear: autograd/src/ops/linalg.cpp.
 #include "zerograd/variable.hpp"
 
 namespace zg {

@@ -7,8 +7,8 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
 
-#include "buffer_cache.hpp"
-#include "ops_common.hpp"
+#include "engine/buffer_cache.hpp"
+#include "ops/common.hpp"
 
 namespace zg {
 namespace {

@@ -1,6 +1,6 @@
 // cblas_sgemm / cblas_dgemm behind zg::detail::gemm (see blas.hpp for why
 // this is its own unit).
-#include "blas.hpp"
+#include "kernels/blas.hpp"
 #include "zerograd/parallel.hpp"
 
 #include <algorithm>

@@ -2,7 +2,9 @@
 // on the engine that runs backward (engine.cpp, held_grads.hpp).
 #include <xtensor/xbuilder.hpp>
 
-#include "run_engine.hpp"
+#include "zerograd/grad.hpp"
+
+#include "engine/run_engine.hpp"
 
 namespace zg {
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "ops_common.hpp"
+#include "ops/common.hpp"
 
 namespace zg {
 namespace detail {

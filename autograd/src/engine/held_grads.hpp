@@ -13,7 +13,7 @@
 
 #include "zerograd/ops.hpp"
 
-#include "hooks.hpp"
+#include "engine/hooks.hpp"
 
 namespace zg {
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "zerograd/dot.hpp"
+#include "zerograd/observer.hpp"
 
 #include "html_player.hpp"
 
@@ -263,6 +264,7 @@ struct RecorderState {
 
 namespace {
 
+using detail::FnRecord;
 using detail::Recording;
 
 // Name, shape, "= value" and "grad g" lines; the player hides the value and

@@ -15,9 +15,9 @@
 // overhead. So Outputs evaluates an expression, or makes an uninitialized
 // array, straight inside the Node the engine will hold it in; its array
 // comes from the buffer cache (Note [Buffer cache]).
-#include "output_nodes.hpp"
+#include "engine/output_nodes.hpp"
 
-#include "buffer_cache.hpp"
+#include "engine/buffer_cache.hpp"
 
 namespace zg::detail {
 namespace {

@@ -5,8 +5,8 @@
 #include <xtensor/xreducer.hpp>
 #include <xtensor/xmath.hpp>
 
-#include "buffer_cache.hpp"
-#include "ops_common.hpp"
+#include "engine/buffer_cache.hpp"
+#include "ops/common.hpp"
 #include "zerograd/parallel.hpp"
 
 namespace zg {

@@ -6,7 +6,7 @@
 #include <xtensor/xreducer.hpp>
 #include <xtensor/xmath.hpp>
 
-#include "ops_common.hpp"
+#include "ops/common.hpp"
 
 namespace zg {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "zerograd/variable.hpp"
 
-#include "per_thread.hpp"
+#include "engine/per_thread.hpp"
 
 namespace zg {
 

@@ -1,5 +1,5 @@
 #pragma once
-// Shape ops (transpose, expand_dims, squeeze, flatten, get_item, concat, stack, split) and reductions (mean, max, min, logsumexp, argmax): autograd/src/ops_tensor.cpp, ops_reduce.cpp.
+// Axes, indexing, joining and splitting: autograd/src/ops/tensor.cpp.
 #include <cstddef>
 #include <initializer_list>
 #include <optional>
@@ -11,7 +11,7 @@
 
 namespace zg {
 
-// Axes (ops_tensor.cpp)
+// Axes
 // Reverses the axes (a matrix transpose for 2-D; 0-d and 1-d are returned as is).
 template <class T> Var<T> transpose(const Var<T>& x);
 // y.shape[i] = x.shape[axes[i]]; axes is a permutation of x's axes, negatives allowed.
@@ -26,7 +26,7 @@ template <class T> Var<T> expand_dims(const Var<T>& x, std::ptrdiff_t axis);
 template <class T> Var<T> squeeze(const Var<T>& x);
 template <class T> Var<T> squeeze(const Var<T>& x, std::ptrdiff_t axis);
 
-// Indexing (ops_tensor.cpp)
+// Indexing
 // Python slice semantics: open ends are std::nullopt, negative bounds count from
 // the end, out-of-range bounds are clipped, step may be negative but not 0.
 //   Slice{}           x[:]        Slice{1, 3}       x[1:3]
@@ -75,7 +75,7 @@ template <class T> Var<T> get_item(const Var<T>& x, const std::vector<Index>& in
 template <class T>
 Var<T> get_item_grad(const Var<T>& gy, const std::vector<Index>& indices, const Shape& shape);
 
-// Joining and splitting (ops_tensor.cpp)
+// Joining and splitting
 // Joins along an existing axis; every other axis must match.
 template <class T> Var<T> concat(const std::vector<Var<T>>& xs, std::ptrdiff_t axis = 0);
 // Joins same-shaped inputs along a new axis (axis may be -1 for a new last axis).
@@ -95,23 +95,5 @@ template <class T, class I, std::enable_if_t<std::is_integral_v<I>, int> = 0>
 std::vector<Var<T>> split(const Var<T>& x, I sections, std::ptrdiff_t axis = 0) {
   return zg::split(x, detail::equal_sections(x.shape(), static_cast<std::ptrdiff_t>(sections), axis), axis);
 }
-
-// Reductions (ops_reduce.cpp)
-// Empty axes reduce over all axes; negative axes count from the end.
-template <class T> Var<T> mean(const Var<T>& x, const Axes& axes = {}, bool keepdims = false);
-// The gradient goes to one element per reduced group: with ties, the first
-// maximum (minimum) in row-major order within the group. NaN wins over numbers.
-template <class T> Var<T> max(const Var<T>& x, const Axes& axes = {}, bool keepdims = false);
-template <class T> Var<T> min(const Var<T>& x, const Axes& axes = {}, bool keepdims = false);
-// log(sum(exp(x))), computed as m + log(sum(exp(x - m))) with m the group's
-// maximum, so it neither overflows nor underflows.
-template <class T> Var<T> logsumexp(const Var<T>& x, const Axes& axes = {}, bool keepdims = false);
-// Position of the first maximum (minimum) along axis, as a constant Variable of
-// x's dtype (requires_grad is false).
-template <class T> Var<T> argmax(const Var<T>& x, std::ptrdiff_t axis, bool keepdims = false);
-template <class T> Var<T> argmin(const Var<T>& x, std::ptrdiff_t axis, bool keepdims = false);
-// The same positions as integers.
-template <class T> Tensor<std::size_t> argmax_indices(const Var<T>& x, std::ptrdiff_t axis);
-template <class T> Tensor<std::size_t> argmin_indices(const Var<T>& x, std::ptrdiff_t axis);
 
 }  // namespace zg

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <array>
 
-#include "blas.hpp"
-#include "buffer_cache.hpp"
-#include "ops_common.hpp"
+#include "kernels/blas.hpp"
+#include "engine/buffer_cache.hpp"
+#include "ops/common.hpp"
 
 namespace zg {
 namespace {

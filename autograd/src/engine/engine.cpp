@@ -31,19 +31,25 @@
 // PyTorch. Call cleargrad() on such leaves when done with the gradient.
 #include <xtensor/xbuilder.hpp>
 
+#include "zerograd/anomaly.hpp"
 #include "zerograd/apply.hpp"
+#include "zerograd/function_io.hpp"
+#include "zerograd/observer.hpp"
 #include "zerograd/ops.hpp"
 
-#include "anomaly_check.hpp"
-#include "buffer_cache.hpp"
-#include "held_grads.hpp"
-#include "inline_list.hpp"
-#include "output_nodes.hpp"
-#include "pending_table.hpp"
-#include "run_engine.hpp"
-#include "teardown.hpp"
+#include "engine/anomaly_check.hpp"
+#include "engine/buffer_cache.hpp"
+#include "engine/held_grads.hpp"
+#include "engine/inline_list.hpp"
+#include "engine/output_nodes.hpp"
+#include "engine/pending_table.hpp"
+#include "engine/run_engine.hpp"
+#include "engine/teardown.hpp"
 
 namespace zg {
+template <class T> struct Engine;
+
+// Grad mode and the intermediates switch, per thread.
 namespace {
 thread_local bool grad_enabled = true;
 thread_local bool keep_intermediates = false;
@@ -149,9 +155,35 @@ BasicVariable<T> detail::apply_unrecorded(Function<T>& f, const InputRef<T>* inp
   return ApplyCore<T>::run(f, nullptr, inputs, n, nullptr);
 }
 
-// Backward: sends each gradient to its Variable (a leaf accumulates it into
-// .grad, a computed one's creator gets it in the pending table), then runs
-// the pending Functions in Note [Order].
+// Backward from one root: the seed is ones shaped like it unless given.
+template <class T>
+void BasicVariable<T>::backward(const BackwardOptions& options) const {
+  detail::check_requires_grad(*this, "backward:");
+  detail::run_engine<T>({*this}, {detail::seed_for(*this, options.seed, "backward")}, options);
+}
+
+// One run of the engine, recording only for create_graph; with inputs, a
+// grad() run into results (grad.cpp).
+template <class T>
+void detail::run_engine(const Variables<T>& roots, const Variables<T>& seeds, BackwardOptions<T> options,
+                        const Variables<T>* inputs, Variables<T>* results) {
+  if (options.create_graph) options.retain_graph = true;
+  std::optional<NoGradGuard> no_grad;
+  std::optional<EnableGradGuard> with_grad;
+  if (options.create_graph) with_grad.emplace();
+  else no_grad.emplace();
+  Engine<T> engine(options);
+  if (inputs) engine.held.capture(*inputs, *results);
+  engine.run(roots, seeds);
+}
+
+// The engine: sends each gradient to its Variable (a leaf accumulates it
+// into .grad, a computed one's creator gets it in the pending table), then
+// runs the pending Functions in Note [Order]. The loop has three concerns,
+// each in a step of its own: the pending table (which Function runs next and
+// what it was sent), held gradients (hooks, and grad(), which stops at its
+// inputs: held_grads.hpp), and what the caller watches (the observer and
+// retain_grad).
 template <class T>
 struct Engine {
   using Edge = typename Function<T>::Edge;
@@ -163,6 +195,58 @@ struct Engine {
   const bool wants_outputs = options.retain_grad || options.observer || hooks;
 
   explicit Engine(const BackwardOptions<T>& o) : options(o) {}
+
+  void run(const Variables<T>& roots, const Variables<T>& seeds) {
+    if (hooks || held.capturing()) held.plan(roots);
+    for (std::size_t i = 0; i < roots.size(); ++i) send(roots[i], seeds[i]);
+    while (!pending.empty()) {
+      auto row = pending.pop();
+      Function<T>& f = *row.function;
+      Variables<T>& gys = pending.scratch();  // upstream gradients, one per output
+      Variables<T> outs(options.observer ? f.num_outputs_ : 0);
+      for (std::uint32_t k = 0; k < f.num_outputs_; ++k) gys.push_back(final_grad(f, row, k, outs));
+      if (!held.runs_backward(f)) {  // grad(): f only made one of the inputs
+        gys.clear();
+        continue;
+      }
+      Variables<T> gxs = run_backward(f, gys);
+      if (options.observer) options.observer(BackwardStep<T>{f, f.inputs(), outs, gys, gxs});
+      std::vector<Edge> edges = options.retain_graph ? f.edges_ : release(f);
+      gys.clear();  // upstream gradients and outputs go as soon as possible
+      outs.clear();
+      row = {};
+      for (std::size_t i = 0; i < edges.size(); ++i) {
+        if (!edges[i].requires_grad) continue;
+        if (gxs[i].defined()) send(std::move(edges[i]), std::move(gxs[i]));
+        else held.skip(edges[i]);
+      }
+    }
+    held.flush();
+  }
+
+  // Output k's gradient as f's backward will see it: zeros if nothing was
+  // sent (multi-output only), then the hooks; the held gradients and the
+  // caller (retain_grad, the observer's outs) see it too.
+  BasicVariable<T> final_grad(Function<T>& f, typename PendingTable<T>::Row& row, std::uint32_t k, Variables<T>& outs) {
+    BasicVariable<T>& out = row.out(k);
+    BasicVariable<T>& g = row.grad(k);
+    if (wants_outputs && !out.defined()) out = f.output(k);
+    if (!g.defined()) g = BasicVariable<T>(Tensor<T>(xt::zeros<T>(f.more_->shapes[k])));
+    if (hooks) g = detail::run_hooks(out, std::move(g));
+    held.output_grad(f, k, g);
+    if (options.retain_grad && out.defined()) write_grad(out, g);
+    if (options.observer) outs[k] = std::move(out);
+    return std::move(g);
+  }
+
+  // f's edges move out to carry its gradients, and f keeps nothing (Note [Release]).
+  static std::vector<Edge> release(Function<T>& f) {
+    std::vector<Edge> edges = std::move(f.edges_);
+    f.edges_.clear();
+    f.release();
+    f.released_ = true;
+    return edges;
+  }
 
   // A leaf's .grad must not share a buffer another node may still hold: it
   // takes g's array when nobody else holds g, and copies it otherwise.
@@ -195,50 +279,6 @@ struct Engine {
     g = g.defined() ? g + gx : std::move(gx);
   }
 
-  void run(const Variables<T>& roots, const Variables<T>& seeds) {
-    if (hooks || held.capturing()) held.plan(roots);
-    for (std::size_t i = 0; i < roots.size(); ++i) send(roots[i], seeds[i]);
-    while (!pending.empty()) {
-      auto row = pending.pop();
-      Function<T>& f = *row.function;
-      Variables<T>& gys = pending.scratch();  // upstream gradients, one per output
-      Variables<T> outs(options.observer ? f.num_outputs_ : 0);
-      gys.resize(f.num_outputs_);
-      for (std::uint32_t k = 0; k < f.num_outputs_; ++k) {
-        BasicVariable<T>& out = row.out(k);
-        BasicVariable<T>& g = row.grad(k);
-        if (wants_outputs && !out.defined()) out = f.output(k);
-        if (!g.defined()) g = BasicVariable<T>(Tensor<T>(xt::zeros<T>(f.more_->shapes[k])));  // multi-output only
-        if (hooks) g = detail::run_hooks(out, std::move(g));
-        held.output_grad(f, k, g);
-        if (options.retain_grad && out.defined()) write_grad(out, g);
-        gys[k] = std::move(g);
-        if (options.observer) outs[k] = std::move(out);
-      }
-      if (!held.runs_backward(f)) {  // grad(): f only made one of the inputs
-        gys.clear();
-        continue;
-      }
-      Variables<T> gxs = run_backward(f, gys);
-      if (options.observer) options.observer(BackwardStep<T>{f, f.inputs(), outs, gys, gxs});
-      std::vector<Edge> edges = options.retain_graph ? f.edges_ : std::move(f.edges_);
-      if (!options.retain_graph) {
-        f.edges_.clear();
-        f.release();
-        f.released_ = true;
-      }
-      gys.clear();  // upstream gradients and outputs go as soon as possible
-      outs.clear();
-      row = {};
-      for (std::size_t i = 0; i < edges.size(); ++i) {
-        if (!edges[i].requires_grad) continue;
-        if (gxs[i].defined()) send(std::move(edges[i]), std::move(gxs[i]));
-        else held.skip(edges[i]);
-      }
-    }
-    held.flush();
-  }
-
   static Variables<T> run_backward(Function<T>& f, const Variables<T>& gys) {
     struct Depth {
       Depth() { ++backward_depth; }
@@ -269,28 +309,7 @@ struct Engine {
   }
 };
 
-// One run of the engine, recording only for create_graph; with inputs, a
-// grad() run into results (grad.cpp).
-template <class T>
-void detail::run_engine(const Variables<T>& roots, const Variables<T>& seeds, BackwardOptions<T> options,
-                        const Variables<T>* inputs, Variables<T>* results) {
-  if (options.create_graph) options.retain_graph = true;
-  std::optional<NoGradGuard> no_grad;
-  std::optional<EnableGradGuard> with_grad;
-  if (options.create_graph) with_grad.emplace();
-  else no_grad.emplace();
-  Engine<T> engine(options);
-  if (inputs) engine.held.capture(*inputs, *results);
-  engine.run(roots, seeds);
-}
-
-template <class T>
-void BasicVariable<T>::backward(const BackwardOptions& options) const {
-  detail::check_requires_grad(*this, "backward:");
-  detail::run_engine<T>({*this}, {detail::seed_for(*this, options.seed, "backward")}, options);
-}
-
-// Note [Teardown]: destroying a long chain never recurses (teardown.hpp).
+// Destroying a long chain never recurses: Note [Teardown].
 template <class T>
 Node<T>::~Node() {
   detail::recycle(data);

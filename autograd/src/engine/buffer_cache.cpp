@@ -1,6 +1,6 @@
 // Note [Buffer cache] in buffer_cache.hpp.
-#include "buffer_cache.hpp"
-#include "per_thread.hpp"
+#include "engine/buffer_cache.hpp"
+#include "engine/per_thread.hpp"
 
 #include <array>
 #include <cstdlib>

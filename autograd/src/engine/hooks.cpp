@@ -9,7 +9,7 @@
 // exists, so backward costs nothing more without hooks). Under create_graph
 // the gradient a hook sees is part of the graph, and what it returns is
 // differentiated through; a hook runs in every pass through its Variable.
-#include "hooks.hpp"
+#include "engine/hooks.hpp"
 
 #include <atomic>
 
