@@ -1,6 +1,6 @@
 // The data pipeline end to end: a Dataset of one's own, a sampler, random
-// transforms and a prefetching DataLoader, training a small CNN. The
-// README's "### Data" shows the middle of this file.
+// transforms and a prefetching DataLoader, training a small CNN.
+// docs/data.md shows the middle of this file.
 #include <filesystem>
 #include <iomanip>
 #include <iostream>

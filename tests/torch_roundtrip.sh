@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Both directions of the README's PyTorch interop commands, with PyTorch
+# Both directions of docs/pytorch-weights.md's interop commands, with PyTorch
 # itself: skipped (exit 77) on a machine without python3-torch, as in CI.
 # usage: torch_roundtrip.sh SOURCE_DIR TORCH_INTEROP_EXE
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The train command with --distributed, as the README runs it: 2 processes
+# The train command with --distributed, as docs/distributed.md runs it: 2 processes
 # and 1 process reach the same test accuracy, each resumes the other's
 # checkpoint, only rank 0 reports, and an indivisible batch is a usage error.
 # usage: train_check.sh TRAIN WORKDIR
