@@ -1,5 +1,5 @@
 // Arithmetic (ops/arithmetic.cpp) and the apple-shopping golden values of
-// BOOK.md.
+// the book's chapter 5.
 #include "testing.hpp"
 
 using namespace zg;

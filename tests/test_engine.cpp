@@ -255,7 +255,7 @@ TEST_CASE("outputs in place: built in the graph node, recorded or not, and outsi
   }
 }
 
-// Note [Saved inputs]: an intermediate nobody holds is freed at once, and
+// Note [Output nodes]'s promise: an intermediate nobody holds is freed at once, and
 // its Node's memory with it: recorded outputs, built in place or not, are
 // allocated apart from the count that their creator's weak reference keeps.
 // Allocated as one block (make_shared), each dead Node of this chain would
@@ -486,7 +486,7 @@ TEST_CASE("after a backward that threw, the same graph differentiates again") {
   CHECK(x.grad().data() == Tensor<double>({4.0, 8.0}));
 }
 
-// Note [Saved inputs]: a Function whose backward needs only its inputs'
+// As Note [Saved inputs] says, a Function whose backward needs only its inputs'
 // shapes keeps no reference to them, so an intermediate nobody holds is freed.
 TEST_CASE("an intermediate consumed only by shape-only Functions is freed as soon as its handle goes") {
   Variable64 x({1.0, 2.0, 3.0});

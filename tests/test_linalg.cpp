@@ -196,7 +196,7 @@ TEST_CASE_TEMPLATE("linear: db is the batch sum, dW is x^T gy, a data batch gets
   check_product(W.grad().data(), x.data(), g.data(), true, false);
 }
 
-// Note [Narrow rows]: whole periods, a tail of fewer rows than a period, a
+// The cases of Note [Narrow rows]: whole periods, a tail of fewer rows than a period, a
 // single period, one row, one column and the widths where the kernels
 // switch to the row loop.
 TEST_CASE_TEMPLATE("narrow rows: bias add and column sums match the row loops", T, float, double) {

@@ -1,4 +1,4 @@
-// Losses: golden values from BOOK.md, gradchecks, bad input.
+// Losses: golden values from the book, gradchecks, bad input.
 #include <cmath>
 
 #include <zerograd/nn.hpp>
@@ -11,9 +11,9 @@ using zg::testing::message_of;
 using zg::testing::uniform;
 using V = std::vector<Variable64>;
 
-TEST_CASE_TEMPLATE("softmax_cross_entropy: BOOK.md reference value", T, float, double) {
+TEST_CASE_TEMPLATE("softmax_cross_entropy: the book's reference value", T, float, double) {
   BasicVariable<T> x({{T(0.3), T(2.9), T(4.0)}, {T(1), T(2), T(3)}});
-  // BOOK.md's 1.3566595913821025 is the book's formula, -log(y + 1e-7): its
+  // The reference 1.3566595913821025 is the book's formula, -log(y + 1e-7): its
   // delta shifts the value by 6e-7. The exact (PyTorch) value is below.
   const double book = 1.3566595913821025;
   const double expected = 1.356660214628416;

@@ -259,7 +259,7 @@ TEST_CASE("nn::gradcheck: float modules through to<double>, custom modules, Embe
   }
 }
 
-TEST_CASE("nn::gradcheck: the README's SimpleConvNet, 20 elements of each tensor") {
+TEST_CASE("nn::gradcheck: the tour's SimpleConvNet, 20 elements of each tensor") {
   manual_seed(11);
   auto net64 = nn::models::simple_conv_net()->to<double>();
   Variable64 x = uniform({2, 1, 28, 28}, 0.0, 1.0, 9);

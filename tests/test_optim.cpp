@@ -1,4 +1,4 @@
-// Optimizers: one step of each by hand from BOOK.md's formulas, several steps
+// Optimizers: one step of each by hand from the book's formulas (docs/book.md), several steps
 // against a plain reference written here, the hooks (weight decay, clipping,
 // freezing) by value, state_dict errors and a bit-identical resume.
 #include <cmath>
@@ -198,7 +198,7 @@ TEST_CASE("five steps of each optimizer match a plain reference implementation")
   }
 }
 
-// Note [Denormals]: a state that decays under zero gradients is stored as 0
+// Checks Note [Denormals]: a state that decays under zero gradients is stored as 0
 // rather than as a subnormal float, which would make every later update of
 // that element many times slower.
 TEST_CASE("optimizer states decaying under zero gradients never become subnormal") {

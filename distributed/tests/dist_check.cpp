@@ -301,7 +301,7 @@ void buckets(dist::ProcessGroup& g) {
               << " == 1, bit for bit; " << started << " of " << many_count << " buckets started inside backward\n";
 }
 
-// Note [Two ways to average]: through the shared-memory window and through
+// Both of Note [Two ways to average]: through the shared-memory window and through
 // all-reduce buckets, the same bits with 2 ranks (a + b == b + a), also
 // with micro-batches under no_sync(); automatic picks the window here.
 void reductions(dist::ProcessGroup& g) {

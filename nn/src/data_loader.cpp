@@ -203,7 +203,7 @@ std::size_t DataLoader::batches_per_epoch() const {
   return n / global + (last ? 1 : 0);
 }
 
-// Note [Sharded epochs]: this rank's share of the global batch at cursor
+// This rank's share (Note [Sharded epochs]) of the global batch at cursor
 // (0: the epoch is over), and where the next global batch starts.
 std::size_t DataLoader::batch_at(std::size_t cursor) const {
   const std::size_t left = data_.size() - cursor;

@@ -9,7 +9,7 @@ Nesterov::Nesterov(Params params, float lr, float momentum)
   check_unit("momentum", momentum);
 }
 
-// BOOK.md's order: p moves with the old v, then v is updated.
+// The book's order: p moves with the old v, then v is updated.
 void Nesterov::update(Tensor<float>& p, const Tensor<float>& g, ParamState& s, float lr, float) {
   const float m = momentum_;
   float* w = p.data();

@@ -12,7 +12,7 @@
 namespace zg {
 
 namespace detail {
-// Nodes for a forward's outputs, made as the running apply asks (Note [Saved inputs]).
+// Nodes for a forward's outputs, made as the running apply asks (Note [Output nodes]).
 template <class T> std::shared_ptr<Node<T>> output_node(Tensor<T>&& data);
 template <class T> std::shared_ptr<Node<T>> output_node(const std::size_t* dims, std::size_t ndim);  // uninitialized
 }  // namespace detail

@@ -44,8 +44,7 @@ void parallel_chunks(std::size_t chunks, const std::function<void(std::size_t)>&
 // libgomp's team too, so one set of threads does all the work. DeepConvNet
 // at 2 threads, 4 alternating runs: 16.3-24.3 ms per iteration (median
 // 20.1) on one team, against 21.3-33.3 on the pool and 20.0-26.5 (median
-// 24.2) on the pool with OMP_WAIT_POLICY=PASSIVE, which the README used to
-// advise. Before a convolution, and without oneDNN, the pool runs them: its
+// 24.2) on the pool with OMP_WAIT_POLICY=PASSIVE. Before a convolution, and without oneDNN, the pool runs them: its
 // hand-off is cheaper than libgomp's (TwoLayerNet at 2 threads: 0.160-0.163
 // ms per iteration against 0.163-0.172). Chunks and their boundaries are the
 // same on both, so results do not change.

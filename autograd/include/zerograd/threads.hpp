@@ -15,7 +15,7 @@ int num_threads();
 
 // The BLAS library and the kernel set it runs on this CPU, for logs and
 // benchmarks: e.g. "OpenBLAS 0.3.21 ... core Haswell (OPENBLAS_CORETYPE=Haswell)".
-// Results can differ in the last bits between kernels (README, Determinism).
+// Results can differ in the last bits between kernels (docs/details.md, Determinism).
 std::string blas_info();
 
 }  // namespace zg

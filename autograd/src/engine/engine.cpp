@@ -9,6 +9,15 @@
 // can form. Under NoGradGuard (or when no input requires grad) no creator
 // and no inputs are stored.
 //
+// Note [Saved inputs]: a Function keeps its inputs only when its backward
+// reads them (Mul, MatMul, ReLU, ...: saves_inputs() is true). One whose
+// backward needs only their shapes (Add, Sub, Neg, x + c, x * c) keeps each
+// input's creator, output index and shape instead, so an intermediate nobody
+// else holds is freed at once, as in PyTorch; Function::inputs() then shows
+// it as empty. KeepIntermediatesGuard makes every Function keep its inputs,
+// for narrating or drawing a graph. How the freed node's memory goes too is
+// Note [Output nodes].
+//
 // Note [Order]: backward takes Functions from a max-heap keyed on
 // (generation, insertion order) and runs each exactly once, when every output
 // gradient is final: a Function's generation exceeds that of every Function

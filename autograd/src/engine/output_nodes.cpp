@@ -1,6 +1,6 @@
 // The Nodes that hold a forward's outputs.
 //
-// Note [Saved inputs]: Functions hold weak references to their outputs and,
+// Note [Output nodes]: Functions hold weak references to their outputs and,
 // when they save no inputs, to their inputs. A weak reference keeps the
 // memory of a make_shared block (object and count together) until the last
 // weak reference goes, so a node whose last handle was dropped would still

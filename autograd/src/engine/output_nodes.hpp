@@ -3,7 +3,7 @@
 namespace zg::detail {
 
 // While alive, outputs made in this thread are allocated for a Function that
-// is (or is not) recorded in the graph: Note [Saved inputs].
+// is (or is not) recorded in the graph: Note [Output nodes].
 class OutputKindGuard {
  public:
   explicit OutputKindGuard(bool recorded);

@@ -162,7 +162,7 @@ constexpr std::size_t kMinBlock = 16;
 // product is cut into blocks of rows of C (or of columns when C has few
 // rows), one single-threaded GEMM per block. Each block of C is written by
 // exactly one thread. A block may round differently from the whole product
-// (README, Determinism); the same thread count always cuts the same blocks.
+// (docs/details.md, Determinism); the same thread count always cuts the same blocks.
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha,
           const T* A, std::size_t lda, const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {

@@ -1,6 +1,6 @@
 // Activations: sigmoid, relu, leaky_relu, softmax and log_softmax.
 // Softmax-style kernels are raw loops: broadcasting an (N, 1) column through
-// xtensor was ~40x slower (XTENSOR.md).
+// xtensor was ~40x slower (measured with xtensor 0.24.3 and xsimd 8.1).
 #include <algorithm>
 #include <cmath>
 #include <limits>

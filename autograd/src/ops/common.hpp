@@ -20,7 +20,7 @@ inline std::string num_str(double v) {
 }
 
 // Output k of f, for f's backward. When nobody holds it any more (its
-// consumers save no inputs: Note [Saved inputs] in engine.cpp) it is
+// consumers save no inputs: Note [Saved inputs]) it is
 // recomputed by again(), from f's saved inputs, so that a create_graph
 // backward still differentiates through it.
 template <class T, class F>

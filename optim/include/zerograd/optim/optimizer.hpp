@@ -7,7 +7,7 @@
 // (group index, index in the group). Positions, unlike node addresses, are the
 // same in the next process, so state_dict() names them "optimizer.<g>.<i>.<buffer>".
 //
-// Note [hooks]: step() never writes into a gradient array (other nodes may hold
+// Note [Optimizer hooks]: step() never writes into a gradient array (other nodes may hold
 // it). For each parameter it takes p.grad() and, in this order (PyTorch's:
 // clip_grad_norm_ before step, decay inside step):
 //   1. frozen parameters and parameters without a gradient are skipped;
@@ -85,7 +85,7 @@ class Optimizer {
   // Null until the parameter's first update.
   const ParamState* state(std::size_t group, std::size_t index) const;
 
-  // Hooks (see Note [hooks]).
+  // Hooks (see Note [Optimizer hooks]).
   void set_weight_decay(float lambda);  // for groups without their own; 0 at first
   float weight_decay(std::size_t group = 0) const;
   void set_decay_predicate(std::function<bool(const Variable&)> predicate);
