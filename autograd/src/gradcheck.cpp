@@ -134,7 +134,7 @@ GradcheckReport gradcheck_leaves(const std::function<std::vector<Variable64>()>&
         worst_score = std::isfinite(score) ? score : 1e300;
         report.worst_input = i;
         report.worst_name = xs[i].name();
-        report.worst_position = unravel(j, detail::shape_of(x));
+        report.worst_position = unravel(j, zg::shape_of(x));
         report.analytic = a;
         report.numeric = numeric;
       }

@@ -10,15 +10,6 @@ namespace zg::nn {
 
 namespace F = functional;
 
-namespace {
-// 0.5, 1e-05: the shortest form that reads back, for summaries.
-std::string number(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
-}
-}  // namespace
-
 std::string Init::str() const {
   switch (scheme) {
     case init::Scheme::He: return "he";
@@ -82,7 +73,7 @@ template <class T> BasicVariable<T> BasicReLU<T>::forward(const BasicVariable<T>
 template <class T> BasicVariable<T> BasicLeakyReLU<T>::forward(const BasicVariable<T>& x) {
   return zg::leaky_relu(x, static_cast<T>(slope_));
 }
-template <class T> std::string BasicLeakyReLU<T>::extra_repr() const { return "slope=" + number(slope_); }
+template <class T> std::string BasicLeakyReLU<T>::extra_repr() const { return "slope=" + zg::number_str(slope_); }
 template <class T> BasicVariable<T> BasicSigmoid<T>::forward(const BasicVariable<T>& x) { return zg::sigmoid(x); }
 template <class T> BasicVariable<T> BasicTanh<T>::forward(const BasicVariable<T>& x) { return zg::tanh(x); }
 template <class T> BasicVariable<T> BasicSoftmax<T>::forward(const BasicVariable<T>& x) {
@@ -102,7 +93,7 @@ BasicDropout<T>::BasicDropout(double p) : p_(p) {
 template <class T> BasicVariable<T> BasicDropout<T>::forward(const BasicVariable<T>& x) {
   return F::dropout(x, p_, this->is_training());
 }
-template <class T> std::string BasicDropout<T>::extra_repr() const { return "p=" + number(p_); }
+template <class T> std::string BasicDropout<T>::extra_repr() const { return "p=" + zg::number_str(p_); }
 
 template <class T>
 BasicBatchNorm<T>::BasicBatchNorm(std::size_t features, std::size_t rank, double momentum, double eps)
@@ -124,7 +115,7 @@ BasicVariable<T> BasicBatchNorm<T>::forward(const BasicVariable<T>& x) {
 
 template <class T>
 std::string BasicBatchNorm<T>::extra_repr() const {
-  return std::to_string(features_) + ", momentum=" + number(momentum_) + ", eps=" + number(eps_);
+  return std::to_string(features_) + ", momentum=" + zg::number_str(momentum_) + ", eps=" + zg::number_str(eps_);
 }
 
 template <class T>

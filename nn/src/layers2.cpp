@@ -14,16 +14,10 @@
 namespace zg::nn::functional {
 namespace {
 
-std::string num(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
-}
-
 void check_softplus(const char* op, double beta, double threshold) {
   if (!(beta > 0) || !std::isfinite(beta) || std::isnan(threshold))
-    throw ValueError(std::string(op) + ": beta must be finite and > 0 and threshold a number, got beta=" + num(beta) +
-                     ", threshold=" + num(threshold));
+    throw ValueError(std::string(op) + ": beta must be finite and > 0 and threshold a number, got beta=" + zg::number_str(beta) +
+                     ", threshold=" + zg::number_str(threshold));
 }
 
 template <class T>
@@ -48,7 +42,7 @@ template <class T>
 std::size_t row_index(const Tensor<T>& indices, std::size_t i, std::size_t rows, const char* op) {
   const T v = indices.data()[i];
   if (!(v >= 0 && v < T(rows)) || v != std::floor(v))
-    throw ValueError(std::string(op) + ": index " + num(double(v)) + " at position " + std::to_string(i) +
+    throw ValueError(std::string(op) + ": index " + zg::number_str(double(v)) + " at position " + std::to_string(i) +
                      " is not a row of the weight, which has " + std::to_string(rows));
   return static_cast<std::size_t>(v);
 }
@@ -155,7 +149,7 @@ Var<T> layer_norm(const Var<T>& x, const Shape& normalized_shape, const Var<T>& 
     if (p->defined() && p->shape() != normalized_shape)
       throw ShapeError("layer_norm: weight and bias must have shape " + shape_str(normalized_shape) + ", got " +
                        shape_str(p->shape()));
-  if (!(eps >= 0)) throw ValueError("layer_norm: eps must be >= 0, got " + num(eps));
+  if (!(eps >= 0)) throw ValueError("layer_norm: eps must be >= 0, got " + zg::number_str(eps));
   Axes axes;
   for (std::size_t a = s.size() - k; a < s.size(); ++a) axes.push_back(std::ptrdiff_t(a));
   Var<T> xc = x - zg::mean(x, axes, true);
@@ -219,7 +213,7 @@ template <class T> BasicVariable<T> BasicSoftplus<T>::forward(const BasicVariabl
   return F::softplus(x, beta_, threshold_);
 }
 template <class T> std::string BasicSoftplus<T>::extra_repr() const {
-  return "beta=" + F::num(beta_) + ", threshold=" + F::num(threshold_);
+  return "beta=" + zg::number_str(beta_) + ", threshold=" + zg::number_str(threshold_);
 }
 
 template <class T>
@@ -228,7 +222,7 @@ BasicLayerNorm<T>::BasicLayerNorm(Shape normalized_shape, double eps, bool affin
   const std::size_t n = std::accumulate(shape_.begin(), shape_.end(), std::size_t{1}, std::multiplies<>());
   if (shape_.empty() || n == 0)
     throw ValueError("LayerNorm: normalized_shape must be non-empty with no zero size, got " + shape_str(shape_));
-  if (!(eps >= 0)) throw ValueError("LayerNorm: eps must be >= 0, got " + F::num(eps));
+  if (!(eps >= 0)) throw ValueError("LayerNorm: eps must be >= 0, got " + zg::number_str(eps));
   if (affine) {
     weight = this->register_parameter("weight", BasicVariable<T>(Tensor<T>(xt::ones<T>(shape_))));
     bias = this->register_parameter("bias", BasicVariable<T>(Tensor<T>(xt::zeros<T>(shape_))));
@@ -238,7 +232,7 @@ template <class T> BasicVariable<T> BasicLayerNorm<T>::forward(const BasicVariab
   return F::layer_norm(x, shape_, weight, bias, eps_);
 }
 template <class T> std::string BasicLayerNorm<T>::extra_repr() const {
-  return shape_str(shape_) + ", eps=" + F::num(eps_) + (weight.defined() ? "" : ", elementwise_affine=false");
+  return shape_str(shape_) + ", eps=" + zg::number_str(eps_) + (weight.defined() ? "" : ", elementwise_affine=false");
 }
 
 template <class T>

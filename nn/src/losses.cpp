@@ -76,12 +76,6 @@ struct SoftmaxCrossEntropy final : Function<T> {
 ZG_REGISTER_OP(SoftmaxCrossEntropy);
 
 
-std::string num(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
-}
-
 template <class T>
 Var<T> constant(Tensor<T> t) {
   return Var<T>(std::move(t));
@@ -137,7 +131,7 @@ Var<T> label_loss(const Var<T>& logp, const Var<T>& target, const Var<T>& weight
     const T v = target.data().data()[i];
     const bool ignored = v == T(ignore_index);
     if (!ignored && (!(v >= 0 && v < T(c)) || v != std::floor(v)))
-      throw ValueError(std::string(op) + ": label " + num(double(v)) + " at index " + std::to_string(i) +
+      throw ValueError(std::string(op) + ": label " + zg::number_str(double(v)) + " at index " + std::to_string(i) +
                        " is not a class in [0, " + std::to_string(c) + ") nor ignore_index " +
                        std::to_string(ignore_index));
     label[i] = ignored ? -1 : std::ptrdiff_t(v);
@@ -193,7 +187,7 @@ template <class T>
 Var<T> cross_entropy(const Var<T>& x, const Var<T>& target, const Var<T>& weight, const CrossEntropyOptions& o) {
   const double eps = o.label_smoothing;
   if (!(eps >= 0 && eps <= 1))
-    throw ValueError("cross_entropy: label_smoothing must be in [0, 1], got " + num(eps));
+    throw ValueError("cross_entropy: label_smoothing must be in [0, 1], got " + zg::number_str(eps));
   if (x.ndim() != 2 || x.shape()[0] == 0)
     throw ShapeError("cross_entropy: input must be (N, C) with N > 0, got " + shape_str(x.shape()));
   if (target.ndim() != 2) return label_loss(zg::log_softmax(x, 1), target, weight, o.ignore_index, eps, o.reduction,
@@ -222,7 +216,7 @@ template <class T>
 Var<T> smooth_l1_loss(const Var<T>& y, const Var<T>& t, double beta, Reduction reduction) {
   same_shape(y, t, "smooth_l1_loss");
   if (!(beta >= 0) || !std::isfinite(beta))
-    throw ValueError("smooth_l1_loss: beta must be finite and >= 0, got " + num(beta));
+    throw ValueError("smooth_l1_loss: beta must be finite and >= 0, got " + zg::number_str(beta));
   if (beta == 0) return reduce(zg::abs(y - t), reduction, "smooth_l1_loss");
   Var<T> d = y - t, ad = zg::abs(d);
   Var<T> per = zg::where(zg::less(ad.detach(), static_cast<T>(beta)), zg::square(d) * static_cast<T>(0.5 / beta),
@@ -234,7 +228,7 @@ template <class T>
 Var<T> huber_loss(const Var<T>& y, const Var<T>& t, double delta, Reduction reduction) {
   same_shape(y, t, "huber_loss");
   if (!(delta > 0) || !std::isfinite(delta))
-    throw ValueError("huber_loss: delta must be finite and > 0, got " + num(delta));
+    throw ValueError("huber_loss: delta must be finite and > 0, got " + zg::number_str(delta));
   Var<T> d = y - t, ad = zg::abs(d);
   Var<T> per = zg::where(zg::less_equal(ad.detach(), static_cast<T>(delta)), zg::square(d) * T(0.5),
                          (ad - static_cast<T>(0.5 * delta)) * static_cast<T>(delta));
@@ -248,7 +242,7 @@ Var<T> binary_cross_entropy(const Var<T>& p, const Var<T>& t, const Var<T>& weig
   for (std::size_t i = 0; i < a.size(); ++i)
     if (!(a.data()[i] >= 0 && a.data()[i] <= 1))
       throw ValueError("binary_cross_entropy: input must hold probabilities in [0, 1], got " +
-                       num(double(a.data()[i])) + " at index " + std::to_string(i));
+                      zg::number_str(double(a.data()[i])) + " at index " + std::to_string(i));
   Var<T> per = -(t * clamped_log(p) + (T(1) - t) * clamped_log(T(1) - p));
   if (weight.defined()) {
     if (broadcast_shapes(weight.shape(), p.shape(), "binary_cross_entropy") != p.shape())
@@ -270,7 +264,7 @@ Var<T> kl_div(const Var<T>& x, const Var<T>& t, Reduction reduction, bool log_ta
     for (std::size_t i = 0; i < a.size(); ++i)
       if (!(a.data()[i] >= 0))
         throw ValueError("kl_div: target must hold probabilities >= 0 (or pass log_target), got " +
-                         num(double(a.data()[i])) + " at index " + std::to_string(i));
+                        zg::number_str(double(a.data()[i])) + " at index " + std::to_string(i));
     Var<T> positive = zg::greater(t.detach(), T(0));
     Var<T> t_log_t = zg::where(positive, t * zg::log(zg::where(positive, t, Var<T>(T(1)))), Var<T>(T(0)));
     per = t_log_t - t * x;  // t (log t - x), 0 where t = 0

@@ -10,7 +10,7 @@ namespace zg::optim {
 
 namespace {
 void require(bool ok, const std::string& what, double value) {
-  if (!ok) throw ValueError(what + ", got " + detail::num(value));
+  if (!ok) throw ValueError(what + ", got " + zg::number_str(value));
 }
 }  // namespace
 

@@ -14,19 +14,13 @@
 
 namespace zg::optim::detail {
 
-inline std::string num(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
-}
-
 inline void check_lr(const std::string& who, double lr) {
-  if (!(lr >= 0 && std::isfinite(lr))) throw ValueError(who + ": lr must be a finite number >= 0, got " + num(lr));
+  if (!(lr >= 0 && std::isfinite(lr))) throw ValueError(who + ": lr must be a finite number >= 0, got " + zg::number_str(lr));
 }
 
 inline void check_decay(const std::string& who, double lambda) {
   if (!(lambda >= 0 && std::isfinite(lambda)))
-    throw ValueError(who + ": weight_decay must be a finite number >= 0, got " + num(lambda));
+    throw ValueError(who + ": weight_decay must be a finite number >= 0, got " + zg::number_str(lambda));
 }
 
 inline std::vector<std::string> split(const std::string& s, char sep) {
@@ -75,11 +69,6 @@ void for_each_element(std::size_t n, F&& fn) {
   zg::detail::parallel_for(n, zg::detail::kElementGrain, [&](std::size_t b, std::size_t e) {
     for (std::size_t k = b; k < e; ++k) fn(k);
   });
-}
-
-template <class S>
-Shape shape_of(const S& shape) {
-  return Shape(shape.begin(), shape.end());
 }
 
 }  // namespace zg::optim::detail

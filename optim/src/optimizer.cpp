@@ -25,14 +25,14 @@ Tensor<float> encode_count(std::int64_t n) {
 }
 
 std::int64_t decode_count(const Tensor<float>& a, const std::string& key) {
-  if (detail::shape_of(a.shape()) != Shape{2})
+  if (zg::shape_of(a) != Shape{2})
     throw ShapeError("'" + key + "': a count has shape (2), got " + shape_str(a.shape()));
   const float hi = a(0), lo = a(1);
   const bool whole = hi >= 0 && lo >= 0 && hi < kCountBase && lo < kCountBase && hi == std::floor(hi) &&
                      lo == std::floor(lo);
   if (!whole)
-    throw ValueError("'" + key + "': not a count [n / 2^24, n % 2^24]: [" + detail::num(hi) + ", " +
-                     detail::num(lo) + "]");
+    throw ValueError("'" + key + "': not a count [n / 2^24, n % 2^24]: [" + zg::number_str(hi) + ", " +
+                     zg::number_str(lo) + "]");
   return std::int64_t(hi) * kCountBase + std::int64_t(lo);
 }
 
@@ -58,7 +58,7 @@ Optimizer::Optimizer(std::string name, Params params, float lr) : name_(std::mov
 
 void Optimizer::check_unit(const char* what, float value) const {
   if (!(value >= 0 && value < 1))
-    throw ValueError(name_ + ": " + what + " must be in [0, 1), got " + detail::num(value));
+    throw ValueError(name_ + ": " + what + " must be in [0, 1), got " + zg::number_str(value));
 }
 
 void Optimizer::check_group(std::size_t group) const {
@@ -117,7 +117,7 @@ bool Optimizer::decays(std::size_t group, std::size_t index) const {
 
 void Optimizer::set_max_grad_norm(std::optional<float> max_norm) {
   if (max_norm && !(*max_norm > 0 && std::isfinite(*max_norm)))
-    throw ValueError(name_ + ": gradient clipping needs max_norm > 0, got " + detail::num(*max_norm));
+    throw ValueError(name_ + ": gradient clipping needs max_norm > 0, got " + zg::number_str(*max_norm));
   max_grad_norm_ = max_norm;
 }
 
@@ -247,7 +247,7 @@ void Optimizer::load_state_dict(const NamedArrays& arrays) {
       if (parts[2] == "t") {
         s->t = decode_count(a, key);
       } else if (std::find(names.begin(), names.end(), parts[2]) != names.end()) {
-        if (detail::shape_of(a.shape()) != p.shape())
+        if (zg::shape_of(a) != p.shape())
           throw ShapeError(where + "'" + key + "' has shape " + shape_str(a.shape()) + ", parameter '" + p.name() +
                            "' has shape " + shape_str(p.shape()));
         s->buffers[parts[2]] = a;

@@ -27,4 +27,8 @@ std::string shape_str(const S& shape) {
   return shape_str(Shape(shape.begin(), shape.end()));
 }
 
+// A number as messages and summaries print it: 0.5, 1e-05, 0.333333
+// (std::ostream's default, six significant digits).
+std::string number_str(double v);
+
 }  // namespace zg

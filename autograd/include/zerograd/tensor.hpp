@@ -24,6 +24,12 @@ using Tensor = xt::xarray<T, xt::layout_type::row_major, xsimd::aligned_allocato
 template <class T>
 std::string to_string(const Tensor<T>& t);  // an array as xtensor prints it
 
+// An array's shape as a Shape, to compare or keep.
+template <class T>
+Shape shape_of(const Tensor<T>& t) {
+  return Shape(t.shape().begin(), t.shape().end());
+}
+
 namespace detail {
 template <class T>
 Tensor<T> from_values(const Shape& shape, const std::vector<T>& values);  // variable.cpp

@@ -15,6 +15,12 @@ std::string shape_str(const Shape& shape) {
   return out.str();
 }
 
+std::string number_str(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
 template <class T>
 Tensor<T> detail::from_values(const Shape& shape, const std::vector<T>& values) {
   Tensor<T> t = Tensor<T>::from_shape(shape);

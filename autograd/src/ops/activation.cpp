@@ -162,7 +162,7 @@ struct Softmax final : Function<T> {
   std::string attributes() const override { return "axis=" + std::to_string(axis); }
   // exp(x - max) / sum(exp(x - max))
   Outputs<T> forward(const TensorList<T>& x) override {
-    const AxisView v = view_around(axis, detail::shape_of(x[0]), "Softmax");
+    const AxisView v = view_around(axis, zg::shape_of(x[0]), "Softmax");
     Tensor<T> y = minus_max(x[0], v);
     y = xt::exp(y);
     std::vector<T> s = sum_along(y, v);
@@ -188,7 +188,7 @@ struct LogSoftmax final : Function<T> {
   std::string attributes() const override { return "axis=" + std::to_string(axis); }
   // (x - max) - log(sum(exp(x - max)))
   Outputs<T> forward(const TensorList<T>& x) override {
-    const AxisView v = view_around(axis, detail::shape_of(x[0]), "LogSoftmax");
+    const AxisView v = view_around(axis, zg::shape_of(x[0]), "LogSoftmax");
     Tensor<T> z = minus_max(x[0], v);
     const Tensor<T> e = xt::exp(z);
     std::vector<T> s = sum_along(e, v);

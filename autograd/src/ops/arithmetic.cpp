@@ -38,7 +38,7 @@ template <class T>
 struct Add final : Function<T> {
   std::string name() const override { return "Add"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    broadcast_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), "Add");
+    broadcast_shapes(zg::shape_of(x[0]), zg::shape_of(x[1]), "Add");
     return x[0] + x[1];
   }
   // d(a + b) = da + db: only the inputs' shapes are needed.
@@ -54,7 +54,7 @@ template <class T>
 struct Sub final : Function<T> {
   std::string name() const override { return "Sub"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    broadcast_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), "Sub");
+    broadcast_shapes(zg::shape_of(x[0]), zg::shape_of(x[1]), "Sub");
     return x[0] - x[1];
   }
   // d(a - b) = da - db: only the inputs' shapes are needed.
@@ -73,7 +73,7 @@ template <class T>
 struct Mul final : Function<T> {
   std::string name() const override { return "Mul"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    broadcast_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), "Mul");
+    broadcast_shapes(zg::shape_of(x[0]), zg::shape_of(x[1]), "Mul");
     return x[0] * x[1];
   }
   // d(a b) = b da + a db
@@ -92,7 +92,7 @@ template <class T>
 struct Div final : Function<T> {
   std::string name() const override { return "Div"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    broadcast_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), "Div");
+    broadcast_shapes(zg::shape_of(x[0]), zg::shape_of(x[1]), "Div");
     return x[0] / x[1];
   }
   // d(a / b) = da / b - a db / b^2

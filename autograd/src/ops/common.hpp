@@ -43,11 +43,6 @@ Var<T> select_grad(const Var<T>& mask, const Var<T>& gy) {
   return zg::where(mask, gy, Var<T>(T(0)));
 }
 
-template <class T>
-Shape shape_of(const Tensor<T>& t) {
-  return Shape(t.shape().begin(), t.shape().end());
-}
-
 // Axes as written in messages and graph labels: "(0, -1)", like shape_str.
 std::string axes_str(const Axes& axes);
 

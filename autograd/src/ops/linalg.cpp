@@ -26,7 +26,7 @@ struct MatMul final : Function<T> {
     const auto& sa = x[0].shape();
     const auto& sb = x[1].shape();
     const auto shapes = [&] {
-      return op_shape(detail::shape_of(x[0]), trans_a) + " @ " + op_shape(detail::shape_of(x[1]), trans_b);
+      return op_shape(zg::shape_of(x[0]), trans_a) + " @ " + op_shape(zg::shape_of(x[1]), trans_b);
     };
     if (sa.size() != 2 || sb.size() != 2)
       throw ShapeError("MatMul: transpose flags need 2-D operands, got " + shapes());
@@ -94,7 +94,7 @@ struct Linear final : Function<T> {
   void check_shapes(const TensorList<T>& x) const {
     const auto& sx = x[0].shape();
     const auto& sw = x[1].shape();
-    const auto str = [&](std::size_t i) { return shape_str(detail::shape_of(x[i])); };
+    const auto str = [&](std::size_t i) { return shape_str(zg::shape_of(x[i])); };
     const auto shapes = [&] { return "x " + str(0) + ", W " + str(1); };
     if (sx.size() != 2) throw ShapeError("Linear: x must be 2-D (N, in), got " + shapes());
     if (sw.size() != 2) throw ShapeError("Linear: W must be 2-D (in, out), got " + shapes());

@@ -126,7 +126,7 @@ template <class T>
 struct Maximum final : Function<T> {
   std::string name() const override { return "Maximum"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    broadcast_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), "Maximum");
+    broadcast_shapes(zg::shape_of(x[0]), zg::shape_of(x[1]), "Maximum");
     return xt::maximum(x[0], x[1]);
   }
   // d max(a, b) = da where a >= b (ties go to a), db elsewhere
@@ -146,7 +146,7 @@ template <class T>
 struct Minimum final : Function<T> {
   std::string name() const override { return "Minimum"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    broadcast_shapes(detail::shape_of(x[0]), detail::shape_of(x[1]), "Minimum");
+    broadcast_shapes(zg::shape_of(x[0]), zg::shape_of(x[1]), "Minimum");
     return xt::minimum(x[0], x[1]);
   }
   // d min(a, b) = da where a <= b (ties go to a), db elsewhere
@@ -166,7 +166,7 @@ template <class T>
 struct Where final : Function<T> {
   std::string name() const override { return "Where"; }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const Shape c = detail::shape_of(x[0]), a = detail::shape_of(x[1]), b = detail::shape_of(x[2]);
+    const Shape c = zg::shape_of(x[0]), a = zg::shape_of(x[1]), b = zg::shape_of(x[2]);
     try {
       broadcast_shapes(broadcast_shapes(c, a, "Where"), b, "Where");
     } catch (const ShapeError&) {

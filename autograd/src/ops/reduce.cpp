@@ -60,7 +60,7 @@ struct RowLayout {
 template <class T>
 class Rows : public RowLayout {
  public:
-  Rows(const Tensor<T>& x, const std::vector<std::size_t>& axes) : RowLayout(detail::shape_of(x), axes) {
+  Rows(const Tensor<T>& x, const std::vector<std::size_t>& axes) : RowLayout(zg::shape_of(x), axes) {
     if (!identity) copy_ = detail::permute_array(x, perm);
     data_ = identity ? x.data() : copy_.data();
   }
@@ -102,7 +102,7 @@ struct Extreme final : Function<T> {
   std::string name() const override { return kName; }
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const Shape in = detail::shape_of(x[0]);
+    const Shape in = zg::shape_of(x[0]);
     const auto ax = detail::normalize_axes(axes, in, kName);
     Rows<T> rows(x[0], ax);
     pos = extreme_positions<Min>(rows, in, kName);
@@ -136,7 +136,7 @@ struct LogSumExp final : Function<T> {
   std::string name() const override { return "LogSumExp"; }
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const Shape in = detail::shape_of(x[0]);
+    const Shape in = zg::shape_of(x[0]);
     const auto ax = detail::normalize_axes(axes, in, "LogSumExp");
     Rows<T> rows(x[0], ax);
     Tensor<T> y = Tensor<T>::from_shape(reduced_shape(in, ax, keepdims));
@@ -183,9 +183,9 @@ struct Sum final : Function<T> {
   std::string name() const override { return "Sum"; }
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const auto ax = detail::normalize_axes(axes, detail::shape_of(x[0]), "Sum");
+    const auto ax = detail::normalize_axes(axes, zg::shape_of(x[0]), "Sum");
     Tensor<T> y = detail::reduce_sum(x[0], ax);
-    if (keepdims) y.reshape(detail::keepdims_shape(detail::shape_of(x[0]), ax));
+    if (keepdims) y.reshape(detail::keepdims_shape(zg::shape_of(x[0]), ax));
     return y;
   }
   bool saves_inputs() const override { return false; }  // backward needs only the shape

@@ -136,7 +136,7 @@ template Tensor<double> reduce_sum(const Tensor<double>&, const std::vector<std:
 
 template <class T>
 Tensor<T> sum_to_array(const Tensor<T>& x, const Shape& shape) {
-  const Shape xs = shape_of(x);
+  const Shape xs = zg::shape_of(x);
   const std::size_t lead = xs.size() - shape.size();
   std::vector<std::size_t> axes;
   for (std::size_t i = 0; i < xs.size(); ++i)
@@ -187,7 +187,7 @@ struct BroadcastTo final : Function<T> {
   std::string name() const override { return "BroadcastTo"; }
   std::string attributes() const override { return "shape=" + shape_str(shape); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const Shape xs = detail::shape_of(x[0]);
+    const Shape xs = zg::shape_of(x[0]);
     if (xs.size() > shape.size() || broadcast_shapes(xs, shape, "BroadcastTo") != shape)
       throw ShapeError("BroadcastTo: cannot broadcast " + shape_str(xs) + " to " + shape_str(shape));
     return xt::broadcast(x[0], shape);
@@ -208,7 +208,7 @@ struct SumTo final : Function<T> {
   std::string name() const override { return "SumTo"; }
   std::string attributes() const override { return "shape=" + shape_str(shape); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const Shape xs = detail::shape_of(x[0]);
+    const Shape xs = zg::shape_of(x[0]);
     if (shape.size() > xs.size() || broadcast_shapes(xs, shape, "SumTo") != xs)
       throw ShapeError("SumTo: cannot sum " + shape_str(xs) + " down to " + shape_str(shape));
     return detail::sum_to_array(x[0], shape);

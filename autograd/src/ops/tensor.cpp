@@ -18,7 +18,7 @@ std::vector<std::size_t> inverse_permutation(const std::vector<std::size_t>& per
 template <class T>
 Tensor<T> permute_array(const Tensor<T>& x, const std::vector<std::size_t>& perm) {
   const std::size_t n = perm.size();
-  const Shape xs = shape_of(x);
+  const Shape xs = zg::shape_of(x);
   Shape x_stride(n, 1), ys(n), src_stride(n);
   for (std::size_t d = n; d-- > 1;) x_stride[d - 1] = x_stride[d] * xs[d];
   for (std::size_t i = 0; i < n; ++i) {
@@ -205,7 +205,7 @@ struct GetItem final : Function<T> {
   std::string name() const override { return "GetItem"; }
   std::string attributes() const override { return "index=" + indices_str(indices); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const Gather g = gather(indices, detail::shape_of(x[0]));
+    const Gather g = gather(indices, zg::shape_of(x[0]));
     Tensor<T> y = Tensor<T>::from_shape(g.out_shape);
     T* out = y.data();
     for (std::size_t o : g.offsets) out = std::copy_n(x[0].data() + o, g.block, out);
@@ -229,7 +229,7 @@ struct GetItemGrad final : Function<T> {
   std::string attributes() const override { return "index=" + indices_str(indices) + ", shape=" + shape_str(shape); }
   Outputs<T> forward(const TensorList<T>& gy) override {
     const Gather g = gather(indices, shape);
-    if (detail::shape_of(gy[0]) != g.out_shape)
+    if (zg::shape_of(gy[0]) != g.out_shape)
       throw ShapeError("GetItemGrad: gradient of shape " + shape_str(gy[0].shape()) + " for an index " +
                        indices_str(indices) + " of " + shape_str(shape) + " that gives " + shape_str(g.out_shape));
     Tensor<T> gx = Tensor<T>::from_shape(shape);
@@ -260,12 +260,12 @@ struct Concat final : Function<T> {
   std::string name() const override { return "Concat"; }
   std::string attributes() const override { return "axis=" + std::to_string(axis); }
   Outputs<T> forward(const TensorList<T>& xs) override {
-    const Shape first = detail::shape_of(xs[0]);
+    const Shape first = zg::shape_of(xs[0]);
     const std::size_t a = axis_index(axis, first.size(), first, "Concat");
     Shape out = first;
     out[a] = 0;
     for (std::size_t i = 0; i < xs.size(); ++i) {
-      Shape s = detail::shape_of(xs[i]);
+      Shape s = zg::shape_of(xs[i]);
       if (s.size() != first.size() || !std::equal(s.begin(), s.begin() + a, first.begin()) ||
           !std::equal(s.begin() + a + 1, s.end(), first.begin() + a + 1, first.end()))
         throw ShapeError("Concat: along axis " + std::to_string(axis) + ", input " + std::to_string(i) +
@@ -303,7 +303,7 @@ struct Split final : Function<T> {
   std::string name() const override { return "Split"; }
   std::string attributes() const override { return "sizes=" + shape_str(sizes) + ", axis=" + std::to_string(axis); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const Shape in = detail::shape_of(x[0]);
+    const Shape in = zg::shape_of(x[0]);
     const std::size_t a = axis_index(axis, in.size(), in, "Split");
     if (sizes.empty() || std::accumulate(sizes.begin(), sizes.end(), std::size_t{0}) != in[a])
       throw ShapeError("Split: sizes " + shape_str(sizes) + " do not sum to the length " +
