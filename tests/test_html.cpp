@@ -18,6 +18,15 @@ std::size_t count(const std::string& text, const std::string& what) {
 
 Variable64 leaf(double v, const char* name) { return Variable64(v, name).requires_grad_(); }
 
+// A user's op that says nothing about its rule.
+struct Twice {
+  std::string name() const { return "Twice"; }
+  template <class T>
+  Outputs<T> forward(const TensorList<T>& x) const { return Tensor<T>(x[0] * T(2)); }
+  template <class T>
+  Variables<T> backward(const Function<T>&, const Variables<T>& gy) const { return {gy[0] * T(2)}; }
+};
+
 // PATH without dot for one scope.
 struct NoPath {
   std::string saved = std::getenv("PATH") ? std::getenv("PATH") : "";
@@ -141,13 +150,6 @@ TEST_CASE("the page shows each Function's own rule in words") {
 }
 
 TEST_CASE("a Function without a rule gets a generic sentence naming it") {
-  struct Twice {
-    std::string name() const { return "Twice"; }
-    template <class T>
-    Outputs<T> forward(const TensorList<T>& x) const { return Tensor<T>(x[0] * T(2)); }
-    template <class T>
-    Variables<T> backward(const Function<T>&, const Variables<T>& gy) const { return {gy[0] * T(2)}; }
-  };
   auto x = leaf(1.0, "x");
   GraphRecorder<double> recorder;
   auto y = zg::call(Twice{}, x);
