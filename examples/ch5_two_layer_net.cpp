@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
     ex::MetricsCsv epochs_csv((dir / "epochs.csv").string(),
                               {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"});
     std::vector<double> iteration_losses;
-    ex::Series train_acc{"train accuracy (first " + std::to_string(train_subset.size()) + " images)", {}};
-    ex::Series test_acc{"test accuracy", {}}, test_loss{"test loss (end of epoch)", {}};
+    ex::Series train_acc{"train accuracy (first " + std::to_string(train_subset.size()) + " images)", {}, true};
+    ex::Series test_acc{"test accuracy", {}, true}, test_loss{"test loss (end of epoch)", {}, true};
     const auto start = std::chrono::steady_clock::now();
     std::cout << "\nepoch  train loss  train acc  test loss  test acc  time\n";
     for (std::size_t epoch = 0; epoch <= epochs; ++epoch) {

@@ -309,8 +309,8 @@ int main(int argc, char** argv) {
     examples::MetricsCsv csv(main_rank ? (fs::path(c.out) / "metrics.csv").string() : std::string(),
                              {"epoch", "train_loss", "test_loss", "test_accuracy", "seconds"});
     if (!c.resume.empty() && main_rank) csv.keep_rows_until(start);
-    examples::Series train_loss{"train loss (per batch, smoothed)", {}}, test_loss{"test loss", {}},
-        test_acc{"test accuracy", {}};
+    examples::Series train_loss{"train loss (per batch, smoothed)", {}}, test_loss{"test loss", {}, true},
+        test_acc{"test accuracy", {}, true};
     if (main_rank) {
       const auto before = examples::evaluate(*model, test, flatten);
       std::cout << "before training: test loss " << std::fixed << std::setprecision(4) << before.loss

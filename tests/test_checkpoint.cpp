@@ -109,6 +109,21 @@ void add_member(const fs::path& path, const std::string& name, const std::string
   REQUIRE(zip_close(z) == 0);
 }
 
+// Adds many stored members at once (one zip_close), each holding `bytes`.
+void add_members(const fs::path& path, const std::vector<std::string>& names, const std::string& bytes) {
+  int err = 0;
+  zip_t* z = zip_open(path.c_str(), ZIP_CREATE, &err);
+  REQUIRE(z);
+  for (const auto& name : names) {
+    zip_source_t* src = zip_source_buffer(z, bytes.data(), bytes.size(), 0);
+    REQUIRE(src);
+    const zip_int64_t i = zip_file_add(z, name.c_str(), src, ZIP_FL_OVERWRITE);
+    REQUIRE(i >= 0);
+    zip_set_file_compression(z, static_cast<zip_uint64_t>(i), ZIP_CM_STORE, 0);
+  }
+  REQUIRE(zip_close(z) == 0);
+}
+
 void remove_member(const fs::path& path, const std::string& name) {
   int err = 0;
   zip_t* z = zip_open(path.c_str(), 0, &err);
@@ -366,6 +381,19 @@ TEST_CASE("load_checkpoint is strict by default, non-strict reports missing and 
     const auto result = nn::load_checkpoint(path.string(), *b, {}, lenient);
     CHECK(result.unexpected == std::vector<std::string>{"fc9.weight", "fc9.bias"});
     CHECK(same_state(*a, *b));
+  }
+  SUBCASE("20,000 unexpected entries and a 60 KB name: the message names a few and counts the rest") {
+    std::vector<std::string> names{std::string(60000, 'a') + ".npy"};
+    for (int i = 0; i < 20000; ++i) names.push_back("u" + std::to_string(i) + ".npy");
+    const std::string bytes = nn::encode_npy(Tensor<float>::from_shape({1}));
+    add_members(path, names, bytes);
+    const std::string msg = message_of<ValueError>([&] { nn::load_checkpoint(path.string(), *b); });
+    CAPTURE(msg.substr(0, 600));
+    CHECK(msg.size() < 1500);
+    CHECK(msg.find("unexpected entries '" + std::string(80, 'a') + "...' (60000 characters), 'u0', 'u1', 'u2', "
+                   "'u3', and 19996 more") != std::string::npos);
+    CHECK(msg.find("strict = false") != std::string::npos);
+    CHECK(b->state() == before);
   }
   SUBCASE("a missing entry: an error, or reported while the rest loads") {
     remove_member(path, "bn0.running_var.npy");

@@ -141,7 +141,7 @@ TEST_CASE("the page shows each Function's own rule in words") {
   CHECK(page.find("\"Mul\":[\"multiply sends the upstream gradient times the other input\",") != std::string::npos);
   CHECK(page.find("\"Sub\":[\"passes the upstream gradient on unchanged\",\"the upstream gradient, negated\"]") !=
         std::string::npos);
-  CHECK(page.find("\"ReLU\":[\"a switch: upstream where x > 0, 0 elsewhere\"]") != std::string::npos);
+  CHECK(page.find("\"ReLU\":[\"a switch: upstream where x \\u003e 0, 0 elsewhere\"]") != std::string::npos);
   SUBCASE("options override a Function's rule by name") {
     HtmlOptions o;
     o.rules["Mul"] = "my words";

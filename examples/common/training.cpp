@@ -103,6 +103,14 @@ bool run_gnuplot(const std::string& script_path) {
   return gnuplot_available() && run_quietly({"gnuplot", script_path});
 }
 
+namespace {
+// gnuplot's style for one series: see Series::evaluations.
+std::string style(const Series& s, const PlotOptions& o) {
+  if (s.evaluations) return s.points.size() >= 3 ? "linespoints pt 7 ps 1.2 lw 2" : "points pt 7 ps 1.6";
+  return o.points ? "linespoints lw 2" : "lines lw 2";
+}
+}  // namespace
+
 bool plot_lines(const std::string& png, const std::vector<Series>& series, const PlotOptions& o) {
   if (!gnuplot_available()) return false;
   const std::string base = png.substr(0, png.size() - (png.size() > 4 ? 4 : 0));
@@ -134,8 +142,8 @@ bool plot_lines(const std::string& png, const std::vector<Series>& series, const
   }
   gp << "plot ";
   for (std::size_t i = 0; i < series.size(); ++i)
-    gp << (i ? ", " : "") << quote(base + ".dat") << " index " << i << " with "
-       << (o.points ? "linespoints" : "lines") << " lw 2 title " << quote(series[i].name);
+    gp << (i ? ", " : "") << quote(base + ".dat") << " index " << i << " with " << style(series[i], o)
+       << " title " << quote(series[i].name);
   gp << "\n";
   write_text_file(base + ".gp", gp.str());
   return run_gnuplot(base + ".gp");

@@ -53,6 +53,10 @@ bool gnuplot_available();
 struct Series {
   std::string name;
   std::vector<std::pair<double, double>> points;
+  // Measured at a few moments (a test set after each epoch): drawn as
+  // points, joined by lines only when there are three or more, so that two
+  // evaluations do not read as a measured curve between them.
+  bool evaluations = false;
 };
 struct PlotOptions {
   std::string title, xlabel, ylabel;

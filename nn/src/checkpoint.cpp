@@ -24,9 +24,9 @@ bool plain_name(const std::string& name) {
 }
 
 std::string quoted_list(const std::vector<std::string>& names) {
-  std::string out;
-  for (std::size_t i = 0; i < names.size(); ++i) out += (i ? ", '" : "'") + names[i] + "'";
-  return out;
+  std::vector<std::string> q;
+  for (const auto& n : names) q.push_back(quoted(n));
+  return listed(q);
 }
 
 // Room for the .npy magic, version, length and the largest header read.
@@ -62,19 +62,19 @@ LoadResult load_checkpoint(const std::string& path, Module& module,
   std::uint64_t extra_bytes = 0;
   for (const auto& m : zip.members()) {
     if (!plain_name(m.name)) {
-      problems.push_back("entry '" + m.name + ".npy' is not a plain parameter name (a dotted path of letters, digits, '_' "
+      problems.push_back("entry " + quoted(m.name + ".npy") + " is not a plain parameter name (a dotted path of letters, digits, '_' "
                          "and '-')");
       continue;
     }
     if (!seen.insert(m.name).second) {
-      problems.push_back("'" + m.name + "' appears twice");
+      problems.push_back(quoted(m.name) + " appears twice");
       continue;
     }
     auto it = by_name.find(m.name);
     if (it != by_name.end()) {
       const std::uint64_t need = it->second->size() * sizeof(float);
       if (m.size > need + kHeaderRoom)
-        problems.push_back("'" + m.name + "' declares " + std::to_string(m.size) + " bytes, the module's float32 " +
+        problems.push_back(quoted(m.name) + " declares " + std::to_string(m.size) + " bytes, the module's float32 " +
                            shape_str(it->second->shape()) + " array needs " + std::to_string(need) + " and a header");
       else
         mine.push_back(&m);
@@ -96,13 +96,11 @@ LoadResult load_checkpoint(const std::string& path, Module& module,
       problems.push_back("unexpected entries " + quoted_list(result.unexpected) + " (not in " + module.type_name() +
                          (load_extra ? " and not taken by load_extra" : "") +
                          "; LoadOptions::strict = false skips them)");
-    for (const auto& name : result.missing) problems.push_back("'" + name + "' is missing");
+    for (const auto& name : result.missing) problems.push_back(quoted(name) + " is missing");
   }
   auto fail_if_problems = [&] {
     if (problems.empty()) return;
-    std::string msg = where;
-    for (std::size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
-    throw ValueError(msg);
+    throw ValueError(where + listed(problems, "; "));
   };
 
   // 2. Each wanted member's .npy header (bounded above): dtype and shape.

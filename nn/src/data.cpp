@@ -184,13 +184,13 @@ TensorDataset load_idx_dataset(const std::string& dir, bool train, std::size_t m
 
 namespace {
 const NpzReader::Member& find_member(const NpzReader& zip, const std::string& key) {
-  std::string names;
+  std::vector<std::string> names;
   for (const auto& m : zip.members()) {
     if (m.name == key) return m;
-    names += (names.empty() ? "'" : ", '") + m.name + "'";
+    names.push_back(quoted(m.name));
   }
   throw IOError("load_npz_dataset: '" + zip.path() + "' has no member '" + key + ".npy' (it holds " +
-                (names.empty() ? std::string("nothing") : names) + ")");
+                (names.empty() ? std::string("nothing") : listed(names)) + ")");
 }
 
 // Labels are class indices: whole numbers in [0, 2^24), where float counts exactly.

@@ -130,28 +130,28 @@ NamedArrays BasicModule<T>::load_state(const NamedArrays& arrays, bool strict) {
   std::map<std::string, const Tensor<float>*> given;
   std::vector<std::string> problems;
   for (const auto& [name, a] : arrays)
-    if (!given.emplace(name, &a).second) problems.push_back("'" + name + "' appears twice");
+    if (!given.emplace(name, &a).second) problems.push_back(quoted(name) + " appears twice");
   std::map<std::string, bool> used;
   for (const auto& [name, v] : targets) {
     auto it = given.find(name);
     if (it == given.end()) {
-      problems.push_back("'" + name + "' is missing");
+      problems.push_back(quoted(name) + " is missing");
       continue;
     }
     used[name] = true;
     if (Shape(it->second->shape().begin(), it->second->shape().end()) != v.shape())
-      problems.push_back("'" + name + "' has shape " + shape_str(it->second->shape()) + ", the module expects " +
+      problems.push_back(quoted(name) + " has shape " + shape_str(it->second->shape()) + ", the module expects " +
                          shape_str(v.shape()));
   }
   NamedArrays rest;
   for (const auto& [name, a] : arrays) {
     if (used.count(name)) continue;
-    if (strict) problems.push_back("'" + name + "' is not in the module");
+    if (strict) problems.push_back(quoted(name) + " is not in the module");
     else rest.emplace_back(name, a);
   }
   if (!problems.empty()) {
     std::string msg = type_name() + "::load_state: nothing was loaded: ";
-    for (std::size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
+    msg += listed(problems, "; ");
     throw ValueError(msg);
   }
   for (auto& [name, v] : targets) v.data() = as<T>(*given.at(name));
@@ -169,23 +169,23 @@ void BasicModule<T>::copy_state_from(const BasicModule<U>& other) {
     for (const auto& [name, v] : mine) {
       auto it = given.find(name);
       if (it == given.end()) {
-        problems.push_back(std::string(kind) + " '" + name + "' is missing from " + other.type_name());
+        problems.push_back(std::string(kind) + " " + quoted(name) + " is missing from " + other.type_name());
         continue;
       }
       if (it->second.shape() != v.shape())
-        problems.push_back(std::string(kind) + " '" + name + "' has shape " + shape_str(it->second.shape()) +
+        problems.push_back(std::string(kind) + " " + quoted(name) + " has shape " + shape_str(it->second.shape()) +
                            " there and " + shape_str(v.shape()) + " here");
       copies.emplace_back(v, it->second);
       given.erase(it);
     }
-    for (const auto& [name, v] : given) problems.push_back(std::string(kind) + " '" + name + "' is not in " + type_name());
+    for (const auto& [name, v] : given) problems.push_back(std::string(kind) + " " + quoted(name) + " is not in " + type_name());
   };
   match(named_parameters(), other.named_parameters(), "parameter");
   match(named_buffers(), other.named_buffers(), "buffer");
   if (!problems.empty()) {
     std::string msg = type_name() + "<" + dtype_name<T>() + ">::copy_state_from(" + other.type_name() + "<" +
                       dtype_name<U>() + ">): nothing was copied: ";
-    for (std::size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
+    msg += listed(problems, "; ");
     throw ValueError(msg);
   }
   for (auto& [to, from] : copies) to.data() = as<T>(from.data());

@@ -115,15 +115,15 @@ Tensor<float> transposed(const Tensor<float>& a) { return Tensor<float>(xt::tran
 
 [[noreturn]] void fail(const std::string& op, const std::vector<std::string>& problems) {
   std::string msg = op + ": nothing was loaded: ";
-  for (std::size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
+  msg += listed(problems, "; ");
   throw ValueError(msg);
 }
 
 std::string missing(const Slot& s) {
-  return "'" + s.theirs + "' (for '" + s.ours + "', PyTorch shape " + shape_str(s.their_shape) + ") is missing";
+  return quoted(s.theirs) + " (for '" + s.ours + "', PyTorch shape " + shape_str(s.their_shape) + ") is missing";
 }
 std::string wrong_shape(const Slot& s, const Shape& got) {
-  return "'" + s.theirs + "' has shape " + shape_str(got) + ", '" + s.ours + "' needs " + shape_str(s.their_shape) +
+  return quoted(s.theirs) + " has shape " + shape_str(got) + ", '" + s.ours + "' needs " + shape_str(s.their_shape) +
          " in PyTorch's layout";
 }
 
@@ -135,7 +135,7 @@ NamedArrays from_torch_state_dict(const Module& module, const NamedArrays& state
   std::map<std::string, const Tensor<float>*> given;
   for (const auto& [name, a] : state_dict) {
     torch_names.push_back(name);
-    if (!given.emplace(name, &a).second) problems.push_back("'" + name + "' appears twice");
+    if (!given.emplace(name, &a).second) problems.push_back(quoted(name) + " appears twice");
   }
   std::set<std::string> used;
   NamedArrays out;
@@ -151,7 +151,7 @@ NamedArrays from_torch_state_dict(const Module& module, const NamedArrays& state
     else out.emplace_back(s.ours, s.transpose ? transposed(*it->second) : *it->second);
   }
   for (const auto& n : torch_names)
-    if (!used.count(n) && !skipped(n)) problems.push_back("'" + n + "' is not in the module");
+    if (!used.count(n) && !skipped(n)) problems.push_back(quoted(n) + " is not in the module");
   if (!problems.empty()) fail(op, problems);
   return out;
 }
@@ -177,7 +177,7 @@ void load_torch_npz(const std::string& path, Module& module, const TorchNames& n
   std::map<std::string, const NpzReader::Member*> members;
   for (const auto& m : reader.members()) {
     torch_names.push_back(m.name);
-    if (!members.emplace(m.name, &m).second) problems.push_back("'" + m.name + "' appears twice");
+    if (!members.emplace(m.name, &m).second) problems.push_back(quoted(m.name) + " appears twice");
   }
   std::set<std::string> used;
   NamedArrays state_dict;
@@ -192,17 +192,17 @@ void load_torch_npz(const std::string& path, Module& module, const TorchNames& n
     for (auto d : s.their_shape) count *= d;
     // An .npy header is at most a few hundred bytes for these ranks.
     if (it->second->size > 4 * count + 4096) {
-      problems.push_back("'" + s.theirs + "' declares " + std::to_string(it->second->size) + " bytes, more than " +
+      problems.push_back(quoted(s.theirs) + " declares " + std::to_string(it->second->size) + " bytes, more than " +
                          shape_str(s.their_shape) + " float32 needs");
       continue;
     }
     const NpyHeader h = reader.header(*it->second);
-    if (h.dtype != "<f4") problems.push_back("'" + s.theirs + "' is " + h.dtype + ", not float32 ('<f4'): save .float()");
+    if (h.dtype != "<f4") problems.push_back(quoted(s.theirs) + " is " + h.dtype + ", not float32 ('<f4'): save .float()");
     else if (h.shape != s.their_shape) problems.push_back(wrong_shape(s, h.shape));
     else state_dict.emplace_back(s.theirs, reader.read_float(*it->second, h));
   }
   for (const auto& n : torch_names)
-    if (!used.count(n) && !skipped(n)) problems.push_back("'" + n + "' is not in the module");
+    if (!used.count(n) && !skipped(n)) problems.push_back(quoted(n) + " is not in the module");
   if (!problems.empty()) fail(op, problems);
   // state_dict is in slot order, so by_order pairs it as it paired the file.
   module.load_state(from_torch_state_dict(module, state_dict, names), true);

@@ -31,4 +31,12 @@ std::string shape_str(const S& shape) {
 // (std::ostream's default, six significant digits).
 std::string number_str(double v);
 
+// Pieces of a message whose length does not grow with the input (a hostile
+// file may hold 20,000 names, or one of 60 KB): quoted(name) is 'name', cut
+// after 80 characters and then saying how long it was; listed(items) joins
+// the first `shown` items and says how many more there are.
+std::string quoted(const std::string& name);
+std::string listed(const std::vector<std::string>& items, const std::string& separator = ", ",
+                   std::size_t shown = 5);
+
 }  // namespace zg

@@ -7,20 +7,6 @@
 
 namespace zg {
 
-std::string shape_str(const Shape& shape) {
-  std::ostringstream out;
-  out << '(';
-  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << ')';
-  return out.str();
-}
-
-std::string number_str(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
-}
-
 template <class T>
 Tensor<T> detail::from_values(const Shape& shape, const std::vector<T>& values) {
   Tensor<T> t = Tensor<T>::from_shape(shape);
