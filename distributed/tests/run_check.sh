@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs one dist_check mode under `mpirun --oversubscribe -np 2` (as root too:
-# the variables OpenMPI wants for that are set here, not in the library).
+# Runs one dist_check mode under `mpirun --oversubscribe -np N`, N from
+# ZEROGRAD_CHECK_RANKS (default 2); as root too: the variables OpenMPI wants
+# for that are set here, not in the library.
 # usage: run_check.sh DIST_CHECK EXPECT MODE [ARGS...]
 #   EXPECT pass:        exit 0
 #   EXPECT fail:REGEX   exit non-zero within 60 s, with REGEX in the output
@@ -16,7 +17,7 @@ start=$(date +%s)
 if [[ $expect == nompi:* ]]; then
   env -u OMPI_COMM_WORLD_SIZE -u PMIX_RANK -u PMI_RANK -u PMI_SIZE timeout 60 "$exe" "$@" >"$out" 2>&1
 else
-  timeout -s KILL 100 mpirun --oversubscribe -np 2 "$exe" "$@" >"$out" 2>&1
+  timeout -s KILL 100 mpirun --oversubscribe -np "${ZEROGRAD_CHECK_RANKS:-2}" "$exe" "$@" >"$out" 2>&1
 fi
 rc=$?
 elapsed=$(($(date +%s) - start))
