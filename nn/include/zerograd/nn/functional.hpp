@@ -104,9 +104,14 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, Var<
 
 // The Gauss error function, elementwise. Function "Erf".
 template <class T> Var<T> erf(const Var<T>& x);
-// x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); with tanh_approximation,
-// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
-template <class T> Var<T> gelu(const Var<T>& x, bool tanh_approximation = false);
+// x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) with approximate "none"; with
+// "tanh", 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), as PyTorch's
+// approximate='none' | 'tanh'. Any other string throws ValueError.
+template <class T> Var<T> gelu(const Var<T>& x, const std::string& approximate = "none");
+// The same for a string literal, which would otherwise convert to bool.
+template <class T> Var<T> gelu(const Var<T>& x, const char* approximate) { return gelu(x, std::string(approximate)); }
+// The older form: true is approximate "tanh", false "none".
+template <class T> Var<T> gelu(const Var<T>& x, bool tanh_approximation);
 // x sigmoid(x).
 template <class T> Var<T> silu(const Var<T>& x);
 // log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch).
