@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # zerograd's two entry points:
-#   bash scripts/dev.sh demo   install what is missing, build, run the demo
+#   bash scripts/dev.sh demo   install what is missing, build the demo's two programs, run them
 #   bash scripts/dev.sh test   install what is missing, build, run every test
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,15 +8,21 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 bash scripts/install-deps.sh
 
-build() {  # build DIR [cmake args...]
+configure() {  # configure DIR [cmake args...]
   local dir=$1; shift
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-  cmake --build "$dir" -j "$jobs"
+}
+build() {  # build DIR [cmake args...]: everything
+  configure "$@"
+  cmake --build "$1" -j "$jobs"
 }
 
 case "${1:-}" in
   demo)
-    build build
+    # Only the two programs the demo runs (and the libraries they link), not
+    # the tests and benchmarks: those are for `test`.
+    configure build
+    cmake --build build -j "$jobs" --target apple_shopping train
     ./build/examples/apple_shopping --html --out out/apple
     echo
     echo "=== SimpleConvNet (the book's chapter 7) on Fashion-MNIST, one epoch with Adam ==="

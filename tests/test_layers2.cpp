@@ -23,6 +23,11 @@ TEST_CASE("GELU, SiLU, Softplus: values and gradients equal PyTorch's") {
   check_against([](const V& v) { return F::gelu(v[0]); }, {x}, golden18::gelu, {golden18::gelu_grad0});
   check_against([](const V& v) { return F::gelu(v[0], true); }, {x}, golden18::gelu_tanh,
                 {golden18::gelu_tanh_grad0});
+  check_against([](const V& v) { return F::gelu(v[0], "none"); }, {x}, golden18::gelu, {golden18::gelu_grad0});
+  check_against([](const V& v) { return F::gelu(v[0], "tanh"); }, {x}, golden18::gelu_tanh,
+                {golden18::gelu_tanh_grad0});
+  check_against([](const V& v) { return F::gelu(v[0], std::string("tanh")); }, {x}, golden18::gelu_tanh,
+                {golden18::gelu_tanh_grad0});
   check_against([](const V& v) { return F::silu(v[0]); }, {x}, golden18::silu, {golden18::silu_grad0});
   // beta 2, threshold 3: two of the eight are on the linear side (beta x > 3)
   check_against([](const V& v) { return F::softplus(v[0], 2, 3); }, {x}, golden18::softplus,
@@ -57,10 +62,32 @@ TEST_CASE("Softplus is stable and exact at large inputs, and checks its argument
   CHECK(y.data()(3) == 200.f);
   CHECK(message_of<ValueError>([] { nn::Softplus(0); }) ==
         "Softplus: beta must be finite and > 0 and threshold a number, got beta=0, threshold=20");
-  CHECK(nn::GELU(true).extra_repr() == "approximate=tanh");
+  CHECK(nn::GELU(true).extra_repr() == "approximate='tanh'");
   Variable z({1.f, -2.f});
   CHECK(nn::Identity()(z).data() == z.data());
   CHECK(nn::SiLU()(z).data()(0) == doctest::Approx(1 / (1 + std::exp(-1.0))));
+}
+
+TEST_CASE("GELU: approximate is named as in PyTorch, 'none' or 'tanh'") {
+  const Variable x({-1.5f, 0.f, 0.7f, 2.f});
+  CHECK(nn::GELU().extra_repr() == "approximate='none'");
+  CHECK(nn::GELU("none").extra_repr() == "approximate='none'");
+  CHECK(nn::GELU("tanh").extra_repr() == "approximate='tanh'");
+  CHECK(nn::GELU(std::string("tanh")).extra_repr() == "approximate='tanh'");
+  CHECK(nn::GELU(false).extra_repr() == "approximate='none'");
+  // the tanh approximation differs from erf in the fourth digit at 0.7
+  CHECK(nn::GELU("tanh")(x).data() == nn::GELU(true)(x).data());
+  CHECK(nn::GELU("none")(x).data() == nn::GELU(false)(x).data());
+  CHECK(nn::GELU("tanh")(x).data()(2) != nn::GELU("none")(x).data()(2));
+  CHECK(F::gelu(x, "tanh").data() == F::gelu(x, true).data());
+  CHECK(F::gelu(x).data() == F::gelu(x, "none").data());
+  // the setting survives a copy to double
+  auto d = nn::GELU("tanh").to<double>();
+  CHECK(d->extra_repr() == "approximate='tanh'");
+  CHECK(message_of<ValueError>([&] { F::gelu(x, "Tanh"); }) ==
+        "gelu: approximate must be 'none' or 'tanh', got 'Tanh'");
+  CHECK(message_of<ValueError>([&] { F::gelu(x, ""); }) == "gelu: approximate must be 'none' or 'tanh', got ''");
+  CHECK(message_of<ValueError>([] { nn::GELU("erf"); }) == "GELU: approximate must be 'none' or 'tanh', got 'erf'");
 }
 
 TEST_CASE("LayerNorm: values and gradients equal PyTorch's") {

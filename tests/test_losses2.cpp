@@ -60,6 +60,67 @@ TEST_CASE("nll_loss and cross_entropy: weights, ignore_index, label_smoothing eq
                 {logits()}, golden18::ce_probs, {golden18::ce_probs_grad0});
 }
 
+TEST_CASE("nll_loss and cross_entropy: options carry the weight, so no placeholder Variable is needed") {
+  const std::vector<double>* nll[] = {&golden18::nll_none, &golden18::nll_mean, &golden18::nll_sum};
+  const std::vector<double>* nll_g[] = {&golden18::nll_none_grad0, &golden18::nll_mean_grad0,
+                                        &golden18::nll_sum_grad0};
+  const std::vector<double>* ce[] = {&golden18::ce_none, &golden18::ce_mean, &golden18::ce_sum};
+  const std::vector<double>* ce_g[] = {&golden18::ce_none_grad0, &golden18::ce_mean_grad0, &golden18::ce_sum_grad0};
+  const std::vector<double>* cn[] = {&golden18::ce_noweight_none, &golden18::ce_noweight_mean,
+                                     &golden18::ce_noweight_sum};
+  const std::vector<double>* cn_g[] = {&golden18::ce_noweight_none_grad0, &golden18::ce_noweight_mean_grad0,
+                                       &golden18::ce_noweight_sum_grad0};
+  const std::vector<double> weight = {0.5, 1.0, 2.0, 1.5, 0.8};  // kClassWeight
+  for (int r = 0; r < 3; ++r) {
+    const Reduction red = kReductions[r];
+    CAPTURE(F::reduction_name(red));
+    F::NLLLossOptions n;
+    n.weight = weight;
+    n.ignore_index = 0;
+    n.reduction = red;
+    check_against([&](const V& v) { return F::nll_loss(zg::log_softmax(v[0], 1), kLabels, n); }, {logits()},
+                  *nll[r], {*nll_g[r]});
+    F::CrossEntropyOptions o;
+    o.weight = weight;
+    o.ignore_index = 0;
+    o.label_smoothing = 0.1;
+    o.reduction = red;
+    check_against([&](const V& v) { return F::cross_entropy(v[0], kLabels, o); }, {logits()}, *ce[r], {*ce_g[r]});
+    check_against([&](const V& v) { return F::cross_entropy(v[0], kLabels, {red, 4, 0.2}); }, {logits()}, *cn[r],
+                  {*cn_g[r]});
+  }
+  Tensor<double> probs = Tensor<double>::from_shape({4, 5});
+  std::copy(golden18::ce_probs_target.begin(), golden18::ce_probs_target.end(), probs.begin());
+  check_against([&](const V& v) { return F::cross_entropy(v[0], Variable64(probs), {Reduction::Mean, -100, 0.2, weight}); },
+                {logits()}, golden18::ce_probs, {golden18::ce_probs_grad0});
+
+  // the same numbers serve a float model
+  F::CrossEntropyOptions o;
+  o.weight = weight;
+  const Variable xf = logits().to<float>(), tf = kLabels.to<float>();
+  CHECK(F::cross_entropy(xf, tf, o).item() == doctest::Approx(F::cross_entropy(xf, tf, kClassWeight.to<float>()).item()));
+  F::NLLLossOptions n;
+  n.weight = weight;
+  CHECK(F::nll_loss(xf, tf, n).item() == doctest::Approx(F::nll_loss(xf, tf, kClassWeight.to<float>()).item()));
+  // without a weight the options form equals the older one
+  CHECK(F::nll_loss(xf, tf, F::NLLLossOptions{Reduction::Sum, 1}).item() ==
+        F::nll_loss(xf, tf, Variable(), 1, Reduction::Sum).item());
+  CHECK(std::isnan(F::nll_loss(xf, Variable({7.f, 7.f, 7.f, 7.f}), F::NLLLossOptions{Reduction::Mean, 7}).item()));
+}
+
+TEST_CASE("nll_loss and cross_entropy: a weight given both ways, or of the wrong size, is an error") {
+  const Variable64 x = logits();
+  F::CrossEntropyOptions o;
+  o.weight = {1, 2, 3, 4, 5};
+  CHECK(message_of<ValueError>([&] { F::cross_entropy(x, kLabels, kClassWeight, o); }) ==
+        "cross_entropy: weight is given twice, as the weight argument (5) and as options.weight (5); give one");
+  o.weight = {1, 2};
+  CHECK(message_of<ShapeError>([&] { F::cross_entropy(x, kLabels, o); }) == "cross_entropy: weight must be (5), got (2)");
+  F::NLLLossOptions n;
+  n.weight = {1, 2, 3};
+  CHECK(message_of<ShapeError>([&] { F::nll_loss(x, kLabels, n); }) == "nll_loss: weight must be (5), got (3)");
+}
+
 TEST_CASE("nll_loss and cross_entropy: gradcheck and gradgradcheck in float64") {
   V x = {uniform({4, 5}, -2.0, 2.0, 191)};
   for (Reduction red : kReductions) {

@@ -1,4 +1,4 @@
-// mean, max, min, logsumexp, argmax / argmin (sum is in test_arithmetic.cpp).
+// mean, max, min, logsumexp, norm, argmax / argmin (sum is in test_arithmetic.cpp).
 #include <cmath>
 #include <limits>
 
@@ -182,6 +182,124 @@ ZG_GRADCHECK_CASE("LogSumExp") {
       CHECK_GRADGRADCHECK([&](const V& v) { return zg::logsumexp(v[0], axes, keep); }, x);
     }
   CHECK_GRADGRADCHECK([](const V& v) { return zg::logsumexp(zg::square(v[0]), {1}); }, x);
+}
+
+// Norm
+
+namespace {
+const double kInf = std::numeric_limits<double>::infinity();
+}  // namespace
+
+TEST_CASE("norm: values as torch.linalg.vector_norm, axes and keepdims") {
+  Variable64 x({{3.0, -4.0, 0.0}, {1.0, 2.0, -2.0}});
+  CHECK(zg::norm(x).item() == doctest::Approx(5.830951894845301).epsilon(1e-14));  // sqrt(34)
+  CHECK(zg::norm(x).ndim() == 0);
+  zg::testing::check_values(zg::norm(x, 2, {1}), {2}, {5, 3}, 1e-14);
+  zg::testing::check_values(zg::norm(x, 2, {0}), {3}, {3.1622776601683795, 4.47213595499958, 2}, 1e-14);
+  zg::testing::check_values(zg::norm(x, 2, {-1}, true), {2, 1}, {5, 3}, 1e-14);
+  zg::testing::check_values(zg::norm(x, 2, {0, 1}, true), {1, 1}, {5.830951894845301}, 1e-14);
+  CHECK(zg::norm(x, 1).item() == doctest::Approx(12).epsilon(1e-14));
+  zg::testing::check_values(zg::norm(x, 1, {0}), {3}, {4, 6, 2}, 1e-14);
+  zg::testing::check_values(zg::norm(x, 3, {1}), {2}, {4.497941445275415, 2.571281590658235}, 1e-14);
+  CHECK(zg::norm(x, 3).item() == doctest::Approx(4.762203155904598).epsilon(1e-14));
+  zg::testing::check_values(zg::norm(x, 0.5, {1}), {2}, {13.928203230275509, 14.656854249492378}, 1e-14);
+  zg::testing::check_values(zg::norm(x, 0.5, {0}), {3}, {7.464101615137754, 11.65685424949238, 2}, 1e-14);
+  CHECK(zg::norm(x, kInf).item() == 4);
+  zg::testing::check_values(zg::norm(x, kInf, {-2}), {3}, {3, 4, 2}, 1e-15);
+  zg::testing::check_values(zg::norm(x, kInf, {1}, true), {2, 1}, {4, 2}, 1e-15);
+
+  // groups over non-trailing axes: y[i, j, k] = 12 i + 4 j + k - 11.5
+  Variable64 y(Tensor<double>(iota({2, 3, 4}) - 11.5));
+  zg::testing::check_values(zg::norm(y, 3, {0, 2}), {3}, {16.14963783626185, 12.402982286497261, 16.14963783626185},
+                            1e-14);
+  zg::testing::check_values(zg::norm(y, 3, {-3, -1}, true), {1, 3, 1},
+                            {16.14963783626185, 12.402982286497261, 16.14963783626185}, 1e-14);
+
+  // scaled by the largest |x|: neither overflow nor underflow in float
+  CHECK(zg::norm(Variable({3e30f, 4e30f})).item() == doctest::Approx(5e30f).epsilon(1e-6));
+  CHECK(zg::norm(Variable({3e-30f, 4e-30f})).item() == doctest::Approx(5e-30f).epsilon(1e-6));
+  CHECK(zg::norm(Variable({1e10f, 1e10f}), 4).item() == doctest::Approx(1.189207e10f).epsilon(1e-6));
+  CHECK(zg::norm(Variable64({-kInf, 1.0})).item() == kInf);
+  CHECK(std::isnan(zg::norm(Variable64({1.0, std::nan("")}), 3).item()));
+  CHECK(zg::norm(Variable64(Tensor<double>::from_shape({0}))).item() == 0);
+  Variable64 v({3.0, 4.0});
+  v.requires_grad_();
+  REQUIRE(zg::norm(v, 2).creator());
+  CHECK(zg::norm(v, 2).creator()->attributes() == "p=2, axes=()");
+  CHECK(zg::norm(v, kInf, {-1}, true).creator()->attributes() == "p=inf, axes=(-1), keepdims");
+}
+
+TEST_CASE("norm: the gradient at 0 is 0, never NaN, for every p") {
+  for (double p : {0.5, 1.0, 1.5, 2.0, 3.0, kInf}) {
+    CAPTURE(p);
+    CHECK(grad_of([&](const Variable64& x) { return zg::norm(x, p); }, Tensor<double>({0.0, 0.0, 0.0})) ==
+          Tensor<double>({0, 0, 0}));
+    // a zero group next to a nonzero one: the zero group gets 0, the other its gradient
+    Tensor<double> g = grad_of([&](const Variable64& x) { return zg::norm(x, p, {1}); },
+                               Tensor<double>({{0.0, 0.0}, {0.0, -2.0}}));
+    CHECK(g == Tensor<double>({{0, 0}, {0, -1}}));
+    // the second derivative at 0 is finite too
+    Variable64 x(Tensor<double>({0.0, 0.0}));
+    x.requires_grad_();
+    GradOptions create;
+    create.create_graph = true;
+    Variable64 gx = zg::grad(zg::norm(x, p), {x}, {}, create)[0];
+    CHECK(gx.data() == Tensor<double>({0, 0}));
+    if (p == kInf) {  // sign(x) times a mask: constant in x, nothing to differentiate
+      CHECK_FALSE(gx.requires_grad());
+      continue;
+    }
+    zg::sum(zg::square(gx) + gx).backward();
+    REQUIRE(x.grad().defined());
+    CHECK(x.grad().data() == Tensor<double>({0, 0}));
+  }
+  // p = 2: x / |x|; p = 1: sign(x), 0 at 0
+  const Tensor<double> g2 = grad_of([](const Variable64& x) { return zg::norm(x); }, Tensor<double>({3.0, -4.0}));
+  CHECK(g2(0) == doctest::Approx(0.6).epsilon(1e-15));
+  CHECK(g2(1) == doctest::Approx(-0.8).epsilon(1e-15));
+  CHECK(grad_of([](const Variable64& x) { return zg::norm(x, 1); }, Tensor<double>({0.0, -2.0, 5.0})) ==
+        Tensor<double>({0, -1, 1}));
+  // p < 1 with a zero element in a nonzero group: 0 there, as PyTorch
+  Tensor<double> g = grad_of([](const Variable64& x) { return zg::norm(x, 0.5); }, Tensor<double>({0.0, 4.0}));
+  CHECK(g(0) == 0);
+  CHECK(g(1) == doctest::Approx(1));
+  // p = inf: sign(x) to the first largest |x|, as max with ties
+  CHECK(grad_of([](const Variable64& x) { return zg::norm(x, kInf); }, Tensor<double>({1.0, -3.0, 3.0})) ==
+        Tensor<double>({0, -1, 0}));
+  CHECK(grad_of([](const Variable64& x) { return zg::norm(x, kInf, {0}); }, Tensor<double>({{2.0, -1.0}, {-2.0, 4.0}})) ==
+        Tensor<double>({{1, 0}, {0, 1}}));
+}
+
+ZG_GRADCHECK_CASE("Norm") {  // off 0 and off ties of |x|
+  V x = {uniform({2, 3, 4}, 0.5, 2.0, 75, true)};
+  for (double p : {0.5, 1.0, 1.5, 2.0, 3.0, kInf})
+    for (bool keep : {false, true})
+      for (const Axes& axes : kAxes) {
+        CAPTURE(p);
+        CAPTURE(keep);
+        CAPTURE(axes);
+        CHECK_GRADCHECK([&](const V& v) { return zg::norm(v[0], p, axes, keep); }, x);
+      }
+  for (double p : {0.5, 1.5, 2.0, 3.0}) {
+    CAPTURE(p);
+    CHECK_GRADGRADCHECK([&](const V& v) { return zg::norm(v[0], p, {1}); }, x);
+    CHECK_GRADGRADCHECK([&](const V& v) { return zg::norm(v[0], p, {0, 2}, true); }, x);
+  }
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::norm(v[0], 1.0, {-1})); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return zg::square(zg::norm(v[0], kInf, {1})); }, x);
+}
+
+TEST_CASE("norm: bad p and bad axes name norm and the value") {
+  Variable a({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  CHECK(message_of<ValueError>([&] { zg::norm(a, 0); }) == "norm: p must be > 0 or infinity, got 0");
+  CHECK(message_of<ValueError>([&] { zg::norm(a, -1.5); }) == "norm: p must be > 0 or infinity, got -1.5");
+  CHECK(message_of<ValueError>([&] { zg::norm(a, -kInf); }) == "norm: p must be > 0 or infinity, got -inf");
+  CHECK(message_of<ValueError>([&] { zg::norm(a, std::nan("")); }) == "norm: p must be > 0 or infinity, got nan");
+  CHECK(message_of<ShapeError>([&] { zg::norm(a, 2, {2}); }) == "norm: axis 2 is out of range for an input of shape (2, 3)");
+  CHECK(message_of<ShapeError>([&] { zg::norm(a, 1, {-3}); }) == "norm: axis -3 is out of range for an input of shape (2, 3)");
+  CHECK(message_of<ShapeError>([&] { zg::norm(a, 2, {1, -1}); }) == "norm: axes (1, -1) repeat an axis of an input of shape (2, 3)");
+  CHECK(message_of<ShapeError>([&] { zg::norm(Variable(Tensor<float>::from_shape({2, 0})), kInf, {1}); }) ==
+        "norm: cannot reduce an empty axis of (2, 0)");
 }
 
 // Argmax and argmin

@@ -14,6 +14,11 @@
 namespace zg::nn::functional {
 namespace {
 
+void check_gelu(const char* op, const std::string& approximate) {
+  if (approximate != "none" && approximate != "tanh")
+    throw ValueError(std::string(op) + ": approximate must be 'none' or 'tanh', got " + zg::quoted(approximate));
+}
+
 void check_softplus(const char* op, double beta, double threshold) {
   if (!(beta > 0) || !std::isfinite(beta) || std::isnan(threshold))
     throw ValueError(std::string(op) + ": beta must be finite and > 0 and threshold a number, got beta=" + zg::number_str(beta) +
@@ -115,7 +120,13 @@ Var<T> erf(const Var<T>& x) {
 
 template <class T>
 Var<T> gelu(const Var<T>& x, bool tanh_approximation) {
-  if (tanh_approximation) {
+  return gelu(x, std::string(tanh_approximation ? "tanh" : "none"));
+}
+
+template <class T>
+Var<T> gelu(const Var<T>& x, const std::string& approximate) {
+  check_gelu("gelu", approximate);
+  if (approximate == "tanh") {
     const T c = static_cast<T>(std::sqrt(2 / std::acos(-1.0)));
     return x * (zg::tanh((x + x * x * x * T(0.044715)) * c) + T(1)) * T(0.5);
   }
@@ -187,6 +198,7 @@ Var<T> adaptive_avg_pool2d(const Var<T>& x, const Shape& output_size) {
 #define ZG_INSTANTIATE(T)                                                                             \
   template Var<T> erf(const Var<T>&);                                                                 \
   template Var<T> gelu(const Var<T>&, bool);                                                          \
+  template Var<T> gelu(const Var<T>&, const std::string&);                                            \
   template Var<T> silu(const Var<T>&);                                                                \
   template Var<T> softplus(const Var<T>&, double, double);                                            \
   template Var<T> layer_norm(const Var<T>&, const Shape&, const Var<T>&, const Var<T>&, double);      \
@@ -202,7 +214,12 @@ namespace zg::nn {
 
 namespace F = functional;
 
-template <class T> BasicVariable<T> BasicGELU<T>::forward(const BasicVariable<T>& x) { return F::gelu(x, tanh_); }
+template <class T> BasicGELU<T>::BasicGELU(std::string approximate) : approximate_(std::move(approximate)) {
+  F::check_gelu("GELU", approximate_);
+}
+template <class T> BasicVariable<T> BasicGELU<T>::forward(const BasicVariable<T>& x) {
+  return F::gelu(x, approximate_);
+}
 template <class T> BasicVariable<T> BasicSiLU<T>::forward(const BasicVariable<T>& x) { return F::silu(x); }
 
 template <class T>

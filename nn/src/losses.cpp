@@ -154,6 +154,19 @@ Var<T> label_loss(const Var<T>& logp, const Var<T>& target, const Var<T>& weight
   return -zg::sum(picked);
 }
 
+// The class weights as a Variable: the weight argument or options.weight,
+// which must not both be given.
+template <class T>
+Var<T> class_weight(const Var<T>& weight, const std::vector<double>& option, const char* op) {
+  if (option.empty()) return weight;
+  if (weight.defined())
+    throw ValueError(std::string(op) + ": weight is given twice, as the weight argument " + shape_str(weight.shape()) +
+                     " and as options.weight (" + std::to_string(option.size()) + "); give one");
+  Tensor<T> w = Tensor<T>::from_shape({option.size()});
+  std::transform(option.begin(), option.end(), w.begin(), [](double v) { return static_cast<T>(v); });
+  return Var<T>(std::move(w));
+}
+
 // log(v) where log(v) >= -100, else -100 (PyTorch's clamp); the clamped
 // elements get no gradient, and none is ever 1 / 0.
 template <class T>
@@ -184,7 +197,19 @@ Var<T> nll_loss(const Var<T>& x, const Var<T>& target, const Var<T>& weight, std
 }
 
 template <class T>
-Var<T> cross_entropy(const Var<T>& x, const Var<T>& target, const Var<T>& weight, const CrossEntropyOptions& o) {
+Var<T> nll_loss(const Var<T>& x, const Var<T>& target, const NLLLossOptions& o) {
+  return label_loss(x, target, class_weight(Var<T>(), o.weight, "nll_loss"), o.ignore_index, 0.0, o.reduction,
+                    "nll_loss");
+}
+
+template <class T>
+Var<T> cross_entropy(const Var<T>& x, const Var<T>& target, const CrossEntropyOptions& o) {
+  return cross_entropy(x, target, Var<T>(), o);
+}
+
+template <class T>
+Var<T> cross_entropy(const Var<T>& x, const Var<T>& target, const Var<T>& weight_arg, const CrossEntropyOptions& o) {
+  const Var<T> weight = class_weight(weight_arg, o.weight, "cross_entropy");
   const double eps = o.label_smoothing;
   if (!(eps >= 0 && eps <= 1))
     throw ValueError("cross_entropy: label_smoothing must be in [0, 1], got " + zg::number_str(eps));
@@ -329,6 +354,8 @@ double accuracy(const Var<T>& x, const Var<T>& target) {
   template double accuracy(const Var<T>&, const Var<T>&);                                   \
   template Var<T> nll_loss(const Var<T>&, const Var<T>&, const Var<T>&, std::ptrdiff_t, Reduction);  \
   template Var<T> cross_entropy(const Var<T>&, const Var<T>&, const Var<T>&, const CrossEntropyOptions&); \
+  template Var<T> cross_entropy(const Var<T>&, const Var<T>&, const CrossEntropyOptions&); \
+  template Var<T> nll_loss(const Var<T>&, const Var<T>&, const NLLLossOptions&); \
   template Var<T> l1_loss(const Var<T>&, const Var<T>&, Reduction);                         \
   template Var<T> smooth_l1_loss(const Var<T>&, const Var<T>&, double, Reduction);          \
   template Var<T> huber_loss(const Var<T>&, const Var<T>&, double, Reduction);              \

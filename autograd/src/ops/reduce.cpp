@@ -1,4 +1,4 @@
-// Reductions over axes, with keepdims: sum, mean, max, min, logsumexp, argmax.
+// Reductions over axes, with keepdims: sum, mean, max, min, logsumexp, norm, argmax.
 #include <cmath>
 #include <limits>
 
@@ -163,6 +163,62 @@ struct LogSumExp final : Function<T> {
 };
 ZG_REGISTER_OP(LogSumExp);
 
+// Forward scales each group by its largest |x| m, so |x|^p neither overflows
+// nor underflows: norm = m (sum (|x| / m)^p)^(1/p).
+template <class T>
+struct Norm final : Function<T> {
+  Norm(double p, Axes axes, bool keepdims) : p(p), axes(std::move(axes)), keepdims(keepdims) {}
+  double p;
+  Axes axes;
+  bool keepdims;
+  std::vector<std::size_t> pos;  // p = inf: where each group's gradient goes (Note [Rows])
+  std::string name() const override { return "Norm"; }
+  std::string attributes() const override { return "p=" + detail::num_str(p) + ", " + axes_attribute(axes, keepdims); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Shape in = zg::shape_of(x[0]);
+    const auto ax = detail::normalize_axes(axes, in, "norm");
+    const Tensor<T> a = xt::abs(x[0]);
+    Rows<T> rows(a, ax);
+    Tensor<T> y = Tensor<T>::from_shape(reduced_shape(in, ax, keepdims));
+    if (std::isinf(p)) pos = extreme_positions<false>(rows, in, "norm");
+    for (std::size_t g = 0; g < rows.count; ++g) {
+      const T* r = rows.row(g);
+      const T m = rows.length ? r[first_extreme<false>(r, rows.length)] : T(0);
+      double s = 0;
+      if (!std::isinf(p) && m > 0 && std::isfinite(m))
+        for (std::size_t i = 0; i < rows.length; ++i) s += std::pow(double(r[i]) / double(m), p);
+      y.data()[g] = s > 0 ? static_cast<T>(double(m) * std::pow(s, 1 / p)) : m;
+    }
+    return y;
+  }
+  // d |x|_p = sign(x) |x|^(p-1) / y^(p-1) dy, 0 where y = 0; p = inf: sign(x) dy at the first max |x|
+  Variables<T> backward(const Variables<T>& gy) override {
+    const Var<T>& x = this->input(0);
+    const Shape in = x.shape();
+    const auto ax = detail::normalize_axes(axes, in, "norm");
+    const Shape kd = detail::keepdims_shape(in, ax);
+    const Var<T> g = zg::broadcast_to(zg::reshape(gy[0], kd), in);
+    const Var<T> sign = detail::constant<T>(xt::sign(x.data()));
+    if (std::isinf(p)) return {detail::select_grad(Var<T>(RowLayout(in, ax).mask<T>(pos)), g) * sign};
+    Var<T> y = this->output(0);
+    if (!y.defined()) y = zg::norm(x, p, axes, keepdims);
+    // where() twice, so that neither 1 / 0 nor 0^(p-1) reaches a gradient, not even a second one
+    const Var<T> yk = zg::broadcast_to(zg::reshape(y, kd), in);
+    const Var<T> zero(T(0)), one(T(1)), y_zero = zg::equal(yk, T(0)), x_zero = zg::equal(x, T(0));
+    const Var<T> scale = zg::where(y_zero, zero, g / zg::pow(zg::where(y_zero, one, yk), T(p - 1)));
+    return {sign * zg::pow(zg::where(x_zero, one, zg::abs(x)), T(p - 1)) * scale};
+  }
+  std::string rule(std::size_t) const override {
+    return std::isinf(p) ? "upstream × sign(x) to the element with the largest |x| of each group, 0 elsewhere"
+                         : "upstream × sign(x) |x|^(p-1) / norm^(p-1), 0 where the norm is 0";
+  }
+  void release() override {
+    Function<T>::release();
+    pos = {};
+  }
+};
+ZG_REGISTER_OP(Norm);
+
 template <bool Min, class T>
 Tensor<std::size_t> arg_extreme(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
   const char* op = Min ? "argmin" : "argmax";
@@ -227,6 +283,13 @@ Var<T> logsumexp(const Var<T>& x, const Axes& axes, bool keepdims) {
   return apply1<LogSumExp<T>>({x}, axes, keepdims);
 }
 template <class T>
+Var<T> norm(const Var<T>& x, double p, const Axes& axes, bool keepdims) {
+  if (!(p > 0))
+    throw ValueError("norm: p must be > 0 or infinity, got " + zg::number_str(p));
+  detail::normalize_axes(axes, x.shape(), "norm");
+  return apply1<Norm<T>>({x}, p, axes, keepdims);
+}
+template <class T>
 Var<T> argmax(const Var<T>& x, std::ptrdiff_t axis, bool keepdims) {
   return Var<T>(Tensor<T>(xt::cast<T>(arg_extreme<false>(x, axis, keepdims))));
 }
@@ -249,6 +312,7 @@ Tensor<std::size_t> argmin_indices(const Var<T>& x, std::ptrdiff_t axis) {
   template Var<T> max(const Var<T>&, const Axes&, bool);                          \
   template Var<T> min(const Var<T>&, const Axes&, bool);                          \
   template Var<T> logsumexp(const Var<T>&, const Axes&, bool);                    \
+  template Var<T> norm(const Var<T>&, double, const Axes&, bool);                 \
   template Var<T> argmax(const Var<T>&, std::ptrdiff_t, bool);                    \
   template Var<T> argmin(const Var<T>&, std::ptrdiff_t, bool);                    \
   template Tensor<std::size_t> argmax_indices(const Var<T>&, std::ptrdiff_t); \

@@ -34,25 +34,44 @@ template <class T> Var<T> binary_cross_entropy_with_logits(const Var<T>& x, cons
 // PyTorch-style losses with a reduction (losses.cpp). Labels are class
 // indices stored as whole numbers in a Variable of the input's dtype.
 
+// The options of nll_loss and cross_entropy, set by name as PyTorch's keyword
+// arguments: o.weight = {0.5, 1, 2}; o.ignore_index = 0. weight holds one
+// number per class (PyTorch's weight=); empty means every class weighs 1.
+// It is a constant, as the weight Variable was, so plain numbers serve
+// float and double models alike.
+struct NLLLossOptions {
+  Reduction reduction = Reduction::Mean;
+  std::ptrdiff_t ignore_index = -100;
+  std::vector<double> weight;  // (C), or empty
+};
+struct CrossEntropyOptions {
+  Reduction reduction = Reduction::Mean;
+  std::ptrdiff_t ignore_index = -100;  // labels only
+  double label_smoothing = 0;          // in [0, 1]
+  std::vector<double> weight;          // (C), or empty
+};
+
 // -w[t_i] x[i, t_i] for log-probabilities x (N, C) and labels t (N); weight
 // (C) is optional (empty: all 1). Rows whose label is ignore_index count 0
 // and drop out of the Mean, which divides by the sum of w[t_i] over the
 // other rows (NaN when no row is left, as in PyTorch).
 template <class T>
+Var<T> nll_loss(const Var<T>& x, const Var<T>& target, const NLLLossOptions& options);
+// The older positional form.
+template <class T>
 Var<T> nll_loss(const Var<T>& x, const Var<T>& target, const Var<T>& weight = Var<T>(),
                 std::ptrdiff_t ignore_index = -100, Reduction reduction = Reduction::Mean);
 
-struct CrossEntropyOptions {
-  Reduction reduction = Reduction::Mean;
-  std::ptrdiff_t ignore_index = -100;  // labels only
-  double label_smoothing = 0;          // in [0, 1]
-};
 // nll_loss(log_softmax(x), t) for labels t (N), mixed with label_smoothing
 // eps as in PyTorch: (1 - eps) nll + eps / C * sum_c -w_c log p_ic, where
 // with weights the Mean of the smoothing term also divides by sum w[t_i] and
 // without weights by the number of rows not ignored (PyTorch 1.13). For
 // probability targets t (N, C): -sum_c w_c t'_ic log p_ic with
 // t' = (1 - eps) t + eps / C, Mean over N.
+template <class T>
+Var<T> cross_entropy(const Var<T>& x, const Var<T>& target, const CrossEntropyOptions& options);
+// The older form, with the weight as a Variable before the options; a weight
+// given both here and in options.weight throws ValueError.
 template <class T>
 Var<T> cross_entropy(const Var<T>& x, const Var<T>& target, const Var<T>& weight = Var<T>(),
                      const CrossEntropyOptions& options = {});
@@ -104,9 +123,14 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, Var<
 
 // The Gauss error function, elementwise. Function "Erf".
 template <class T> Var<T> erf(const Var<T>& x);
-// x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); with tanh_approximation,
-// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
-template <class T> Var<T> gelu(const Var<T>& x, bool tanh_approximation = false);
+// x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) with approximate "none"; with
+// "tanh", 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), as PyTorch's
+// approximate='none' | 'tanh'. Any other string throws ValueError.
+template <class T> Var<T> gelu(const Var<T>& x, const std::string& approximate = "none");
+// The same for a string literal, which would otherwise convert to bool.
+template <class T> Var<T> gelu(const Var<T>& x, const char* approximate) { return gelu(x, std::string(approximate)); }
+// The older form: true is approximate "tanh", false "none".
+template <class T> Var<T> gelu(const Var<T>& x, bool tanh_approximation);
 // x sigmoid(x).
 template <class T> Var<T> silu(const Var<T>& x);
 // log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch).

@@ -165,17 +165,21 @@ class BasicIdentity : public BasicModule<T> {
 };
 using Identity = BasicIdentity<float>;
 
-// GELU exact (erf) or with the tanh approximation ("tanh").
+// GELU exact (approximate "none", erf) or with the tanh approximation
+// ("tanh"), as PyTorch's GELU(approximate=...); F::gelu says how. Any other
+// string throws ValueError. GELU(true) is the older spelling of GELU("tanh").
 template <class T>
 class BasicGELU : public BasicModule<T> {
  public:
-  explicit BasicGELU(bool tanh_approximation = false) : tanh_(tanh_approximation) {}
+  explicit BasicGELU(std::string approximate = "none");
+  explicit BasicGELU(const char* approximate) : BasicGELU(std::string(approximate)) {}
+  explicit BasicGELU(bool tanh_approximation) : BasicGELU(std::string(tanh_approximation ? "tanh" : "none")) {}
   BasicVariable<T> forward(const BasicVariable<T>& x) override;
   std::string type_name() const override { return "GELU"; }
-  std::string extra_repr() const override { return tanh_ ? "approximate=tanh" : ""; }
-  AnyModule rebuild(Dtype dtype) const override { return nn::rebuild<BasicGELU>(dtype, tanh_); }
+  std::string extra_repr() const override { return "approximate='" + approximate_ + "'"; }
+  AnyModule rebuild(Dtype dtype) const override { return nn::rebuild<BasicGELU>(dtype, approximate_); }
  private:
-  bool tanh_;
+  std::string approximate_;
 };
 using GELU = BasicGELU<float>;
 
