@@ -15,14 +15,8 @@ namespace {
 
 using zg::Variable64;
 
-std::string num(double v) {
-  std::ostringstream out;
-  out << std::setprecision(6) << v;  // 220.00000000000003 prints as 220
-  return out.str();
-}
-
 std::string label(const Variable64& v) {
-  return (v.name().empty() ? std::string("(unnamed)") : v.name()) + " (" + num(v.item()) + ")";
+  return (v.name().empty() ? std::string("(unnamed)") : v.name()) + " (" + zg::number_str(v.item()) + ")";
 }
 
 struct Narrator {
@@ -41,7 +35,7 @@ struct Narrator {
     const char* sign = f.name() == "Mul" ? " x " : " + ";
     std::cout << "  [" << ++count << "] " << std::left << std::setw(4) << f.name() << std::right
               << label(f.inputs()[0]) << sign << label(f.inputs()[1]) << "  ->  " << name << " = "
-              << num(y.item()) << "\n";
+              << zg::number_str(y.item()) << "\n";
     pause();
     return y;
   }
@@ -49,16 +43,16 @@ struct Narrator {
     const std::string out = s.outputs[0].defined() ? s.outputs[0].name() : "output";
     const double upstream = s.output_grads[0].item();
     std::cout << "  [" << ++count << "] " << s.function.name() << " node that made " << out
-              << ": upstream gradient d price / d " << out << " = " << num(upstream) << "\n";
+              << ": upstream gradient d price / d " << out << " = " << zg::number_str(upstream) << "\n";
     for (std::size_t i = 0; i < s.inputs.size(); ++i) {
       std::cout << "        " << std::left << std::setw(12) << s.inputs[i].name() << std::right << " receives ";
       if (s.function.name() == "Mul") {
         const auto& other = s.inputs[1 - i];
-        std::cout << num(upstream) << " x " << other.name() << " (" << num(other.item()) << ") = ";
+        std::cout << zg::number_str(upstream) << " x " << other.name() << " (" << zg::number_str(other.item()) << ") = ";
       } else {
         std::cout << "the upstream gradient unchanged = ";
       }
-      std::cout << num(s.input_grads[i].item()) << "\n";
+      std::cout << zg::number_str(s.input_grads[i].item()) << "\n";
     }
     pause();
   }
@@ -74,7 +68,7 @@ void gradient_table(const std::vector<Variable64>& leaves) {
   std::cout << "\n  " << std::left << std::setw(12) << "variable" << std::setw(10) << "value"
             << "d price / d variable\n";
   for (const auto& v : leaves)
-    std::cout << "  " << std::setw(12) << v.name() << std::setw(10) << num(v.item()) << num(v.grad().item())
+    std::cout << "  " << std::setw(12) << v.name() << std::setw(10) << zg::number_str(v.item()) << zg::number_str(v.grad().item())
               << "\n";
   std::cout << std::right;
 }

@@ -39,12 +39,6 @@ std::pair<zg::Var<T>, zg::Var<T>> sample(const zg::Var<T>& x, const zg::Var<T>& 
   return {zg::get_item(x, {rows}), zg::get_item(t, {rows})};
 }
 
-std::string num(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
-}
-
 const char* const kNames[] = {"W1", "b1", "W2", "b2"};
 
 // Numerical gradients against backprop on the same net in T; the mean
@@ -142,7 +136,7 @@ int main(int argc, char** argv) {
     const std::string png = (dir / "loss.png").string();
     const ex::Series series{"training loss on the " + std::to_string(x.shape()[0]) + " images", points};
     const ex::PlotOptions look{"Chapter 4: a 784-" + std::to_string(hidden) +
-                                   "-10 net learning from numerical gradients (lr " + num(lr) + ")",
+                                   "-10 net learning from numerical gradients (lr " + zg::number_str(lr) + ")",
                                "iteration", "cross-entropy loss", false, true};
     ex::report_plot(ex::plot_lines(png, {series}, look), png);
 

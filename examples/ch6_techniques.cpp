@@ -48,12 +48,6 @@ std::string fixed(double v, int digits) {
   return s.str();
 }
 
-std::string num(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-
 std::string sci(double v) {
   std::ostringstream s;
   s << std::scientific << std::setprecision(2) << v;
@@ -389,9 +383,9 @@ void run_batchnorm(const Common& c, std::size_t epochs, std::size_t samples, con
   std::vector<Panel> panels;
   std::ostringstream summary;
   for (double std : stds) {
-    Panel panel{"init std " + num(std), "epoch", "training accuracy", {},
+    Panel panel{"init std " + zg::number_str(std), "epoch", "training accuracy", {},
                 "set yrange [0:1]\nset key top left"};
-    summary << "  std " << std::left << std::setw(7) << num(std) << std::right;
+    summary << "  std " << std::left << std::setw(7) << zg::number_str(std) << std::right;
     for (bool bn : {true, false}) {
       zg::manual_seed(c.seed);
       nn::MLPOptions o;
@@ -400,7 +394,7 @@ void run_batchnorm(const Common& c, std::size_t epochs, std::size_t samples, con
       auto model = make_mlp(5, o);
       zg::optim::SGD opt(model->parameters(), 0.01f);
       const auto acc = train_epochs(*model, opt, train, test, 100, epochs,
-                                    (bn ? "BN    std " : "no BN std ") + num(std));
+                                    (bn ? "BN    std " : "no BN std ") + zg::number_str(std));
       for (std::size_t e = 0; e < acc.train.size(); ++e) csv.add({std, double(bn), double(e), acc.train[e], acc.test[e]});
       panel.curves.push_back({bn ? "Batch Norm" : "without BN", indexed(acc.train),
                               bn ? "lines lw 2 lc rgb '#1f77b4'" : "lines lw 2 dt 2 lc rgb '#ff7f0e'"});
@@ -433,8 +427,8 @@ void run_overfit(const Common& c, std::size_t epochs, std::size_t samples, float
     double dropout;
   };
   const std::vector<Setting> settings = {{"no regularization", "none", 0, 0},
-                                         {"weight decay lambda " + num(lambda), "weight_decay", lambda, 0},
-                                         {"Dropout ratio " + num(dropout), "dropout", 0, dropout}};
+                                         {"weight decay lambda " + zg::number_str(lambda), "weight_decay", lambda, 0},
+                                         {"Dropout ratio " + zg::number_str(dropout), "dropout", 0, dropout}};
   std::vector<Panel> panels;
   std::ostringstream summary;
   for (const auto& s : settings) {

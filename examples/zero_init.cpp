@@ -46,12 +46,6 @@ std::vector<double> train(TwoLayerNet& net, const Variable& x, const Variable& t
   return losses;
 }
 
-std::string num(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
-}
-
 // The largest difference between hidden unit j's column and unit 0's, over all j.
 float column_spread(const Tensor<float>& w) {
   float spread = 0;
@@ -108,13 +102,13 @@ int main(int argc, char** argv) {
     nn::init::constant(symmetric.fc2->weight, equal);
 
     std::cout << "Spiral data: 300 points, 3 classes. Net 2 -> " << hidden << " (sigmoid) -> 3, SGD lr " << lr
-              << ", " << steps << " full-batch steps.\n\n    step" << std::setw(19) << "loss (all " + num(equal) + ")"
+              << ", " << steps << " full-batch steps.\n\n    step" << std::setw(19) << "loss (all " + zg::number_str(equal) + ")"
               << std::setw(17) << "loss (He init)" << "\n";
     const auto equal_losses = train(symmetric, x, t, steps, lr);
     const auto random_losses = train(random, x, t, steps, lr);
     std::ostringstream csv;
     csv << "step,equal,he\n";
-    zg::examples::Series equal_series{"every weight " + num(equal), {}}, random_series{"He-normal weights", {}};
+    zg::examples::Series equal_series{"every weight " + zg::number_str(equal), {}}, random_series{"He-normal weights", {}};
     for (int s = 0; s < steps; ++s) {
       csv << s << ',' << equal_losses[s] << ',' << random_losses[s] << '\n';
       equal_series.points.emplace_back(s, equal_losses[s]);
@@ -126,7 +120,7 @@ int main(int argc, char** argv) {
     std::cout << "    accuracy after training: all " << equal << " "
               << F::accuracy(symmetric.model(x), t) * 100 << "%, He init " << F::accuracy(random.model(x), t) * 100 << "%\n";
 
-    show_hidden_units(("Start with every weight " + num(equal)).c_str(), *symmetric.fc1);
+    show_hidden_units(("Start with every weight " + zg::number_str(equal)).c_str(), *symmetric.fc1);
     std::cout << "    Same input, same weights, same gradient: each step changes every unit by the same\n"
                  "    amount, so they stay copies, and the net has in effect one hidden unit.\n";
     if (equal == 0)

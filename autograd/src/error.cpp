@@ -15,7 +15,7 @@ std::string shape_str(const Shape& shape) {
 
 std::string number_str(double v) {
   std::ostringstream out;
-  out << v;
+  out << (v == 0 ? 0.0 : v);  // -0 prints as 0
   return out.str();
 }
 

@@ -9,12 +9,6 @@
 namespace zg {
 namespace {
 
-std::string num(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
-}
-
 template <class T>
 Var<T> leaf(Tensor<T> t, const FactoryOptions& o) {
   Var<T> v(std::move(t), o.name);
@@ -60,7 +54,7 @@ Var<T> arange(Number<T> start, Number<T> stop, Number<T> step, const FactoryOpti
   const double span = double(stop) - double(start);
   if (step == T(0) || !std::isfinite(double(start)) || !std::isfinite(double(stop)) ||
       (span != 0 && (span > 0) != (step > 0)))
-    throw ValueError("arange: step " + num(step) + " cannot go from " + num(start) + " to " + num(stop));
+    throw ValueError("arange: step " + number_str(step) + " cannot go from " + number_str(start) + " to " + number_str(stop));
   const std::size_t n = static_cast<std::size_t>(std::ceil(span / double(step)));
   Tensor<T> t = Tensor<T>::from_shape({n});
   for (std::size_t i = 0; i < n; ++i) t(i) = static_cast<T>(double(start) + double(i) * double(step));
@@ -70,7 +64,7 @@ Var<T> arange(Number<T> start, Number<T> stop, Number<T> step, const FactoryOpti
 template <class T>
 Var<T> linspace(Number<T> start, Number<T> end, std::size_t steps, const FactoryOptions& options) {
   if (!std::isfinite(double(start)) || !std::isfinite(double(end)))
-    throw ValueError("linspace: start and end must be finite, got " + num(start) + " and " + num(end));
+    throw ValueError("linspace: start and end must be finite, got " + number_str(start) + " and " + number_str(end));
   Tensor<T> t = Tensor<T>::from_shape({steps});
   const double step = steps > 1 ? (double(end) - double(start)) / double(steps - 1) : 0;
   // the first half counts up from start, the second down from end, so both ends are exact

@@ -27,8 +27,9 @@ std::string shape_str(const S& shape) {
   return shape_str(Shape(shape.begin(), shape.end()));
 }
 
-// A number as messages and summaries print it: 0.5, 1e-05, 0.333333
-// (std::ostream's default, six significant digits).
+// A number as messages, summaries and graph labels print it: 0.5, 1e-05,
+// 0.333333, 220 for 220.00000000000003 (std::ostream's default, six
+// significant digits), and 0 for -0.
 std::string number_str(double v);
 
 // Pieces of a message whose length does not grow with the input (a hostile

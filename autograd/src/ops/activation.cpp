@@ -93,7 +93,7 @@ struct LeakyReLU final : Function<T> {
   explicit LeakyReLU(T slope) : slope(slope) {}
   T slope;
   std::string name() const override { return "LeakyReLU"; }
-  std::string attributes() const override { return "slope=" + detail::num_str(slope); }
+  std::string attributes() const override { return "slope=" + zg::number_str(slope); }
   Outputs<T> forward(const TensorList<T>& x) override {
     return xt::where(xt::greater(x[0], T(0)), x[0], slope * x[0]);
   }

@@ -127,7 +127,7 @@ struct AddConst final : Function<T> {
   explicit AddConst(T c) : c(c) {}
   T c;
   std::string name() const override { return "AddConst"; }
-  std::string attributes() const override { return "c=" + detail::num_str(c); }
+  std::string attributes() const override { return "c=" + zg::number_str(c); }
   Outputs<T> forward(const TensorList<T>& x) override { return x[0] + c; }
   // d(x + c) = dx
   bool saves_inputs() const override { return false; }
@@ -141,7 +141,7 @@ struct MulConst final : Function<T> {
   explicit MulConst(T c) : c(c) {}
   T c;
   std::string name() const override { return "MulConst"; }
-  std::string attributes() const override { return "c=" + detail::num_str(c); }
+  std::string attributes() const override { return "c=" + zg::number_str(c); }
   Outputs<T> forward(const TensorList<T>& x) override { return x[0] * c; }
   // d(c x) = c dx
   bool saves_inputs() const override { return false; }
@@ -155,7 +155,7 @@ struct RDivConst final : Function<T> {
   explicit RDivConst(T c) : c(c) {}
   T c;
   std::string name() const override { return "RDivConst"; }
-  std::string attributes() const override { return "c=" + detail::num_str(c); }
+  std::string attributes() const override { return "c=" + zg::number_str(c); }
   Outputs<T> forward(const TensorList<T>& x) override { return c / x[0]; }
   // d(c / x) = -c dx / x^2
   Variables<T> backward(const Variables<T>& gy) override {
@@ -171,7 +171,7 @@ struct Pow final : Function<T> {
   explicit Pow(T p) : p(p) {}
   T p;
   std::string name() const override { return "Pow"; }
-  std::string attributes() const override { return "p=" + detail::num_str(p); }
+  std::string attributes() const override { return "p=" + zg::number_str(p); }
   Outputs<T> forward(const TensorList<T>& x) override { return xt::pow(x[0], p); }
   // d x^p = p x^(p-1) dx
   Variables<T> backward(const Variables<T>& gy) override {

@@ -12,13 +12,6 @@
 namespace zg::detail {
 
 // A number as people write it in labels: 0.5, 1.0001, 1e-07; -0 prints as 0.
-inline std::string num_str(double v) {
-  std::ostringstream out;
-  out.precision(6);
-  out << (v == 0 ? 0.0 : v);
-  return out.str();
-}
-
 // Output k of f, for f's backward. When nobody holds it any more (its
 // consumers save no inputs: Note [Saved inputs]) it is
 // recomputed by again(), from f's saved inputs, so that a create_graph

@@ -173,7 +173,7 @@ struct Norm final : Function<T> {
   bool keepdims;
   std::vector<std::size_t> pos;  // p = inf: where each group's gradient goes (Note [Rows])
   std::string name() const override { return "Norm"; }
-  std::string attributes() const override { return "p=" + detail::num_str(p) + ", " + axes_attribute(axes, keepdims); }
+  std::string attributes() const override { return "p=" + zg::number_str(p) + ", " + axes_attribute(axes, keepdims); }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape in = zg::shape_of(x[0]);
     const auto ax = detail::normalize_axes(axes, in, "norm");

@@ -57,12 +57,6 @@ struct Recording {
 
 namespace {
 
-std::string number(double v) {
-  std::ostringstream out;
-  out.precision(6);  // 220.00000000000003 prints as 220
-  out << (v == 0 ? 0.0 : v);  // -0 prints as 0
-  return out.str();
-}
 
 // Nested brackets along the shape, from dimension d on, starting at data.
 template <class T>
@@ -72,7 +66,7 @@ void nested(std::ostringstream& out, const T* data, const Shape& shape, std::siz
   out << '[';
   for (std::size_t i = 0; i < shape[d]; ++i) {
     if (i) out << ", ";
-    if (d + 1 == shape.size()) out << number(double(data[i]));
+    if (d + 1 == shape.size()) out << number_str(double(data[i]));
     else nested(out, data + i * stride, shape, d + 1);
   }
   out << ']';
@@ -83,7 +77,7 @@ template <class T>
 std::string tensor_text(const Tensor<T>& t, std::size_t max_elements) {
   const Shape shape(t.shape().begin(), t.shape().end());
   if (t.size() == 0) return "(empty " + shape_str(shape) + ")";
-  if (t.dimension() == 0) return number(double(t()));
+  if (t.dimension() == 0) return number_str(double(t()));
   std::ostringstream out;
   if (t.size() <= max_elements) {
     nested(out, t.data(), shape, 0);
@@ -96,8 +90,8 @@ std::string tensor_text(const Tensor<T>& t, std::size_t max_elements) {
     lo = std::min(lo, v);
     hi = std::max(hi, v);
   }
-  out << shape_str(shape) << " mean " << number(sum / double(t.size())) << ", min " << number(lo) << ", max "
-      << number(hi);
+  out << shape_str(shape) << " mean " << number_str(sum / double(t.size())) << ", min " << number_str(lo) << ", max "
+      << number_str(hi);
   return out.str();
 }
 
@@ -209,12 +203,12 @@ struct RecorderState {
   // "1.1 x apple_num (2)" or "1.1 passed on", when every number is a scalar.
   static std::string arithmetic(const BackwardStep<T>& s, std::size_t i) {
     if (s.output_grads.size() != 1 || s.output_grads[0].size() != 1 || s.input_grads[i].size() != 1) return {};
-    const std::string up = number(double(s.output_grads[0].item()));
+    const std::string up = number_str(double(s.output_grads[0].item()));
     const std::string op = s.function.name();
     if (op == "Add" && s.inputs.size() == 2) return up + " passed on";
     if (op != "Mul" || s.inputs.size() != 2 || !s.inputs[1 - i].defined() || s.inputs[1 - i].size() != 1) return {};
     const BasicVariable<T>& other = s.inputs[1 - i];
-    const std::string value = number(double(other.item()));
+    const std::string value = number_str(double(other.item()));
     return up + " \u00d7 " + (other.name().empty() ? value : other.name() + " (" + value + ")");
   }
 

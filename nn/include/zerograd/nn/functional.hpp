@@ -42,13 +42,13 @@ template <class T> Var<T> binary_cross_entropy_with_logits(const Var<T>& x, cons
 struct NLLLossOptions {
   Reduction reduction = Reduction::Mean;
   std::ptrdiff_t ignore_index = -100;
-  std::vector<double> weight;  // (C), or empty
+  std::vector<double> weight = {};  // (C), or empty
 };
 struct CrossEntropyOptions {
   Reduction reduction = Reduction::Mean;
   std::ptrdiff_t ignore_index = -100;  // labels only
   double label_smoothing = 0;          // in [0, 1]
-  std::vector<double> weight;          // (C), or empty
+  std::vector<double> weight = {};     // (C), or empty
 };
 
 // -w[t_i] x[i, t_i] for log-probabilities x (N, C) and labels t (N); weight
