@@ -5,7 +5,7 @@
 
 namespace zg {
 
-const std::vector<std::string>& differentiable_ops() {
+std::vector<std::string> differentiable_ops() {
   static const std::vector<std::string> names = {
       // arithmetic
       "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Square", "AddConst", "MulConst", "RDivConst",

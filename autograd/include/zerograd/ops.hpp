@@ -90,7 +90,7 @@ ZG_REFUSE_MIXED(div)
 
 // Names of every differentiable Function autograd defines (autograd/src/op_list.cpp;
 // nn's are zg::nn::differentiable_ops()).
-const std::vector<std::string>& differentiable_ops();
+std::vector<std::string> differentiable_ops();
 
 // The shape numpy broadcasting gives a and b; throws ShapeError naming op.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);

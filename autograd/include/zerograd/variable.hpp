@@ -183,6 +183,9 @@ class Function {
   // the graph is retained. Override it to free extra saved arrays too.
   virtual void release() { edges_.clear(); }
   virtual std::string attributes() const { return {}; }  // for graph drawings, e.g. "axes=(1)"
+  // The gradient rule in words for input i, as the graph player shows it
+  // ("upstream times the other input"); defined next to backward.
+  virtual std::string rule(std::size_t input) const { (void)input; return {}; }
 
   // The inputs that still exist: every input of a Function that saves them;
   // otherwise an empty Variable for an intermediate that has been freed.
