@@ -105,6 +105,35 @@ struct Conv2d final : Function<T> {
 };
 ZG_REGISTER_OP(Conv2d);
 
+// Checks x (N, FN, OH, OW) and W (FN, C, KH, KW): the convolution whose
+// adjoint this is, onto output_size or the smallest size that fits.
+Geometry conv_transpose2d_geometry(const Shape& sx, const Shape& sw, int stride, int pad, const Shape& output_size) {
+  const std::string op = "ConvTranspose2d";
+  require_4d(op, sx, "input", "(N, FN, OH, OW)");
+  require_4d(op, sw, "weight", "(FN, C, KH, KW)");
+  check_stride_pad(op, stride, pad);
+  if (sx[1] != sw[0])
+    throw ShapeError(op + ": input has " + std::to_string(sx[1]) + " channels, weight " + shape_str(sw) +
+                     " expects " + std::to_string(sw[0]));
+  if (!output_size.empty() && output_size.size() != 2)
+    throw ShapeError(op + ": output_size must be (H, W) or empty, got " + shape_str(output_size));
+  Shape out = output_size;
+  if (out.empty())
+    for (std::size_t axis : {2, 3}) {
+      const Index size = (Index(sx[axis]) - 1) * stride + Index(sw[axis]) - 2 * Index(pad);
+      if (sx[axis] == 0 || size < 1)
+        throw ShapeError(op + ": input " + shape_str(sx) + " with weight " + shape_str(sw) + ", " +
+                         kernels::conv_attributes(stride, pad) + " has no output size");
+      out.push_back(static_cast<std::size_t>(size));
+    }
+  const Geometry g = geometry(op, {sx[0], sw[1], out[0], out[1]}, sw[2], sw[3], stride, pad);
+  if (g.OH != sx[2] || g.OW != sx[3])
+    throw ShapeError(op + ": output size " + hw(out[0], out[1]) + " convolves to " + hw(g.OH, g.OW) +
+                     ", not to the input's " + hw(sx[2], sx[3]) + " (kernel " + hw(sw[2], sw[3]) + ", " +
+                     kernels::conv_attributes(stride, pad) + ")");
+  return g;
+}
+
 template <class T>
 struct ConvTranspose2d final : Function<T> {
   ConvTranspose2d(int stride, int pad, Shape output_size)
@@ -114,7 +143,7 @@ struct ConvTranspose2d final : Function<T> {
   std::string name() const override { return "ConvTranspose2d"; }
   std::string attributes() const override { return kernels::conv_attributes(stride, pad); }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const Geometry g = check(shape_of(x[0]), shape_of(x[1]));
+    const Geometry g = conv_transpose2d_geometry(shape_of(x[0]), shape_of(x[1]), stride, pad, output_size);
     Tensor<T> y = Tensor<T>::from_shape({g.N, g.C, g.H, g.W});
     conv_transpose2d_forward(x[0].data(), x[1].data(), g, x[1].shape()[0], y.data());
     return y;
@@ -132,35 +161,20 @@ struct ConvTranspose2d final : Function<T> {
     return i == 0 ? "the upstream gradient convolved with the kernels (conv2d)"
                   : "upstream patches (im2col) times the input: conv2d's weight gradient with the roles swapped";
   }
-
-  Geometry check(const Shape& sx, const Shape& sw) const {
-    const std::string op = "ConvTranspose2d";
-    require_4d(op, sx, "input", "(N, FN, OH, OW)");
-    require_4d(op, sw, "weight", "(FN, C, KH, KW)");
-    check_stride_pad(op, stride, pad);
-    if (sx[1] != sw[0])
-      throw ShapeError(op + ": input has " + std::to_string(sx[1]) + " channels, weight " + shape_str(sw) +
-                       " expects " + std::to_string(sw[0]));
-    if (!output_size.empty() && output_size.size() != 2)
-      throw ShapeError(op + ": output_size must be (H, W) or empty, got " + shape_str(output_size));
-    Shape out = output_size;
-    if (out.empty())
-      for (std::size_t axis : {2, 3}) {
-        const Index size = (Index(sx[axis]) - 1) * stride + Index(sw[axis]) - 2 * Index(pad);
-        if (sx[axis] == 0 || size < 1)
-          throw ShapeError(op + ": input " + shape_str(sx) + " with weight " + shape_str(sw) + ", " +
-                           kernels::conv_attributes(stride, pad) + " has no output size");
-        out.push_back(static_cast<std::size_t>(size));
-      }
-    const Geometry g = geometry(op, {sx[0], sw[1], out[0], out[1]}, sw[2], sw[3], stride, pad);
-    if (g.OH != sx[2] || g.OW != sx[3])
-      throw ShapeError(op + ": output size " + hw(out[0], out[1]) + " convolves to " + hw(g.OH, g.OW) +
-                       ", not to the input's " + hw(sx[2], sx[3]) + " (kernel " + hw(sw[2], sw[3]) + ", " +
-                       kernels::conv_attributes(stride, pad) + ")");
-    return g;
-  }
 };
 ZG_REGISTER_OP(ConvTranspose2d);
+
+// Checks x (N, C, H, W) and gy (N, FN, OH, OW): gy must be the size of x's
+// convolution with a kernel_size kernel.
+Geometry grad_weight_geometry(const Shape& sx, const Shape& sg, const Shape& kernel_size, int stride, int pad) {
+  const Geometry g = geometry("Conv2dGradW", sx, kernel_size[0], kernel_size[1], stride, pad);
+  require_4d("Conv2dGradW", sg, "gradient", "(N, FN, OH, OW)");
+  if (sg[0] != g.N || sg[2] != g.OH || sg[3] != g.OW)
+    throw ShapeError("Conv2dGradW: gradient " + shape_str(sg) + " does not match input " + shape_str(sx) +
+                     " convolved to " + hw(g.OH, g.OW) + " (kernel " + hw(g.KH, g.KW) + ", " +
+                     kernels::conv_attributes(stride, pad) + ")");
+  return g;
+}
 
 template <class T>
 struct Conv2dGradW final : Function<T> {
@@ -173,7 +187,7 @@ struct Conv2dGradW final : Function<T> {
     return "kernel=" + hw(kernel_size[0], kernel_size[1]) + ", " + kernels::conv_attributes(stride, pad);
   }
   Outputs<T> forward(const TensorList<T>& x) override {
-    const Geometry g = check(shape_of(x[0]), shape_of(x[1]));
+    const Geometry g = grad_weight_geometry(shape_of(x[0]), shape_of(x[1]), kernel_size, stride, pad);
     Tensor<T> gW = xt::zeros<T>({x[1].shape()[1], g.C, g.KH, g.KW});
     conv2d_grad_weight_forward(x[0].data(), x[1].data(), g, x[1].shape()[1], gW.data());
     return gW;
@@ -190,16 +204,6 @@ struct Conv2dGradW final : Function<T> {
   std::string rule(std::size_t i) const override {
     return i == 0 ? "the second input convolved back with the upstream gradient as kernels (a transposed convolution)"
                   : "the first input convolved with the upstream gradient as kernels (conv2d)";
-  }
-
-  Geometry check(const Shape& sx, const Shape& sg) const {
-    const Geometry g = geometry("Conv2dGradW", sx, kernel_size[0], kernel_size[1], stride, pad);
-    require_4d("Conv2dGradW", sg, "gradient", "(N, FN, OH, OW)");
-    if (sg[0] != g.N || sg[2] != g.OH || sg[3] != g.OW)
-      throw ShapeError("Conv2dGradW: gradient " + shape_str(sg) + " does not match input " + shape_str(sx) +
-                       " convolved to " + hw(g.OH, g.OW) + " (kernel " + hw(g.KH, g.KW) + ", " +
-                       kernels::conv_attributes(stride, pad) + ")");
-    return g;
   }
 };
 ZG_REGISTER_OP(Conv2dGradW);

@@ -47,6 +47,8 @@ struct Upstream {
   const std::uint8_t* output_positive = nullptr;
   const std::uint8_t* window_argmax = nullptr;
   std::size_t block = 0;
+  static Upstream switched(const std::uint8_t* output_positive) { return {output_positive, nullptr, 0}; }
+  static Upstream pooled(const std::uint8_t* window_argmax, std::size_t block) { return {nullptr, window_argmax, block}; }
 };
 
 // Outside create_graph, f's gradients are plain arrays, which oneDNN makes

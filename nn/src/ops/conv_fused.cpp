@@ -118,10 +118,9 @@ struct Conv2dReLU final : Function<T> {
   }
   // y = relu(conv2d(x, W) + b): conv2d's backward of gy where y > 0
   Variables<T> backward(const Variables<T>& gy) override {
-    Upstream up;
-    up.output_positive = output_positive.get();
     Variables<T> g(this->num_inputs());
-    if (onednn_backward(*this, gy[0], o, up, g)) return g;  // the switch applied as oneDNN copies gy in
+    // The switch applied as oneDNN copies gy in.
+    if (onednn_backward(*this, gy[0], o, Upstream::switched(output_positive.get()), g)) return g;
     return conv2d_backward(*this, relu_backward(gy[0], output_positive.get()), o);
   }
   std::string rule(std::size_t i) const override {
@@ -167,11 +166,9 @@ struct Conv2dReLUMaxPool final : Function<T> {
   // y = max_pool2d(relu(conv2d(x, W) + b), 2): conv2d's backward of gy sent
   // to each window's maximum where that is > 0
   Variables<T> backward(const Variables<T>& gy) override {
-    Upstream up;
-    up.window_argmax = window_argmax.get();
-    up.block = block;
     Variables<T> g(this->num_inputs());
-    if (onednn_backward(*this, gy[0], o, up, g)) return g;  // the spread applied as oneDNN copies gy in
+    // The spread applied as oneDNN copies gy in.
+    if (onednn_backward(*this, gy[0], o, Upstream::pooled(window_argmax.get(), block), g)) return g;
     return conv2d_backward(*this, unpooled(gy[0], window_argmax.get(), block, unpooled_shape), o);
   }
   std::string rule(std::size_t i) const override {
