@@ -1,6 +1,6 @@
 # oneDNN (Debian's libdnnl-dev) as an imported target, when it is there:
 # float convolutions run on its kernels (Note [oneDNN convolutions] in
-# nn/src/conv_dnnl.cpp). Debian builds it on OpenMP (libgomp), whose thread
+# nn/src/kernels/conv_dnnl.cpp). Debian builds it on OpenMP (libgomp), whose thread
 # count zerograd sets per call; libgomp is linked by name so that no
 # -fopenmp (and with clang no libomp) is needed.
 if(NOT TARGET zerograd_dnnl)

@@ -1,5 +1,6 @@
 #pragma once
-// Convolution and pooling on (N, C, H, W) batches: nn/src/conv.cpp.
+// Convolution and pooling on (N, C, H, W) batches: nn/src/ops/conv.cpp,
+// conv_fused.cpp and pool.cpp.
 //
 // Every op here is linear in each input (max pooling is, at fixed arg-max
 // positions), so each backward is another op of this family and gradients of
@@ -28,15 +29,15 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& W, const Var<T>& b = Var<T>(), int 
 
 // relu(conv2d(x, W, b, stride, pad)) as one Function "Conv2dReLU": the same
 // values and gradients as the two ops, without the pre-activation array
-// (Note [Conv2d with ReLU] in nn/src/conv.cpp). Sequential runs a Conv2d
-// layer followed by a ReLU layer this way.
+// (Note [Conv2d with ReLU] in nn/src/ops/conv_fused.cpp). Sequential runs
+// a Conv2d layer followed by a ReLU layer this way.
 template <class T>
 Var<T> conv2d_relu(const Var<T>& x, const Var<T>& W, const Var<T>& b = Var<T>(), int stride = 1, int pad = 0);
 
 // max_pool2d(relu(conv2d(x, W, b, stride, pad)), 2) as one Function
 // "Conv2dReLUMaxPool": the same values and gradients as the three ops,
 // without the full-size output (Note [Conv2d with ReLU and pooling] in
-// nn/src/conv.cpp). Sequential runs a Conv2d, a ReLU and a 2x2 MaxPool2d
+// nn/src/ops/conv_fused.cpp). Sequential runs a Conv2d, a ReLU and a 2x2 MaxPool2d
 // with stride 2 and no padding this way.
 template <class T>
 Var<T> conv2d_relu_pool(const Var<T>& x, const Var<T>& W, const Var<T>& b = Var<T>(), int stride = 1, int pad = 0);

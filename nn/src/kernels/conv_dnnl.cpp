@@ -1,4 +1,4 @@
-#include "conv_dnnl.hpp"
+#include "kernels/conv_dnnl.hpp"
 
 // Note [oneDNN convolutions]: float stride-1 convolutions (forward, input
 // gradient, weight gradient) run on oneDNN, the library PyTorch's CPU
@@ -42,7 +42,7 @@
 #include "zerograd/parallel.hpp"
 #include "zerograd/threads.hpp"
 
-#include "pool_simd.hpp"
+#include "kernels/pool_simd.hpp"
 
 // libgomp, oneDNN's thread runtime. GOMP_parallel is the call GCC makes for
 // `#pragma omp parallel` (libgomp's ABI since GCC 4.9); calling it directly
@@ -118,8 +118,8 @@ struct Operand {
 };
 
 // Note [ReLU in the reorders]: a Conv2d followed by ReLU (Note [Conv2d
-// with ReLU] in conv.cpp) applies the ReLU, and keeps its switch, as the
-// output is copied out of oneDNN's blocked layout, and its backward
+// with ReLU] in ops/conv_fused.cpp) applies the ReLU, and keeps its switch,
+// as the output is copied out of oneDNN's blocked layout, and its backward
 // switches gy off as gy is copied into it: the two reorders are ours, and
 // no pass over memory is added. oneDNN's own ReLU post-op was as fast but
 // turns NaN into 0 (vmaxps), which would hide a diverged model; here NaN
@@ -246,7 +246,7 @@ void switched_to_blocked(const float* gy, const std::uint8_t* positive, const Pl
 }
 
 // Note [Pooling in the reorders]: a Conv2d, ReLU and 2x2 max pooling
-// (Note [Conv2d with ReLU and pooling] in conv.cpp) pool the output while
+// (Note [Conv2d with ReLU and pooling] in ops/conv_fused.cpp) pool the output while
 // it is still in oneDNN's blocked layout, where the B channels of one
 // position are adjacent: each window is four vector loads and three
 // selects, and only the pooled quarter is copied out to (N, C, PH, PW).

@@ -2,7 +2,7 @@
 // 2x2 max pooling after ReLU, one window or (with AVX2) eight at once:
 // shared by the oneDNN path's blocked layout (Note [Pooling in the
 // reorders] in conv_dnnl.cpp) and im2col's plain one (Note [Conv2d with
-// ReLU and pooling] in conv.cpp).
+// ReLU and pooling] in ops/conv_fused.cpp).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
