@@ -184,7 +184,7 @@ struct Layer {
   std::size_t C, H, FN;
   int P;
 };
-// DeepConvNet's six 3x3 convolutions (BOOK.md) on 28x28 input, and odd ones:
+// DeepConvNet's six 3x3 convolutions (the book's chapter 8) on 28x28 input, and odd ones:
 // pad 0, a 7x7 input, an odd channel count.
 inline const std::vector<Layer> kDeepLayers = {{1, 28, 16, 1},  {16, 28, 16, 1}, {16, 14, 32, 1}, {32, 14, 32, 2},
                                         {32, 8, 64, 1},  {64, 8, 64, 1},  {3, 9, 5, 0},    {7, 7, 9, 2}};
