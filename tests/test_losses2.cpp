@@ -29,18 +29,21 @@ const Variable64 kClassWeight({0.5, 1.0, 2.0, 1.5, 0.8});
 Variable64 regression_y() { return ramp({3, 4}, [](double i) { return 1.5 * std::sin(0.8 * i); }); }
 Variable64 regression_t() { return ramp({3, 4}, [](double i) { return 0.9 * std::cos(0.5 * i); }); }
 
+// PyTorch's values and input gradients for each of kReductions: nll_loss and
+// cross_entropy with class weights, and cross_entropy without them.
+const std::vector<double>* const nll[] = {&golden18::nll_none, &golden18::nll_mean, &golden18::nll_sum};
+const std::vector<double>* const nll_g[] = {&golden18::nll_none_grad0, &golden18::nll_mean_grad0,
+                                            &golden18::nll_sum_grad0};
+const std::vector<double>* const ce[] = {&golden18::ce_none, &golden18::ce_mean, &golden18::ce_sum};
+const std::vector<double>* const ce_g[] = {&golden18::ce_none_grad0, &golden18::ce_mean_grad0, &golden18::ce_sum_grad0};
+const std::vector<double>* const cn[] = {&golden18::ce_noweight_none, &golden18::ce_noweight_mean,
+                                         &golden18::ce_noweight_sum};
+const std::vector<double>* const cn_g[] = {&golden18::ce_noweight_none_grad0, &golden18::ce_noweight_mean_grad0,
+                                           &golden18::ce_noweight_sum_grad0};
+
 }  // namespace
 
 TEST_CASE("nll_loss and cross_entropy: weights, ignore_index, label_smoothing equal PyTorch's") {
-  const std::vector<double>* nll[] = {&golden18::nll_none, &golden18::nll_mean, &golden18::nll_sum};
-  const std::vector<double>* nll_g[] = {&golden18::nll_none_grad0, &golden18::nll_mean_grad0,
-                                        &golden18::nll_sum_grad0};
-  const std::vector<double>* ce[] = {&golden18::ce_none, &golden18::ce_mean, &golden18::ce_sum};
-  const std::vector<double>* ce_g[] = {&golden18::ce_none_grad0, &golden18::ce_mean_grad0, &golden18::ce_sum_grad0};
-  const std::vector<double>* cn[] = {&golden18::ce_noweight_none, &golden18::ce_noweight_mean,
-                                     &golden18::ce_noweight_sum};
-  const std::vector<double>* cn_g[] = {&golden18::ce_noweight_none_grad0, &golden18::ce_noweight_mean_grad0,
-                                       &golden18::ce_noweight_sum_grad0};
   for (int r = 0; r < 3; ++r) {
     const Reduction red = kReductions[r];
     CAPTURE(F::reduction_name(red));
@@ -61,15 +64,6 @@ TEST_CASE("nll_loss and cross_entropy: weights, ignore_index, label_smoothing eq
 }
 
 TEST_CASE("nll_loss and cross_entropy: options carry the weight, so no placeholder Variable is needed") {
-  const std::vector<double>* nll[] = {&golden18::nll_none, &golden18::nll_mean, &golden18::nll_sum};
-  const std::vector<double>* nll_g[] = {&golden18::nll_none_grad0, &golden18::nll_mean_grad0,
-                                        &golden18::nll_sum_grad0};
-  const std::vector<double>* ce[] = {&golden18::ce_none, &golden18::ce_mean, &golden18::ce_sum};
-  const std::vector<double>* ce_g[] = {&golden18::ce_none_grad0, &golden18::ce_mean_grad0, &golden18::ce_sum_grad0};
-  const std::vector<double>* cn[] = {&golden18::ce_noweight_none, &golden18::ce_noweight_mean,
-                                     &golden18::ce_noweight_sum};
-  const std::vector<double>* cn_g[] = {&golden18::ce_noweight_none_grad0, &golden18::ce_noweight_mean_grad0,
-                                       &golden18::ce_noweight_sum_grad0};
   const std::vector<double> weight = {0.5, 1.0, 2.0, 1.5, 0.8};  // kClassWeight
   for (int r = 0; r < 3; ++r) {
     const Reduction red = kReductions[r];
