@@ -8,18 +8,13 @@ folder.
 """
 import os
 import re
-import subprocess
 import sys
 
-SOURCE = re.compile(r"\.(cpp|hpp|h|py|sh|cmake|js|md|txt)$|(^|/)(CMakeLists\.txt|compare|ddp_scaling|run)$")
+sys.dont_write_bytecode = True  # run from the source tree: leave no cache there
+from notes import SOURCE, tracked  # noqa: E402  (one list of the checkout's files, one rule for what is source)
+
 NAMED = re.compile(r"(?<![\w/.-])((?:\.{1,2}/)*[\w][\w./-]*\.md)\b")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-
-
-def tracked(root):
-    out = subprocess.run(["git", "-C", root, "ls-files", "--cached", "--others", "--exclude-standard"],
-                         check=True, capture_output=True, text=True).stdout.split("\n")
-    return sorted(f for f in out if f and os.path.isfile(os.path.join(root, f)))
 
 
 def main(argv):

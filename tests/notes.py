@@ -19,18 +19,24 @@ INDEX_HEADING = "## Index of Notes"
 INDEX_MARK = "<!-- generated: tests/notes.py writes this table -->"
 
 
-def files(root):
+def tracked(root):
+    """Every file of the checkout (git's list; without git, the tree less build folders)."""
     try:
         out = subprocess.run(["git", "-C", root, "ls-files", "--cached", "--others", "--exclude-standard"],
                              check=True, capture_output=True, text=True).stdout.split("\n")
-        return sorted(f for f in out if f and SOURCE.search(f) and os.path.isfile(os.path.join(root, f)))
+        return sorted(f for f in out if f and os.path.isfile(os.path.join(root, f)))
     except (OSError, subprocess.CalledProcessError):
         found = []
         for d, _, names in os.walk(root):
             if "/." in d or "/build" in d:
                 continue
             found += [os.path.relpath(os.path.join(d, n), root) for n in names]
-        return sorted(f for f in found if SOURCE.search(f))
+        return sorted(found)
+
+
+def files(root):
+    """The source files and documents among them, where Notes and citations live."""
+    return [f for f in tracked(root) if SOURCE.search(f)]
 
 
 def scan(root):
