@@ -20,7 +20,10 @@ endfunction()
 set(library ${BUILD_DIR})
 if(KIND STREQUAL "shared")
   set(library ${BUILD_DIR}/shared-lib)
-  run(${CMAKE_COMMAND} -S ${PROJECT_DIR} -B ${library} -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON
+  # -O1: the consumer's tiny model needs no speed, and the whole library
+  # compiles in about 70% of the time -O3 takes.
+  run(${CMAKE_COMMAND} -S ${PROJECT_DIR} -B ${library} -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG"
+      -DBUILD_SHARED_LIBS=ON
       -DCMAKE_CXX_COMPILER=${CXX} -DZEROGRAD_BUILD_TESTS=OFF -DZEROGRAD_BUILD_EXAMPLES=OFF -DZEROGRAD_BUILD_BENCH=OFF)
   # The test runs alone (RUN_SERIAL): as many jobs as the machine has cores.
   cmake_host_system_information(RESULT cores QUERY NUMBER_OF_LOGICAL_CORES)
