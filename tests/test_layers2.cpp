@@ -184,6 +184,9 @@ TEST_CASE("AdaptiveAvgPool2d: gradchecks, the Module, bad shapes") {
     CHECK_GRADCHECK([&](const V& v) { return F::adaptive_avg_pool2d(v[0], out); }, x);
     CHECK_GRADGRADCHECK([&](const V& v) { return zg::square(F::adaptive_avg_pool2d(v[0], out)); }, x);
   }
+  // A single size is a square output, as in PyTorch.
+  CHECK(F::adaptive_avg_pool2d(x[0], 3).data() == F::adaptive_avg_pool2d(x[0], {3, 3}).data());
+  CHECK(nn::BasicAdaptiveAvgPool2d<double>(2)(x[0]).shape() == Shape{1, 2, 2, 2});
   nn::AdaptiveAvgPool2d global({1, 1});
   Variable y = global(Variable(Tensor<float>(xt::ones<float>({2, 3, 4, 4}))));
   CHECK(y.shape() == Shape{2, 3, 1, 1});
@@ -207,13 +210,28 @@ TEST_CASE("ConvTranspose2d layer: PyTorch's weight layout, bias and output_paddi
   Variable y = layer(x.to<float>());
   REQUIRE(y.shape() == Shape{1, 3, 6, 6});
   for (std::size_t i = 0; i < y.size(); ++i) CHECK(y.data().data()[i] == doctest::Approx(golden18::conv_transpose[i]).epsilon(1e-5));
-  // The same computation in float64, and its gradients.
+  // The same computation in float64, and its gradients: PyTorch's functional
+  // form, and the adjoint form given the output size with the bias added.
+  const std::vector<std::vector<double>> grads = {golden18::conv_transpose_grad0, golden18::conv_transpose_grad1,
+                                                  golden18::conv_transpose_grad2};
+  check_against([](const V& v) { return F::conv_transpose2d(v[0], v[1], v[2], 2, 1, 1); }, {x, w, b},
+                golden18::conv_transpose, grads);
   check_against(
       [](const V& v) {
         return F::conv_transpose2d(v[0], v[1], 2, 1, {6, 6}) + zg::reshape(v[2], {1, 3, 1, 1});
       },
-      {x, w, b}, golden18::conv_transpose,
-      {golden18::conv_transpose_grad0, golden18::conv_transpose_grad1, golden18::conv_transpose_grad2});
+      {x, w, b}, golden18::conv_transpose, grads);
+  CHECK(F::conv_transpose2d(x, w, Variable64(), 2, 1).shape() == Shape{1, 3, 5, 5});
+  CHECK(message_of<ValueError>([&] { F::conv_transpose2d(x, w, b, 2, 1, 2); }) ==
+        "conv_transpose2d: needs stride >= 1, padding >= 0 and 0 <= output_padding < stride, got stride=2, "
+        "padding=1, output_padding=2");
+  CHECK(message_of<ShapeError>([&] { F::conv_transpose2d(x, w, Variable64({1.0, 2.0})); }) ==
+        "conv_transpose2d: bias (2) does not match W (2, 3, 3, 3): expected (3)");
+  CHECK(message_of<ShapeError>([&] { F::conv_transpose2d(w, x, b); }) ==
+        "conv_transpose2d: expected x (N, in, H, W) and W (in, out, k, k), got x (2, 3, 3, 3), W (1, 2, 3, 3)");
+  CHECK(message_of<ShapeError>([&] { F::conv_transpose2d(x, w, b, 1, 3); }) ==
+        "conv_transpose2d: x (1, 2, 3, 3) with W (2, 3, 3, 3) and stride=1, padding=3, output_padding=0 has no "
+        "output size");
   CHECK(layer.extra_repr() == "in=2, out=3, kernel=3, stride=2, pad=1, output_padding=1");
   CHECK(message_of<ShapeError>([&] { layer(Variable(Tensor<float>(xt::zeros<float>({1, 3, 2, 2})))); }) ==
         "ConvTranspose2d(in=2, out=3, kernel=3, stride=2, pad=1, output_padding=1): expected input (N, 2, H, W), "

@@ -195,7 +195,44 @@ Var<T> adaptive_avg_pool2d(const Var<T>& x, const Shape& output_size) {
   return zg::reshape(zg::transpose(zg::reshape(y, {N * C, OW, OH}), {0, 2, 1}), {N, C, OH, OW});
 }
 
+template <class T>
+Var<T> adaptive_avg_pool2d(const Var<T>& x, std::size_t output_size) {
+  return adaptive_avg_pool2d(x, Shape{output_size, output_size});
+}
+
+template <class T>
+Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& W, const Var<T>& b, int stride, int padding,
+                        int output_padding) {
+  const auto settings = [&] {
+    return "stride=" + std::to_string(stride) + ", padding=" + std::to_string(padding) +
+           ", output_padding=" + std::to_string(output_padding);
+  };
+  if (x.ndim() != 4 || W.ndim() != 4 || x.shape()[1] != W.shape()[0] || W.shape()[2] != W.shape()[3])
+    throw ShapeError("conv_transpose2d: expected x (N, in, H, W) and W (in, out, k, k), got x " +
+                     shape_str(x.shape()) + ", W " + shape_str(W.shape()));
+  if (stride < 1 || padding < 0 || output_padding < 0 || output_padding >= stride)
+    throw ValueError("conv_transpose2d: needs stride >= 1, padding >= 0 and 0 <= output_padding < stride, got " +
+                     settings());
+  Shape size;
+  for (std::size_t axis : {2, 3}) {
+    const std::ptrdiff_t h = (std::ptrdiff_t(x.shape()[axis]) - 1) * stride - 2 * padding +
+                             std::ptrdiff_t(W.shape()[2]) + output_padding;
+    if (x.shape()[axis] == 0 || h < 1)
+      throw ShapeError("conv_transpose2d: x " + shape_str(x.shape()) + " with W " + shape_str(W.shape()) + " and " +
+                       settings() + " has no output size");
+    size.push_back(std::size_t(h));
+  }
+  const Var<T> y = conv_transpose2d(x, W, stride, padding, size);
+  if (!b.defined()) return y;
+  if (b.ndim() != 1 || b.shape()[0] != W.shape()[1])
+    throw ShapeError("conv_transpose2d: bias " + shape_str(b.shape()) + " does not match W " + shape_str(W.shape()) +
+                     ": expected (" + std::to_string(W.shape()[1]) + ")");
+  return y + zg::reshape(b, {1, W.shape()[1], 1, 1});
+}
+
 #define ZG_INSTANTIATE(T)                                                                             \
+  template Var<T> adaptive_avg_pool2d(const Var<T>&, std::size_t);                                    \
+  template Var<T> conv_transpose2d(const Var<T>&, const Var<T>&, const Var<T>&, int, int, int);       \
   template Var<T> erf(const Var<T>&);                                                                 \
   template Var<T> gelu(const Var<T>&, bool);                                                          \
   template Var<T> gelu(const Var<T>&, const std::string&);                                            \
@@ -301,16 +338,7 @@ BasicVariable<T> BasicConvTranspose2d<T>::forward(const BasicVariable<T>& x) {
   if (x.ndim() != 4 || x.shape()[1] != in_)
     throw ShapeError("ConvTranspose2d(" + extra_repr() + "): expected input (N, " + std::to_string(in_) +
                      ", H, W), got " + shape_str(x.shape()));
-  Shape size;
-  for (std::size_t axis : {2, 3}) {
-    const std::ptrdiff_t h = (std::ptrdiff_t(x.shape()[axis]) - 1) * stride_ - 2 * pad_ + std::ptrdiff_t(kernel_) +
-                             output_padding_;
-    if (x.shape()[axis] == 0 || h < 1)
-      throw ShapeError("ConvTranspose2d(" + extra_repr() + "): input " + shape_str(x.shape()) + " has no output size");
-    size.push_back(std::size_t(h));
-  }
-  BasicVariable<T> y = F::conv_transpose2d(x, weight, stride_, pad_, size);
-  return bias.defined() ? y + zg::reshape(bias, {1, out_, 1, 1}) : y;
+  return F::conv_transpose2d(x, weight, bias, stride_, pad_, output_padding_);
 }
 
 template <class T> std::string BasicConvTranspose2d<T>::extra_repr() const {
@@ -324,6 +352,9 @@ BasicAdaptiveAvgPool2d<T>::BasicAdaptiveAvgPool2d(Shape output_size) : size_(std
   if (size_.size() != 2 || size_[0] == 0 || size_[1] == 0)
     throw ValueError("AdaptiveAvgPool2d: output_size must be (OH, OW), both positive, got " + shape_str(size_));
 }
+template <class T>
+BasicAdaptiveAvgPool2d<T>::BasicAdaptiveAvgPool2d(std::size_t output_size)
+    : BasicAdaptiveAvgPool2d(Shape{output_size, output_size}) {}
 template <class T> BasicVariable<T> BasicAdaptiveAvgPool2d<T>::forward(const BasicVariable<T>& x) {
   return F::adaptive_avg_pool2d(x, size_);
 }

@@ -153,5 +153,17 @@ Var<T> embedding(const Var<T>& indices, const Var<T>& weight, std::optional<std:
 // OH covers rows floor(i H / OH) to ceil((i + 1) H / OH) - 1 (columns alike).
 // x (N, C, H, W) -> (N, C, OH, OW); (1, 1) is global average pooling.
 template <class T> Var<T> adaptive_avg_pool2d(const Var<T>& x, const Shape& output_size);
+// A square output: adaptive_avg_pool2d(x, 7) is adaptive_avg_pool2d(x, {7, 7}).
+template <class T> Var<T> adaptive_avg_pool2d(const Var<T>& x, std::size_t output_size);
+
+// PyTorch's F.conv_transpose2d: x (N, in, H, W) with W (in, out, k, k) and a
+// bias b (out), or an empty b for none, gives (N, out, OH, OW) with
+// OH = (H - 1) stride - 2 padding + k + output_padding (OW alike), where
+// 0 <= output_padding < stride picks among the sizes that convolve back to
+// (H, W). Function "ConvTranspose2d"; the form in nn/conv.hpp takes the
+// output size itself and no bias.
+template <class T>
+Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& W, const Var<T>& b, int stride = 1, int padding = 0,
+                        int output_padding = 0);
 
 }  // namespace zg::nn::functional

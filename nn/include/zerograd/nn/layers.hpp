@@ -272,6 +272,7 @@ template <class T>
 class BasicAdaptiveAvgPool2d : public BasicModule<T> {
  public:
   explicit BasicAdaptiveAvgPool2d(Shape output_size);
+  explicit BasicAdaptiveAvgPool2d(std::size_t output_size);  // square: (output_size, output_size)
   BasicVariable<T> forward(const BasicVariable<T>& x) override;
   std::string type_name() const override { return "AdaptiveAvgPool2d"; }
   std::string extra_repr() const override;
