@@ -291,9 +291,11 @@ int main(int argc, char** argv) {
 
     const bool flatten = !is_cnn(c.model);
     nn::data::DataLoader::Options loader_options{c.batch, true, false, flatten};
-    // Data-parallel: every rank shuffles epoch e from --seed + e, so any
-    // number of processes reads the same global batches (Note [Sharded
-    // epochs]), and a checkpoint's order and step mean the same to all.
+    // Epoch e is shuffled from --seed + e, with or without --distributed, so
+    // one process and any number of processes read the same global batches
+    // (Note [Sharded epochs]) and take the same steps to float rounding, and
+    // a checkpoint's order and step mean the same to all.
+    loader_options.shuffle_seed = c.seed;
     if (parallel) {
       loader_options = parallel->loader_options(train, c.batch, c.seed, loader_options);
       parallel->wrap(model);

@@ -222,6 +222,13 @@ void ProcessGroup::check_same(std::uint64_t value, const std::string& what) {
 }
 
 void ProcessGroup::abort(int code) {
+  // MPI_Abort asks mpirun to end every rank. Cut off from mpirun's host (a
+  // network partition), it can wait for an answer forever; this process ends
+  // anyway, and its daemon, which loses mpirun too, ends the rest here.
+  std::thread([code] {
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    std::_Exit(code);
+  }).detach();
   MPI_Abort(impl_->comm != MPI_COMM_NULL ? impl_->comm : MPI_COMM_WORLD, code);
   std::_Exit(code);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The train command with --distributed, as docs/distributed.md runs it: 2 processes
-# and 1 process reach the same test accuracy, each resumes the other's
+# The train command with --distributed, as docs/distributed.md runs it: 2 processes,
+# 1 process and train without mpirun reach the same result, each resumes the other's
 # checkpoint, only rank 0 reports, and an indivisible batch is a usage error.
 # usage: train_check.sh TRAIN WORKDIR
 set -euo pipefail
@@ -27,6 +27,12 @@ one=$(run 1 one --save "$work/one.npz")
 grep -qx 'gradients: averaged over 2 processes through a shared-memory window' "$work/two.log" ||
   { cat "$work/two.log"; echo "train_check: no line saying how gradients are averaged"; exit 1; }
 close "$(accuracy "$two")" "$(accuracy "$one")" "test accuracy after 1 epoch, 2 processes vs 1"
+# Without mpirun and --distributed: the same steps, so the same result.
+"$train" "${args[@]:1}" --out "$work/plain" >"$work/plain.log" 2>&1 || { cat "$work/plain.log"; exit 1; }
+plain=$(grep '^epoch [0-9]*:' "$work/plain.log")
+close "$(accuracy "$plain")" "$(accuracy "$two")" "test accuracy after 1 epoch, train alone vs 2 processes"
+loss() { grep -o 'train loss [0-9.]*' <<<"$1" | awk '{print $3}'; }
+close "$(loss "$plain")" "$(loss "$two")" "train loss of epoch 1, train alone vs 2 processes"
 [ -f "$work/two/metrics.csv" ] && [ -f "$work/two.npz" ] || { echo "train_check: rank 0 wrote no metrics or checkpoint"; exit 1; }
 two_on_one=$(run 1 two_on_one --resume "$work/two.npz")
 one_on_two=$(run 2 one_on_two --resume "$work/one.npz")
