@@ -284,7 +284,8 @@ TEST_CASE("LSTM: a PyTorch state_dict in an .npz loads through load_torch_npz as
   const std::string path = (dir / "lstm.npz").string();
   nn::save_npz(path, state_dict);
   nn::load_torch_npz(path, lstm);
-  const auto out = lstm(input_ramp({2, 3, 3}).to<float>(), {h0_ramp({4, 2, 4}).to<float>(), c0_ramp({4, 2, 4}).to<float>()});
+  const nn::RecurrentState state{h0_ramp({4, 2, 4}).to<float>(), c0_ramp({4, 2, 4}).to<float>()};
+  const auto out = lstm(input_ramp({2, 3, 3}).to<float>(), state);
   check_close(out.output.to<double>(), golden("lstm_deep_output"), 1e-5);
   check_close(out.state.h.to<double>(), golden("lstm_deep_h_n"), 1e-5);
   CHECK(nn::to_torch_state_dict(lstm).size() == names.size());
@@ -344,7 +345,8 @@ TEST_CASE("RNN, LSTM, GRU: errors name the layer and the shapes") {
   auto shape_error = [](auto&& f) { return message_of<zg::ShapeError>(f); };
   auto value_error = [](auto&& f) { return message_of<zg::ValueError>(f); };
   CHECK(shape_error([&] { lstm(Variable(Tensor<float>(xt::zeros<float>({5, 2, 3, 1})))); }) ==
-        "LSTM(input_size=3, hidden_size=4, num_layers=2): expected input (T, B, 3) or unbatched (T, 3), got (5, 2, 3, 1)");
+        "LSTM(input_size=3, hidden_size=4, num_layers=2): expected input (T, B, 3) or unbatched (T, 3), got "
+        "(5, 2, 3, 1)");
   CHECK(shape_error([&] { lstm(Variable(Tensor<float>(xt::zeros<float>({5, 2, 2})))); }).find("got (5, 2, 2)") !=
         std::string::npos);
   CHECK(shape_error([&] { lstm(Variable(Tensor<float>(xt::zeros<float>({0, 2, 3})))); }) ==
