@@ -312,4 +312,56 @@ DataLoader::Tensors DataLoader::collate(std::size_t first, std::size_t b) const 
   return out;
 }
 
+SequenceBatches::SequenceBatches(const std::vector<std::size_t>& tokens, std::size_t batch_size, std::size_t bptt,
+                                 bool drop_last)
+    : batch_size_(batch_size), bptt_(bptt), row_length_(batch_size ? tokens.size() / batch_size : 0),
+      drop_last_(drop_last) {
+  const std::string op = "SequenceBatches(batch_size=" + std::to_string(batch_size) + ", bptt=" +
+                         std::to_string(bptt) + ")";
+  if (batch_size == 0 || bptt == 0) throw ValueError(op + ": batch_size and bptt must be positive");
+  const std::size_t need = drop_last ? bptt + 1 : 2;
+  if (row_length_ < need)
+    throw ValueError(op + ": a sequence of " + std::to_string(tokens.size()) + " tokens gives rows of " +
+                     std::to_string(row_length_) + ", fewer than the " + std::to_string(need) +
+                     " a window and its targets need");
+  rows_.reserve(batch_size * row_length_);
+  for (std::size_t i = 0; i < batch_size * row_length_; ++i) {
+    // Floats hold every whole number below 2^24 exactly.
+    if (tokens[i] >= (std::size_t{1} << 24))
+      throw ValueError(op + ": token " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
+                       " is not below 2^24");
+    rows_.push_back(float(tokens[i]));
+  }
+}
+
+std::size_t SequenceBatches::batches_per_epoch() const {
+  const std::size_t starts = row_length_ - 1;  // positions that have a target
+  return drop_last_ ? starts / bptt_ : (starts + bptt_ - 1) / bptt_;
+}
+
+void SequenceBatches::restore(std::size_t cursor) {
+  const std::size_t end = row_length_ - 1;
+  if (cursor > end || (cursor % bptt_ != 0 && cursor != end))
+    throw ValueError("SequenceBatches::restore: cursor " + std::to_string(cursor) +
+                     " is neither a window start (a multiple of bptt " + std::to_string(bptt_) +
+                     ") nor the end " + std::to_string(end));
+  cursor_ = cursor;
+}
+
+bool SequenceBatches::next(Batch& batch) {
+  const std::size_t left = row_length_ - 1 - cursor_;
+  if (left == 0 || (drop_last_ && left < bptt_)) return false;
+  const std::size_t n = std::min(bptt_, left);
+  Tensor<float> x = Tensor<float>::from_shape({batch_size_, n}), y = Tensor<float>::from_shape({batch_size_, n});
+  for (std::size_t b = 0; b < batch_size_; ++b) {
+    const float* row = rows_.data() + b * row_length_ + cursor_;
+    std::copy_n(row, n, x.data() + b * n);
+    std::copy_n(row + 1, n, y.data() + b * n);
+  }
+  batch.x = Variable(std::move(x));
+  batch.y = Variable(std::move(y));
+  cursor_ += n;
+  return true;
+}
+
 }  // namespace zg::nn::data

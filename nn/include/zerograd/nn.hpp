@@ -10,5 +10,6 @@
 #include "zerograd/nn/models.hpp"
 #include "zerograd/nn/module.hpp"
 #include "zerograd/nn/npz.hpp"
+#include "zerograd/nn/recurrent.hpp"
 #include "zerograd/nn/torch_interop.hpp"
 #include "zerograd/nn/transforms.hpp"

@@ -271,4 +271,47 @@ class DataLoader {
   std::unique_ptr<Prefetcher> prefetch_;  // last: stopped before what it reads goes
 };
 
+// Windows over one long token sequence, in order, for a language model
+// trained with truncated backpropagation through time (docs/sequences.md).
+// The N tokens are cut into batch_size rows of L = N / batch_size tokens
+// (the N % batch_size at the end are not read): row b holds tokens
+// [b L, (b + 1) L). Batch k is, in every row, the n tokens at positions
+// [k bptt, k bptt + n) of that row as x (batch_size, n), and the tokens one
+// further on as the targets y (batch_size, n), n = min(bptt, L - 1 - k bptt).
+// Each batch continues every row where the previous batch stopped, so the
+// hidden state carried from one batch to the next (detached) belongs to the
+// same row's text. The last window is shorter unless L - 1 divides by bptt;
+// with drop_last it is skipped. Tokens are stored as float class indices
+// (what Embedding and cross_entropy read), so each must be below 2^24.
+class SequenceBatches {
+ public:
+  // Throws zg::ValueError when batch_size or bptt is 0, a token is 2^24 or
+  // more, or the sequence is too short to give each row a window (N <
+  // 2 batch_size, or with drop_last N / batch_size < bptt + 1).
+  SequenceBatches(const std::vector<std::size_t>& tokens, std::size_t batch_size, std::size_t bptt,
+                  bool drop_last = false);
+  struct Batch {
+    Variable x, y;
+  };
+  // The next window into batch; false after the last one (then reset()).
+  bool next(Batch& batch);
+  // Back to the first window: a new epoch over the same rows.
+  void reset() { cursor_ = 0; }
+  std::size_t batches_per_epoch() const;
+  std::size_t batch_size() const { return batch_size_; }
+  std::size_t bptt() const { return bptt_; }
+  // Tokens per row, L.
+  std::size_t row_length() const { return row_length_; }
+  // The row position the next window starts at; restore(cursor) continues a
+  // saved epoch (zg::ValueError unless cursor is a window start or the end).
+  std::size_t cursor() const { return cursor_; }
+  void restore(std::size_t cursor);
+
+ private:
+  std::vector<float> rows_;  // batch_size rows of row_length_ tokens
+  std::size_t batch_size_, bptt_, row_length_;
+  bool drop_last_;
+  std::size_t cursor_ = 0;
+};
+
 }  // namespace zg::nn::data

@@ -19,7 +19,8 @@ namespace zg::nn {
 //                 counter that only matters with momentum=None) has no
 //                 counterpart: it is skipped on the way in and not written.
 //   Conv2d (out, in, k, k), ConvTranspose2d (in, out, k, k), Embedding,
-//                 LayerNorm: the same layout and names.
+//                 LayerNorm, RNN, LSTM, GRU and their cells (weights
+//                 (out, in), as PyTorch's): the same layout and names.
 // Every other array keeps its name and layout.
 
 // Which PyTorch module each of this module's submodules corresponds to.

@@ -1,0 +1,214 @@
+#pragma once
+// Recurrent layers and cells with PyTorch 1.13's semantics, parameter names
+// and layouts: RNN, LSTM, GRU and RNNCell, LSTMCell, GRUCell, composed from
+// autograd ops (so every order of gradient comes from theirs).
+//
+// Weights keep PyTorch's (out, in) layout: weight_ih_l{k} is (G H, in),
+// weight_hh_l{k} (G H, H), with G = 1 (RNN), 4 (LSTM: gates i, f, g, o) or
+// 3 (GRU: gates r, z, n); a PyTorch state_dict loads through load_torch_npz
+// as it is. Every parameter starts uniform in [-1/sqrt(H), 1/sqrt(H)], drawn
+// from zg::generator().
+#include <array>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "zerograd/nn/module.hpp"
+
+namespace zg::nn {
+
+// What a recurrent layer is built with (PyTorch's constructor arguments).
+struct RecurrentOptions {
+  RecurrentOptions() = default;
+  RecurrentOptions(std::size_t input_size, std::size_t hidden_size, std::size_t num_layers = 1)
+      : input_size(input_size), hidden_size(hidden_size), num_layers(num_layers) {}
+  std::size_t input_size = 0;
+  std::size_t hidden_size = 0;
+  std::size_t num_layers = 1;
+  bool bias = true;
+  // Input and output (B, T, F) instead of (T, B, F); the state is always
+  // (num_layers * directions, B, H).
+  bool batch_first = false;
+  // Dropout on each layer's output but the last, in train mode only.
+  double dropout = 0;
+  bool bidirectional = false;
+};
+using LSTMOptions = RecurrentOptions;
+using GRUOptions = RecurrentOptions;
+struct RNNOptions : RecurrentOptions {
+  using RecurrentOptions::RecurrentOptions;
+  std::string nonlinearity = "tanh";  // "tanh" or "relu"
+};
+
+// A recurrent layer's hidden state: h (num_layers * directions, B, H), and
+// for an LSTM the cell state c of the same shape (empty otherwise). Without
+// a batch axis (unbatched input) both are (num_layers * directions, H).
+template <class T>
+struct BasicRecurrentState {
+  BasicVariable<T> h, c;
+  bool defined() const { return h.defined(); }
+  // The same values cut from the graph: truncated backpropagation through
+  // time carries the state into the next chunk as `state = state.detach();`.
+  BasicRecurrentState detach() const;
+};
+using RecurrentState = BasicRecurrentState<float>;
+
+// What forward(input, state) returns: the last layer's hidden state at every
+// step, (T, B, directions * H) ((B, T, directions * H) with batch_first),
+// and the final state of every layer and direction.
+template <class T>
+struct BasicRecurrentOutput {
+  BasicVariable<T> output;
+  BasicRecurrentState<T> state;
+};
+using RecurrentOutput = BasicRecurrentOutput<float>;
+
+// The common part of RNN, LSTM and GRU. Input is (T, B, input_size)
+// ((B, T, input_size) with batch_first), or unbatched (T, input_size). For
+// each layer and direction the input product x W_ih^T for all steps is one
+// GEMM over (T B, in) before the loop over time. Errors are zg::ShapeError
+// (input rank, feature size, state shape, T = 0) and zg::ValueError (sizes,
+// dropout, a cell state given to RNN or GRU), naming the layer and shapes.
+template <class T>
+class BasicRecurrent : public BasicModule<T> {
+ public:
+  using BasicModule<T>::operator();
+  // The output alone, from a zero initial state (for Sequential).
+  BasicVariable<T> forward(const BasicVariable<T>& input) override;
+  // Output and final state from the given initial state; an empty state
+  // (`{}`) means zeros.
+  BasicRecurrentOutput<T> forward(const BasicVariable<T>& input, const BasicRecurrentState<T>& state);
+  BasicRecurrentOutput<T> operator()(const BasicVariable<T>& input, const BasicRecurrentState<T>& state) {
+    return forward(input, state);
+  }
+  std::string extra_repr() const override;
+  const RecurrentOptions& options() const { return options_; }
+  std::size_t directions() const { return options_.bidirectional ? 2 : 1; }
+
+ protected:
+  enum class Kind { RNNTanh, RNNReLU, LSTM, GRU };
+  BasicRecurrent(const RecurrentOptions& options, Kind kind);
+
+ private:
+  std::size_t gates() const;
+  // One layer in one direction over (T, B, in) time-major input.
+  BasicVariable<T> run_direction(const BasicVariable<T>& input, std::size_t layer, bool reverse,
+                                 BasicVariable<T>& h, BasicVariable<T>& c);
+  RecurrentOptions options_;
+  Kind kind_;
+  // Per layer and direction (layer * directions + d): W_ih, W_hh, b_ih, b_hh.
+  std::vector<std::array<BasicVariable<T>, 4>> weights_;
+};
+
+// Elman RNN: h' = tanh or relu(x W_ih^T + b_ih + h W_hh^T + b_hh).
+template <class T>
+class BasicRNN : public BasicRecurrent<T> {
+ public:
+  explicit BasicRNN(const RNNOptions& options);
+  BasicRNN(std::size_t input_size, std::size_t hidden_size, std::size_t num_layers = 1)
+      : BasicRNN(RNNOptions(input_size, hidden_size, num_layers)) {}
+  std::string type_name() const override { return "RNN"; }
+  AnyModule rebuild(Dtype dtype) const override { return nn::rebuild<BasicRNN>(dtype, rnn_options_); }
+
+ private:
+  RNNOptions rnn_options_;
+};
+using RNN = BasicRNN<float>;
+
+// LSTM, gates i, f, g, o stacked in that order:
+// c' = sigmoid(f) c + sigmoid(i) tanh(g), h' = sigmoid(o) tanh(c').
+template <class T>
+class BasicLSTM : public BasicRecurrent<T> {
+ public:
+  explicit BasicLSTM(const LSTMOptions& options) : BasicRecurrent<T>(options, BasicRecurrent<T>::Kind::LSTM) {}
+  BasicLSTM(std::size_t input_size, std::size_t hidden_size, std::size_t num_layers = 1)
+      : BasicLSTM(LSTMOptions(input_size, hidden_size, num_layers)) {}
+  std::string type_name() const override { return "LSTM"; }
+  AnyModule rebuild(Dtype dtype) const override { return nn::rebuild<BasicLSTM>(dtype, this->options()); }
+};
+using LSTM = BasicLSTM<float>;
+
+// GRU, gates r, z, n: n = tanh(x W_in^T + b_in + r (h W_hn^T + b_hn)),
+// h' = (1 - z) n + z h.
+template <class T>
+class BasicGRU : public BasicRecurrent<T> {
+ public:
+  explicit BasicGRU(const GRUOptions& options) : BasicRecurrent<T>(options, BasicRecurrent<T>::Kind::GRU) {}
+  BasicGRU(std::size_t input_size, std::size_t hidden_size, std::size_t num_layers = 1)
+      : BasicGRU(GRUOptions(input_size, hidden_size, num_layers)) {}
+  std::string type_name() const override { return "GRU"; }
+  AnyModule rebuild(Dtype dtype) const override { return nn::rebuild<BasicGRU>(dtype, this->options()); }
+};
+using GRU = BasicGRU<float>;
+
+// Cells: one step, input (B, input_size) or unbatched (input_size), state
+// (B, H) or (H); parameters weight_ih (G H, in), weight_hh (G H, H), bias_ih,
+// bias_hh (G H). forward(x) steps from a zero state.
+
+// h' = tanh or relu(x W_ih^T + b_ih + h W_hh^T + b_hh).
+template <class T>
+class BasicRNNCell : public BasicModule<T> {
+ public:
+  BasicRNNCell(std::size_t input_size, std::size_t hidden_size, bool bias = true, std::string nonlinearity = "tanh");
+  using BasicModule<T>::operator();
+  BasicVariable<T> forward(const BasicVariable<T>& x) override { return forward(x, {}); }
+  BasicVariable<T> forward(const BasicVariable<T>& x, const BasicVariable<T>& h);
+  BasicVariable<T> operator()(const BasicVariable<T>& x, const BasicVariable<T>& h) { return forward(x, h); }
+  std::string type_name() const override { return "RNNCell"; }
+  std::string extra_repr() const override;
+  AnyModule rebuild(Dtype dtype) const override {
+    return nn::rebuild<BasicRNNCell>(dtype, in_, hidden_, bias_ih.defined(), nonlinearity_);
+  }
+  BasicVariable<T> weight_ih, weight_hh, bias_ih, bias_hh;  // biases empty without bias
+
+ private:
+  std::size_t in_, hidden_;
+  std::string nonlinearity_;
+};
+using RNNCell = BasicRNNCell<float>;
+
+// One LSTM step: (h, c) -> (h', c'); state.c must be given with state.h.
+template <class T>
+class BasicLSTMCell : public BasicModule<T> {
+ public:
+  BasicLSTMCell(std::size_t input_size, std::size_t hidden_size, bool bias = true);
+  using BasicModule<T>::operator();
+  // h' alone, from zero h and c.
+  BasicVariable<T> forward(const BasicVariable<T>& x) override { return forward(x, {}).h; }
+  BasicRecurrentState<T> forward(const BasicVariable<T>& x, const BasicRecurrentState<T>& state);
+  BasicRecurrentState<T> operator()(const BasicVariable<T>& x, const BasicRecurrentState<T>& state) {
+    return forward(x, state);
+  }
+  std::string type_name() const override { return "LSTMCell"; }
+  std::string extra_repr() const override;
+  AnyModule rebuild(Dtype dtype) const override {
+    return nn::rebuild<BasicLSTMCell>(dtype, in_, hidden_, bias_ih.defined());
+  }
+  BasicVariable<T> weight_ih, weight_hh, bias_ih, bias_hh;
+
+ private:
+  std::size_t in_, hidden_;
+};
+using LSTMCell = BasicLSTMCell<float>;
+
+template <class T>
+class BasicGRUCell : public BasicModule<T> {
+ public:
+  BasicGRUCell(std::size_t input_size, std::size_t hidden_size, bool bias = true);
+  using BasicModule<T>::operator();
+  BasicVariable<T> forward(const BasicVariable<T>& x) override { return forward(x, {}); }
+  BasicVariable<T> forward(const BasicVariable<T>& x, const BasicVariable<T>& h);
+  BasicVariable<T> operator()(const BasicVariable<T>& x, const BasicVariable<T>& h) { return forward(x, h); }
+  std::string type_name() const override { return "GRUCell"; }
+  std::string extra_repr() const override;
+  AnyModule rebuild(Dtype dtype) const override {
+    return nn::rebuild<BasicGRUCell>(dtype, in_, hidden_, bias_ih.defined());
+  }
+  BasicVariable<T> weight_ih, weight_hh, bias_ih, bias_hh;
+
+ private:
+  std::size_t in_, hidden_;
+};
+using GRUCell = BasicGRUCell<float>;
+
+}  // namespace zg::nn
