@@ -87,6 +87,32 @@ TEST_CASE("attention: values and gradients equal PyTorch's, with each kind of ma
   }
 }
 
+TEST_CASE("attention: float32 follows float64, with a padding mask over keys and causal") {
+  const V in = {uniform({2, 3, 6, 8}, -1, 1, 31), uniform({2, 3, 6, 8}, -1, 1, 32), uniform({2, 3, 6, 5}, -1, 1, 33)};
+  // (B, 1, 1, S): the last two keys of sequence 1 are padding.
+  Tensor<double> pad = xt::ones<double>({2, 1, 1, 6});
+  pad(1, 0, 0, 4) = pad(1, 0, 0, 5) = 0;
+  Options o;
+  o.attn_mask = Variable64(pad);
+  o.is_causal = true;
+  std::vector<Variable> in32;
+  for (const auto& x : in) in32.push_back(Variable(Tensor<float>(x.data())).requires_grad_());
+  F::AttentionOptions<float> o32;
+  o32.attn_mask = Variable(Tensor<float>(pad));
+  o32.is_causal = true;
+  const Variable y32 = F::scaled_dot_product_attention(in32[0], in32[1], in32[2], o32);
+  V in64;
+  for (const auto& x : in) in64.push_back(Variable64(x.data()).requires_grad_());
+  const Variable64 y64 = attend(in64, o);
+  CHECK(xt::allclose(Tensor<double>(y32.data()), y64.data(), 1e-5, 1e-5));
+  zg::sum(zg::square(y32)).backward();
+  zg::sum(zg::square(y64)).backward();
+  for (std::size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(xt::allclose(Tensor<double>(in32[i].grad().data()), in64[i].grad().data(), 1e-4, 1e-5));
+  }
+}
+
 ZG_GRADCHECK_CASE("ScaledDotProductAttention") {
   unsigned seed = 3000;
   const auto qkv = [&](const Shape& q, const Shape& k, const Shape& v) {
