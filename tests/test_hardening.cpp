@@ -48,6 +48,17 @@ TEST_CASE("every public op and layer rejects bad shapes with a typed error namin
       {"Softmax", [&] { zg::softmax(a, 2); }}, {"LogSoftmax", [&] { zg::log_softmax(a, -3); }},
       {"Maximum", [&] { zg::maximum(a, b); }}, {"Minimum", [&] { zg::minimum(a, b); }},
       {"Where", [&] { zg::where(a, a, b); }},
+      {"MatMul", [&] { zg::matmul(ones({2, 2, 3}), ones({3, 3, 4})); }},
+      {"Transpose", [&] { zg::transpose(a, 0, 2); }},
+      {"Tril", [&] { zg::tril(b); }}, {"Triu", [&] { zg::triu(b, 1); }},
+      {"MaskedFill", [&] { zg::masked_fill(a, b, 0.0); }},
+      {"scaled_dot_product_attention", [&] { F::scaled_dot_product_attention(a, ones({2, 4}), ones({2, 4})); }},
+      {"scaled_dot_product_attention", [&] {
+         F::AttentionOptions<float> o;
+         o.attn_mask = ones({3, 2});
+         F::scaled_dot_product_attention(a, a, a, o);
+       }},
+      {"scaled_dot_product_attention", [&] { F::scaled_dot_product_attention(b, a, a); }},
       {"Conv2d", [&] { F::conv2d(img, ones({4, 2, 3, 3})); }},
       {"Conv2d", [&] { F::conv2d(a, ones({4, 2, 3, 3})); }},
       {"MaxPool2d", [&] { F::max_pool2d(img, 9); }}, {"AvgPool2d", [&] { F::avg_pool2d(a, 2); }},
@@ -64,6 +75,11 @@ TEST_CASE("every public op and layer rejects bad shapes with a typed error namin
       {"MaxPool2d", [&] { nn::MaxPool2d(2)(a); }},
       {"SoftmaxCrossEntropy", [&] { F::softmax_cross_entropy(a, Variable({0.f, 7.f})); }, BadCall::Value},
       {"dropout", [&] { F::dropout(a, 1.5, true); }, BadCall::Value},
+      {"scaled_dot_product_attention", [&] {
+         F::AttentionOptions<float> o;
+         o.dropout_p = -0.5;
+         F::scaled_dot_product_attention(a, a, a, o);
+       }, BadCall::Value},
       {"Dropout", [&] { nn::Dropout(-0.1); }, BadCall::Value},
       {"Clip", [&] { zg::clip(a, 1.0f, 0.0f); }, BadCall::Value},
       {"MLP", [&] { nn::MLP(2, {3}, 1, nn::MLPOptions{"gelu"}); }, BadCall::Value},

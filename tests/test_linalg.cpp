@@ -1,5 +1,6 @@
-// matmul (vector cases, transpose flags) and linear (with and without bias):
-// values against a triple loop, gradcheck, second order and shape errors.
+// matmul (vector cases, transpose flags, stacks with broadcast batches) and
+// linear (with and without bias, over the last axis): values against a
+// triple loop and PyTorch, gradcheck, second order and shape errors.
 #include <array>
 #include <cmath>
 #include <limits>
@@ -10,6 +11,8 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xreducer.hpp>
 
+#include "golden/seq_ops_golden.hpp"
+#include "golden18.hpp"
 #include "kernels/blas.hpp"  // library-private; the tests see autograd/src
 #include "ops/common.hpp"
 #include "testing.hpp"
@@ -133,6 +136,62 @@ TEST_CASE_TEMPLATE("matmul: vector cases follow numpy", T, float, double) {
   auto vw = zg::matmul(v, w);
   REQUIRE(vw.shape() == Shape{});
   check_product(zg::reshape(vw, {1, 1}).data(), row(v).data(), col(w).data(), false, false);
+}
+
+// Each matrix of a stacked product against the 2-D product of the operands' matrices it pairs.
+TEST_CASE_TEMPLATE("matmul: stacks, broadcast batches and transposes, matrix by matrix", T, float, double) {
+  unsigned seed = 400;
+  const std::vector<std::pair<Shape, Shape>> batches = {
+      {{3}, {}}, {{}, {3}}, {{2, 3}, {2, 3}}, {{2, 1}, {1, 3}}, {{1, 2}, {4, 1, 2}}, {{4, 2}, {2}}};
+  for (const auto& pair : batches)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        const std::size_t M = 5, K = 7, N = 3;
+        const Shape& ba = pair.first;
+        const Shape& bb = pair.second;
+        CAPTURE(shape_str(ba)); CAPTURE(shape_str(bb)); CAPTURE(ta); CAPTURE(tb);
+        Shape sa = ba, sb = bb;
+        sa.insert(sa.end(), {ta ? K : M, ta ? M : K});
+        sb.insert(sb.end(), {tb ? N : K, tb ? K : N});
+        auto a = random<T>(sa, seed++), b = random<T>(sb, seed++);
+        auto y = zg::matmul(a, b, ta, tb);
+        const Shape batch = broadcast_shapes(ba, bb, "test");
+        Shape want = batch;
+        want.insert(want.end(), {M, N});
+        REQUIRE(y.shape() == want);
+        if (!ta && !tb) CHECK(zg::matmul(a, b).data() == y.data());
+        // Matrix i of y takes the matrices of a and b at i's broadcast positions.
+        const std::size_t count = y.size() / (M * N);
+        for (std::size_t i = 0; i < count; ++i) {
+          std::vector<Index> at_y, at_a, at_b;
+          for (std::size_t d = 0, rest = i; d < batch.size(); ++d) {
+            std::size_t stride = 1;
+            for (std::size_t e = d + 1; e < batch.size(); ++e) stride *= batch[e];
+            const std::size_t pos = rest / stride;
+            rest %= stride;
+            at_y.push_back(static_cast<std::ptrdiff_t>(pos));
+            const std::size_t lead = batch.size() - d;  // axes from the right
+            if (ba.size() >= lead) at_a.push_back(static_cast<std::ptrdiff_t>(ba[ba.size() - lead] == 1 ? 0 : pos));
+            if (bb.size() >= lead) at_b.push_back(static_cast<std::ptrdiff_t>(bb[bb.size() - lead] == 1 ? 0 : pos));
+          }
+          check_product(zg::get_item(y, at_y).data(), zg::get_item(a, at_a).data(), zg::get_item(b, at_b).data(), ta, tb);
+        }
+      }
+}
+
+TEST_CASE("matmul: stacks and vectors equal PyTorch's values and gradients") {
+  using namespace golden_seq;
+  const auto A = [](const Shape& s) { return golden18::ramp(s, [](double i) { return std::sin(0.7 * i + 0.3); }); };
+  const auto B = [](const Shape& s) { return golden18::ramp(s, [](double i) { return std::cos(0.45 * i - 0.2); }); };
+  const auto mm = [](const V& v) { return zg::matmul(v[0], v[1]); };
+  golden18::check_against(mm, {A({2, 1, 3, 4}), B({3, 4, 5})}, matmul_bcast, {matmul_bcast_grad0, matmul_bcast_grad1});
+  golden18::check_against(mm, {A({2, 3, 4}), B({4, 5})}, matmul_fold, {matmul_fold_grad0, matmul_fold_grad1});
+  golden18::check_against(mm, {A({3, 4}), B({2, 4, 5})}, matmul_left2d, {matmul_left2d_grad0, matmul_left2d_grad1});
+  golden18::check_against([](const V& v) { return zg::matmul(v[0], v[1], true, true); }, {A({2, 4, 3}), B({1, 5, 4})},
+                          matmul_trans, {matmul_trans_grad0, matmul_trans_grad1});
+  golden18::check_against(mm, {A({4}), B({2, 4, 3})}, matmul_vec_left, {matmul_vec_left_grad0, matmul_vec_left_grad1});
+  golden18::check_against(mm, {A({2, 3, 4}), B({4})}, matmul_vec_right,
+                          {matmul_vec_right_grad0, matmul_vec_right_grad1});
 }
 
 TEST_CASE_TEMPLATE("linear: values against a triple loop, with and without bias", T, float, double) {
@@ -273,6 +332,34 @@ ZG_GRADCHECK_CASE("MatMul") {
     CHECK_GRADCHECK([](const V& v) { return zg::matmul(v[0], v[1]); }, xs);
     CHECK_GRADGRADCHECK([](const V& v) { return zg::sum(zg::square(zg::matmul(v[0], v[1]))); }, xs);
   }
+  // Stacks: batch broadcast both ways, a shared right matrix (one GEMM),
+  // a shared left one, vectors against stacks, and transposes of stacks.
+  for (const auto& pair : std::vector<std::pair<Shape, Shape>>{{{2, 3, 4}, {4, 2}},
+                                                              {{2, 1, 2, 3}, {3, 3, 2}},
+                                                              {{3, 2}, {2, 2, 3}},
+                                                              {{2, 2, 3}, {2, 3, 2}},
+                                                              {{1, 2, 3}, {2, 3, 1}},
+                                                              {{3}, {2, 3, 2}},
+                                                              {{2, 2, 3}, {3}}}) {
+    const Shape& sa = pair.first;
+    const Shape& sb = pair.second;
+    CAPTURE(shape_str(sa)); CAPTURE(shape_str(sb));
+    V xs = {uniform(sa, 0.5, 2.0, seed++, true), uniform(sb, 0.5, 2.0, seed++, true)};
+    CHECK_GRADCHECK([](const V& v) { return zg::matmul(v[0], v[1]); }, xs);
+    CHECK_GRADGRADCHECK([](const V& v) { return zg::sum(zg::square(zg::matmul(v[0], v[1]))); }, xs);
+  }
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      CAPTURE(ta); CAPTURE(tb);
+      V xs = {uniform(ta ? Shape{2, 1, 3, 2} : Shape{2, 1, 2, 3}, 0.5, 2.0, seed++, true),
+              uniform(tb ? Shape{2, 4, 3} : Shape{2, 3, 4}, 0.5, 2.0, seed++, true)};
+      CHECK_GRADCHECK([=](const V& v) { return zg::matmul(v[0], v[1], ta, tb); }, xs);
+      CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(zg::matmul(v[0], v[1], ta, tb))); }, xs);
+      V shared = {uniform(ta ? Shape{2, 3, 2} : Shape{2, 2, 3}, 0.5, 2.0, seed++, true),
+                  uniform(tb ? Shape{4, 3} : Shape{3, 4}, 0.5, 2.0, seed++, true)};
+      CHECK_GRADCHECK([=](const V& v) { return zg::matmul(v[0], v[1], ta, tb); }, shared);
+      CHECK_GRADGRADCHECK([=](const V& v) { return zg::sum(zg::square(zg::matmul(v[0], v[1], ta, tb))); }, shared);
+    }
   // One operand on both sides: a a^T and a^T a.
   V a = {uniform({3, 4}, 0.5, 2.0, seed++, true)};
   CHECK_GRADCHECK([](const V& v) { return zg::matmul(v[0], v[0], false, true); }, a);
@@ -292,6 +379,14 @@ ZG_GRADCHECK_CASE("Linear") {
     CHECK_GRADGRADCHECK([](const V& v) { return zg::sum(zg::square(zg::linear(v[0], v[1], v[2]))); }, xs);
     CHECK_GRADGRADCHECK([](const V& v) { return zg::sum(zg::square(zg::linear(v[0], v[1]))); }, no_bias);
   }
+  // Over the last axis of (B, T, in) and of a vector (in).
+  for (const Shape& sx : std::vector<Shape>{{2, 3, 4}, {2, 1, 2, 4}, {4}}) {
+    CAPTURE(shape_str(sx));
+    V xs = {uniform(sx, 0.5, 2.0, seed++, true), uniform({4, 3}, 0.5, 2.0, seed++, true),
+            uniform({3}, 0.5, 2.0, seed++, true)};
+    CHECK_GRADCHECK([](const V& v) { return zg::linear(v[0], v[1], v[2]); }, xs);
+    CHECK_GRADGRADCHECK([](const V& v) { return zg::sum(zg::square(zg::linear(v[0], v[1], v[2]))); }, xs);
+  }
 }
 
 TEST_CASE("bad input: matmul and linear shapes") {
@@ -303,20 +398,30 @@ TEST_CASE("bad input: matmul and linear shapes") {
   CHECK(matmul_error(ones({3}), ones({4, 5})) == "MatMul: inner dimensions differ: (3) @ (4, 5)");
   CHECK(matmul_error(ones({2, 3}), ones({4})) == "MatMul: inner dimensions differ: (2, 3) @ (4)");
   CHECK(matmul_error(ones({3}), ones({4})) == "MatMul: inner dimensions differ: (3) @ (4)");
-  CHECK(matmul_error(ones({2, 3, 4}), ones({4, 5})) == "MatMul: expects 1-D or 2-D operands, got (2, 3, 4) @ (4, 5)");
-  CHECK(matmul_error(Variable(1.f), ones({3})) == "MatMul: expects 1-D or 2-D operands, got () @ (3)");
+  CHECK(matmul_error(ones({2, 3, 4}), ones({5, 6})) == "MatMul: inner dimensions differ: (2, 3, 4) @ (5, 6)");
+  CHECK(matmul_error(ones({2, 3, 4}), ones({3, 4, 6})) ==
+        "MatMul: batch dimensions do not broadcast: (2, 3, 4) @ (3, 4, 6)");
+  CHECK(matmul_error(ones({2, 1, 3, 4}), ones({5, 3, 4, 6})) ==
+        "MatMul: batch dimensions do not broadcast: (2, 1, 3, 4) @ (5, 3, 4, 6)");
+  CHECK(matmul_error(ones({5}), ones({2, 4, 3})) == "MatMul: inner dimensions differ: (5) @ (2, 4, 3)");
+  CHECK(matmul_error(ones({2, 3, 4}), ones({3})) == "MatMul: inner dimensions differ: (2, 3, 4) @ (3)");
+  CHECK(matmul_error(Variable(1.f), ones({3})) == "MatMul: operands need 1 or more dimensions, got () @ (3)");
+  CHECK(message_of<ShapeError>([&] { zg::matmul(ones({2, 3, 4}), ones({2, 5, 4}), true, true); }) ==
+        "MatMul: inner dimensions differ: (2, 3, 4)^T @ (2, 5, 4)^T");
   CHECK(message_of<ShapeError>([&] { zg::matmul(ones({3, 2}), ones({4, 5}), true, false); }) ==
         "MatMul: inner dimensions differ: (3, 2)^T @ (4, 5)");
   CHECK(message_of<ShapeError>([&] { zg::matmul(ones({2, 3}), ones({5, 4}), false, true); }) ==
         "MatMul: inner dimensions differ: (2, 3) @ (5, 4)^T");
   CHECK(message_of<ShapeError>([&] { zg::matmul(ones({3}), ones({3, 4}), true, false); }) ==
-        "MatMul: transpose flags need 2-D operands, got (3)^T @ (3, 4)");
+        "MatMul: the form with transpose flags needs operands of 2 or more dimensions (matmul(a, b) takes "
+        "vectors), got (3)^T @ (3, 4)");
 
   const auto linear_error = [](const Variable& x, const Variable& W, const Variable& b) {
     return message_of<ShapeError>([&] { zg::linear(x, W, b); });
   };
   CHECK(linear_error(ones({2, 3, 4}), ones({12, 5}), Variable()) ==
-        "Linear: x must be 2-D (N, in), got x (2, 3, 4), W (12, 5)");
+        "Linear: inner dimensions differ: x (2, 3, 4) @ W (12, 5)");
+  CHECK(linear_error(Variable(1.f), ones({1, 5}), Variable()) == "Linear: x must be (..., in), got x (), W (1, 5)");
   CHECK(linear_error(ones({2, 3}), ones({3}), Variable()) == "Linear: W must be 2-D (in, out), got x (2, 3), W (3)");
   CHECK(linear_error(ones({2, 3}), ones({4, 5}), ones({5})) == "Linear: inner dimensions differ: x (2, 3) @ W (4, 5)");
   CHECK(linear_error(ones({2, 3}), ones({3, 5}), ones({4})) == "Linear: bias (4) does not match W (3, 5): expected (5)");

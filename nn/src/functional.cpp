@@ -1,5 +1,5 @@
-// Layer-level functional ops built from autograd ops: linear with
-// flattening, inverted dropout, batch normalisation.
+// Layer-level functional ops built from autograd ops: linear over the last
+// axis or with flattening, inverted dropout, batch normalisation.
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -12,7 +12,8 @@ namespace zg::nn::functional {
 
 template <class T>
 Var<T> linear(const Var<T>& x, const Var<T>& W, const Var<T>& b) {
-  if (x.ndim() > 2) {
+  const Shape ws = W.shape();
+  if (x.ndim() > 2 && ws.size() == 2 && x.shape().back() != ws[0]) {  // the book's Affine
     const Shape s = x.shape();
     const std::size_t rest = std::accumulate(s.begin() + 1, s.end(), std::size_t{1}, std::multiplies<>());
     return zg::linear(zg::reshape(x, {s[0], rest}), W, b);

@@ -50,10 +50,11 @@ BasicLinear<T>::BasicLinear(std::size_t in, std::size_t out, Init init, bool wit
 
 template <class T>
 BasicVariable<T> BasicLinear<T>::forward(const BasicVariable<T>& x) {
-  if (x.ndim() < 2)
-    throw ShapeError("Linear: input must be (N, " + std::to_string(in_) + ") or (N, ...), got " + shape_str(x.shape()));
-  const std::size_t features = x.size() / x.shape()[0];
-  if (x.shape()[0] == 0 || features != in_)
+  if (x.ndim() < 1)
+    throw ShapeError("Linear: input must be (..., " + std::to_string(in_) + ") or (N, ...), got " + shape_str(x.shape()));
+  if (x.shape().back() == in_) return F::linear(x, weight, bias);
+  const std::size_t features = x.ndim() < 2 || x.shape()[0] == 0 ? x.shape().back() : x.size() / x.shape()[0];
+  if (x.ndim() < 2 || x.shape()[0] == 0 || features != in_)
     throw ShapeError("Linear(in=" + std::to_string(in_) + ", out=" + std::to_string(out_) + "): input " +
                      shape_str(x.shape()) + " has " + std::to_string(features) + " features per sample");
   return F::linear(x, weight, bias);

@@ -1,8 +1,12 @@
 // Tensor shape ops: transpose, flatten / expand_dims / squeeze (reshapes),
-// get_item and its scatter-add backward, concat / stack / split. Copies are raw
-// loops over contiguous memory: xtensor's strided views copy slowly.
+// the masks tril / triu / masked_fill, get_item and its scatter-add
+// backward, concat / stack / split. Copies are raw loops over contiguous
+// memory: xtensor's strided views copy slowly.
 #include <algorithm>
+#include <limits>
 #include <numeric>
+
+#include <xtensor/xoperation.hpp>
 
 #include "ops/common.hpp"
 
@@ -101,6 +105,84 @@ struct Transpose final : Function<T> {
   std::string rule(std::size_t) const override { return "the upstream gradient transposed back"; }
 };
 ZG_REGISTER_OP(Transpose);
+
+// Masks
+
+// y = x inside the band lo <= j - i <= hi of each matrix in the last two axes, 0 outside.
+template <class T>
+Tensor<T> keep_band(const Tensor<T>& x, std::ptrdiff_t lo, std::ptrdiff_t hi, const char* op) {
+  const std::size_t n = x.dimension();
+  if (n < 2) throw ShapeError(std::string(op) + ": input must have 2 or more dimensions, got " + shape_str(x.shape()));
+  const auto rows = static_cast<std::ptrdiff_t>(x.shape()[n - 2]), cols = static_cast<std::ptrdiff_t>(x.shape()[n - 1]);
+  Tensor<T> y = Tensor<T>::from_shape(x.shape());
+  if (y.size() == 0) return y;
+  const T* in = x.data();
+  T* out = y.data();
+  for (std::size_t at = 0; at < x.size(); at += static_cast<std::size_t>(rows * cols))
+    for (std::ptrdiff_t i = 0; i < rows; ++i) {
+      const T* row = in + at + static_cast<std::size_t>(i * cols);
+      T* dst = out + at + static_cast<std::size_t>(i * cols);
+      for (std::ptrdiff_t j = 0; j < cols; ++j) dst[j] = j - i >= lo && j - i <= hi ? row[j] : T(0);
+    }
+  return y;
+}
+constexpr std::ptrdiff_t kNoBound = std::numeric_limits<std::ptrdiff_t>::max() / 2;
+
+template <class T>
+struct Tril final : Function<T> {
+  explicit Tril(std::ptrdiff_t diagonal) : diagonal(diagonal) {}
+  std::ptrdiff_t diagonal;
+  std::string name() const override { return "Tril"; }
+  std::string attributes() const override { return "diagonal=" + std::to_string(diagonal); }
+  Outputs<T> forward(const TensorList<T>& x) override { return keep_band(x[0], -kNoBound, diagonal, "Tril"); }
+  bool saves_inputs() const override { return false; }  // backward needs only the diagonal
+  // linear: the gradient keeps the same triangle
+  Variables<T> backward(const Variables<T>& gy) override { return {zg::tril(gy[0], diagonal)}; }
+  std::string rule(std::size_t) const override { return "the upstream gradient's lower triangle"; }
+};
+ZG_REGISTER_OP(Tril);
+
+template <class T>
+struct Triu final : Function<T> {
+  explicit Triu(std::ptrdiff_t diagonal) : diagonal(diagonal) {}
+  std::ptrdiff_t diagonal;
+  std::string name() const override { return "Triu"; }
+  std::string attributes() const override { return "diagonal=" + std::to_string(diagonal); }
+  Outputs<T> forward(const TensorList<T>& x) override { return keep_band(x[0], diagonal, kNoBound, "Triu"); }
+  bool saves_inputs() const override { return false; }  // backward needs only the diagonal
+  // linear: the gradient keeps the same triangle
+  Variables<T> backward(const Variables<T>& gy) override { return {zg::triu(gy[0], diagonal)}; }
+  std::string rule(std::size_t) const override { return "the upstream gradient's upper triangle"; }
+};
+ZG_REGISTER_OP(Triu);
+
+template <class T>
+struct MaskedFill final : Function<T> {
+  explicit MaskedFill(double value) : value(value) {}
+  double value;
+  std::string name() const override { return "MaskedFill"; }
+  std::string attributes() const override { return "value=" + number_str(value); }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    const Shape xs = zg::shape_of(x[0]), ms = zg::shape_of(x[1]);
+    bool fits = ms.size() <= xs.size();
+    for (std::size_t d = 0; fits && d < ms.size(); ++d) {
+      const std::size_t m = ms[ms.size() - 1 - d];
+      fits = m == 1 || m == xs[xs.size() - 1 - d];
+    }
+    if (!fits)
+      throw ShapeError("MaskedFill: mask " + shape_str(ms) + " does not broadcast to the input's shape " + shape_str(xs));
+    return xt::where(xt::not_equal(x[1], T(0)), static_cast<T>(value), x[0]);
+  }
+  // d masked_fill = gy where the mask is 0, 0 where it filled
+  Variables<T> backward(const Variables<T>& gy) override {
+    if (!this->needs_input_grad(0)) return {Var<T>(), Var<T>()};
+    return {zg::masked_fill(gy[0], this->input(1), 0.0), Var<T>()};
+  }
+  std::string rule(std::size_t i) const override {
+    return i == 0 ? "upstream where the mask is 0, 0 where it filled" : "none for the mask";
+  }
+};
+ZG_REGISTER_OP(MaskedFill);
 
 // Get_item
 
@@ -371,6 +453,31 @@ Var<T> permute(const Var<T>& x, const Axes& axes) {
 }
 
 template <class T>
+Var<T> transpose(const Var<T>& x, std::ptrdiff_t dim0, std::ptrdiff_t dim1) {
+  const Shape s = x.shape();
+  const std::size_t a = axis_index(dim0, s.size(), s, "Transpose"), b = axis_index(dim1, s.size(), s, "Transpose");
+  Axes perm(s.size());
+  std::iota(perm.begin(), perm.end(), std::ptrdiff_t{0});
+  std::swap(perm[a], perm[b]);
+  return zg::transpose(x, perm);
+}
+
+template <class T>
+Var<T> tril(const Var<T>& x, std::ptrdiff_t diagonal) {
+  return apply1<Tril<T>>({x}, diagonal);
+}
+
+template <class T>
+Var<T> triu(const Var<T>& x, std::ptrdiff_t diagonal) {
+  return apply1<Triu<T>>({x}, diagonal);
+}
+
+template <class T>
+Var<T> masked_fill(const Var<T>& x, const Var<T>& mask, double value) {
+  return apply1<MaskedFill<T>>({x, mask}, value);
+}
+
+template <class T>
 Var<T> flatten(const Var<T>& x, std::ptrdiff_t start_axis) {
   const Shape s = x.shape();
   if (s.empty() && start_axis == 0) return zg::reshape(x, {1});
@@ -444,6 +551,10 @@ std::vector<Var<T>> split(const Var<T>& x, const std::vector<std::size_t>& sizes
   template Var<T> transpose(const Var<T>&);                                                 \
   template Var<T> transpose(const Var<T>&, const Axes&);                                    \
   template Var<T> permute(const Var<T>&, const Axes&);                                      \
+  template Var<T> transpose(const Var<T>&, std::ptrdiff_t, std::ptrdiff_t);                 \
+  template Var<T> tril(const Var<T>&, std::ptrdiff_t);                                      \
+  template Var<T> triu(const Var<T>&, std::ptrdiff_t);                                      \
+  template Var<T> masked_fill(const Var<T>&, const Var<T>&, double);                        \
   template Var<T> flatten(const Var<T>&, std::ptrdiff_t);                                   \
   template Var<T> expand_dims(const Var<T>&, std::ptrdiff_t);                               \
   template Var<T> squeeze(const Var<T>&);                                                   \

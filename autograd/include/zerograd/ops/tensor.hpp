@@ -17,6 +17,8 @@ template <class T> Var<T> transpose(const Var<T>& x);
 // y.shape[i] = x.shape[axes[i]]; axes is a permutation of x's axes, negatives allowed.
 template <class T> Var<T> transpose(const Var<T>& x, const Axes& axes);
 template <class T> Var<T> permute(const Var<T>& x, const Axes& axes);  // same as transpose
+// Swaps two axes (negatives count from the end), as torch.transpose(x, dim0, dim1).
+template <class T> Var<T> transpose(const Var<T>& x, std::ptrdiff_t dim0, std::ptrdiff_t dim1);
 // Keeps the axes before start_axis and flattens the rest into one:
 // (N, C, H, W) -> (N, C*H*W) by default. A 0-d x becomes (1).
 template <class T> Var<T> flatten(const Var<T>& x, std::ptrdiff_t start_axis = 1);
@@ -74,6 +76,23 @@ template <class T> Var<T> get_item(const Var<T>& x, const std::vector<Index>& in
 // positions (repeated indices accumulate).
 template <class T>
 Var<T> get_item_grad(const Var<T>& gy, const std::vector<Index>& indices, const Shape& shape);
+
+// Masks
+// The lower (tril) or upper (triu) triangle of each matrix in the last two
+// axes, zeros elsewhere, as torch.tril / torch.triu: element (i, j) is kept
+// when j - i <= diagonal (tril) or j - i >= diagonal (triu); diagonal 0 is
+// the main diagonal, positive ones lie above it. x needs 2 or more
+// dimensions (ShapeError otherwise). Functions "Tril" and "Triu"; the
+// gradient is the same triangle of the upstream gradient.
+template <class T> Var<T> tril(const Var<T>& x, std::ptrdiff_t diagonal = 0);
+template <class T> Var<T> triu(const Var<T>& x, std::ptrdiff_t diagonal = 0);
+// value where mask is nonzero (true), x elsewhere, as Tensor.masked_fill.
+// mask is a 0/1 Variable (a comparison's result, say) that broadcasts to x's
+// shape, which the result keeps; ShapeError naming both shapes otherwise.
+// value may be -infinity (attention scores). Function "MaskedFill": x's
+// gradient is the upstream gradient with the filled positions zeroed; the
+// mask gets none.
+template <class T> Var<T> masked_fill(const Var<T>& x, const Var<T>& mask, double value);
 
 // Joining and splitting
 // Joins along an existing axis; every other axis must match.

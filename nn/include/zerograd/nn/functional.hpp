@@ -102,8 +102,11 @@ template <class T> double accuracy(const Var<T>& x, const Var<T>& target);
 
 // Layers
 
-// y = x W + b with W (in, out); x of rank > 2 is flattened to (N, in) first
-// (the book's Affine) and its gradient reshaped back.
+// y = x W + b with W (in, out), over the last axis of x as in PyTorch:
+// (..., in) -> (..., out), as one GEMM over all leading axes. When the last
+// axis is not `in` and x has rank > 2, x is flattened to (N, rest) first (the
+// book's Affine: (N, C, H, W) -> (N, out) for in = C H W) and its gradient
+// reshaped back. So the last axis wins when it equals `in`.
 template <class T> Var<T> linear(const Var<T>& x, const Var<T>& W, const Var<T>& b);
 
 // Inverted dropout: in training keep each element with probability 1 - p and
@@ -148,6 +151,42 @@ Var<T> layer_norm(const Var<T>& x, const Shape& normalized_shape, const Var<T>& 
 // gradient. Function "Embedding".
 template <class T>
 Var<T> embedding(const Var<T>& indices, const Var<T>& weight, std::optional<std::size_t> padding_idx = {});
+
+// Attention (ops/attention.cpp)
+
+// What attn_mask holds, as PyTorch tells by its dtype: Boolean, nonzero
+// where a query may attend to a key (True takes part) and 0 where it may
+// not; Additive, numbers added to the scores (-infinity masks).
+enum class AttnMask { Boolean, Additive };
+
+// The options of scaled_dot_product_attention, set by name as PyTorch's
+// keyword arguments: o.is_causal = true; o.dropout_p = 0.1.
+template <class T>
+struct AttentionOptions {
+  Var<T> attn_mask = {};  // broadcasts to the scores (..., L, S); empty: none
+  AttnMask attn_mask_kind = AttnMask::Boolean;
+  bool is_causal = false;  // query i attends to keys j <= i (the top-left triangle, as PyTorch)
+  double dropout_p = 0;    // on the attention probabilities, in [0, 1)
+  bool training = true;    // dropout only while training (a module passes is_training())
+  std::optional<double> scale = {};  // default 1 / sqrt(E)
+  Generator* generator = nullptr;    // the dropout's draws; nullptr: zg::generator()
+};
+
+// softmax(q k^T scale + mask) v over the last two axes, as PyTorch 2's
+// F.scaled_dot_product_attention: q (..., L, E), k (..., S, E), v (..., S,
+// Ev) -> (..., L, Ev); batch axes broadcast as matmul's. A Boolean mask and
+// is_causal may go together; an Additive mask gets a gradient (sum_to its
+// shape). Dropout keeps each probability with 1 - dropout_p, scaled by
+// 1 / (1 - dropout_p), and its backward uses the same draws. A query row
+// whose keys are all masked (or all -infinity) gives zeros, and sends no
+// gradient, where PyTorch gives NaN. Bad shapes (ranks under 2, an empty
+// sequence, E or S differing, batch axes or a mask that do not broadcast)
+// throw ShapeError naming the op and the shapes; dropout_p outside [0, 1)
+// ValueError. One Function "ScaledDotProductAttention", whose backward
+// recomputes the probabilities (Note [Attention recomputes its probabilities]).
+template <class T>
+Var<T> scaled_dot_product_attention(const Var<T>& q, const Var<T>& k, const Var<T>& v,
+                                    const AttentionOptions<T>& options = {});
 
 // Mean over the windows PyTorch's adaptive pooling uses: output cell i of
 // OH covers rows floor(i H / OH) to ceil((i + 1) H / OH) - 1 (columns alike).

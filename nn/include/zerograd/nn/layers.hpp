@@ -28,7 +28,9 @@ struct Init {
 // same layer in the other dtype, for Module::to<U>().
 
 // y = x W + b, W (in, out) (the book's Affine). Default init: He normal, b = 0.
-// Input of rank > 2 is flattened to (N, in).
+// Input (..., in) maps to (..., out) over its last axis, as PyTorch's Linear;
+// input of rank > 2 whose last axis is not `in` but whose sample size is,
+// (N, C, H, W) with C H W = in, is flattened to (N, in) (the book's Affine).
 template <class T>
 class BasicLinear : public BasicModule<T> {
  public:
