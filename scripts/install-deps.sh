@@ -17,6 +17,7 @@ packages=(
   python3-numpy                              # checks that numpy reads our .npz files
   chromium                                   # the graph player's browser test
   libopenmpi-dev openmpi-bin                 # zerograd::distributed and its mpirun tests
+  iproute2                                   # the two-host test's network namespaces (ip netns)
 )
 # The browser test runs puppeteer-core from npm on Node. These machines come
 # with Node 20 and its npm (NodeSource's nodejs, which ships npm itself and
