@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake make ccache                      # toolchain (ccache: fast rebuilds)
+  pkgconf dpkg-dev                           # zerograd.pc's tests; dpkg-shlibdeps for the .deb's Depends
   clang libclang-rt-14-dev                   # sanitizer build and libFuzzer in the test command
   libxtensor-dev libxtensor-blas-dev libxsimd-dev libopenblas-dev  # tensors and BLAS
   doctest-dev                                # tests
