@@ -1,5 +1,6 @@
 #pragma once
 // zerograd's nn: modules, layers, functional ops, init, checkpoints.
+#include "zerograd/nn/attention.hpp"
 #include "zerograd/nn/checkpoint.hpp"
 #include "zerograd/nn/conv.hpp"
 #include "zerograd/nn/data.hpp"
