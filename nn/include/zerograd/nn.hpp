@@ -5,6 +5,7 @@
 #include "zerograd/nn/conv.hpp"
 #include "zerograd/nn/data.hpp"
 #include "zerograd/nn/functional.hpp"
+#include "zerograd/nn/gpt.hpp"
 #include "zerograd/nn/gradcheck.hpp"
 #include "zerograd/nn/init.hpp"
 #include "zerograd/nn/layers.hpp"
