@@ -418,7 +418,8 @@ int main(int argc, char** argv) {
     std::size_t start_step = 0;
     nn::RecurrentState carried;
     if (saved) {
-      Tensor<float> generator, h, cell;
+      // A default Tensor is 0-d with one element, so absence is kept apart.
+      std::optional<Tensor<float>> generator, h, cell;
       nn::LoadOptions options;
       options.extra_names = [](const std::string& n) {
         return n.rfind("optimizer.", 0) == 0 || n.rfind("train.", 0) == 0 || n.rfind("lm.", 0) == 0;
@@ -436,11 +437,11 @@ int main(int argc, char** argv) {
         adam.load_state_dict(opt);
       }, options);
       if (app.count("--lr")) adam.set_lr(static_cast<float>(c.lr));
-      if (generator.size() > 1) nn::decode_generator(generator, zg::generator(), "train.generator");
+      if (generator) nn::decode_generator(*generator, zg::generator(), "train.generator");
       if (start_step > 0) {
-        if (h.size() == 0) throw ValueError(c.resume + ": stopped within an epoch but holds no train.state.h");
-        carried.h = Variable(h);
-        if (cell.size() > 0) carried.c = Variable(cell);
+        if (!h) throw ValueError(c.resume + ": stopped within an epoch but holds no train.state.h");
+        carried.h = Variable(*h);
+        if (cell) carried.c = Variable(*cell);
       }
       std::cout << "resumed from " << c.resume << " after epoch " << start_epoch;
       if (start_step) std::cout << " and " << start_step << " steps of epoch " << start_epoch + 1;

@@ -145,6 +145,23 @@ TEST_CASE("train-lm: stopped in the middle of an epoch, --resume continues the s
   }
 }
 
+TEST_CASE("train-lm: --model gru trains, checkpoints and samples (the state has no c)") {
+  REQUIRE(have_fortunes());
+  const fs::path dir = zg::testing::empty_dir("train_lm_gru");
+  const Run r = train_lm(kTiny + "--model gru --epochs 1 --stop-after 20 --out " + dir.string());
+  CAPTURE(r.err);
+  REQUIRE(r.status == 130);
+  CHECK(entries(dir / "checkpoint.npz").count("train.state.h") == 1);
+  CHECK(entries(dir / "checkpoint.npz").count("train.state.c") == 0);
+  const Run resumed = train_lm(kTiny + "--model gru --epochs 1 --resume " + (dir / "checkpoint.npz").string() +
+                               " --out " + dir.string());
+  CAPTURE(resumed.err);
+  CHECK(resumed.status == 0);
+  const Run s = train_lm("--load " + (dir / "checkpoint.npz").string() + " --sample 30 --threads 1");
+  CHECK(s.status == 0);
+  CHECK(code_points(s.out) == 30);
+}
+
 TEST_CASE("train-lm: a directory without text is a clear error") {
   const fs::path dir = zg::testing::empty_dir("train_lm_empty");
   std::ofstream(dir / "index.dat", std::ios::binary) << std::string("\0\0\0\2binary", 10);
