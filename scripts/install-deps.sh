@@ -15,6 +15,7 @@ packages=(
   graphviz                                   # graph pictures (dot)
   gnuplot-nox                                # training plots (PNG)
   dataset-fashion-mnist                      # the built-in data set
+  fortunes                                   # English text (quotes) that train-lm learns characters from
   python3-numpy                              # checks that numpy reads our .npz files
   chromium                                   # the graph player's browser test
   libopenmpi-dev openmpi-bin                 # zerograd::distributed and its mpirun tests
