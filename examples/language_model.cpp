@@ -40,10 +40,33 @@ class RecurrentLanguageModel : public LanguageModel {
   std::shared_ptr<nn::Linear> head_;
 };
 
+// nn::GPT: no state between windows; each window attends within itself.
+class TransformerLanguageModel : public LanguageModel {
+ public:
+  explicit TransformerLanguageModel(const LanguageModelConfig& c) : config_(c) {
+    nn::GPTOptions o(c.vocab, c.block);
+    o.n_layer = c.layers;
+    o.n_head = c.heads;
+    o.n_embd = c.embed;
+    o.dropout = c.dropout;
+    gpt_ = register_module("gpt", std::make_shared<nn::GPT>(o));
+  }
+  using LanguageModel::forward;
+  LanguageModelOutput forward(const Variable& tokens, const nn::RecurrentState&) override {
+    return {(*gpt_)(tokens), {}};
+  }
+  std::size_t context_length() const override { return config_.block; }
+  std::string type_name() const override { return "GPTLanguageModel"; }
+
+ private:
+  LanguageModelConfig config_;
+  std::shared_ptr<nn::GPT> gpt_;
+};
+
 }  // namespace
 
 const std::vector<std::string>& language_model_kinds() {
-  static const std::vector<std::string> kinds = {"lstm", "gru"};
+  static const std::vector<std::string> kinds = {"lstm", "gru", "gpt"};
   return kinds;
 }
 
@@ -51,6 +74,7 @@ std::shared_ptr<LanguageModel> make_language_model(const LanguageModelConfig& co
   const auto& kinds = language_model_kinds();
   if (std::find(kinds.begin(), kinds.end(), config.kind) == kinds.end())
     throw ValueError("unknown language model '" + config.kind + "'");
+  if (config.kind == "gpt") return std::make_shared<TransformerLanguageModel>(config);
   return std::make_shared<RecurrentLanguageModel>(config);
 }
 

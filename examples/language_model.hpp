@@ -28,11 +28,15 @@ class LanguageModel : public nn::Module {
   }
   // The logits alone, from the start of the rows.
   Variable forward(const Variable& tokens) override { return forward(tokens, {}).logits; }
+  // How many tokens a model without a recurrent state sees at most (its
+  // block size); 0 for a recurrent model, which carries its state instead.
+  virtual std::size_t context_length() const { return 0; }
 };
 
 struct LanguageModelConfig {
   std::string kind = "lstm";  // one of language_model_kinds()
   std::size_t vocab = 0, embed = 128, hidden = 256, layers = 2;
+  std::size_t heads = 4, block = 64;  // gpt only: attention heads, the longest context
   double dropout = 0;
 };
 

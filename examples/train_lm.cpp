@@ -1,4 +1,4 @@
-// Trains a character-level language model (LSTM or GRU) on the fortunes
+// Trains a character-level language model (LSTM, GRU or GPT) on the fortunes
 // text with truncated backpropagation through time, and samples from it:
 // a progress bar per epoch, train and validation loss in nats per character
 // against the unigram baseline, a sample after each epoch, metrics.csv, a
@@ -159,6 +159,9 @@ std::vector<std::size_t> generate(examples::LanguageModel& model, std::vector<st
   nn::RecurrentState state;
   std::vector<std::size_t> out;
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  const std::size_t window = model.context_length();
+  std::vector<std::size_t> history = context;
+  if (window > 0 && context.size() > window) context.erase(context.begin(), context.end() - std::ptrdiff_t(window));
   while (out.size() < n) {
     auto step = model(tokens_variable(context), state);
     state = step.state;
@@ -176,7 +179,11 @@ std::vector<std::size_t> generate(examples::LanguageModel& model, std::vector<st
         break;
       }
     out.push_back(pick);
-    context = {pick};
+    // A recurrent model goes on from its state with the new token alone; a
+    // transformer reads the last `window` tokens again.
+    history.push_back(pick);
+    if (window == 0) context = {pick};
+    else context.assign(history.end() - std::ptrdiff_t(std::min(window, history.size())), history.end());
   }
   return out;
 }
@@ -264,10 +271,12 @@ Saved read_saved(const std::string& path) {
   if (kind >= kinds.size()) throw ValueError(std::string(kKinds) + ": unknown model " + std::to_string(kind));
   s.model.kind = kinds[kind];
   const Tensor<float>& sizes = e["lm.sizes"];
-  if (sizes.size() != 3) throw ValueError("lm.sizes: expected 3 values (embed, hidden, layers)");
+  if (sizes.size() != 5) throw ValueError("lm.sizes: expected 5 values (embed, hidden, layers, heads, block)");
   s.model.embed = whole(sizes(0), "lm.sizes");
   s.model.hidden = whole(sizes(1), "lm.sizes");
   s.model.layers = whole(sizes(2), "lm.sizes");
+  s.model.heads = whole(sizes(3), "lm.sizes");
+  s.model.block = whole(sizes(4), "lm.sizes");
   for (float v : e["lm.vocab"]) s.vocab.push_back(static_cast<char32_t>(whole(v, "lm.vocab")));
   s.model.vocab = s.vocab.size();
   return s;
@@ -309,7 +318,7 @@ bool all_finite(const nn::NamedArrays& arrays, std::string& which) {
 
 int main(int argc, char** argv) {
   Config c;
-  CLI::App app{"Train a character-level language model (LSTM or GRU) on the fortunes text (Debian's fortunes\n"
+  CLI::App app{"Train a character-level language model (LSTM, GRU or GPT) on the fortunes text (Debian's fortunes\n"
                "package) with truncated backpropagation through time, or sample from a trained one.\n"
                "Each epoch prints train and validation loss in nats per character (the unigram baseline,\n"
                "the entropy of the character frequencies, is printed once) and a sample; metrics.csv,\n"
@@ -321,7 +330,10 @@ int main(int argc, char** argv) {
   app.add_option("--embed", c.model.embed, "Embedding size")->check(CLI::Range(1, 65536))->capture_default_str();
   app.add_option("--hidden", c.model.hidden, "Hidden size of each recurrent layer")
       ->check(CLI::Range(1, 65536))->capture_default_str();
-  app.add_option("--layers", c.model.layers, "Recurrent layers")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--layers", c.model.layers, "Recurrent layers, or transformer layers for gpt")
+      ->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--heads", c.model.heads, "Attention heads (gpt; they divide --embed)")
+      ->check(CLI::Range(1, 1024))->capture_default_str();
   app.add_option("--dropout", c.model.dropout, "Dropout between layers and before the output layer (training only)")
       ->check(CLI::Range(0.0, 0.99))->capture_default_str();
   app.add_option("--data", c.data, "Directory whose text files (UTF-8, e.g. fortune files) make the corpus;\n"
@@ -401,6 +413,7 @@ int main(int argc, char** argv) {
                        std::to_string(c.batch) + ": use more text or smaller batches");
 
     c.model.vocab = vocab.size();
+    c.model.block = c.bptt;  // gpt: the position table covers one window
     if (saved) {
       const auto want = c.model;
       c.model = saved->model;
@@ -438,7 +451,7 @@ int main(int argc, char** argv) {
       }, options);
       if (app.count("--lr")) adam.set_lr(static_cast<float>(c.lr));
       if (generator) nn::decode_generator(*generator, zg::generator(), "train.generator");
-      if (start_step > 0) {
+      if (start_step > 0 && model->context_length() == 0) {  // a transformer carries no state
         if (!h) throw ValueError(c.resume + ": stopped within an epoch but holds no train.state.h");
         carried.h = Variable(*h);
         if (cell) carried.c = Variable(*cell);
@@ -478,7 +491,8 @@ int main(int argc, char** argv) {
         throw ValueError("not saving " + ck + ": '" + which + "' holds a NaN or infinity (the last checkpoint is kept)");
       const auto& kinds = examples::language_model_kinds();
       extra.emplace_back(kKinds, floats({double(std::find(kinds.begin(), kinds.end(), c.model.kind) - kinds.begin())}));
-      extra.emplace_back("lm.sizes", floats({double(c.model.embed), double(c.model.hidden), double(c.model.layers)}));
+      extra.emplace_back("lm.sizes", floats({double(c.model.embed), double(c.model.hidden), double(c.model.layers),
+                                                   double(c.model.heads), double(c.model.block)}));
       std::vector<double> v(vocab.begin(), vocab.end());
       extra.emplace_back("lm.vocab", floats(v));
       extra.emplace_back("train.epoch", optim::encode_count(epochs_done));

@@ -162,6 +162,43 @@ TEST_CASE("train-lm: --model gru trains, checkpoints and samples (the state has 
   CHECK(code_points(s.out) == 30);
 }
 
+TEST_CASE("train-lm: --model gpt learns, resumes bit for bit without a carried state, samples past its block") {
+  REQUIRE(have_fortunes());
+  const fs::path dir = zg::testing::empty_dir("train_lm_gpt");
+  const std::string gpt = kTiny + "--model gpt --heads 2 --dropout 0.1 ";
+  const Run r = train_lm(gpt + "--epochs 2 --out " + (dir / "straight").string());
+  CAPTURE(r.out);
+  CAPTURE(r.err);
+  REQUIRE(r.status == 0);
+  const auto baseline = numbers_after(r.out, "unigram baseline (entropy of the training characters): ");
+  const auto val = numbers_after(r.out, ", validation loss ");
+  REQUIRE(val.size() == 2);
+  CHECK(val[1] < val[0]);
+  CHECK(val[1] < baseline.at(0));
+  const Run stop = train_lm(gpt + "--epochs 2 --stop-after 40 --out " + (dir / "split").string());
+  REQUIRE(stop.status == 130);
+  CHECK(entries(dir / "split" / "checkpoint.npz").count("train.state.h") == 0);
+  const Run resumed = train_lm(gpt + "--epochs 1 --resume " + (dir / "split" / "checkpoint.npz").string() +
+                               " --out " + (dir / "split").string());
+  CAPTURE(resumed.err);
+  REQUIRE(resumed.status == 0);
+  const auto straight = entries(dir / "straight" / "checkpoint.npz"), split = entries(dir / "split" / "checkpoint.npz");
+  REQUIRE(split.size() == straight.size());
+  for (const auto& [name, a] : straight) {
+    CAPTURE(name);
+    REQUIRE(split.count(name));
+    CHECK(split.at(name) == a);
+  }
+  // A prompt longer than the block of 32: the model reads its last 32 characters.
+  const std::string prompt(40, 'e');
+  const Run s = train_lm("--load " + (dir / "straight" / "checkpoint.npz").string() + " --sample 50 --prompt '" +
+                         prompt + "' --threads 1");
+  CAPTURE(s.err);
+  REQUIRE(s.status == 0);
+  CHECK(s.out.rfind(prompt, 0) == 0);
+  CHECK(code_points(s.out) == 40 + 50);
+}
+
 TEST_CASE("train-lm: a directory without text is a clear error") {
   const fs::path dir = zg::testing::empty_dir("train_lm_empty");
   std::ofstream(dir / "index.dat", std::ios::binary) << std::string("\0\0\0\2binary", 10);
