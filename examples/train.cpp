@@ -76,24 +76,8 @@ struct Config {
   bool distributed = false;
 };
 
-// Set by SIGINT/SIGTERM: the current step finishes, then the run stops
-// cleanly. The handler resets itself, so a second Ctrl-C kills at once. A
-// lock-free atomic: safe in a signal handler, and the handler may run on
-// any of the process's threads (the pool's workers too). SA_RESTART: a
-// signal during a blocking call (gnuplot's waitpid, a terminal write) does
-// not fail it.
-std::atomic<int> stop_signal{0};
-static_assert(std::atomic<int>::is_always_lock_free);
-extern "C" void request_stop(int sig) { stop_signal.store(sig, std::memory_order_relaxed); }
-
-void install_stop_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = request_stop;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESETHAND | SA_RESTART;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
+using examples::install_stop_handlers;  // Ctrl-C and SIGTERM stop after the current step
+using examples::stop_signal;
 
 // What every rank agrees to stop on (--distributed), the largest signal
 // any rank saw by the end of the step.

@@ -211,19 +211,8 @@ double evaluate(examples::LanguageModel& model, const std::vector<std::size_t>& 
   return total / count;
 }
 
-// Set by SIGINT/SIGTERM: the current step finishes, then the run stops with
-// a checkpoint (as examples/train.cpp does).
-std::atomic<int> stop_signal{0};
-extern "C" void request_stop(int sig) { stop_signal.store(sig, std::memory_order_relaxed); }
-
-void install_stop_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = request_stop;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESETHAND | SA_RESTART;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
+using examples::install_stop_handlers;  // Ctrl-C and SIGTERM stop after the current step
+using examples::stop_signal;
 
 struct Config {
   examples::LanguageModelConfig model;

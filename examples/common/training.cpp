@@ -8,9 +8,26 @@
 #include <optional>
 #include <sstream>
 
+#include <signal.h>
 #include <unistd.h>
 
 namespace zg::examples {
+
+// Lock-free: safe in a signal handler, which may run on any of the
+// process's threads (the pool's workers too).
+std::atomic<int> stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+
+extern "C" void zerograd_examples_request_stop(int sig) { stop_signal.store(sig, std::memory_order_relaxed); }
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = zerograd_examples_request_stop;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND | SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
 
 std::string format_seconds(double s) {
   std::ostringstream out;

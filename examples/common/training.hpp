@@ -15,6 +15,13 @@
 
 namespace zg::examples {
 
+// Set by SIGINT/SIGTERM once install_stop_handlers() ran: the current step
+// finishes, then the run stops cleanly with a checkpoint. The handler resets
+// itself, so a second Ctrl-C kills at once. SA_RESTART: a signal during a
+// blocking call (gnuplot's waitpid, a terminal write) does not fail it.
+extern std::atomic<int> stop_signal;
+void install_stop_handlers();
+
 // A bar on a terminal (iterations, loss, speed, ETA), redrawn in place;
 // plain lines every ~10% when stderr is not a terminal (logs, CI).
 class ProgressBar {
