@@ -15,18 +15,13 @@ import math
 import torch
 import torch.nn as nn
 
-torch.set_default_dtype(torch.float64)
+from golden import ramp, vector
+
 out = []
 
 
 def emit(name, t):
-    flat = t.detach().reshape(-1).tolist()
-    out.append("inline const std::vector<double> %s = {%s};" % (name, ", ".join(repr(float(v)) for v in flat)))
-
-
-def ramp(shape, f):
-    n = math.prod(shape)
-    return torch.tensor([f(i) for i in range(n)], dtype=torch.float64).reshape(shape)
+    out.append(vector(name, t))
 
 
 def seq_a(i):

@@ -20,23 +20,18 @@ import math
 
 import torch
 
-torch.set_default_dtype(torch.float64)
+from golden import flat, ramp
+
 values = []
 names = []
 
 
 def emit(name, t):
-    flat = t.detach().reshape(-1).tolist()
-    values.append('    {"%s", {%s}},' % (name, ", ".join(repr(float(v)) for v in flat)))
+    values.append('    {"%s", {%s}},' % (name, flat(t)))
 
 
 def emit_names(name, listed):
     names.append('    {"%s", {%s}},' % (name, ", ".join('"%s"' % n for n in listed)))
-
-
-def ramp(shape, f):
-    n = math.prod(shape)
-    return torch.tensor([f(i) for i in range(n)]).reshape(shape)
 
 
 def set_parameters(module):

@@ -21,22 +21,13 @@ import math
 import torch
 import torch.nn.functional as F
 
-torch.set_default_dtype(torch.float64)
+from golden import cosw, ramp, vector
+
 out = []
 
 
 def emit(name, t):
-    flat = t.detach().reshape(-1).tolist()
-    out.append("inline const std::vector<double> %s = {%s};" % (name, ", ".join(repr(float(v)) for v in flat)))
-
-
-def ramp(shape, f):
-    n = math.prod(shape)
-    return torch.tensor([f(i) for i in range(n)], dtype=torch.float64).reshape(shape)
-
-
-def cosw(y):
-    return ramp(list(y.shape), math.cos)
+    out.append(vector(name, t))
 
 
 def value_and_grads(prefix, fn, *inputs):
