@@ -96,7 +96,8 @@ void check_layer_cases(const std::string& kind, bool lstm, Make make) {
       check_close(h0.grad(), golden(prefix + "_grad_h0"));
       if (lstm) check_close(c0.grad(), golden(prefix + "_grad_c0"));
     }
-    for (const auto& [name, p] : m->named_parameters()) {
+    for (const auto& [key, p] : m->named_parameters()) {
+      const std::string name = key;  // a lambda cannot capture a binding in C++17
       CAPTURE(name);
       check_close(p.grad(), golden(prefix + "_grad_" + name));
     }
@@ -128,7 +129,8 @@ TEST_CASE("RNNCell, LSTMCell, GRUCell: one step equals PyTorch's, with gradients
     return zg::sum(v * ramp(v.shape(), [sine](double i) { return sine ? std::sin(0.5 * i) : std::cos(i); }));
   };
   auto check_grads = [](nn::BasicModule<double>& m, const std::string& prefix) {
-    for (const auto& [name, p] : m.named_parameters()) {
+    for (const auto& [key, p] : m.named_parameters()) {
+      const std::string name = key;  // a lambda cannot capture a binding in C++17
       CAPTURE(name);
       check_close(p.grad(), golden(prefix + "_grad_" + name));
     }

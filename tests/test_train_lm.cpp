@@ -138,7 +138,8 @@ TEST_CASE("train-lm: stopped in the middle of an epoch, --resume continues the s
   CHECK(std::regex_search(r.out, std::regex("resumed from .* after epoch 1 and [0-9]+ steps of epoch 2")));
   const auto straight = entries(dir / "straight" / "checkpoint.npz"), split = entries(dir / "split" / "checkpoint.npz");
   REQUIRE(split.size() == straight.size());
-  for (const auto& [name, a] : straight) {
+  for (const auto& [key, a] : straight) {
+    const std::string name = key;  // a lambda cannot capture a binding in C++17
     CAPTURE(name);
     REQUIRE(split.count(name));
     CHECK(split.at(name) == a);
@@ -184,7 +185,8 @@ TEST_CASE("train-lm: --model gpt learns, resumes bit for bit without a carried s
   REQUIRE(resumed.status == 0);
   const auto straight = entries(dir / "straight" / "checkpoint.npz"), split = entries(dir / "split" / "checkpoint.npz");
   REQUIRE(split.size() == straight.size());
-  for (const auto& [name, a] : straight) {
+  for (const auto& [key, a] : straight) {
+    const std::string name = key;  // a lambda cannot capture a binding in C++17
     CAPTURE(name);
     REQUIRE(split.count(name));
     CHECK(split.at(name) == a);
