@@ -87,16 +87,6 @@ std::string rank_prefix(const examples::DataParallel* parallel) {
   return parallel ? "rank " + std::to_string(parallel->rank()) + ": " : std::string();
 }
 
-bool all_finite(const nn::NamedArrays& arrays, std::string& which) {
-  for (const auto& [name, a] : arrays)
-    for (float v : a)
-      if (!std::isfinite(v)) {
-        which = name;
-        return false;
-      }
-  return true;
-}
-
 // --data: a directory of IDX files, or an .npz in the layout of Keras's
 // mnist.npz (x_train, y_train, x_test, y_test), e.g. written by
 // np.savez("data.npz", x_train=..., ...). The networks take 28x28 images:
@@ -310,7 +300,7 @@ int main(int argc, char** argv) {
       auto extra = optimizer->state_dict();
       state.insert(state.end(), extra.begin(), extra.end());
       std::string which;
-      if (!all_finite(state, which))
+      if (!examples::all_finite(state, which))
         throw ValueError("not saving " + c.save + ": '" + which + "' holds a NaN or infinity (the last checkpoint is kept)");
       extra.emplace_back("train.epoch", optim::encode_count(epochs_done));
       extra.emplace_back("train.step", optim::encode_count(static_cast<std::int64_t>(steps_done)));

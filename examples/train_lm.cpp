@@ -293,16 +293,6 @@ std::vector<std::size_t> context_for(const std::vector<std::size_t>& prompt, con
   return {it != vocab.end() && *it == U'\n' ? std::size_t(it - vocab.begin()) : 0};
 }
 
-bool all_finite(const nn::NamedArrays& arrays, std::string& which) {
-  for (const auto& [name, a] : arrays)
-    for (float v : a)
-      if (!std::isfinite(v)) {
-        which = name;
-        return false;
-      }
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -476,7 +466,7 @@ int main(int argc, char** argv) {
       nn::NamedArrays all = model->state();
       all.insert(all.end(), extra.begin(), extra.end());
       std::string which;
-      if (!all_finite(all, which))
+      if (!examples::all_finite(all, which))
         throw ValueError("not saving " + ck + ": '" + which + "' holds a NaN or infinity (the last checkpoint is kept)");
       const auto& kinds = examples::language_model_kinds();
       extra.emplace_back(kKinds, floats({double(std::find(kinds.begin(), kinds.end(), c.model.kind) - kinds.begin())}));

@@ -76,6 +76,18 @@ bool have_fortunes() {
   return false;
 }
 
+// The checkpoint at got holds the entries of the one at want, bit for bit.
+void check_same_checkpoint(const fs::path& got, const fs::path& want) {
+  const auto a = entries(got), b = entries(want);
+  REQUIRE(a.size() == b.size());
+  for (const auto& [key, value] : b) {
+    const std::string name = key;  // a lambda cannot capture a binding in C++17
+    CAPTURE(name);
+    REQUIRE(a.count(name));
+    CHECK(a.at(name) == value);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("train-lm: two epochs beat the unigram baseline, write metrics and a plot, and sample from the checkpoint") {
@@ -136,14 +148,7 @@ TEST_CASE("train-lm: stopped in the middle of an epoch, --resume continues the s
   CAPTURE(r.err);
   REQUIRE(r.status == 0);
   CHECK(std::regex_search(r.out, std::regex("resumed from .* after epoch 1 and [0-9]+ steps of epoch 2")));
-  const auto straight = entries(dir / "straight" / "checkpoint.npz"), split = entries(dir / "split" / "checkpoint.npz");
-  REQUIRE(split.size() == straight.size());
-  for (const auto& [key, a] : straight) {
-    const std::string name = key;  // a lambda cannot capture a binding in C++17
-    CAPTURE(name);
-    REQUIRE(split.count(name));
-    CHECK(split.at(name) == a);
-  }
+  check_same_checkpoint(dir / "split" / "checkpoint.npz", dir / "straight" / "checkpoint.npz");
 }
 
 TEST_CASE("train-lm: --model gru trains, checkpoints and samples (the state has no c)") {
@@ -183,14 +188,7 @@ TEST_CASE("train-lm: --model gpt learns, resumes bit for bit without a carried s
                                " --out " + (dir / "split").string());
   CAPTURE(resumed.err);
   REQUIRE(resumed.status == 0);
-  const auto straight = entries(dir / "straight" / "checkpoint.npz"), split = entries(dir / "split" / "checkpoint.npz");
-  REQUIRE(split.size() == straight.size());
-  for (const auto& [key, a] : straight) {
-    const std::string name = key;  // a lambda cannot capture a binding in C++17
-    CAPTURE(name);
-    REQUIRE(split.count(name));
-    CHECK(split.at(name) == a);
-  }
+  check_same_checkpoint(dir / "split" / "checkpoint.npz", dir / "straight" / "checkpoint.npz");
   // A prompt longer than the block of 32: the model reads its last 32 characters.
   const std::string prompt(40, 'e');
   const Run s = train_lm("--load " + (dir / "straight" / "checkpoint.npz").string() + " --sample 50 --prompt '" +

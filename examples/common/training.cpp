@@ -20,6 +20,16 @@ static_assert(std::atomic<int>::is_always_lock_free);
 
 extern "C" void zerograd_examples_request_stop(int sig) { stop_signal.store(sig, std::memory_order_relaxed); }
 
+bool all_finite(const nn::NamedArrays& arrays, std::string& which) {
+  for (const auto& [name, a] : arrays)
+    for (float v : a)
+      if (!std::isfinite(v)) {
+        which = name;
+        return false;
+      }
+  return true;
+}
+
 void install_stop_handlers() {
   struct sigaction sa {};
   sa.sa_handler = zerograd_examples_request_stop;

@@ -22,6 +22,11 @@ namespace zg::examples {
 extern std::atomic<int> stop_signal;
 void install_stop_handlers();
 
+// Whether every value of every array is finite; if not, which names the
+// first array holding a NaN or an infinity (a run checks this before it
+// overwrites a good checkpoint).
+bool all_finite(const nn::NamedArrays& arrays, std::string& which);
+
 // A bar on a terminal (iterations, loss, speed, ETA), redrawn in place;
 // plain lines every ~10% when stderr is not a terminal (logs, CI).
 class ProgressBar {
