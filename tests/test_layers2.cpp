@@ -40,13 +40,18 @@ ZG_GRADCHECK_CASE("Erf") {
   CHECK_GRADGRADCHECK([](const V& v) { return F::erf(v[0]); }, x);
 }
 
-TEST_CASE("GELU, SiLU, Softplus: gradcheck and gradgradcheck in float64") {
-  V x = {uniform({3, 4}, 0.1, 2.0, 182, true)};
+ZG_GRADCHECK_CASE("GELU") {
+  // both signs, the flat tail near -4 and the steep middle
+  V x = {uniform({3, 5}, 0.05, 4.0, 182, true)};
   for (bool approx : {false, true}) {
     CAPTURE(approx);
     CHECK_GRADCHECK([&](const V& v) { return F::gelu(v[0], approx); }, x);
     CHECK_GRADGRADCHECK([&](const V& v) { return F::gelu(v[0], approx); }, x);
   }
+}
+
+TEST_CASE("SiLU, Softplus: gradcheck and gradgradcheck in float64") {
+  V x = {uniform({3, 4}, 0.1, 2.0, 182, true)};
   CHECK_GRADCHECK([](const V& v) { return F::silu(v[0]); }, x);
   CHECK_GRADGRADCHECK([](const V& v) { return F::silu(v[0]); }, x);
   CHECK_GRADCHECK([](const V& v) { return F::softplus(v[0], 1.5, 2.0); }, x);
@@ -99,11 +104,22 @@ TEST_CASE("LayerNorm: values and gradients equal PyTorch's") {
                 {golden18::layer_norm_grad0, golden18::layer_norm_grad1, golden18::layer_norm_grad2});
 }
 
-TEST_CASE("LayerNorm: gradchecks, the Module, bad shapes") {
+ZG_GRADCHECK_CASE("LayerNorm") {
   V in = {uniform({2, 3, 4}, -1.0, 1.0, 183), uniform({4}, 0.5, 1.5, 184), uniform({4}, -0.5, 0.5, 185)};
   auto f = [](const V& v) { return F::layer_norm(v[0], {4}, v[1], v[2]); };
   CHECK_GRADCHECK(f, in);
   CHECK_GRADGRADCHECK(f, in);
+  // over the two trailing axes, with weight only, bias only, neither
+  V two = {uniform({2, 3, 4}, -1.0, 1.0, 186), uniform({3, 4}, 0.5, 1.5, 187), uniform({3, 4}, -0.5, 0.5, 188)};
+  CHECK_GRADCHECK([](const V& v) { return F::layer_norm(v[0], {3, 4}, v[1], v[2]); }, two);
+  CHECK_GRADGRADCHECK([](const V& v) { return F::layer_norm(v[0], {3, 4}, v[1], v[2]); }, two);
+  CHECK_GRADCHECK([](const V& v) { return F::layer_norm(v[0], {3, 4}, v[1]); }, V{two[0], two[1]});
+  CHECK_GRADGRADCHECK([](const V& v) { return F::layer_norm(v[0], {3, 4}, Variable64(), v[1]); }, V{two[0], two[2]});
+  CHECK_GRADCHECK([](const V& v) { return F::layer_norm(v[0], {2, 3, 4}); }, V{two[0]});
+  CHECK_GRADGRADCHECK([](const V& v) { return F::layer_norm(v[0], {2, 3, 4}); }, V{two[0]});
+}
+
+TEST_CASE("LayerNorm: the Module, bad shapes") {
 
   nn::LayerNorm ln({4});
   CHECK(ln.named_parameters().size() == 2);
@@ -267,4 +283,81 @@ TEST_CASE("the float Modules give PyTorch's values to float precision") {
   const Variable img = ramp({2, 2, 5, 7}, [](double i) { return std::sin(0.37 * i); }).to<float>();
   check(nn::AdaptiveAvgPool2d({3, 4})(img), golden18::adaptive_pool);
   check(nn::AdaptiveAvgPool2d({1, 1})(img), golden18::adaptive_pool_global);
+}
+
+namespace {
+
+// The gradients of sum(y * r) for y = f(inputs), r fixed, by a plain
+// backward (the kernels) and under create_graph (autograd ops).
+template <class T, class Fn>
+std::pair<std::vector<Tensor<T>>, std::vector<Tensor<T>>> both_backwards(Fn f, std::vector<BasicVariable<T>> in,
+                                                                            const Tensor<T>& r) {
+  std::pair<std::vector<Tensor<T>>, std::vector<Tensor<T>>> out;
+  for (bool create_graph : {false, true}) {
+    for (auto& v : in) v = BasicVariable<T>(Tensor<T>(v.data())).requires_grad_();
+    GradOptions o;
+    o.create_graph = create_graph;
+    const auto g = zg::grad(zg::sum(f(in) * BasicVariable<T>(r)), in, {}, o);
+    for (const auto& gi : g) (create_graph ? out.second : out.first).push_back(gi.data());
+  }
+  return out;
+}
+
+template <class A, class B>
+double max_rel_diff(const Tensor<A>& a, const Tensor<B>& b) {
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    worst = std::max(worst, std::abs(double(a.data()[i]) - double(b.data()[i])) / (1 + std::abs(double(b.data()[i]))));
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("GELU and LayerNorm: kernels equal the ops they replace, at every thread count") {
+  // 70,000 elements: two chunks at 2 threads, a ragged SIMD tail; rows of 125.
+  const Shape shape{4, 140, 125};
+  const Variable64 x64 = uniform(shape, -5.0, 5.0, 191);
+  const Variable64 r64 = uniform(shape, -1.0, 1.0, 192);
+  const Variable64 w64 = uniform({125}, 0.5, 1.5, 193), b64 = uniform({125}, -0.5, 0.5, 194);
+  const auto as_float = [](const Variable64& v) { return Variable(Tensor<float>(xt::cast<float>(v.data()))); };
+  const int threads = zg::num_threads();
+  for (bool approx : {false, true}) {
+    CAPTURE(approx);
+    const auto gelu64 = [&](const V& v) { return F::gelu(v[0], approx); };
+    const auto gelu32 = [&](const std::vector<Variable>& v) { return F::gelu(v[0], approx); };
+    // the kernel's first-order backward against the same derivative in autograd ops
+    const auto g64 = both_backwards<double>(gelu64, {x64}, r64.data());
+    CHECK(max_rel_diff(g64.first[0], g64.second[0]) < 1e-14);
+    const auto g32 = both_backwards<float>(gelu32, {as_float(x64)}, as_float(r64).data());
+    CHECK(max_rel_diff(g32.first[0], g64.first[0]) < 1e-6);
+    CHECK(max_rel_diff(g32.second[0], g64.first[0]) < 1e-6);
+    // float32 forward against float64; the same bits at 1 and 2 threads
+    zg::set_num_threads(1);
+    const Tensor<float> one = F::gelu(as_float(x64), approx).data();
+    zg::set_num_threads(2);
+    const Tensor<float> two = F::gelu(as_float(x64), approx).data();
+    CHECK(one == two);
+    CHECK(max_rel_diff(one, F::gelu(x64, approx).data()) < 1e-6);
+  }
+  const auto ln64 = [](const V& v) { return F::layer_norm(v[0], {125}, v[1], v[2]); };
+  const auto ln32 = [](const std::vector<Variable>& v) { return F::layer_norm(v[0], {125}, v[1], v[2]); };
+  const auto g64 = both_backwards<double>(ln64, {x64, w64, b64}, r64.data());
+  for (std::size_t i = 0; i < 3; ++i) CHECK(max_rel_diff(g64.first[i], g64.second[i]) < 1e-12);
+  std::vector<std::vector<Tensor<float>>> per_threads;
+  for (int t : {1, 2}) {
+    zg::set_num_threads(t);
+    const auto g32 = both_backwards<float>(ln32, {as_float(x64), as_float(w64), as_float(b64)},
+                                           as_float(r64).data());
+    for (std::size_t i = 0; i < 3; ++i) {
+      CAPTURE(i);
+      CHECK(max_rel_diff(g32.first[i], g64.first[i]) < 2e-5);  // gw, gb: sums of 560 rows
+      CHECK(max_rel_diff(g32.second[i], g64.first[i]) < 2e-5);
+    }
+    std::vector<Tensor<float>> got = g32.first;
+    got.push_back(F::layer_norm(as_float(x64), {125}, as_float(w64), as_float(b64)).data());
+    per_threads.push_back(got);
+  }
+  zg::set_num_threads(threads);
+  for (std::size_t i = 0; i < per_threads[0].size(); ++i) CHECK(per_threads[0][i] == per_threads[1][i]);
+  CHECK(max_rel_diff(per_threads[0].back(), F::layer_norm(x64, {125}, w64, b64).data()) < 1e-5);
 }

@@ -1,7 +1,8 @@
 // Layers added for PyTorch users: erf, GELU, SiLU, Softplus, LayerNorm,
-// Embedding, adaptive average pooling and the ConvTranspose2d layer. All but
-// Erf and Embedding are compositions of autograd ops, so every order of
-// gradient comes from those ops' backwards.
+// Embedding, adaptive average pooling and the ConvTranspose2d layer. SiLU,
+// Softplus and the pooling are compositions of autograd ops, so every order
+// of gradient comes from those ops' backwards; F::gelu and F::layer_norm are
+// Functions of their own (ops/gelu_layer_norm.cpp).
 #include <cmath>
 #include <numeric>
 #include <sstream>
@@ -10,14 +11,10 @@
 #include "zerograd/nn/functional.hpp"
 #include "zerograd/op_registry.hpp"
 #include "zerograd/nn/layers.hpp"
+#include "ops/gelu_layer_norm.hpp"
 
 namespace zg::nn::functional {
 namespace {
-
-void check_gelu(const char* op, const std::string& approximate) {
-  if (approximate != "none" && approximate != "tanh")
-    throw ValueError(std::string(op) + ": approximate must be 'none' or 'tanh', got " + zg::quoted(approximate));
-}
 
 void check_softplus(const char* op, double beta, double threshold) {
   if (!(beta > 0) || !std::isfinite(beta) || std::isnan(threshold))
@@ -119,21 +116,6 @@ Var<T> erf(const Var<T>& x) {
 }
 
 template <class T>
-Var<T> gelu(const Var<T>& x, bool tanh_approximation) {
-  return gelu(x, std::string(tanh_approximation ? "tanh" : "none"));
-}
-
-template <class T>
-Var<T> gelu(const Var<T>& x, const std::string& approximate) {
-  check_gelu("gelu", approximate);
-  if (approximate == "tanh") {
-    const T c = static_cast<T>(std::sqrt(2 / std::acos(-1.0)));
-    return x * (zg::tanh((x + x * x * x * T(0.044715)) * c) + T(1)) * T(0.5);
-  }
-  return x * (nn::functional::erf(x * static_cast<T>(1 / std::sqrt(2.0))) + T(1)) * T(0.5);
-}
-
-template <class T>
 Var<T> silu(const Var<T>& x) {
   return x * zg::sigmoid(x);
 }
@@ -146,28 +128,6 @@ Var<T> softplus(const Var<T>& x, double beta, double threshold) {
   Var<T> soft = (zg::relu(bx) + zg::log(zg::exp(-zg::abs(bx)) + T(1))) * static_cast<T>(1 / beta);
   Var<T> linear = zg::greater(bx.detach(), static_cast<T>(threshold));
   return zg::where(linear, x, soft);
-}
-
-template <class T>
-Var<T> layer_norm(const Var<T>& x, const Shape& normalized_shape, const Var<T>& weight, const Var<T>& bias,
-                  double eps) {
-  const Shape s = x.shape();
-  const std::size_t k = normalized_shape.size();
-  if (k == 0 || k > s.size() || !std::equal(normalized_shape.begin(), normalized_shape.end(), s.end() - k))
-    throw ShapeError("layer_norm: normalized_shape " + shape_str(normalized_shape) +
-                     " is not the trailing shape of input " + shape_str(s));
-  for (const Var<T>* p : {&weight, &bias})
-    if (p->defined() && p->shape() != normalized_shape)
-      throw ShapeError("layer_norm: weight and bias must have shape " + shape_str(normalized_shape) + ", got " +
-                       shape_str(p->shape()));
-  if (!(eps >= 0)) throw ValueError("layer_norm: eps must be >= 0, got " + zg::number_str(eps));
-  Axes axes;
-  for (std::size_t a = s.size() - k; a < s.size(); ++a) axes.push_back(std::ptrdiff_t(a));
-  Var<T> xc = x - zg::mean(x, axes, true);
-  Var<T> y = xc * zg::pow(zg::mean(zg::square(xc), axes, true) + static_cast<T>(eps), T(-0.5));
-  if (weight.defined()) y = y * weight;
-  if (bias.defined()) y = y + bias;
-  return y;
 }
 
 template <class T>
@@ -234,11 +194,8 @@ Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& W, const Var<T>& b, int s
   template Var<T> adaptive_avg_pool2d(const Var<T>&, std::size_t);                                    \
   template Var<T> conv_transpose2d(const Var<T>&, const Var<T>&, const Var<T>&, int, int, int);       \
   template Var<T> erf(const Var<T>&);                                                                 \
-  template Var<T> gelu(const Var<T>&, bool);                                                          \
-  template Var<T> gelu(const Var<T>&, const std::string&);                                            \
   template Var<T> silu(const Var<T>&);                                                                \
   template Var<T> softplus(const Var<T>&, double, double);                                            \
-  template Var<T> layer_norm(const Var<T>&, const Shape&, const Var<T>&, const Var<T>&, double);      \
   template Var<T> embedding(const Var<T>&, const Var<T>&, std::optional<std::size_t>);                \
   template Var<T> adaptive_avg_pool2d(const Var<T>&, const Shape&);
 ZG_INSTANTIATE(float)
