@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// apply1: how every op runs its Function. The engine's apply(f, inputs)
+/// How every op runs its Function: apply1. The engine's apply(f, inputs)
 /// (variable.hpp) does the same work; these entry points skip what a
 /// one-output op does not need, measured on op_overhead (bench/).
 #include <initializer_list>

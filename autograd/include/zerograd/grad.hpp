@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// zg::grad, as PyTorch's torch.autograd.grad (grad.cpp).
+/// Gradients on demand: zg::grad, as PyTorch's torch.autograd.grad (grad.cpp).
 #include <optional>
 
 #include "zerograd/variable.hpp"

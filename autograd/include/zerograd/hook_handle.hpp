@@ -1,4 +1,6 @@
 #pragma once
+/// @file
+/// HookHandle, what registering a hook returns.
 #include <functional>
 #include <utility>
 

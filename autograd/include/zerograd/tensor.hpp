@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// zg::Tensor, the array type under every Variable, and building one from
+/// The array type under every Variable, zg::Tensor, and building one from
 /// nested lists.
 #include <cstddef>
 #include <initializer_list>

@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// zerograd's nn: modules, layers, functional ops, init, checkpoints.
+/// The nn layer in one header: modules, layers, functional ops, init, checkpoints.
 #include "zerograd/nn/attention.hpp"
 #include "zerograd/nn/checkpoint.hpp"
 #include "zerograd/nn/conv.hpp"

@@ -1,4 +1,6 @@
 #pragma once
+/// @file
+/// The Adam optimizer.
 #include <zerograd/optim/optimizer.hpp>
 
 namespace zg::optim {

@@ -1,4 +1,6 @@
 #pragma once
+/// @file
+/// The AdamW optimizer (Adam with decoupled weight decay).
 #include <zerograd/optim/adam.hpp>
 
 namespace zg::optim {

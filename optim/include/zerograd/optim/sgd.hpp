@@ -1,4 +1,6 @@
 #pragma once
+/// @file
+/// The SGD optimizer.
 #include <zerograd/optim/optimizer.hpp>
 
 namespace zg::optim {
