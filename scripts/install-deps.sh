@@ -13,6 +13,7 @@ packages=(
   libcli11-dev                               # command-line parsing in examples
   libzip-dev zlib1g-dev                      # .npz checkpoints, gzip-compressed IDX data
   graphviz                                   # graph pictures (dot)
+  doxygen                                    # the API reference and its test (dev.sh docs)
   gnuplot-nox                                # training plots (PNG)
   dataset-fashion-mnist                      # the built-in data set
   fortunes                                   # English text (quotes) that train-lm learns characters from

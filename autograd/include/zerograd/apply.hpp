@@ -1,7 +1,8 @@
 #pragma once
-// apply1: how every op runs its Function. The engine's apply(f, inputs)
-// (variable.hpp) does the same work; these entry points skip what a
-// one-output op does not need, measured on op_overhead (bench/).
+/// @file
+/// How every op runs its Function: apply1. The engine's apply(f, inputs)
+/// (variable.hpp) does the same work; these entry points skip what a
+/// one-output op does not need, measured on op_overhead (bench/).
 #include <initializer_list>
 #include <memory>
 #include <utility>
@@ -51,6 +52,9 @@ BasicVariable<T> apply_unrecorded(Function<T>& f, const InputRef<T>* inputs, std
 // Note [Unrecorded ops]: when nothing is recorded (NoGradGuard, backward
 // without create_graph, inputs that need no grad) the Function is built on
 // the stack, not the heap: two allocations fewer per op.
+/// Runs the one-output Function Op, built from args, on inputs and returns
+/// its output; records it in the graph when grad mode is on and an input
+/// requires grad. How every built-in op applies its Function.
 template <class Op, class... Args>
 BasicVariable<typename Op::value_type> apply1(std::initializer_list<detail::InputRef<typename Op::value_type>> inputs,
                                               Args&&... args) {

@@ -1,7 +1,8 @@
 #pragma once
-// The autograd layer in one header: Variables and Functions, the engine's
-// entry points (backward, grad, hooks, observers, anomaly checks), every op,
-// user-defined Functions and gradcheck, tensors' factories and random numbers.
+/// @file
+/// The autograd layer in one header: Variables and Functions, the engine's
+/// entry points (backward, grad, hooks, observers, anomaly checks), every op,
+/// user-defined Functions and gradcheck, tensors' factories and random numbers.
 #include "zerograd/anomaly.hpp"
 #include "zerograd/custom.hpp"
 #include "zerograd/error.hpp"
@@ -15,3 +16,10 @@
 #include "zerograd/random.hpp"
 #include "zerograd/threads.hpp"
 #include "zerograd/variable.hpp"
+
+/// @namespace zg
+/// zerograd: Variables and the Functions that make them, the backward engine,
+/// every differentiable op, gradcheck, factories and random numbers; the
+/// graph viewers (to_dot, to_html). Layers, optimizers and data-parallel
+/// training live in the nested namespaces zg::nn, zg::optim and
+/// zg::distributed.

@@ -1,7 +1,8 @@
 #pragma once
-// Every differentiable operation on Variables, one header per family; each
-// family's Functions are defined in autograd/src/ops/<family>.cpp and
-// instantiated there for float and double.
+/// @file
+/// Every differentiable operation on Variables, one header per family; each
+/// family's Functions are defined in `autograd/src/ops/<family>.cpp` and
+/// instantiated there for float and double.
 #include "zerograd/op_registry.hpp"
 #include "zerograd/ops/activation.hpp"
 #include "zerograd/ops/arithmetic.hpp"

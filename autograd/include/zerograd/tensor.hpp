@@ -1,6 +1,7 @@
 #pragma once
-// zg::Tensor, the array type under every Variable, and building one from
-// nested lists.
+/// @file
+/// The array type under every Variable, zg::Tensor, and building one from
+/// nested lists.
 #include <cstddef>
 #include <initializer_list>
 #include <string>
@@ -18,13 +19,15 @@ namespace zg {
 // change with -march. Tensor's allocator is fixed at 64 bytes (enough for any
 // SIMD width): a program built with other flags links to the library and
 // shares arrays with it.
+/// The array under every Variable: an xtensor xarray of T, row-major, whose
+/// allocator aligns to 64 bytes (Note [Fixed alignment]).
 template <class T>
 using Tensor = xt::xarray<T, xt::layout_type::row_major, xsimd::aligned_allocator<T, 64>>;
 
 template <class T>
-std::string to_string(const Tensor<T>& t);  // an array as xtensor prints it
+std::string to_string(const Tensor<T>& t);  ///< an array as xtensor prints it
 
-// An array's shape as a Shape, to compare or keep.
+/// An array's shape as a Shape, to compare or keep.
 template <class T>
 Shape shape_of(const Tensor<T>& t) {
   return Shape(t.shape().begin(), t.shape().end());

@@ -1,5 +1,6 @@
 #pragma once
-// zerograd's nn: modules, layers, functional ops, init, checkpoints.
+/// @file
+/// The nn layer in one header: modules, layers, functional ops, init, checkpoints.
 #include "zerograd/nn/attention.hpp"
 #include "zerograd/nn/checkpoint.hpp"
 #include "zerograd/nn/conv.hpp"
@@ -15,3 +16,9 @@
 #include "zerograd/nn/recurrent.hpp"
 #include "zerograd/nn/torch_interop.hpp"
 #include "zerograd/nn/transforms.hpp"
+
+/// @namespace zg::nn
+/// Modules and layers with PyTorch's names, parameter layouts and
+/// semantics: BasicModule and the containers, Linear, convolutions, pooling,
+/// normalisation, recurrent layers, attention and Transformers, GPT;
+/// checkpoints (.npz) and PyTorch weights; gradcheck over a whole Module.

@@ -1,5 +1,6 @@
 #pragma once
-// Optimizers, their hooks and learning-rate schedules: #include <zerograd/optim.hpp>
+/// @file
+/// Optimizers, their hooks and learning-rate schedules: `#include <zerograd/optim.hpp>`
 #include "zerograd/optim/adagrad.hpp"
 #include "zerograd/optim/adam.hpp"
 #include "zerograd/optim/adamw.hpp"
@@ -9,3 +10,8 @@
 #include "zerograd/optim/optimizer.hpp"
 #include "zerograd/optim/rmsprop.hpp"
 #include "zerograd/optim/sgd.hpp"
+
+/// @namespace zg::optim
+/// Optimizers (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam, AdamW), the
+/// hooks they apply before each update (gradient clipping, weight decay) and
+/// learning-rate schedules.

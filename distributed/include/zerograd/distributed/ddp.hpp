@@ -1,8 +1,9 @@
 #pragma once
-// Data-parallel training: every rank runs the same model on its share of
-// the global batch, and gradients are averaged across ranks before the
-// optimizer's step, so all ranks take the same step as one process would
-// on the whole batch.
+/// @file
+/// Data-parallel training: every rank runs the same model on its share of
+/// the global batch, and gradients are averaged across ranks before the
+/// optimizer's step, so all ranks take the same step as one process would
+/// on the whole batch.
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -12,20 +13,21 @@
 
 namespace zg::distributed {
 
-// How the ranks' gradients are averaged (Note [Two ways to average]).
+/// How the ranks' gradients are averaged (Note [Two ways to average]).
 enum class GradientReduction {
-  automatic,      // shared_memory where every rank runs on this machine and the window fits, else all_reduce
-  shared_memory,  // through an MPI shared-memory window: every rank on one machine, room in /dev/shm
-  all_reduce,     // MPI_Iallreduce of buckets: any ranks, on any machines
+  automatic,      ///< shared_memory where every rank runs on this machine and the window fits, else all_reduce
+  shared_memory,  ///< through an MPI shared-memory window: every rank on one machine, room in /dev/shm
+  all_reduce,     ///< MPI_Iallreduce of buckets: any ranks, on any machines
 };
-const char* to_string(GradientReduction r);
+const char* to_string(GradientReduction r);  ///< "automatic", "shared_memory" or "all_reduce"
 
+/// How DistributedDataParallel averages gradients.
 struct DdpOptions {
-  // Under all_reduce, gradients are averaged in buckets of about this many
-  // bytes (a bucket holds at least one parameter), each all-reduced as soon
-  // as all of its gradients are final.
+  /// Under all_reduce, gradients are averaged in buckets of about this many
+  /// bytes (a bucket holds at least one parameter), each all-reduced as soon
+  /// as all of its gradients are final.
   std::size_t bucket_bytes = std::size_t{25} << 20;
-  GradientReduction reduction = GradientReduction::automatic;
+  GradientReduction reduction = GradientReduction::automatic;  ///< how (Note [Two ways to average])
 };
 
 // Note [Gradient buckets]: parameters are put in buckets in reverse
@@ -66,35 +68,40 @@ struct DdpOptions {
 // most half of the free space there (a container may allow 64 MB);
 // automatic picks it when every rank is on this machine and it fits, and
 // shared_memory is a ValueError otherwise.
+/// PyTorch's DistributedDataParallel: wraps a module so that after backward
+/// and finish_gradient_sync() every parameter's .grad is the mean of the
+/// ranks' gradients (Note [Gradient buckets], Note [Two ways to average]).
+/// Every rank starts from rank 0's values, so all ranks take the same steps.
 class DistributedDataParallel {
  public:
-  // Checks that every rank has the same parameter and buffer names, shapes
-  // and dtypes (a ShapeError on every rank naming the first difference and
-  // both shapes otherwise), then copies rank 0's values to every rank.
+  /// Checks that every rank has the same parameter and buffer names, shapes
+  /// and dtypes (a ShapeError on every rank naming the first difference and
+  /// both shapes otherwise), then copies rank 0's values to every rank.
   explicit DistributedDataParallel(std::shared_ptr<nn::Module> module, DdpOptions options = {},
                                    ProcessGroup& group = ProcessGroup::world());
   ~DistributedDataParallel();
   DistributedDataParallel(const DistributedDataParallel&) = delete;
   DistributedDataParallel& operator=(const DistributedDataParallel&) = delete;
 
-  Variable operator()(const Variable& x) { return (*module_)(x); }
-  nn::Module& module() const { return *module_; }
-  ProcessGroup& group() const { return group_; }
+  Variable operator()(const Variable& x) { return (*module_)(x); }  ///< the module's forward
+  nn::Module& module() const { return *module_; }  ///< the wrapped module
+  ProcessGroup& group() const { return group_; }  ///< the ranks it averages over
 
-  // Parameter `index` (in module().parameters() order) has its final
-  // gradient for this iteration: copies it into this rank's part of the
-  // window, or into its bucket, starting the bucket's all-reduce when the
-  // bucket is complete. The parameter's hook calls it.
+  /// Parameter `index` (in module().parameters() order) has its final
+  /// gradient for this iteration: copies it into this rank's part of the
+  /// window, or into its bucket, starting the bucket's all-reduce when the
+  /// bucket is complete. The parameter's hook calls it.
   void gradient_ready(std::size_t index);
-  // Call after backward and before the optimizer's step: every parameter's
-  // .grad is then the mean over ranks. Under no_sync() it does nothing.
+  /// Call after backward and before the optimizer's step: every parameter's
+  /// .grad is then the mean over ranks. Under no_sync() it does nothing.
   void finish_gradient_sync();
 
-  // While alive, gradients stay local and accumulate over backward passes
-  // (micro-batches); the first finish_gradient_sync() after it averages the
-  // accumulated gradients.
+  /// While alive, gradients stay local and accumulate over backward passes
+  /// (micro-batches); the first finish_gradient_sync() after it averages the
+  /// accumulated gradients.
   class NoSync {
    public:
+    /// Stops syncing ddp until destroyed.
     explicit NoSync(DistributedDataParallel& ddp) : ddp_(ddp), previous_(ddp.sync_) { ddp.sync_ = false; }
     ~NoSync() { ddp_.sync_ = previous_; }
     NoSync(const NoSync&) = delete;
@@ -104,17 +111,17 @@ class DistributedDataParallel {
     DistributedDataParallel& ddp_;
     bool previous_;
   };
-  NoSync no_sync() { return NoSync(*this); }
+  NoSync no_sync() { return NoSync(*this); }  ///< a NoSync for this wrapper, as PyTorch's `with ddp.no_sync():`
 
-  GradientReduction reduction() const { return reduction_; }
-  // Under all_reduce: the buckets (0 under shared_memory).
+  GradientReduction reduction() const { return reduction_; }  ///< the way chosen (never automatic)
+  /// Under all_reduce: the buckets (0 under shared_memory).
   std::size_t bucket_count() const;
-  // Buckets whose all-reduce has started in this iteration.
+  /// Buckets whose all-reduce has started in this iteration.
   std::size_t buckets_started() const;
-  // Parameter indices of bucket b, in the order they were packed.
+  /// Parameter indices of bucket b, in the order they were packed.
   std::vector<std::size_t> bucket(std::size_t b) const;
-  // Seconds the last finish_gradient_sync() spent waiting for the other
-  // ranks: for all-reduces still in flight, or at shared_memory's barrier.
+  /// Seconds the last finish_gradient_sync() spent waiting for the other
+  /// ranks: for all-reduces still in flight, or at shared_memory's barrier.
   double last_wait_seconds() const { return last_wait_; }
 
  private:

@@ -1,12 +1,14 @@
 #pragma once
+/// @file
+/// The SGD optimizer.
 #include <zerograd/optim/optimizer.hpp>
 
 namespace zg::optim {
 
-// Stochastic gradient descent: p -= lr g.
+/// Stochastic gradient descent: p -= lr g.
 class SGD : public Optimizer {
  public:
-  explicit SGD(Params params, float lr = 0.01f);
+  explicit SGD(Params params, float lr = 0.01f);  ///< the learning rate lr
 
  private:
   std::vector<std::string> buffer_names() const override { return {}; }
