@@ -1,6 +1,7 @@
 // Activations: sigmoid, relu, leaky_relu, softmax, log_softmax.
 #include <cfenv>
 #include <cmath>
+#include <limits>
 
 #include "testing.hpp"
 
@@ -80,6 +81,43 @@ TEST_CASE("softmax and log_softmax: any axis") {
     std::vector<double> want;
     for (double v : y.data()) want.push_back(std::log(v));
     check_values(ly, {2, 3, 4}, want, 1e-9);
+  }
+}
+
+TEST_CASE("softmax along the last axis (the row kernel) equals the general axis loop") {
+  // 1900 rows of 37: two chunks at 2 threads, SIMD bodies and ragged ends;
+  // -infinity (masked) entries in some rows, every entry in one.
+  Variable64 x64 = uniform({1900, 37}, 0.0, 8.0, 77, true);
+  for (std::size_t r = 0; r < 1900; r += 7) x64.data()(r, r % 37) = -std::numeric_limits<double>::infinity();
+  for (std::size_t j = 0; j < 37; ++j) x64.data()(5, j) = -std::numeric_limits<double>::infinity();
+  const Variable x32(Tensor<float>(xt::cast<float>(x64.data())));
+  const int threads = zg::num_threads();
+  for (bool log : {false, true}) {
+    CAPTURE(log);
+    const auto f = [log](const auto& v, std::ptrdiff_t axis) { return log ? zg::log_softmax(v, axis) : zg::softmax(v, axis); };
+    // the general loop runs along axis 0 of the transpose
+    const Tensor<double> rows64 = f(x64, -1).data();
+    const Tensor<double> general64 = zg::transpose(f(zg::transpose(x64, {1, 0}), 0), {1, 0}).data();
+    zg::set_num_threads(1);
+    const Tensor<float> one = f(x32, -1).data();
+    zg::set_num_threads(2);
+    const Tensor<float> two = f(x32, -1).data();
+    zg::set_num_threads(threads);
+    CHECK(xt::all(xt::equal(one, two) || (xt::isnan(one) && xt::isnan(two))));
+    for (std::size_t r = 0; r < 1900; ++r)
+      for (std::size_t j = 0; j < 37; ++j) {
+        const double want = general64(r, j), got = rows64(r, j);
+        if (r == 5) {  // all masked: NaN, as PyTorch
+          CHECK(std::isnan(got));
+          continue;
+        }
+        if (std::isinf(want)) {  // log_softmax of a masked entry
+          CHECK(got == want);
+          continue;
+        }
+        CHECK(std::abs(got - want) <= 1e-12 * (1 + std::abs(want)));
+        CHECK(std::abs(double(one(r, j)) - want) <= 2e-6 * (1 + std::abs(want)));
+      }
   }
 }
 

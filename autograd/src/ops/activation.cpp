@@ -11,6 +11,7 @@
 #include "engine/buffer_cache.hpp"
 #include "ops/common.hpp"
 #include "zerograd/parallel.hpp"
+#include "zerograd/row_softmax.hpp"
 
 namespace zg {
 namespace {
@@ -163,6 +164,11 @@ struct Softmax final : Function<T> {
   // exp(x - max) / sum(exp(x - max))
   Outputs<T> forward(const TensorList<T>& x) override {
     const AxisView v = view_around(axis, zg::shape_of(x[0]), "Softmax");
+    if (v.inner == 1) {  // along the last axis: rows (Note [Softmax rows in SIMD])
+      Tensor<T> y = x[0];
+      detail::softmax_rows(y.data(), v.outer, v.n);
+      return y;
+    }
     Tensor<T> y = minus_max(x[0], v);
     y = xt::exp(y);
     std::vector<T> s = sum_along(y, v);
@@ -189,6 +195,11 @@ struct LogSoftmax final : Function<T> {
   // (x - max) - log(sum(exp(x - max)))
   Outputs<T> forward(const TensorList<T>& x) override {
     const AxisView v = view_around(axis, zg::shape_of(x[0]), "LogSoftmax");
+    if (v.inner == 1) {
+      Tensor<T> z = x[0];
+      detail::softmax_rows(z.data(), v.outer, v.n, true);
+      return z;
+    }
     Tensor<T> z = minus_max(x[0], v);
     const Tensor<T> e = xt::exp(z);
     std::vector<T> s = sum_along(e, v);

@@ -33,6 +33,7 @@
 #include "zerograd/nn/functional.hpp"
 #include "zerograd/op_registry.hpp"
 #include "zerograd/ops.hpp"
+#include "zerograd/row_softmax.hpp"
 
 namespace zg::nn::functional {
 namespace {
@@ -94,7 +95,7 @@ struct ScaledDotProductAttention final : Function<T> {
     Tensor<T> mask;
     if (masked) mask = xt::broadcast(x[3], ss);
     dead.reset();
-    // Each row: the masked, scaled scores, then their softmax in place.
+    // Each row: the masked, scaled scores; then their softmax in place.
     const std::size_t rows = S ? p.size() / S : 0;
     for (std::size_t r = 0; r < rows; ++r) {
       T* row = p.data() + r * S;
@@ -108,16 +109,15 @@ struct ScaledDotProductAttention final : Function<T> {
         row[j] = s;
         top = std::max(top, s);
       }
-      if (top == -std::numeric_limits<T>::infinity()) {  // no key to attend to: zeros
+      if (top == -std::numeric_limits<T>::infinity()) {  // no key to attend to: zeros, below
         if (!dead) dead = Tensor<T>(xt::zeros<T>(matrix_shape(qk.batch, L, 1)));
         dead->data()[r] = T(1);
-        std::fill(row, row + S, T(0));
-        continue;
       }
-      T sum = 0;
-      for (std::size_t j = 0; j < S; ++j) sum += row[j] = std::exp(row[j] - top);
-      for (std::size_t j = 0; j < S; ++j) row[j] /= sum;
     }
+    zg::detail::softmax_rows(p.data(), rows, S);
+    if (dead)
+      for (std::size_t r = 0; r < rows; ++r)
+        if (dead->data()[r] != T(0)) std::fill(p.data() + r * S, p.data() + (r + 1) * S, T(0));
     if (gen) {
       drawn = *gen;
       p *= keep_mask<T>(*gen, ss, dropout_p);
