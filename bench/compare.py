@@ -35,14 +35,16 @@ import subprocess
 import sys
 import time
 
-WORKLOADS = ["mlp_epoch", "simple_cnn", "deep_cnn", "op_overhead", "deep_chain"]
+WORKLOADS = ["mlp_epoch", "simple_cnn", "deep_cnn", "op_overhead", "deep_chain", "lstm_lm", "gru_lm", "gpt_char"]
+# The sequence workloads are one zerograd binary, bench/lm_step --workload W.
+SEQUENCE = ("lstm_lm", "gru_lm", "gpt_char")
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
 
 # The metric that picks each side's best thread setting; the other metrics of
 # that workload are reported at the same setting.
 PRIMARY = {"mlp_epoch": "ms_per_iter", "simple_cnn": "ms_per_iter", "deep_cnn": "ms_per_iter",
            "op_overhead": "total_ns_per_op",
-           "deep_chain": "total_s"}
+           "deep_chain": "total_s", "lstm_lm": "ms_per_step", "gru_lm": "ms_per_step", "gpt_char": "ms_per_step"}
 
 # Settings both sides get in a compare run (chosen to keep it under ~10 min).
 RUN_ARGS = {
@@ -51,6 +53,9 @@ RUN_ARGS = {
     "deep_cnn": ["--iterations", "20", "--repeats", "3", "--warmup", "3"],
     "op_overhead": ["--ops", "10000", "--repeats", "11", "--warmup", "2"],
     "deep_chain": ["--ops", "1000000", "--repeats", "1"],
+    "lstm_lm": ["--iterations", "10", "--repeats", "3", "--warmup", "3"],
+    "gru_lm": ["--iterations", "10", "--repeats", "3", "--warmup", "3"],
+    "gpt_char": ["--iterations", "20", "--repeats", "3", "--warmup", "5"],
 }
 
 # (workload, JSON field, label, format, target on the ratio or None, baseline
@@ -79,6 +84,12 @@ METRICS = [
     ("deep_chain", "teardown_s", "teardown s", "{:.3f}", None, "libtorch"),
     ("deep_chain", "total_s", "total s", "{:.3f}", "<= 0.25", "libtorch"),
     ("deep_chain", "peak_bytes_per_op", "peak B/op", "{:.0f}", "<= 0.5", "libtorch"),
+    ("lstm_lm", "ms_per_step", "ms/step", "{:.1f}", "<= 0.6", "pytorch"),
+    ("lstm_lm", "peak_rss_mb", "peak RSS MB", "{:.0f}", "<= 1.0", "pytorch"),
+    ("gru_lm", "ms_per_step", "ms/step", "{:.1f}", "<= 0.6", "pytorch"),
+    ("gru_lm", "peak_rss_mb", "peak RSS MB", "{:.0f}", "<= 1.0", "pytorch"),
+    ("gpt_char", "ms_per_step", "ms/step", "{:.1f}", "<= 0.6", "pytorch"),
+    ("gpt_char", "peak_rss_mb", "peak RSS MB", "{:.0f}", "<= 1.0", "pytorch"),
 ]
 
 
@@ -224,6 +235,89 @@ def torch_training(a, name):
             "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def torch_language_model(a, name):
+    """bench/lm_step's workloads in PyTorch: the same architectures, parameter counts, optimizer and clipping,
+    seeded random tokens (B, T + 1), each step from a zero state."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    torch.manual_seed(a.seed)
+    if name == "gpt_char":
+        V, B, T, C, H, layers = 65, 12, 64, 128, 4, 4
+
+        class Block(nn.Module):  # nanoGPT's: pre-norm, causal self-attention, GELU MLP 4x
+            def __init__(self):
+                super().__init__()
+                self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
+                self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+                self.mlp = nn.Sequential(nn.Linear(C, 4 * C), nn.GELU(), nn.Linear(4 * C, C))
+                self.register_buffer("mask", torch.tril(torch.ones(T, T, dtype=torch.bool)))
+
+            def forward(self, x):
+                b, t, c = x.shape
+                q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+                q, k, v = (z.view(b, t, H, c // H).transpose(1, 2) for z in (q, k, v))
+                att = (q @ k.transpose(-2, -1)) * (1.0 / (c // H) ** 0.5)
+                att = F.softmax(att.masked_fill(~self.mask[:t, :t], float("-inf")), dim=-1)
+                x = x + self.c_proj((att @ v).transpose(1, 2).contiguous().view(b, t, c))
+                return x + self.mlp(self.ln_2(x))
+
+        class GPT(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
+                self.h = nn.Sequential(*[Block() for _ in range(layers)])
+                self.ln_f, self.lm_head = nn.LayerNorm(C), nn.Linear(C, V, bias=False)
+
+            def forward(self, idx):
+                x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+                return self.lm_head(self.ln_f(self.h(x)))
+
+        model = GPT()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01)
+        clip, opt_desc = 1.0, "AdamW lr 0.001"
+    else:
+        V, B, T = 96, 32, 64
+        rnn = nn.GRU if name == "gru_lm" else nn.LSTM
+
+        class LM(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embed, self.rnn, self.head = nn.Embedding(V, 128), rnn(128, 256, 2, batch_first=True), nn.Linear(256, V)
+
+            def forward(self, idx):
+                return self.head(self.rnn(self.embed(idx))[0])
+
+        model = LM()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        clip, opt_desc = 0.25, "Adam lr 0.001"
+    tokens = torch.randint(0, V, (B, T + 1), generator=torch.Generator().manual_seed(a.seed))
+    x, y = tokens[:, :T], tokens[:, 1:].reshape(-1)
+    model.train()
+    state = {"loss": None}
+
+    def step():
+        loss = F.cross_entropy(model(x).reshape(B * T, V), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        state["loss"] = loss
+
+    for _ in range(a.warmup):
+        step()
+    ms = []
+    for _ in range(a.repeats):
+        start = time.perf_counter()
+        for _ in range(a.iterations):
+            step()
+        ms.append((time.perf_counter() - start) * 1e3 / a.iterations)
+    return {"bench": name, "threads": a.threads, "parameters": sum(p.numel() for p in model.parameters()),
+            "batch": B, "seq": T, "optimizer": opt_desc, "iterations": a.iterations, "repeats": a.repeats,
+            "warmup": a.warmup, "ms_per_step": round(statistics.median(ms), 3),
+            "final_loss": round(float(state["loss"]), 4), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
 def chain(x, ops):
     y = x
     for _ in range(ops // 2):
@@ -306,6 +400,9 @@ WORKER_DEFAULTS = {  # the C++ binaries' defaults
     "deep_cnn": dict(iterations=20, repeats=3, warmup=3),
     "op_overhead": dict(ops=10000, repeats=51, warmup=5),
     "deep_chain": dict(ops=1000000, repeats=3, warmup=0),
+    "lstm_lm": dict(iterations=20, repeats=3, warmup=5),
+    "gru_lm": dict(iterations=20, repeats=3, warmup=5),
+    "gpt_char": dict(iterations=20, repeats=3, warmup=5),
 }
 
 
@@ -330,6 +427,8 @@ def worker_main(argv):
     torch.set_num_threads(max(1, a.threads))
     if a.worker in ("mlp_epoch", "simple_cnn", "deep_cnn"):
         out = torch_training(a, a.worker)
+    elif a.worker in SEQUENCE:
+        out = torch_language_model(a, a.worker)
     elif a.worker == "op_overhead":
         out = torch_op_overhead(a)
     else:
@@ -384,6 +483,10 @@ def run_json(cmd, env, timeout):
         tail = (p.stderr.strip().splitlines() or [""])[-1]
         return None, f"{why}: {tail}", time.perf_counter() - start
     return json.loads(lines[-1]), None, time.perf_counter() - start
+
+
+def zerograd_command(bin_dir, w):
+    return [os.path.join(bin_dir, "lm_step"), "--workload", w] if w in SEQUENCE else [os.path.join(bin_dir, w)]
 
 
 def fmt(spec, v):
@@ -442,8 +545,8 @@ def main(argv):
     for w in workloads:
         if w not in WORKLOADS:
             p.error(f"unknown workload {w}")
-        if not os.access(os.path.join(a.bin, w), os.X_OK):
-            p.error(f"{os.path.join(a.bin, w)} is missing: build the Release benchmarks first (bench/compare does)")
+        if not os.access(zerograd_command(a.bin, w)[0], os.X_OK):
+            p.error(f"{zerograd_command(a.bin, w)[0]} is missing: build the Release benchmarks first (bench/compare does)")
     libtorch_bin = os.path.join(a.bin, "libtorch_chain")
     use_libtorch = not a.no_libtorch and os.access(libtorch_bin, os.X_OK)
 
@@ -458,7 +561,7 @@ def main(argv):
         data_args = ["--data", a.data] if w in ("mlp_epoch", "simple_cnn", "deep_cnn") else []
         for i in range(a.pairs):
             for n in threads:
-                sides = [("zerograd", [os.path.join(a.bin, w), "--threads", str(n)] + RUN_ARGS[w] + data_args),
+                sides = [("zerograd", zerograd_command(a.bin, w) + ["--threads", str(n)] + RUN_ARGS[w] + data_args),
                          ("pytorch", [sys.executable, me, "--worker", w, "--threads", str(n)] + RUN_ARGS[w] + data_args)]
                 if use_libtorch and w in ("op_overhead", "deep_chain"):
                     sides.append(("libtorch", [libtorch_bin, "--bench", w, "--threads", str(n)] + RUN_ARGS[w]))
