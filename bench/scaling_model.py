@@ -98,27 +98,34 @@ def check_two(profiles, inputs):
     Both ranks run the profile measured at ddp_scaling's per-rank batch;
     the window syncs after backward (its copies during backward are in its
     measured cost), a bucket as the measured line for 2 processes says.
+    Each row also gives what the sync adds: predicted over the profile's
+    step, measured over ddp_scaling's step with gradients kept local.
     """
     sync, measured = inputs.get("sync", {}), inputs.get("measured", {})
     rows = []
-    for way, key_sync, key_step in (("shared-memory window", "window", "ms_per_step"),
-                                    ("all-reduce buckets, shared memory", "all_reduce", "ms_per_step_all_reduce"),
-                                    ("all-reduce buckets, TCP on loopback", "all_reduce", "ms_per_step_all_reduce")):
-        where = "tcp_loopback" if "TCP" in way else "shared_memory"
-        if where not in sync or key_sync not in sync[where] or where not in measured:
+    for way, where, key_sync, key_step in (
+            ("gradients kept local", "shared_memory", None, "ms_per_step_no_sync"),
+            ("shared-memory window", "shared_memory", "window", "ms_per_step"),
+            ("all-reduce buckets, shared memory", "shared_memory", "all_reduce", "ms_per_step_all_reduce"),
+            ("all-reduce buckets, TCP on loopback", "tcp_loopback", "all_reduce", "ms_per_step_all_reduce")):
+        if where not in measured or (key_sync and key_sync not in sync.get(where, {})):
             continue
         m = measured[where]
         per_rank = m["global_batch"] // m["processes"]
         profile = next((p for p in profiles if p["model"] == "simple-cnn" and p["batch"] == per_rank), None)
         if profile is None:
             continue
-        cost = line_cost(sync[where][key_sync])
-        if key_sync == "window":
-            predicted = one_host_ms(profile) + cost(profile["gradient_bytes"])
+        compute = one_host_ms(profile)
+        if key_sync is None:
+            predicted = compute
+        elif key_sync == "window":
+            predicted = compute + line_cost(sync[where][key_sync])(profile["gradient_bytes"])
         else:
             # ddp_scaling's buckets are DDP's default size.
-            predicted = step_ms(profile, layout(profile, 25 << 10)["buckets"], cost)
-        rows.append({"way": way, "per_rank_batch": per_rank, "predicted_ms": predicted, "measured_ms": m[key_step]})
+            predicted = step_ms(profile, layout(profile, 25 << 10)["buckets"], line_cost(sync[where][key_sync]))
+        rows.append({"way": way, "per_rank_batch": per_rank, "predicted_ms": predicted, "measured_ms": m[key_step],
+                     "predicted_added_ms": predicted - compute,
+                     "measured_added_ms": m[key_step] - m["ms_per_step_no_sync"]})
     return rows
 
 
@@ -160,22 +167,23 @@ def markdown(inputs, profiles, args):
     rows = check_two(profiles, inputs)
     if rows:
         out.append("")
-        out.append("| 2 processes on this machine (SimpleConvNet) | predicted ms per step | measured (ddp_scaling) |")
-        out.append("|---|---|---|")
+        out.append("| 2 processes on this machine, SimpleConvNet, batch %d per rank | predicted ms per step | "
+                   "measured (ddp_scaling) | sync adds, predicted | measured |" % rows[0]["per_rank_batch"])
+        out.append("|---|---|---|---|---|")
         for r in rows:
-            out.append("| %s, batch %d per rank | %s | %s |" % (r["way"], r["per_rank_batch"], fmt(r["predicted_ms"]),
-                                                              fmt(r["measured_ms"])))
+            out.append("| %s | %s | %s | %s | %s |" % (r["way"], fmt(r["predicted_ms"]), fmt(r["measured_ms"]),
+                                                     fmt(r["predicted_added_ms"]), fmt(r["measured_added_ms"])))
     out.append("")
-    out.append("Predicted step time in ms, and efficiency (one-host step / step):")
+    out.append("Predicted ms per step and efficiency (one-host step / step) on N hosts:")
     out.append("")
-    head = "| model | hosts | " + " | ".join("%s Gbit/s" % fmt(g, 0) for g in args.gbits) + " |"
-    out.append(head)
-    out.append("|---|---|" + "---|" * len(args.gbits))
+    out.append("| model | link | " + " | ".join("N = %d" % n for n in args.hosts) + " |")
+    out.append("|---|---|" + "---|" * len(args.hosts))
     for p in predictable(profiles):
         pred = predict(p, layout(p, args.bucket_kb)["buckets"], args.hosts, args.gbits, args.alpha_us)
-        for i, n in enumerate(args.hosts):
-            cells = ["%s (%s)" % (fmt(pred[(n, g)][0], 1), fmt(pred[(n, g)][1])) for g in args.gbits]
-            out.append("| %s | %d | %s |" % (p["description"].split(",")[0] if i == 0 else "", n, " | ".join(cells)))
+        for i, g in enumerate(args.gbits):
+            cells = ["%s, %s" % (fmt(pred[(n, g)][0], 1), fmt(pred[(n, g)][1])) for n in args.hosts]
+            out.append("| %s | %s Gbit/s | %s |" % (p["description"].split(",")[0] if i == 0 else "", fmt(g, 0),
+                                                     " | ".join(cells)))
     return "\n".join(out)
 
 

@@ -63,6 +63,9 @@ class ByHand(unittest.TestCase):
         # Batch-50 profile, 20 ms without sync; the window after backward: 0.1 + 0.2 x 4 MB.
         self.assertAlmostEqual(rows["shared-memory window"]["predicted_ms"], 20.9)
         self.assertEqual(rows["shared-memory window"]["measured_ms"], 21.5)
+        self.assertAlmostEqual(rows["shared-memory window"]["predicted_added_ms"], 0.9)
+        self.assertAlmostEqual(rows["shared-memory window"]["measured_added_ms"], 1.0)
+        self.assertAlmostEqual(rows["gradients kept local"]["predicted_ms"], 20)
         # One bucket ready at the end of backward: 0.05 + 0.3 x 4 MB.
         self.assertAlmostEqual(rows["all-reduce buckets, shared memory"]["predicted_ms"], 21.25)
         self.assertNotIn("all-reduce buckets, TCP on loopback", rows)
@@ -110,8 +113,8 @@ class CommandLine(unittest.TestCase):
         self.assertIn("| Toy net | 100 images | 4.00 MB | 10.00 ms | 20.00 ms | 5.00 ms | 35.00 ms | "
                       "1.00 MB @ 5.0, 3.00 MB @ 20.0 |", r.stdout)
         self.assertIn("alpha 25 us per hop", r.stdout)
-        self.assertIn("| shared-memory window, batch 50 per rank | 20.90 | 21.50 |", r.stdout)
-        self.assertIn("| Toy net | 4 | 38.8 (0.90) |", r.stdout)
+        self.assertIn("| shared-memory window | 20.90 | 21.50 | 0.90 | 1.00 |", r.stdout)
+        self.assertIn("| Toy net | 10 Gbit/s | 38.8, 0.90 |", r.stdout)
 
     def test_bad_input_is_a_clear_error(self):
         r = self.run_model(FIXTURE, "--bucket-kb", "7")
