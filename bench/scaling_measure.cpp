@@ -17,6 +17,7 @@
 // bench/scaling runs both and the model.
 #include <iostream>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -127,7 +128,7 @@ std::string json_list(const std::vector<double>& v) {
 int profile(const std::string& name, std::size_t batch, const std::vector<std::size_t>& bucket_kb, int steps,
             int warmup, const std::string& data_dir) {
   auto& g = dist::ProcessGroup::world();
-  if (g.size() != 1) throw ValueError("scaling_measure --model runs in 1 process, not " + std::to_string(g.size()));
+  if (g.size() != 1) throw ValueError("--model runs in 1 process (mpirun -np 1), not " + std::to_string(g.size()));
   zg::manual_seed(1);
   Workload w = is_image_model(name) ? image_workload(name, batch, data_dir) : language_workload(name, batch);
   const auto params = w.model->parameters();
@@ -244,8 +245,9 @@ std::pair<double, double> fit_line(const std::vector<double>& x, const std::vect
 
 int sync_costs(const std::vector<std::size_t>& sizes_kb, int repeats, bool window) {
   auto& g = dist::ProcessGroup::world();
-  if (g.size() < 2) throw ValueError("scaling_measure --sync needs 2 or more processes under mpirun");
-  if (sizes_kb.size() < 2) throw ValueError("scaling_measure --sync needs 2 or more --sizes-kb to fit a line");
+  if (g.size() < 2) throw ValueError("--sync needs 2 or more processes (mpirun -np 2)");
+  if (std::set<std::size_t>(sizes_kb.begin(), sizes_kb.end()).size() < 2)
+    throw ValueError("--sync needs 2 or more different --sizes-kb to fit a line");
   std::vector<double> bytes, window_ms, all_reduce_ms;
   for (std::size_t kb : sizes_kb) {
     const std::size_t n = (kb << 10) / sizeof(float);
@@ -284,18 +286,20 @@ int main(int argc, char** argv) {
   app.add_option("--model", model, "Profile one step in 1 process: simple-cnn, deep-cnn, lstm, gpt")
       ->check(CLI::IsMember({"simple-cnn", "deep-cnn", "lstm", "gpt"}));
   app.add_option("--batch", batch, "Per-process batch (default: 100 images, 32 or 12 rows of 64 tokens)");
-  app.add_option("--bucket-kb", bucket_kb, "DDP bucket sizes whose buckets to report")->capture_default_str();
+  app.add_option("--bucket-kb", bucket_kb, "DDP bucket sizes whose buckets to report")
+      ->delimiter(',')->capture_default_str();
   app.add_option("--steps", steps, "Timed steps")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--warmup", warmup, "Untimed steps first")->check(CLI::Range(0, 100000))->capture_default_str();
   app.add_option("--data", data_dir, "Fashion-MNIST directory (the convolutional nets)")->capture_default_str();
   app.add_flag("--sync", sync, "Measure DDP's gradient sync in 2 or more processes instead");
-  app.add_option("--sizes-kb", sizes_kb, "Gradient sizes for --sync")->capture_default_str();
+  app.add_option("--sizes-kb", sizes_kb, "Gradient sizes for --sync")->delimiter(',')
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 22))->capture_default_str();
   app.add_option("--repeats", repeats, "Syncs per size for --sync")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_flag("--no-window", no_window, "--sync: the all-reduce bucket only");
   CLI11_PARSE(app, argc, argv);
   try {
     zg::set_num_threads(1);
-    if (sync == !model.empty()) throw ValueError("scaling_measure: give --model NAME or --sync");
+    if (sync == !model.empty()) throw ValueError("give either --model NAME or --sync");
     if (sync) return sync_costs(sizes_kb, repeats, !no_window);
     if (batch == 0) batch = model == "lstm" ? 32 : model == "gpt" ? 12 : 100;
     return profile(model, batch, bucket_kb, steps, warmup, data_dir);
