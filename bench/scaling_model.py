@@ -225,22 +225,28 @@ def main(argv=None):
                     help="which measured bucket layout to use (default: the first, DDP's default size)")
     ap.add_argument("--json", action="store_true", help="print the predictions as JSON instead of Markdown")
     args = ap.parse_args(argv)
+    if not args.alpha_us >= 0:
+        ap.error("--alpha-us must be >= 0, got %s" % args.alpha_us)
     try:
         with open(args.inputs) as f:
             inputs = json.load(f)
         profiles = inputs["profiles"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SystemExit("scaling_model: cannot read %s: %s" % (args.inputs, e))
-    if args.json:
-        result = []
-        for p in predictable(profiles):
-            pred = predict(p, layout(p, args.bucket_kb)["buckets"], args.hosts, args.gbits, args.alpha_us)
-            for (n, g), (s, e) in sorted(pred.items()):
-                result.append({"model": p["model"], "hosts": n, "gbits": g, "ms_per_step": s, "efficiency": e})
-        print(json.dumps({"alpha_us": args.alpha_us, "predictions": result,
-                          "check_two_processes": check_two(profiles, inputs)}))
-    else:
-        print(markdown(inputs, profiles, args))
+    try:
+        if args.json:
+            result = []
+            for p in predictable(profiles):
+                pred = predict(p, layout(p, args.bucket_kb)["buckets"], args.hosts, args.gbits, args.alpha_us)
+                for (n, g), (s, e) in sorted(pred.items()):
+                    result.append({"model": p["model"], "hosts": n, "gbits": g, "ms_per_step": s, "efficiency": e})
+            print(json.dumps({"alpha_us": args.alpha_us, "predictions": result,
+                              "check_two_processes": check_two(profiles, inputs)}))
+        else:
+            print(markdown(inputs, profiles, args))
+    except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as e:
+        raise SystemExit("scaling_model: %s is not what bench/scaling writes (%s: %s)" %
+                         (args.inputs, type(e).__name__, e))
     return 0
 
 

@@ -125,6 +125,15 @@ class CommandLine(unittest.TestCase):
         self.assertIn("cannot read", r.stderr)
         r = self.run_model(FIXTURE, "--hosts", "0")
         self.assertNotEqual(r.returncode, 0)
+        self.assertIn("needs positive values", r.stderr)
+        r = self.run_model(FIXTURE, "--alpha-us", "-1")
+        self.assertIn("--alpha-us must be >= 0, got -1.0", r.stderr)
+        broken = json.loads(json.dumps(INPUTS))
+        del broken["profiles"][0]["layouts"]
+        r = subprocess.run([sys.executable, SCRIPT, "/dev/stdin"], input=json.dumps(broken), capture_output=True,
+                           text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("is not what bench/scaling writes (KeyError: 'layouts')", r.stderr)
 
 
 if __name__ == "__main__":
