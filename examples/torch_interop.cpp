@@ -76,7 +76,7 @@ void write_npy(const std::string& path, const zg::Tensor<float>& a) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Loads a PyTorch state_dict (.npz from examples/torch_interop.py) into the same zerograd model, "
-               "or saves a zerograd model for PyTorch, and predicts on .npy images."};
+               "or saves a zerograd model for PyTorch, and predicts on .npy images or token ids."};
   std::string model = "simple-cnn", load, save, checkpoint, inputs, predictions, expect;
   std::size_t size = 28;
   std::uint64_t seed = 1;
