@@ -158,6 +158,30 @@ BasicVariable<T> BasicRecurrent<T>::forward(const BasicVariable<T>& input) {
   return forward(input, {}).output;
 }
 
+// Note [LSTM speed]: the layers run as the composed ops above, whose
+// backwards come from those ops (so gradients of every order, and float64
+// gradient checks, need nothing more), with one GEMM for every step's input
+// product. oneDNN's fused lstm_forward / lstm_backward primitives, which
+// zerograd links for convolutions, are faster at train-lm's shapes
+// (T 64, B 32, input 128, hidden 256; forward training + backward, median
+// of 20, AVX-512 EPYC, 2 shared cores; bench/rnn_dnnl):
+//
+//   layers  threads  composed  oneDNN  oneDNN + reorders  | AVX2: composed  oneDNN + reorders
+//   1       1        63.4 ms   31.2    31.0 (2.04x)       |       59.1      54.1 (1.09x)
+//   1       2        49.9      20.8    20.6 (2.42x)       |       43.0      30.7 (1.40x)
+//   2       1        159.1     73.4    75.7 (2.10x)       |       144.5     128.9 (1.12x)
+//   2       2        93.7      40.5    41.2 (2.27x)       |       93.2      75.0 (1.24x)
+//
+// "+ reorders" converts zerograd's (4H, in) weights to the layouts each
+// primitive wants and the weight gradients back, every step: they cost
+// nothing measurable. Outputs and gradients agree to float rounding (output
+// 1.8e-07, input gradient 1e-06, weight gradients 3e-05 of up to 51) once
+// the zero initial state is passed as an array: left out (an empty
+// descriptor, which oneDNN accepts for zeros), oneDNN 2.6's weight_hh
+// gradient came out wrong while every other one was right. A fused
+// LSTM would be a Function of its own over oneDNN, with these composed ops
+// as its plain twin; it does not exist yet, so the composed ops run
+// everywhere today.
 template <class T>
 BasicVariable<T> BasicRecurrent<T>::run_direction(const BasicVariable<T>& input, std::size_t layer, bool reverse,
                                                   BasicVariable<T>& h, BasicVariable<T>& c) {

@@ -21,7 +21,9 @@ namespace zg::nn {
 //                 counterpart: it is skipped on the way in and not written.
 //   Conv2d (out, in, k, k), ConvTranspose2d (in, out, k, k), Embedding,
 //                 LayerNorm, RNN, LSTM, GRU and their cells (weights
-//                 (out, in), as PyTorch's): the same layout and names.
+//                 (out, in), as PyTorch's), MultiheadAttention's
+//                 in_proj_weight (3E, E, q k v stacked) and in_proj_bias:
+//                 the same layout and names (its out_proj is a Linear).
 // Every other array keeps its name and layout.
 
 /// Which PyTorch module each of this module's submodules corresponds to.
