@@ -1,5 +1,6 @@
 #include "training.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -109,7 +110,8 @@ void MetricsCsv::keep_rows_until(double last) {
     std::vector<double> row;
     std::istringstream cells(line);
     for (std::string cell; std::getline(cells, cell, ',');) row.push_back(std::strtod(cell.c_str(), nullptr));
-    if (row.size() == columns_.size() && row[0] <= last) rows_.push_back(row);
+    // The file holds 8 significant digits: 1 + 4/11 was written as 1.3636364.
+    if (row.size() == columns_.size() && row[0] <= last + 1e-7 * std::max(1.0, std::abs(last))) rows_.push_back(row);
   }
 }
 
