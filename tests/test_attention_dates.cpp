@@ -4,6 +4,7 @@
 // dates; a run stopped within an epoch resumes bit for bit.
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <regex>
