@@ -1,11 +1,11 @@
 // The sequel's seq2seq lesson: an encoder LSTM reads "16+75", a decoder LSTM
-// writes "91" one character at a time. Three variants side by side: the
+// writes "91" one character at a time. Four variants side by side: the
 // plain encoder-decoder, the same with the question reversed (the first
 // digits the decoder writes then sit near the last steps the encoder
-// read), and Peeky decoding (the encoder's final h also enters every
-// decoder step and the output layer, not only the decoder's first state),
-// here on the reversed input as the book does. Accuracy (every character
-// of the answer right, greedy decoding) per epoch is plotted for the three.
+// read), Peeky decoding (the encoder's final h also enters every decoder
+// step and the output layer, not only the decoder's first state), and both
+// together, as in the book's figure. Accuracy (every character of the
+// answer right, greedy decoding) per epoch is plotted for the four.
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -34,7 +34,7 @@ struct Problems {
 };
 
 // a + b with a, b uniform in [0, 999], from a generator of its own so that
-// the data are the same for the three models.
+// the data are the same for the four models.
 Problems make_problems(std::size_t n, std::uint64_t seed) {
   std::mt19937_64 gen(seed);
   std::uniform_int_distribution<int> number(0, 999);
@@ -148,7 +148,7 @@ struct Config {
 int main(int argc, char** argv) {
   Config c;
   CLI::App app{"Seq2seq on addition (\"16+75\" -> \"91\"): a plain encoder-decoder LSTM, the same with the\n"
-               "question reversed, and Peeky decoding on the reversed question, trained side by side.\n"
+               "question reversed, with Peeky decoding, and with both, trained side by side.\n"
                "Prints test accuracy per epoch and draws accuracy.png."};
   app.add_option("--samples", c.samples, "Problems generated (90% train, 10% test)")
       ->check(CLI::Range(20, 10000000))->capture_default_str();
@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
     std::cout << n_train << " training and " << n_test << " test problems, e.g. '" << p.questions[0] << "' -> '"
               << p.answers[0] << "'\n";
     const std::vector<Variant> variants = {
-        {"plain", false, false}, {"reversed", true, false}, {"reversed + peeky", true, true}};
+        {"plain", false, false}, {"reversed", true, false}, {"peeky", false, true}, {"reversed + peeky", true, true}};
     std::vector<examples::Series> curves;
     std::vector<double> final_accuracy;
     std::vector<std::string> columns = {"epoch"};

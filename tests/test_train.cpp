@@ -28,10 +28,7 @@ fs::path work_dir() {
   return d;
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using zg::testing::read_text;
 
 // n 28x28 images of class i % 10: a bright 2-pixel-wide column at 2 + 2 * class, plus noise.
 void write_idx_pair(const fs::path& dir, const std::string& prefix, std::uint32_t n) {
@@ -81,13 +78,6 @@ Run train(const std::string& args) {
   return r;
 }
 
-std::map<std::string, Tensor<float>> entries(const fs::path& npz) {
-  nn::NpzReader zip(npz.string());
-  std::map<std::string, Tensor<float>> out;
-  for (const auto& m : zip.members()) out[m.name] = zip.read_float(m, zip.header(m));
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("train: a non-finite loss stops the run and the last good checkpoint survives") {
@@ -117,7 +107,7 @@ TEST_CASE("train: --resume continues the run bit for bit and appends to metrics.
   auto p = [&](const char* name) { return (dir / name).string(); };
   const std::string common = "--model two-layer --seed 3 ";
   REQUIRE(train(common + "--epochs 2 --save " + p("straight.npz") + " --out " + p("o1")).status == 0);
-  const auto straight = entries(p("straight.npz"));
+  const auto straight = zg::testing::checkpoint_entries(p("straight.npz"));
   REQUIRE(straight.count("affine1.weight"));
   if (std::system("command -v gnuplot >/dev/null 2>&1") == 0)  // whole epochs on the x axis, not 0.5, 1.5
     for (const char* plot : {"loss.gp", "accuracy.gp"})
@@ -137,7 +127,7 @@ TEST_CASE("train: --resume continues the run bit for bit and appends to metrics.
     REQUIRE(r.status == 0);
     CHECK(r.log.find("after epoch 1 and 1 steps of epoch 2") != std::string::npos);
   }
-  const auto split = entries(p("split.npz"));
+  const auto split = zg::testing::checkpoint_entries(p("split.npz"));
   REQUIRE(split.size() == straight.size());
   for (const auto& [name, a] : straight) {
     CAPTURE(name);
@@ -157,7 +147,7 @@ TEST_CASE("train: a deep-cnn run (Dropout draws from the generator) stopped mid-
   REQUIRE(train(common + "--epochs 2 --save " + p("straight.npz") + " --out " + p("o1")).status == 0);
   REQUIRE(train(common + "--epochs 2 --stop-after 4 --save " + p("split.npz") + " --out " + p("o2")).status == 130);
   REQUIRE(train(common + "--resume " + p("split.npz") + " --epochs 1 --save " + p("split.npz") + " --out " + p("o2")).status == 0);
-  const auto straight = entries(p("straight.npz")), split = entries(p("split.npz"));
+  const auto straight = zg::testing::checkpoint_entries(p("straight.npz")), split = zg::testing::checkpoint_entries(p("split.npz"));
   REQUIRE(split.size() == straight.size());
   for (const auto& [name, a] : straight) {
     CAPTURE(name);

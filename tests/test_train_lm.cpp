@@ -27,27 +27,11 @@ const std::string kTiny = " --data " + std::string(kFortunes) +
                           " --limit-chars 20000 --embed 16 --hidden 64 --layers 1 --batch-size 16 --bptt 32"
                           " --lr 0.01 --threads 1 --seed 5 ";
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using Run = zg::testing::ProgramRun;
+using zg::testing::check_same_checkpoint;
+using zg::testing::read_text;
 
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
-
-Run train_lm(const std::string& args) {
-  const fs::path dir = zg::testing::empty_dir("train_lm_log");
-  const std::string cmd = std::string(ZG_TRAIN_LM_EXE) + " " + args + " >" + (dir / "out").string() + " 2>" +
-                          (dir / "err").string();
-  const int raw = std::system(cmd.c_str());
-  Run r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
-  r.out = read_text(dir / "out");
-  r.err = read_text(dir / "err");
-  return r;
-}
+Run train_lm(const std::string& args) { return zg::testing::run_program(std::string(ZG_TRAIN_LM_EXE) + " " + args); }
 
 // The numbers after `label` on every line of log that has it.
 std::vector<double> numbers_after(const std::string& log, const std::string& label) {
@@ -55,13 +39,6 @@ std::vector<double> numbers_after(const std::string& log, const std::string& lab
   for (std::size_t at = log.find(label); at != std::string::npos; at = log.find(label, at + 1))
     v.push_back(std::stod(log.substr(at + label.size())));
   return v;
-}
-
-std::map<std::string, Tensor<float>> entries(const fs::path& npz) {
-  nn::NpzReader zip(npz.string());
-  std::map<std::string, Tensor<float>> out;
-  for (const auto& m : zip.members()) out[m.name] = zip.read_float(m, zip.header(m));
-  return out;
 }
 
 std::size_t code_points(const std::string& s) {
@@ -74,18 +51,6 @@ bool have_fortunes() {
   if (fs::is_directory(kFortunes)) return true;
   MESSAGE("no " << kFortunes << ": install Debian's fortunes package (scripts/install-deps.sh)");
   return false;
-}
-
-// The checkpoint at got holds the entries of the one at want, bit for bit.
-void check_same_checkpoint(const fs::path& got, const fs::path& want) {
-  const auto a = entries(got), b = entries(want);
-  REQUIRE(a.size() == b.size());
-  for (const auto& [key, value] : b) {
-    const std::string name = key;  // a lambda cannot capture a binding in C++17
-    CAPTURE(name);
-    REQUIRE(a.count(name));
-    CHECK(a.at(name) == value);
-  }
 }
 
 }  // namespace
@@ -157,8 +122,8 @@ TEST_CASE("train-lm: --model gru trains, checkpoints and samples (the state has 
   const Run r = train_lm(kTiny + "--model gru --epochs 1 --stop-after 20 --out " + dir.string());
   CAPTURE(r.err);
   REQUIRE(r.status == 130);
-  CHECK(entries(dir / "checkpoint.npz").count("train.state.h") == 1);
-  CHECK(entries(dir / "checkpoint.npz").count("train.state.c") == 0);
+  CHECK(zg::testing::checkpoint_entries(dir / "checkpoint.npz").count("train.state.h") == 1);
+  CHECK(zg::testing::checkpoint_entries(dir / "checkpoint.npz").count("train.state.c") == 0);
   const Run resumed = train_lm(kTiny + "--model gru --epochs 1 --resume " + (dir / "checkpoint.npz").string() +
                                " --out " + dir.string());
   CAPTURE(resumed.err);
@@ -183,7 +148,7 @@ TEST_CASE("train-lm: --model gpt learns, resumes bit for bit without a carried s
   CHECK(val[1] < baseline.at(0));
   const Run stop = train_lm(gpt + "--epochs 2 --stop-after 40 --out " + (dir / "split").string());
   REQUIRE(stop.status == 130);
-  CHECK(entries(dir / "split" / "checkpoint.npz").count("train.state.h") == 0);
+  CHECK(zg::testing::checkpoint_entries(dir / "split" / "checkpoint.npz").count("train.state.h") == 0);
   const Run resumed = train_lm(gpt + "--epochs 1 --resume " + (dir / "split" / "checkpoint.npz").string() +
                                " --out " + (dir / "split").string());
   CAPTURE(resumed.err);

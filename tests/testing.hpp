@@ -2,6 +2,7 @@
 // Helpers shared by the tests.
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -121,6 +122,48 @@ inline std::filesystem::path empty_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+inline std::string read_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// What a shell command did, as a user running an example sees it: the exit
+// status (128 + the signal when one ended it), standard output and error.
+struct ProgramRun {
+  int status = -1;
+  std::string out, err;
+};
+inline ProgramRun run_program(const std::string& command) {
+  const auto dir = empty_dir("program_log");
+  const int raw = std::system((command + " >" + (dir / "out").string() + " 2>" + (dir / "err").string()).c_str());
+  ProgramRun r;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  r.out = read_text(dir / "out");
+  r.err = read_text(dir / "err");
+  return r;
+}
+
+// Every entry of a checkpoint (.npz) by name.
+inline std::map<std::string, Tensor<float>> checkpoint_entries(const std::filesystem::path& npz) {
+  nn::NpzReader zip(npz.string());
+  std::map<std::string, Tensor<float>> out;
+  for (const auto& m : zip.members()) out[m.name] = zip.read_float(m, zip.header(m));
+  return out;
+}
+
+// The checkpoint at got holds the entries of the one at want, bit for bit:
+// what a resumed run must end with.
+inline void check_same_checkpoint(const std::filesystem::path& got, const std::filesystem::path& want) {
+  const auto a = checkpoint_entries(got), b = checkpoint_entries(want);
+  REQUIRE(a.size() == b.size());
+  for (const auto& [key, value] : b) {
+    const std::string name = key;  // a lambda cannot capture a binding in C++17
+    CAPTURE(name);
+    REQUIRE(a.count(name));
+    CHECK(a.at(name) == value);
+  }
 }
 
 // What f did in a forked child: how far it raised the child's peak resident

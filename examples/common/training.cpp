@@ -1,5 +1,6 @@
 #include "training.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -109,7 +110,8 @@ void MetricsCsv::keep_rows_until(double last) {
     std::vector<double> row;
     std::istringstream cells(line);
     for (std::string cell; std::getline(cells, cell, ',');) row.push_back(std::strtod(cell.c_str(), nullptr));
-    if (row.size() == columns_.size() && row[0] <= last) rows_.push_back(row);
+    // The file holds 8 significant digits: 1 + 4/11 was written as 1.3636364.
+    if (row.size() == columns_.size() && row[0] <= last + 1e-7 * std::max(1.0, std::abs(last))) rows_.push_back(row);
   }
 }
 
@@ -172,6 +174,54 @@ bool plot_lines(const std::string& png, const std::vector<Series>& series, const
     gp << (i ? ", " : "") << quote(base + ".dat") << " index " << i << " with " << style(series[i], o)
        << " title " << quote(series[i].name);
   gp << "\n";
+  write_text_file(base + ".gp", gp.str());
+  return run_gnuplot(base + ".gp");
+}
+
+bool plot_heatmaps(const std::string& png, const std::vector<Heatmap>& maps, const HeatmapOptions& o) {
+  if (maps.empty()) throw ValueError("plot_heatmaps: no maps to draw in " + png);
+  for (const auto& m : maps) {
+    bool fits = m.values.size() == m.y_labels.size() && !m.x_labels.empty() && !m.y_labels.empty();
+    for (const auto& row : m.values) fits = fits && row.size() == m.x_labels.size();
+    if (!fits)
+      throw ValueError("plot_heatmaps: '" + m.title + "' needs " + std::to_string(m.y_labels.size()) + " rows of " +
+                       std::to_string(m.x_labels.size()) + " values (one per label), got " +
+                       std::to_string(m.values.size()) + " rows");
+  }
+  if (!gnuplot_available()) return false;
+  const std::string base = png.substr(0, png.size() - (png.size() > 4 ? 4 : 0));
+  std::ostringstream data;
+  data << std::setprecision(6);
+  for (const auto& m : maps) {
+    for (const auto& row : m.values) {
+      for (std::size_t x = 0; x < row.size(); ++x) data << (x ? " " : "") << row[x];
+      data << "\n";
+    }
+    data << "\n\n";
+  }
+  write_text_file(base + ".dat", data.str());
+  const std::size_t cols = std::max<std::size_t>(1, std::min(o.columns, maps.size()));
+  const std::size_t rows = (maps.size() + cols - 1) / cols;
+  auto tics = [](const std::vector<std::string>& labels) {
+    std::string t = "(";
+    for (std::size_t i = 0; i < labels.size(); ++i) t += (i ? ", " : "") + quote(labels[i]) + " " + std::to_string(i);
+    return t + ")";
+  };
+  std::ostringstream gp;
+  // noenhanced: '_' and '^' in labels are characters, not sub/superscripts.
+  gp << "set terminal pngcairo noenhanced size " << 520 * cols << "," << 330 * rows + 40 << " font 'Helvetica,10'\n"
+     << "set output " << quote(png) << "\n"
+     << "set palette gray\nset cbrange [0:1]\nunset key\nset tics scale 0\n"
+     << "set multiplot layout " << rows << "," << cols << " title " << quote(o.title) << "\n"
+     << "set xlabel " << quote(o.xlabel) << "\nset ylabel " << quote(o.ylabel) << "\n";
+  for (std::size_t i = 0; i < maps.size(); ++i) {
+    const Heatmap& m = maps[i];
+    gp << "set title " << quote(m.title) << "\nset xtics " << tics(m.x_labels) << "\nset ytics "
+       << tics(m.y_labels) << "\nset xrange [-0.5:" << double(m.x_labels.size()) - 0.5 << "]\nset yrange ["
+       << double(m.y_labels.size()) - 0.5 << ":-0.5]\n"
+       << "plot " << quote(base + ".dat") << " index " << i << " matrix with image\n";
+  }
+  gp << "unset multiplot\n";
   write_text_file(base + ".gp", gp.str());
   return run_gnuplot(base + ".gp");
 }

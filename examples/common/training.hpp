@@ -81,6 +81,21 @@ struct PlotOptions {
 // when gnuplot is not installed. The data and script are written beside it.
 // An x axis labelled "epoch" spanning 2 or more gets ticks at whole epochs.
 bool plot_lines(const std::string& png, const std::vector<Series>& series, const PlotOptions& options);
+// One heat map: values[row][column] in [0, 1], a label per column (x) and
+// per row (y); row 0 is drawn at the top.
+struct Heatmap {
+  std::string title;
+  std::vector<std::string> x_labels, y_labels;
+  std::vector<std::vector<double>> values;
+};
+struct HeatmapOptions {
+  std::string title, xlabel, ylabel;
+  std::size_t columns = 2;  // maps side by side; as many rows as needed
+};
+// Draws the maps in a grid to a PNG with gnuplot (greyscale, 0 black, 1
+// white, as the sequel draws attention weights); false (and nothing
+// written) when gnuplot is not installed. Data and script go beside it.
+bool plot_heatmaps(const std::string& png, const std::vector<Heatmap>& maps, const HeatmapOptions& options);
 // Runs a gnuplot script file; false if gnuplot is missing or failed.
 bool run_gnuplot(const std::string& script_path);
 // Prints where a plot went, or the one-line note that gnuplot is missing.
