@@ -29,6 +29,13 @@ template <class T> class TensorList;   // zerograd/function_io.hpp: what forward
 template <class T> class Outputs;      // and returns
 template <class T> using Variables = std::vector<BasicVariable<T>>;
 using Axes = std::vector<std::ptrdiff_t>;
+// Named numbers, what Function::fields() returns (Note [Op fields]).
+using OpFields = std::vector<std::pair<std::string, std::vector<double>>>;
+// One field's numbers from a number or a list of them (a Shape, Axes, ...).
+template <class N, class = std::enable_if_t<std::is_arithmetic_v<N>>>
+std::vector<double> field_of(N n) { return {static_cast<double>(n)}; }
+template <class C, class = decltype(std::declval<const C&>().begin())>
+std::vector<double> field_of(const C& c) { return std::vector<double>(c.begin(), c.end()); }
 
 namespace detail {
 template <class T> struct NodeHooks;  // hooks.cpp
@@ -183,6 +190,12 @@ class Function {
   // the graph is retained. Override it to free extra saved arrays too.
   virtual void release() { edges_.clear(); }
   virtual std::string attributes() const { return {}; }  // for graph drawings, e.g. "axes=(1)"
+  // Note [Op fields]: the settings forward runs with (axes, stride, the
+  // constant of AddConst, ...) as numbers by name, for programs that
+  // translate a recorded graph (the ONNX exporter, zerograd/onnx.hpp).
+  // attributes() is for people; fields() for programs. An op whose forward
+  // depends only on its inputs has none.
+  virtual OpFields fields() const { return {}; }
   // The gradient rule in words for input i, as the graph player shows it
   // ("upstream times the other input"); each op defines it beside backward.
   virtual std::string rule(std::size_t input) const {
