@@ -32,7 +32,11 @@ struct OpsNet : nn::Module {
     Variable e = maximum(clip(d, -1.0f, 3.0f), leaky_relu(c, 0.2f)) / (square(c) + 2.0f) + pow(abs(c) + 1.0f, 1.5f);
     Variable f = softmax(e, 1) + log_softmax(e, -1) + minimum(e, 1.0f - e) - sum(e, {1}, true) * 0.1f;
     Variable g = mean(f, {2}) + max(f, {2}) - logsumexp(f, {2}) + norm(f, 2, {2}) + min(f, {2}) + get_item(f, {Index(), 0});
-    return concat(std::vector<Variable>{g, reshape(f, {f.shape()[0], 16})}, 1);  // (N, 20)
+    const Variable mask(Tensor<float>(xt::eye<float>(4)));  // a constant (4, 4), broadcast over the batch
+    Variable h = masked_fill(f, mask, -2.0) + tril(f) - triu(f, 1) + where(mask, f, square(f));
+    h = h + broadcast_to(get_item(h, {Index(), Index(Index::Array{2})}), h.shape());  // (N, 1, 4) -> (N, 4, 4)
+    h = tanh(matmul(h, h, false, true) * 0.01f) + tanh(sum_to(h, {1, 4, 4}) * 0.01f) + 2.0f / (abs(h) + 1.0f);
+    return concat(std::vector<Variable>{g, reshape(h, {h.shape()[0], 16}), norm(h, 1, {2})}, 1);  // (N, 24)
   }
 };
 
