@@ -85,15 +85,18 @@ std::string dims(const Shape& s) {
   return out;
 }
 
-// Exports model on a batch of 3, then runs it on batches of 1 and 7.
+// Exports model on a batch of 3, then runs it on batches of 1 and 7 (on
+// another batch of 3 when the batch is fixed).
 void export_one(const std::string& dir, const std::string& name, nn::Module& model, Shape sample, bool tokens,
-                std::size_t vocab, std::ofstream& manifest) {
+                std::size_t vocab, std::ofstream& manifest, bool dynamic_batch = true) {
   Generator gen(42);
   model.eval();
   Shape example = sample;
   example.insert(example.begin(), 3);
-  onnx::export_model(model, Variable(random_input(example, tokens, vocab, gen)), dir + "/" + name + ".onnx");
-  for (std::size_t batch : {1, 7}) {
+  onnx::ExportOptions options;
+  options.dynamic_batch = dynamic_batch;
+  onnx::export_model(model, Variable(random_input(example, tokens, vocab, gen)), dir + "/" + name + ".onnx", options);
+  for (std::size_t batch : dynamic_batch ? std::vector<std::size_t>{1, 7} : std::vector<std::size_t>{3}) {
     Shape s = sample;
     s.insert(s.begin(), batch);
     const Variable x(random_input(s, tokens, vocab, gen));
@@ -104,6 +107,16 @@ void export_one(const std::string& dir, const std::string& name, nn::Module& mod
     write_raw(stem + ".out", y.data());
     manifest << name << ' ' << batch << ' ' << dims(x.shape()) << ' ' << dims(y.shape()) << '\n';
   }
+}
+
+// A character language model's layers on token ids (N, 6).
+template <class Recurrent>
+std::shared_ptr<nn::Sequential> recurrent_lm(std::size_t layers) {
+  nn::RecurrentOptions o(8, 10, layers);
+  o.batch_first = true;
+  auto net = std::make_shared<nn::Sequential>();
+  net->add(std::make_shared<nn::Embedding>(12, 8)).add(std::make_shared<Recurrent>(o)).add(std::make_shared<nn::Linear>(10, 12));
+  return net;
 }
 
 // Running statistics away from (0, 1), so that eval-mode BatchNorm is tested.
@@ -119,6 +132,27 @@ struct Twice {  // a Function the exporter does not know
   template <class T> Outputs<T> forward(const TensorList<T>& x) const { return x[0] * T(2); }
   template <class T> Variables<T> backward(const Function<T>&, const Variables<T>& gy) const { return {gy[0] * T(2)}; }
 };
+
+// An LSTM starts from a zero state of the batch's size: a file for any
+// batch size would be wrong, so export refuses and says why.
+int check_batch_constant(const std::string& dir) {
+  const std::string path = dir + "/lstm.onnx";
+  nn::LSTMOptions lo(4, 6);
+  lo.batch_first = true;
+  nn::LSTM lstm(lo);
+  try {
+    onnx::export_model(lstm, Variable(Tensor<float>(xt::ones<float>({3, 5, 4}))), path);
+  } catch (const ValueError& e) {
+    const std::string m = e.what();
+    std::cout << "batch-sized constant: " << m.substr(0, 160) << "...\n";
+    if (m.find("a constant of shape (3, 6) that follows the batch size ((4, 6) for a batch of 4)") == std::string::npos)
+      return std::cerr << "FAIL: the error should name the constant and both shapes: " << m << '\n', 1;
+    if (std::ifstream(path)) return std::cerr << "FAIL: a file was left at " << path << '\n', 1;
+    return 0;
+  }
+  std::cerr << "FAIL: exporting an LSTM with a dynamic batch did not throw\n";
+  return 1;
+}
 
 int check_unsupported(const std::string& dir) {
   const std::string path = dir + "/unsupported.onnx";
@@ -149,7 +183,7 @@ int main(int argc, char** argv) {
   if (argc != 2) return std::cerr << "usage: export_models OUT_DIR\n", 2;
   const std::string dir = argv[1];
   try {
-    if (check_unsupported(dir)) return 1;
+    if (check_unsupported(dir) || check_batch_constant(dir)) return 1;
     std::ofstream manifest(dir + "/manifest.txt");
     manual_seed(1);
     export_one(dir, "two_layer_net", *nn::models::two_layer_net(784, 50, 10, 0.1), {784}, false, 0, manifest);
@@ -172,6 +206,9 @@ int main(int argc, char** argv) {
     g.dropout = 0.1;
     nn::GPT gpt(g);
     export_one(dir, "gpt", gpt, {8}, true, 11, manifest);
+    // Unrolled over 6 steps at the example's batch size (Note [Constants that follow the batch]).
+    export_one(dir, "lstm_lm_fixed_batch", *recurrent_lm<nn::LSTM>(2), {6}, true, 12, manifest, false);
+    export_one(dir, "gru_lm_fixed_batch", *recurrent_lm<nn::GRU>(1), {6}, true, 12, manifest, false);
   } catch (const std::exception& e) {
     std::cerr << "FAIL: " << e.what() << '\n';
     return 1;

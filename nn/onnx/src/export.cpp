@@ -184,19 +184,62 @@ void export_graph(const std::vector<Variable>& outputs, const std::vector<Variab
   write_text_file(path, bytes);
 }
 
-void export_model(nn::Module& model, const Variable& example_input, const std::string& path,
-                  const ExportOptions& options) {
+namespace {
+
+// One recorded eval-mode forward of model on a copy of x.
+std::pair<Variable, Variable> record(nn::Module& model, const Tensor<float>& x) {
   nn::EvalModeGuard eval;
-  EnableGradGuard record;
+  EnableGradGuard grad;
   KeepIntermediatesGuard keep;
   // A new leaf that needs a gradient: every op that reads the input is recorded.
-  Variable x = Variable(Tensor<float>(example_input.data()));
-  x.requires_grad_();
-  const Variable y = model(x);
+  Variable in = Variable(Tensor<float>(x));
+  in.requires_grad_();
+  return {in, model(in)};
+}
+
+// The constants a forward made (leaves that are neither the input nor named), in walk order.
+std::vector<Variable> constants_of(const std::pair<Variable, Variable>& run, const nn::NamedVariables& named) {
+  std::unordered_set<const void*> skip{run.first.id()};
+  for (const auto& [name, v] : named) skip.insert(v.id());
+  std::vector<Variable> out;
+  for (const auto& f : functions_of({run.second}))
+    for (const Variable& v : f->inputs())
+      if (v.defined() && !v.creator() && skip.insert(v.id()).second) out.push_back(v);
+  return out;
+}
+
+// Note [Constants that follow the batch]: a forward that makes a constant
+// from the batch size (a recurrent layer's zero initial state) gives a file
+// that runs on the example's batch size only. export_model records a second
+// forward on one more row and refuses, naming the constant, when any
+// constant's shape differs between the two.
+void check_batch_free(nn::Module& model, const Variable& example, const std::pair<Variable, Variable>& run,
+                      const nn::NamedVariables& named) {
+  const Variable more = concat(std::vector<Variable>{example, get_item(example, {Index(Slice{0, 1})})}, 0);
+  const std::pair<Variable, Variable> other = record(model, more.data());
+  const std::vector<Variable> a = constants_of(run, named), b = constants_of(other, named);
+  for (std::size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    if (i < a.size() && i < b.size() && a[i].shape() == b[i].shape()) continue;
+    const std::string what = i < a.size() ? "a constant of shape " + shape_str(a[i].shape()) : "a constant";
+    throw ValueError("onnx export: the forward makes " + what + " that follows the batch size (" +
+                     (i < b.size() ? shape_str(b[i].shape()) : std::string("missing")) + " for a batch of " +
+                     std::to_string(more.shape()[0]) + "), such as a recurrent layer's zero initial state: the file "
+                     "would run on a batch of " + std::to_string(example.shape()[0]) +
+                     " only. Export with ExportOptions::dynamic_batch = false for that fixed batch size");
+  }
+}
+
+}  // namespace
+
+void export_model(nn::Module& model, const Variable& example_input, const std::string& path,
+                  const ExportOptions& options) {
+  const std::pair<Variable, Variable> run = record(model, example_input.data());
   ExportOptions o = options;
   for (auto named : {model.named_parameters(), model.named_buffers()})
     o.names.insert(o.names.end(), named.begin(), named.end());
-  export_graph({y}, {x}, path, o);
+  if (options.dynamic_batch && example_input.ndim() > 0 && example_input.shape()[0] > 0)
+    check_batch_free(model, example_input, run, o.names);
+  export_graph({run.second}, {run.first}, path, o);
 }
 
 }  // namespace zg::onnx

@@ -32,7 +32,9 @@ struct ExportOptions {
 // unless options name them. The file passes ONNX's checker before it is
 // written, atomically (temp file, then rename). A Function without an ONNX
 // mapping is a ValueError naming it, its place in the graph and the Functions
-// that have one; nothing is written then.
+// that have one; nothing is written then. So is a constant made from the
+// batch size (a recurrent layer's zero initial state) while dynamic_batch is
+// set (Note [Constants that follow the batch]).
 void export_model(nn::Module& model, const Variable& example_input, const std::string& path,
                   const ExportOptions& options = {});
 
