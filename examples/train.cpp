@@ -16,6 +16,9 @@
 
 #include "train_distributed.hpp"
 #include "training.hpp"
+#ifdef ZEROGRAD_WITH_ONNX
+#include "zerograd/onnx.hpp"
+#endif
 
 namespace fs = std::filesystem;
 using namespace zg;
@@ -70,11 +73,50 @@ struct Config {
   std::string data = nn::data::default_data_dir();
   std::string out = "out/train";
   std::string save, resume;
+  std::string export_onnx;
   std::size_t limit = 0;
   bool allow_nonfinite = false;
   std::size_t stop_after = 0;
   bool distributed = false;
 };
+
+// --export-onnx: the trained model as an ONNX model at path and, beside it
+// (path + ".samples.json"), the first ten test images with zerograd's outputs
+// for them, which examples/onnx_predict.js compares ONNX Runtime's with.
+void export_onnx(nn::Module& model, const nn::data::TensorDataset& test, bool flatten, const std::string& path) {
+#ifdef ZEROGRAD_WITH_ONNX
+  const nn::data::TensorDataset first = test.head(10);
+  nn::data::DataLoader loader(first, {10, false, false, flatten});
+  nn::data::DataLoader::Batch b;
+  loader.next(b);
+  onnx::export_model(model, b.x, path);
+  Variable y;
+  {
+    nn::EvalModeGuard eval_mode;
+    NoGradGuard no_grad;
+    y = model(b.x);
+  }
+  std::ostringstream json;
+  json << std::setprecision(9) << "{\"input_shape\": [";
+  for (std::size_t d = 0; d < b.x.ndim(); ++d) json << (d ? ", " : "") << b.x.shape()[d];
+  const auto numbers = [&json](const Tensor<float>& t) {
+    for (std::size_t i = 0; i < t.size(); ++i) json << (i ? ", " : "") << t.data()[i];
+  };
+  json << "],\n \"labels\": [";
+  numbers(b.t.data());
+  json << "],\n \"zerograd_output\": [";
+  numbers(y.data());
+  json << "],\n \"input\": [";
+  numbers(b.x.data());
+  json << "]}\n";
+  write_text_file(path + ".samples.json", json.str());
+  std::cout << "onnx: " << path << " (opset " << onnx::kOpset << ", input \"input\" " << shape_str(b.x.shape())
+            << " with any batch size); ten test images and zerograd's outputs: " << path << ".samples.json\n";
+#else
+  (void)model, (void)test, (void)flatten, (void)path;
+  throw ValueError("--export-onnx: this train was built without ONNX (install libonnx-dev and rebuild)");
+#endif
+}
 
 using examples::install_stop_handlers;  // Ctrl-C and SIGTERM stop after the current step
 using examples::stop_signal;
@@ -177,6 +219,8 @@ int main(int argc, char** argv) {
   app.add_option("--resume", c.resume, "Continue from a checkpoint written by --save exactly where it stopped, for\n"
                                        "--epochs more epochs (with --lr: a new learning rate); metrics.csv is appended to")
       ->check(CLI::ExistingFile);
+  app.add_option("--export-onnx", c.export_onnx, "After training, write the model as ONNX (opset 17, any batch size)\n"
+                                                 "to this path, for ONNX Runtime (examples/onnx_predict.js)");
   app.add_option("--limit", c.limit, "Use only the first N training images (quick runs)");
   app.add_flag("--distributed", c.distributed,
                "Data-parallel over the processes mpirun started (mpirun -np N train --distributed ...):\n"
@@ -372,6 +416,7 @@ int main(int argc, char** argv) {
                                                 "bottom right"}),
                           (fs::path(c.out) / "accuracy.png").string());
     if (!c.save.empty()) std::cout << "checkpoint: " << c.save << "\n";
+    if (!c.export_onnx.empty() && !stopped) export_onnx(*model, test, flatten, c.export_onnx);
     if (stopped) {
       const int sig = stop_signal.load();
       std::cerr << "train: stopped by " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << " at epoch " << std::fixed

@@ -22,6 +22,9 @@
 
 #include "language_model.hpp"
 #include "training.hpp"
+#ifdef ZEROGRAD_WITH_ONNX
+#include "zerograd/onnx.hpp"
+#endif
 
 namespace fs = std::filesystem;
 using namespace zg;
@@ -149,6 +152,26 @@ Variable tokens_variable(const std::vector<std::size_t>& tokens) {
   return Variable(t);
 }
 
+// --export-onnx: the model as ONNX on token ids (batch, steps) -> logits
+// (batch, steps, vocab). A transformer's file takes any batch of its context
+// length; a recurrent one's is unrolled over --bptt steps for a batch of one
+// (its zero initial state has the batch's size: docs/onnx.md).
+void export_onnx(examples::LanguageModel& model, const std::vector<std::size_t>& text, std::size_t bptt,
+                 const std::string& path) {
+#ifdef ZEROGRAD_WITH_ONNX
+  const std::size_t steps = std::min(model.context_length() ? model.context_length() : bptt, text.size());
+  onnx::ExportOptions options;
+  options.dynamic_batch = model.context_length() > 0;
+  const Variable example = tokens_variable(std::vector<std::size_t>(text.begin(), text.begin() + std::ptrdiff_t(steps)));
+  onnx::export_model(model, example, path, options);
+  std::cout << "onnx: " << path << " (opset " << onnx::kOpset << ", token ids \"input\" (" << (options.dynamic_batch ? "batch" : "1")
+            << ", " << steps << ") -> logits \"output\")\n";
+#else
+  (void)model, (void)text, (void)bptt, (void)path;
+  throw ValueError("--export-onnx: this train-lm was built without ONNX (install libonnx-dev and rebuild)");
+#endif
+}
+
 // n characters after the prompt, each drawn from softmax(logits / temperature)
 // with zg::generator(). The prompt runs through the model first (a newline
 // stands in for an empty prompt, so the text starts as a fortune does).
@@ -221,7 +244,7 @@ struct Config {
   int epochs = 1, threads = 0;
   double lr = 0.002, clip = 1.0, temperature = 0.8;
   std::uint64_t seed = 1;
-  std::string out = "out/train-lm", resume, load, prompt;
+  std::string out = "out/train-lm", resume, load, prompt, export_onnx;
   std::size_t stop_after = 0;
 };
 
@@ -338,6 +361,7 @@ int main(int argc, char** argv) {
   app.add_option("--prompt", c.prompt, "Text the samples continue (empty: the start of a fortune)");
   app.add_option("--temperature", c.temperature, "Sampling temperature, > 0: below 1 more likely characters,\n"
                                                  "above 1 more surprising ones")->capture_default_str();
+  app.add_option("--export-onnx", c.export_onnx, "After training, write the model as ONNX (opset 17) to this path");
   app.add_option("--stop-after", c.stop_after, "Raise SIGINT after this many steps (to test stopping and resuming)")
       ->group("");
   CLI11_PARSE(app, argc, argv);
@@ -564,6 +588,7 @@ int main(int argc, char** argv) {
                                                 std::max(reached, start + 1e-3)}),
                           png);
     std::cout << "checkpoint: " << ck << "\n";
+    if (!c.export_onnx.empty() && !stopped) export_onnx(*model, valid, c.bptt, c.export_onnx);
     if (stopped) {
       const int sig = stop_signal.load();
       std::cerr << "train-lm: stopped by " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << " at epoch " << std::fixed

@@ -21,6 +21,8 @@ packages=(
   chromium                                   # the graph player's browser test
   libopenmpi-dev openmpi-bin                 # zerograd::distributed and its mpirun tests
   iproute2                                   # the two-host test's network namespaces (ip netns)
+  libonnx-dev libprotobuf-dev                # zerograd::onnx writes models through ONNX's own generated classes
+  python3-onnx                               # the ONNX export test runs ONNX's checker and shape inference
 )
 # The browser test runs puppeteer-core from npm on Node. These machines come
 # with Node 20 and its npm (NodeSource's nodejs, which ships npm itself and

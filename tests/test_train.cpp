@@ -205,4 +205,25 @@ TEST_CASE("train: with no --optimizer each model trains with the book's optimize
   CAPTURE(cnn.log);
   CHECK(cnn.log.find("optimizer: Adam, lr 0.001,") != std::string::npos);
 }
+
+TEST_CASE("train: --export-onnx writes the trained model and ten test images with zerograd's outputs") {
+  const fs::path dir = work_dir() / "onnx";
+  const fs::path model = dir / "model.onnx";
+  const Run run = train("--model two-layer --epochs 1 --limit 100 --out " + dir.string() + " --export-onnx " + model.string());
+  CAPTURE(run.log);
+#ifdef ZG_TRAIN_WITH_ONNX
+  REQUIRE(run.status == 0);
+  CHECK(run.log.find("onnx: " + model.string() + " (opset 17, input \"input\" (10, 784)") != std::string::npos);
+  const std::string bytes = read_text(model);
+  CHECK(bytes.find("affine1.weight") != std::string::npos);  // initializers under the parameters' dotted names
+  CHECK(bytes.find("affine2.bias") != std::string::npos);
+  CHECK(bytes.find("Gemm") != std::string::npos);
+  const std::string samples = read_text(model.string() + ".samples.json");
+  CHECK(samples.find("\"input_shape\": [10, 784]") != std::string::npos);
+  CHECK(samples.find("\"zerograd_output\"") != std::string::npos);
+#else
+  CHECK(run.status == 1);
+  CHECK(run.log.find("built without ONNX") != std::string::npos);
+#endif
+}
 #endif

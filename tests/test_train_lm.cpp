@@ -137,10 +137,19 @@ TEST_CASE("train-lm: --model gpt learns, resumes bit for bit without a carried s
   REQUIRE(have_fortunes());
   const fs::path dir = zg::testing::empty_dir("train_lm_gpt");
   const std::string gpt = kTiny + "--model gpt --heads 2 --dropout 0.1 ";
+#ifdef ZG_TRAIN_WITH_ONNX
+  const fs::path onnx = dir / "gpt.onnx";  // --export-onnx on the same run: no extra training
+  const Run r = train_lm(gpt + "--epochs 2 --out " + (dir / "straight").string() + " --export-onnx " + onnx.string());
+#else
   const Run r = train_lm(gpt + "--epochs 2 --out " + (dir / "straight").string());
+#endif
   CAPTURE(r.out);
   CAPTURE(r.err);
   REQUIRE(r.status == 0);
+#ifdef ZG_TRAIN_WITH_ONNX
+  CHECK(r.out.find("onnx: " + onnx.string() + " (opset 17, token ids \"input\" (batch, ") != std::string::npos);
+  CHECK(read_text(onnx).find("wte.weight") != std::string::npos);
+#endif
   const auto baseline = numbers_after(r.out, "unigram baseline (entropy of the training characters): ");
   const auto val = numbers_after(r.out, ", validation loss ");
   REQUIRE(val.size() == 2);

@@ -33,6 +33,14 @@ template <class T> class Outputs;      // and returns
 /// A list of Variables: Functions' inputs, outputs and gradients.
 template <class T> using Variables = std::vector<BasicVariable<T>>;
 using Axes = std::vector<std::ptrdiff_t>;  ///< axes of a reduction or permutation; negative ones count from the end
+/// Named numbers, what Function::fields() returns (Note [Op fields]).
+using OpFields = std::vector<std::pair<std::string, std::vector<double>>>;
+/// One field's numbers from a number.
+template <class N, class = std::enable_if_t<std::is_arithmetic_v<N>>>
+std::vector<double> field_of(N n) { return {static_cast<double>(n)}; }
+/// One field's numbers from a list of them (a Shape, Axes, ...).
+template <class C, class = decltype(std::declval<const C&>().begin())>
+std::vector<double> field_of(const C& c) { return std::vector<double>(c.begin(), c.end()); }
 
 namespace detail {
 template <class T> struct NodeHooks;  // hooks.cpp
@@ -200,6 +208,13 @@ class Function {
   /// the graph is retained. Override it to free extra saved arrays too.
   virtual void release() { edges_.clear(); }
   virtual std::string attributes() const { return {}; }  ///< for graph drawings, such as "axes=(1)"
+  // Note [Op fields]: the settings forward runs with (axes, stride, the
+  // constant of AddConst, ...) as numbers by name, for programs that
+  // translate a recorded graph (the ONNX exporter, zerograd/onnx.hpp).
+  // attributes() is for people; fields() for programs. An op whose forward
+  // depends only on its inputs has none.
+  /// The settings forward runs with, as numbers by name (Note [Op fields]).
+  virtual OpFields fields() const { return {}; }
   /// The gradient rule in words for input i, as the graph player shows it
   /// ("upstream times the other input"); each op defines it beside backward.
   virtual std::string rule(std::size_t input) const {

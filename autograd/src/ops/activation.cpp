@@ -95,6 +95,7 @@ struct LeakyReLU final : Function<T> {
   T slope;
   std::string name() const override { return "LeakyReLU"; }
   std::string attributes() const override { return "slope=" + zg::number_str(slope); }
+  OpFields fields() const override { return {{"slope", field_of(slope)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     return xt::where(xt::greater(x[0], T(0)), x[0], slope * x[0]);
   }
@@ -161,6 +162,7 @@ struct Softmax final : Function<T> {
   std::ptrdiff_t axis;
   std::string name() const override { return "Softmax"; }
   std::string attributes() const override { return "axis=" + std::to_string(axis); }
+  OpFields fields() const override { return {{"axis", field_of(axis)}}; }
   // exp(x - max) / sum(exp(x - max))
   Outputs<T> forward(const TensorList<T>& x) override {
     const AxisView v = view_around(axis, zg::shape_of(x[0]), "Softmax");
@@ -192,6 +194,7 @@ struct LogSoftmax final : Function<T> {
   std::ptrdiff_t axis;
   std::string name() const override { return "LogSoftmax"; }
   std::string attributes() const override { return "axis=" + std::to_string(axis); }
+  OpFields fields() const override { return {{"axis", field_of(axis)}}; }
   // (x - max) - log(sum(exp(x - max)))
   Outputs<T> forward(const TensorList<T>& x) override {
     const AxisView v = view_around(axis, zg::shape_of(x[0]), "LogSoftmax");

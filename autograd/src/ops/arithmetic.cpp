@@ -128,6 +128,7 @@ struct AddConst final : Function<T> {
   T c;
   std::string name() const override { return "AddConst"; }
   std::string attributes() const override { return "c=" + zg::number_str(c); }
+  OpFields fields() const override { return {{"c", field_of(c)}}; }
   Outputs<T> forward(const TensorList<T>& x) override { return x[0] + c; }
   // d(x + c) = dx
   bool saves_inputs() const override { return false; }
@@ -142,6 +143,7 @@ struct MulConst final : Function<T> {
   T c;
   std::string name() const override { return "MulConst"; }
   std::string attributes() const override { return "c=" + zg::number_str(c); }
+  OpFields fields() const override { return {{"c", field_of(c)}}; }
   Outputs<T> forward(const TensorList<T>& x) override { return x[0] * c; }
   // d(c x) = c dx
   bool saves_inputs() const override { return false; }
@@ -156,6 +158,7 @@ struct RDivConst final : Function<T> {
   T c;
   std::string name() const override { return "RDivConst"; }
   std::string attributes() const override { return "c=" + zg::number_str(c); }
+  OpFields fields() const override { return {{"c", field_of(c)}}; }
   Outputs<T> forward(const TensorList<T>& x) override { return c / x[0]; }
   // d(c / x) = -c dx / x^2
   Variables<T> backward(const Variables<T>& gy) override {
@@ -172,6 +175,7 @@ struct Pow final : Function<T> {
   T p;
   std::string name() const override { return "Pow"; }
   std::string attributes() const override { return "p=" + zg::number_str(p); }
+  OpFields fields() const override { return {{"p", field_of(p)}}; }
   Outputs<T> forward(const TensorList<T>& x) override { return xt::pow(x[0], p); }
   // d x^p = p x^(p-1) dx
   Variables<T> backward(const Variables<T>& gy) override {

@@ -25,6 +25,7 @@ struct MatMul final : Function<T> {
     return std::string(trans_a ? "trans_a" : "") + (trans_a && trans_b ? ", " : "") +
            (trans_b ? "trans_b" : "");
   }
+  OpFields fields() const override { return {{"trans_a", field_of(trans_a)}, {"trans_b", field_of(trans_b)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     // The arrays' own shapes, not copies: this op is often a 1-microsecond GEMM.
     const auto& sa = x[0].shape();

@@ -112,6 +112,7 @@ struct Clip final : Function<T> {
   std::string attributes() const override {
     return "lo=" + std::to_string(lo) + ", hi=" + std::to_string(hi);
   }
+  OpFields fields() const override { return {{"lo", field_of(lo)}, {"hi", field_of(hi)}}; }
   Outputs<T> forward(const TensorList<T>& x) override { return xt::clip(x[0], lo, hi); }
   // d clip(x) = dx strictly inside (lo, hi), 0 elsewhere
   Variables<T> backward(const Variables<T>& gy) override {

@@ -101,6 +101,7 @@ struct Extreme final : Function<T> {
   static constexpr const char* kName = Min ? "Min" : "Max";
   std::string name() const override { return kName; }
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
+  OpFields fields() const override { return {{"axes", field_of(axes)}, {"keepdims", field_of(keepdims)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape in = zg::shape_of(x[0]);
     const auto ax = detail::normalize_axes(axes, in, kName);
@@ -135,6 +136,7 @@ struct LogSumExp final : Function<T> {
   bool keepdims;
   std::string name() const override { return "LogSumExp"; }
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
+  OpFields fields() const override { return {{"axes", field_of(axes)}, {"keepdims", field_of(keepdims)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape in = zg::shape_of(x[0]);
     const auto ax = detail::normalize_axes(axes, in, "LogSumExp");
@@ -174,6 +176,7 @@ struct Norm final : Function<T> {
   std::vector<std::size_t> pos;  // p = inf: where each group's gradient goes (Note [Rows])
   std::string name() const override { return "Norm"; }
   std::string attributes() const override { return "p=" + zg::number_str(p) + ", " + axes_attribute(axes, keepdims); }
+  OpFields fields() const override { return {{"p", field_of(p)}, {"axes", field_of(axes)}, {"keepdims", field_of(keepdims)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape in = zg::shape_of(x[0]);
     const auto ax = detail::normalize_axes(axes, in, "norm");
@@ -238,6 +241,7 @@ struct Sum final : Function<T> {
   bool keepdims;
   std::string name() const override { return "Sum"; }
   std::string attributes() const override { return axes_attribute(axes, keepdims); }
+  OpFields fields() const override { return {{"axes", field_of(axes)}, {"keepdims", field_of(keepdims)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     const auto ax = detail::normalize_axes(axes, zg::shape_of(x[0]), "Sum");
     Tensor<T> y = detail::reduce_sum(x[0], ax);

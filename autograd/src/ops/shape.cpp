@@ -163,6 +163,7 @@ struct Reshape final : Function<T> {
   Shape shape;
   std::string name() const override { return "Reshape"; }
   std::string attributes() const override { return "shape=" + shape_str(shape); }
+  OpFields fields() const override { return {{"shape", field_of(shape)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     if (element_count(shape) != x[0].size())
       throw ShapeError("Reshape: cannot reshape " + shape_str(x[0].shape()) + " (" +
@@ -186,6 +187,7 @@ struct BroadcastTo final : Function<T> {
   Shape shape;
   std::string name() const override { return "BroadcastTo"; }
   std::string attributes() const override { return "shape=" + shape_str(shape); }
+  OpFields fields() const override { return {{"shape", field_of(shape)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape xs = zg::shape_of(x[0]);
     if (xs.size() > shape.size() || broadcast_shapes(xs, shape, "BroadcastTo") != shape)
@@ -207,6 +209,7 @@ struct SumTo final : Function<T> {
   Shape shape;
   std::string name() const override { return "SumTo"; }
   std::string attributes() const override { return "shape=" + shape_str(shape); }
+  OpFields fields() const override { return {{"shape", field_of(shape)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape xs = zg::shape_of(x[0]);
     if (shape.size() > xs.size() || broadcast_shapes(xs, shape, "SumTo") != xs)

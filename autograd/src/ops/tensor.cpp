@@ -95,6 +95,7 @@ struct Transpose final : Function<T> {
   std::vector<std::size_t> perm;
   std::string name() const override { return "Transpose"; }
   std::string attributes() const override { return "axes=" + shape_str(perm); }
+  OpFields fields() const override { return {{"perm", field_of(perm)}}; }
   Outputs<T> forward(const TensorList<T>& x) override { return detail::permute_array(x[0], perm); }
   bool saves_inputs() const override { return false; }  // backward needs only the permutation
   // the gradient moves back through the inverse permutation
@@ -134,6 +135,7 @@ struct Tril final : Function<T> {
   std::ptrdiff_t diagonal;
   std::string name() const override { return "Tril"; }
   std::string attributes() const override { return "diagonal=" + std::to_string(diagonal); }
+  OpFields fields() const override { return {{"diagonal", field_of(diagonal)}}; }
   Outputs<T> forward(const TensorList<T>& x) override { return keep_band(x[0], -kNoBound, diagonal, "Tril"); }
   bool saves_inputs() const override { return false; }  // backward needs only the diagonal
   // linear: the gradient keeps the same triangle
@@ -148,6 +150,7 @@ struct Triu final : Function<T> {
   std::ptrdiff_t diagonal;
   std::string name() const override { return "Triu"; }
   std::string attributes() const override { return "diagonal=" + std::to_string(diagonal); }
+  OpFields fields() const override { return {{"diagonal", field_of(diagonal)}}; }
   Outputs<T> forward(const TensorList<T>& x) override { return keep_band(x[0], diagonal, kNoBound, "Triu"); }
   bool saves_inputs() const override { return false; }  // backward needs only the diagonal
   // linear: the gradient keeps the same triangle
@@ -162,6 +165,7 @@ struct MaskedFill final : Function<T> {
   double value;
   std::string name() const override { return "MaskedFill"; }
   std::string attributes() const override { return "value=" + number_str(value); }
+  OpFields fields() const override { return {{"value", field_of(value)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape xs = zg::shape_of(x[0]), ms = zg::shape_of(x[1]);
     bool fits = ms.size() <= xs.size();
@@ -286,6 +290,24 @@ struct GetItem final : Function<T> {
   std::vector<Index> indices;
   std::string name() const override { return "GetItem"; }
   std::string attributes() const override { return "index=" + indices_str(indices); }
+  // Per axis "index<k>": {0, position}, {1, start, stop, step} (NaN for an open end) or {2, positions...}.
+  OpFields fields() const override {
+    OpFields f;
+    const double open = std::numeric_limits<double>::quiet_NaN();
+    for (std::size_t k = 0; k < indices.size(); ++k) {
+      const Index& i = indices[k];
+      std::vector<double> v;
+      if (i.is_integer()) v = {0, double(i.integer())};
+      if (i.is_slice()) v = {1, i.slice().start ? double(*i.slice().start) : open,
+                             i.slice().stop ? double(*i.slice().stop) : open, double(i.slice().step)};
+      if (i.is_array()) {
+        v = {2};
+        for (std::ptrdiff_t a : i.array()) v.push_back(double(a));
+      }
+      f.emplace_back("index" + std::to_string(k), std::move(v));
+    }
+    return f;
+  }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Gather g = gather(indices, zg::shape_of(x[0]));
     Tensor<T> y = Tensor<T>::from_shape(g.out_shape);
@@ -341,6 +363,7 @@ struct Concat final : Function<T> {
   std::ptrdiff_t axis;
   std::string name() const override { return "Concat"; }
   std::string attributes() const override { return "axis=" + std::to_string(axis); }
+  OpFields fields() const override { return {{"axis", field_of(axis)}}; }
   Outputs<T> forward(const TensorList<T>& xs) override {
     const Shape first = zg::shape_of(xs[0]);
     const std::size_t a = axis_index(axis, first.size(), first, "Concat");
@@ -384,6 +407,7 @@ struct Split final : Function<T> {
   std::ptrdiff_t axis;
   std::string name() const override { return "Split"; }
   std::string attributes() const override { return "sizes=" + shape_str(sizes) + ", axis=" + std::to_string(axis); }
+  OpFields fields() const override { return {{"sizes", field_of(sizes)}, {"axis", field_of(axis)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Shape in = zg::shape_of(x[0]);
     const std::size_t a = axis_index(axis, in.size(), in, "Split");

@@ -77,6 +77,10 @@ struct ScaledDotProductAttention final : Function<T> {
   std::optional<Generator> drawn;  // the generator's state before the dropout draw
   std::optional<Tensor<T>> dead;   // (..., L, 1): 1 for a query row no key may attend to; none if no such row
   std::string name() const override { return "ScaledDotProductAttention"; }
+  OpFields fields() const override {
+    return {{"scale", field_of(scale)}, {"masked", field_of(masked)}, {"additive", field_of(kind == AttnMask::Additive)},
+            {"causal", field_of(causal)}, {"dropout", field_of(gen ? dropout_p : 0.0)}};
+  }
   std::string attributes() const override {
     std::string a = "scale=" + number_str(scale);
     if (masked) a += kind == AttnMask::Additive ? ", additive mask" : ", boolean mask";

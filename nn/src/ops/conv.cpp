@@ -21,6 +21,8 @@ std::string conv_attributes(const ConvOptions& o) {
   return kernels::conv_attributes(o.stride, o.pad) + (o.has_bias ? "" : ", no bias");
 }
 
+OpFields conv_fields(const ConvOptions& o) { return {{"stride", field_of(o.stride)}, {"pad", field_of(o.pad)}}; }
+
 template <class T>
 Geometry conv2d_geometry(const TensorList<T>& x, const ConvOptions& o) {
   const Shape sx = zg::shape_of(x[0]), sw = zg::shape_of(x[1]);
@@ -87,6 +89,7 @@ struct Conv2d final : Function<T> {
   ConvOptions o;
   std::string name() const override { return "Conv2d"; }
   std::string attributes() const override { return conv_attributes(o); }
+  OpFields fields() const override { return conv_fields(o); }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Geometry g = conv2d_geometry(x, o);
     const std::size_t FN = x[1].shape()[0];
@@ -142,6 +145,7 @@ struct ConvTranspose2d final : Function<T> {
   Shape output_size;  // (H, W); empty: the smallest that fits
   std::string name() const override { return "ConvTranspose2d"; }
   std::string attributes() const override { return kernels::conv_attributes(stride, pad); }
+  OpFields fields() const override { return {{"stride", field_of(stride)}, {"pad", field_of(pad)}, {"output_size", field_of(output_size)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Geometry g = conv_transpose2d_geometry(zg::shape_of(x[0]), zg::shape_of(x[1]), stride, pad, output_size);
     Tensor<T> y = Tensor<T>::from_shape({g.N, g.C, g.H, g.W});

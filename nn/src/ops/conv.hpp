@@ -34,6 +34,7 @@ Var<T> apply_conv(const Var<T>& x, const Var<T>& W, const Var<T>& b, int stride,
 }
 
 std::string conv_attributes(const ConvOptions& o);
+OpFields conv_fields(const ConvOptions& o);  // Note [Op fields]
 
 // Checks x (N, C, H, W), W (FN, C, KH, KW) and b (FN) as Conv2d's inputs.
 template <class T>

@@ -107,6 +107,7 @@ struct Conv2dReLU final : Function<T> {
   std::unique_ptr<std::uint8_t[]> output_positive;  // 1 where the output is > 0; made only when recorded
   std::string name() const override { return "Conv2dReLU"; }
   std::string attributes() const override { return conv_attributes(o); }
+  OpFields fields() const override { return conv_fields(o); }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Geometry g = conv2d_geometry(x, o);
     const std::size_t FN = x[1].shape()[0];
@@ -148,6 +149,7 @@ struct Conv2dReLUMaxPool final : Function<T> {
   std::size_t block = 0;
   Shape unpooled_shape;  // the convolution's output (N, FN, OH, OW)
   std::string name() const override { return "Conv2dReLUMaxPool"; }
+  OpFields fields() const override { return conv_fields(o); }  // then a 2x2 max pool of stride 2
   std::string attributes() const override {
     return conv_attributes(o) + ", max pool 2x2" +
            (block ? " (pooled in oneDNN's " + std::to_string(block) + "-channel blocks)" : "");

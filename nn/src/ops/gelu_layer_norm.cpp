@@ -37,6 +37,7 @@ struct GELU final : Function<T> {
   bool tanh_approximation;
   std::string name() const override { return "GELU"; }
   std::string attributes() const override { return tanh_approximation ? "approximate='tanh'" : "approximate='none'"; }
+  OpFields fields() const override { return {{"tanh", field_of(tanh_approximation ? 1 : 0)}}; }
   Outputs<T> forward(const TensorList<T>& x) override {
     auto y = Outputs<T>::uninitialized(x[0].shape());
     kernels::gelu(x[0].data(), y[0].data(), y[0].size(), tanh_approximation);
@@ -67,6 +68,10 @@ struct LayerNorm final : Function<T> {
   std::string name() const override { return "LayerNorm"; }
   std::string attributes() const override {
     return "normalized_shape=" + shape_str(normalized) + ", eps=" + number_str(eps);
+  }
+  OpFields fields() const override {
+    return {{"normalized_shape", field_of(normalized)}, {"eps", field_of(eps)}, {"weight", field_of(has_weight ? 1 : 0)},
+            {"bias", field_of(has_bias ? 1 : 0)}};
   }
   std::size_t D() const {
     std::size_t d = 1;

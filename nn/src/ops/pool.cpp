@@ -23,6 +23,7 @@ struct MaxPool2d final : Function<T> {
   int kernel, stride, pad;
   std::shared_ptr<const ArgMax> argmax;  // where each output took its value from
   std::string name() const override { return "MaxPool2d"; }
+  OpFields fields() const override { return {{"kernel", field_of(kernel)}, {"stride", field_of(stride)}, {"pad", field_of(pad)}}; }
   std::string attributes() const override { return pool_attributes(kernel, stride, pad); }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Geometry g = pool_geometry("MaxPool2d", zg::shape_of(x[0]), kernel, stride, pad);
@@ -118,6 +119,7 @@ struct AvgPool2d final : Function<T> {
   AvgPool2d(int kernel, int stride, int pad) : kernel(kernel), stride(stride), pad(pad) {}
   int kernel, stride, pad;
   std::string name() const override { return "AvgPool2d"; }
+  OpFields fields() const override { return {{"kernel", field_of(kernel)}, {"stride", field_of(stride)}, {"pad", field_of(pad)}}; }
   std::string attributes() const override { return pool_attributes(kernel, stride, pad); }
   Outputs<T> forward(const TensorList<T>& x) override {
     const Geometry g = pool_geometry("AvgPool2d", zg::shape_of(x[0]), kernel, stride, pad);

@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""The ONNX export test's second step: every exported model passes ONNX's own
+checker (full_check: with strict shape inference) and its shape inference
+gives each output a shape, its batch axis symbolic (but in *_fixed_batch models).
+
+    /usr/bin/python3 check.py OUT_DIR
+"""
+import sys
+
+try:
+    import onnx
+    from onnx import shape_inference
+except ImportError:
+    print("SKIP: python3-onnx is not installed (apt-get install python3-onnx)", file=sys.stderr)
+    sys.exit(77)
+
+out = sys.argv[1]
+names = sorted({line.split()[0] for line in open(f"{out}/manifest.txt")})
+failed = 0
+for name in names:
+    model = onnx.load(f"{out}/{name}.onnx")
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        inferred = shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as e:  # the checker's own message says what is wrong
+        print(f"FAIL {name}: {e}")
+        failed += 1
+        continue
+    opset = {o.domain: o.version for o in model.opset_import}[""]
+    dims = [d.dim_param or d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim]
+    ops = sorted({n.op_type for n in model.graph.node})
+    print(f"ok {name}: opset {opset}, {len(model.graph.node)} nodes, output {dims}, ops {' '.join(ops)}")
+    if dims[0] != "batch" and not name.endswith("_fixed_batch"):
+        print(f"FAIL {name}: the output's axis 0 is {dims[0]}, not the symbolic batch")
+        failed += 1
+sys.exit(1 if failed else 0)
