@@ -1,7 +1,8 @@
 #pragma once
-// ONNX export: a recorded forward pass written as an ONNX model, through
-// ONNX's own generated classes (nn/onnx/src/export.cpp). Built when the ONNX
-// library is found (zerograd::onnx); docs/onnx.md has the operator table.
+/// @file
+/// ONNX export: a recorded forward pass written as an ONNX model, through
+/// ONNX's own generated classes (nn/onnx/src/export.cpp). Built when the ONNX
+/// library is found (zerograd::onnx); docs/onnx.md has the operator table.
 #include <string>
 #include <vector>
 
@@ -10,43 +11,44 @@
 
 namespace zg::onnx {
 
-// The operator set every exported model imports (17: LayerNormalization's).
+/// The operator set every exported model imports (17: LayerNormalization's).
 constexpr int kOpset = 17;
 
+/// What export_model and export_graph write besides the graph itself.
 struct ExportOptions {
-  std::vector<std::string> input_names;   // default "input", then "input1", ...
-  std::vector<std::string> output_names;  // default "output", then "output1", ...
-  // Axis 0 of every input and output is the symbolic "batch": the model runs
-  // on any batch size. Other axes keep the example's sizes.
+  std::vector<std::string> input_names;   ///< default "input", then "input1", ...
+  std::vector<std::string> output_names;  ///< default "output", then "output1", ...
+  /// Axis 0 of every input and output is the symbolic "batch": the model runs
+  /// on any batch size. Other axes keep the example's sizes.
   bool dynamic_batch = true;
-  // Initializer names for leaves of the graph (parameters, buffers); other
-  // constants are named by their Variable's name or "const_<k>".
+  /// Initializer names for leaves of the graph (parameters, buffers); other
+  /// constants are named by their Variable's name or "const_<k>".
   nn::NamedVariables names;
-  std::string graph_name = "zerograd";
+  std::string graph_name = "zerograd";  ///< the ONNX graph's name
 };
 
-// Runs model once on example_input in eval mode (Dropout gone, BatchNorm on
-// its running statistics), records that forward pass and writes it to path
-// as an ONNX model at opset kOpset: parameters become initializers with their
-// dotted names ("fc1.weight"), the input is "input" and the output "output"
-// unless options name them. The file passes ONNX's checker before it is
-// written, atomically (temp file, then rename). A Function without an ONNX
-// mapping is a ValueError naming it, its place in the graph and the Functions
-// that have one; nothing is written then. So is a constant made from the
-// batch size (a recurrent layer's zero initial state) while dynamic_batch is
-// set (Note [Constants that follow the batch]).
+/// Runs model once on example_input in eval mode (Dropout gone, BatchNorm on
+/// its running statistics), records that forward pass and writes it to path
+/// as an ONNX model at opset kOpset: parameters become initializers with their
+/// dotted names ("fc1.weight"), the input is "input" and the output "output"
+/// unless options name them. The file passes ONNX's checker before it is
+/// written, atomically (temp file, then rename). A Function without an ONNX
+/// mapping is a ValueError naming it, its place in the graph and the Functions
+/// that have one; nothing is written then. So is a constant made from the
+/// batch size (a recurrent layer's zero initial state) while dynamic_batch is
+/// set (Note [Constants that follow the batch]).
 void export_model(nn::Module& model, const Variable& example_input, const std::string& path,
                   const ExportOptions& options = {});
 
-// The graph from inputs to outputs, for computations that are not a Module.
-// Record the forward with each input's requires_grad_() set and under a
-// KeepIntermediatesGuard (so every intermediate stays reachable); an input
-// the outputs do not depend on, or an intermediate that was freed, is a
-// ValueError saying so.
+/// The graph from inputs to outputs, for computations that are not a Module.
+/// Record the forward with each input's requires_grad_() set and under a
+/// KeepIntermediatesGuard (so every intermediate stays reachable); an input
+/// the outputs do not depend on, or an intermediate that was freed, is a
+/// ValueError saying so.
 void export_graph(const std::vector<Variable>& outputs, const std::vector<Variable>& inputs, const std::string& path,
                   const ExportOptions& options = {});
 
-// The names of the Functions export maps to ONNX operators, sorted.
+/// The names of the Functions export maps to ONNX operators, sorted.
 std::vector<std::string> exportable_functions();
 
 }  // namespace zg::onnx
