@@ -23,7 +23,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "training.hpp"
+#include "resume.hpp"
 
 namespace fs = std::filesystem;
 using namespace zg;
@@ -210,13 +210,10 @@ Guesses decode_greedy(AttentionSeq2seq& model, const Dates& data, const std::vec
     std::vector<std::vector<std::vector<double>>> weights(keep_weights ? n : 0);
     for (std::size_t k = 1; k < kAnswer; ++k) {
       const auto out = model.decode(Variable(next), state, enc.output);
-      const Tensor<float>& logits = out.logits.data();
+      const Tensor<std::size_t> best = argmax_indices(out.logits, -1);  // (n, 1)
       for (std::size_t i = 0; i < n; ++i) {
-        std::size_t best = 0;
-        for (std::size_t c = 1; c < kChars.size(); ++c)
-          if (logits(i, 0, c) > logits(i, 0, best)) best = c;
-        next(i, 0) = static_cast<float>(best);
-        guess[i] += kChars[best];
+        next(i, 0) = static_cast<float>(best(i, 0));
+        guess[i] += kChars[best(i, 0)];
         if (keep_weights) {
           std::vector<double> row(data.width);
           for (std::size_t s = 0; s < data.width; ++s) row[s] = out.weights.data()(i, 0, s);
@@ -230,77 +227,30 @@ Guesses decode_greedy(AttentionSeq2seq& model, const Dates& data, const std::vec
   return g;
 }
 
-struct Config {
-  std::size_t samples = 50000, batch = 128, embed = 16, hidden = 128, print_data = 0, stop_after = 0;
-  int epochs = 6, threads = 0;
-  double lr = 0.001, clip = 5.0;
-  std::uint64_t seed = 1;
-  std::string out = "out/attention_dates", resume;
-};
-
-// Checkpoint entries besides the model's and Adam's: the sizes and data the
-// run was made with, and where it stood.
-const char* const kSizes = "dates.sizes";  // embed, hidden
-const char* const kData = "dates.data";    // samples, seed, batch size (two counts each)
-
-Tensor<float> counts(std::initializer_list<std::uint64_t> values) {
-  Tensor<float> t = Tensor<float>::from_shape({2 * values.size()});
-  std::size_t i = 0;
-  for (std::uint64_t v : values) {
-    const Tensor<float> c = optim::encode_count(static_cast<std::int64_t>(v));
-    t(i++) = c(0);
-    t(i++) = c(1);
-  }
-  return t;
-}
-std::vector<std::uint64_t> read_counts(const Tensor<float>& t, std::size_t n, const std::string& key) {
-  if (t.size() != 2 * n) throw ValueError("'" + key + "': expected " + std::to_string(2 * n) + " values, got " +
-                                          std::to_string(t.size()));
-  std::vector<std::uint64_t> out;
-  for (std::size_t i = 0; i < n; ++i)
-    out.push_back(static_cast<std::uint64_t>(optim::decode_count(Tensor<float>({t(2 * i), t(2 * i + 1)}), key)));
-  return out;
-}
-
 using examples::install_stop_handlers;  // Ctrl-C and SIGTERM stop after the current step
 using examples::stop_signal;
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Config c;
+  examples::LessonConfig c;
+  c.out = "out/attention_dates";
   CLI::App app{"Attention on dates: dates written in ~40 ways (\"september 27, 1994\", \"TUE, SEP 27, 1994\",\n"
                "\"9/27/94\", \"27.09.1994\", ...) translated into ISO form (\"1994-09-27\") by an encoder-decoder\n"
                "LSTM with dot-product attention, as in the sequel. Prints held-out accuracy per epoch; writes\n"
                "metrics.csv, accuracy.png, the attention weights of a few held-out dates as attention.png,\n"
                "and checkpoint.npz to --out."};
-  app.add_option("--samples", c.samples, "Distinct written dates generated (90% train, 10% held out)")
-      ->check(CLI::Range(20, 1000000))->capture_default_str();
-  app.add_option("--epochs", c.epochs, "Epochs")->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_option("--batch-size", c.batch, "Batch size")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--embed", c.embed, "Character embedding size")->check(CLI::Range(1, 4096))->capture_default_str();
-  app.add_option("--hidden", c.hidden, "LSTM hidden size")->check(CLI::Range(1, 4096))->capture_default_str();
-  app.add_option("--lr", c.lr, "Adam's learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--clip", c.clip, "Gradient norm clipping (0: none)")->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--seed", c.seed, "Seed of the data and of the model's init and shuffling (below 2^48)")
-      ->check(CLI::Range(std::uint64_t(0), (std::uint64_t(1) << 48) - 1))->capture_default_str();
-  app.add_option("--threads", c.threads, "Threads (0: one per core)")->check(CLI::Range(0, 256))->capture_default_str();
-  app.add_option("--out", c.out, "Directory for metrics.csv, accuracy.png, attention.png and checkpoint.npz")
-      ->capture_default_str();
-  app.add_option("--resume", c.resume, "Continue from a checkpoint exactly where it stopped, for --epochs more epochs\n"
-                                       "(sizes, data and batch size come from the checkpoint;\n"
-                                       "--lr sets a new learning rate)")
-      ->check(CLI::ExistingFile);
-  app.add_option("--print-data", c.print_data, "Print the first N generated dates (question, tab, answer) and exit");
-  app.add_option("--stop-after", c.stop_after, "Raise SIGINT after this many steps (to test stopping and resuming)")
-      ->group("");
+  examples::add_lesson_options(app, c, {"Distinct written dates generated (90% train, 10% held out)", 1000000,
+                                        "Seed of the data and of the model's init and shuffling (below 2^48)",
+                                        "Directory for metrics.csv, accuracy.png, attention.png and checkpoint.npz"});
+  std::size_t print_data = 0;
+  app.add_option("--print-data", print_data, "Print the first N generated dates (question, tab, answer) and exit");
   CLI11_PARSE(app, argc, argv);
 
   try {
     zg::set_num_threads(c.threads);
-    if (c.print_data > 0) {
-      const Dates d = make_dates(std::min(c.print_data, c.samples), c.seed);
+    if (print_data > 0) {
+      const Dates d = make_dates(std::min(print_data, c.samples), c.seed);
       for (std::size_t i = 0; i < d.questions.size(); ++i) {
         std::string q = d.questions[i];
         q.erase(q.find_last_not_of(' ') + 1);
@@ -309,26 +259,8 @@ int main(int argc, char** argv) {
       return 0;
     }
 
-    // The checkpoint's sizes and data, read before the model exists.
-    if (!c.resume.empty()) {
-      nn::NpzReader zip(c.resume);
-      std::map<std::string, Tensor<float>> e;
-      for (const auto& m : zip.members())
-        if (m.name.rfind("dates.", 0) == 0) e[m.name] = zip.read_float(m, zip.header(m));
-      for (const char* name : {kSizes, kData})
-        if (!e.count(name))
-          throw ValueError(c.resume + " is not an attention_dates checkpoint: it has no '" + name + "'");
-      const auto sizes = read_counts(e[kSizes], 2, kSizes), data = read_counts(e[kData], 3, kData);
-      const std::pair<const char*, std::uint64_t> given[] = {{"--embed", c.embed},     {"--hidden", c.hidden},
-                                                             {"--samples", c.samples}, {"--seed", c.seed},
-                                                             {"--batch-size", c.batch}};
-      const std::uint64_t saved[] = {sizes[0], sizes[1], data[0], data[1], data[2]};
-      for (std::size_t i = 0; i < 5; ++i)
-        if (app.count(given[i].first) && given[i].second != saved[i])
-          throw ValueError(std::string(given[i].first) + " " + std::to_string(given[i].second) + " differs from " +
-                           c.resume + "'s " + std::to_string(saved[i]) + ": leave it out to resume");
-      c.embed = sizes[0], c.hidden = sizes[1], c.samples = data[0], c.seed = data[1], c.batch = data[2];
-    }
+    const auto fixed = examples::lesson_fixed_options(c, "dates");  // sizes, data and batch size
+    if (!c.resume.empty()) examples::read_fixed_options(c.resume, "attention_dates", fixed, app);
 
     install_stop_handlers();
     fs::create_directories(c.out);
@@ -373,9 +305,7 @@ int main(int argc, char** argv) {
       if (!generator) throw ValueError(c.resume + " holds no 'train.generator'");
       nn::decode_generator(*generator, zg::generator(), "train.generator");
       if (app.count("--lr")) adam.set_lr(static_cast<float>(c.lr));
-      std::cout << "resumed from " << c.resume << " after epoch " << start_epoch;
-      if (start_step) std::cout << " and " << start_step << " steps of epoch " << start_epoch + 1;
-      std::cout << "\n";
+      std::cout << examples::resumed_message(c.resume, start_epoch, start_step) << "\n";
     }
 
     const std::size_t per_epoch = n_train / c.batch;
@@ -395,18 +325,11 @@ int main(int argc, char** argv) {
     for (const auto& row : csv.rows()) curve.points.emplace_back(row[0], row[2]);
     auto save = [&](int epochs_done, std::size_t steps_done, const Tensor<float>& generator) {
       nn::NamedArrays extra = adam.state_dict();
-      nn::NamedArrays all = model.state();
-      all.insert(all.end(), extra.begin(), extra.end());
-      std::string which;
-      if (!examples::all_finite(all, which))
-        throw ValueError("not saving " + ck + ": '" + which +
-                         "' holds a NaN or infinity (the last checkpoint is kept)");
-      extra.emplace_back(kSizes, counts({c.embed, c.hidden}));
-      extra.emplace_back(kData, counts({c.samples, c.seed, c.batch}));
+      for (auto& e : examples::fixed_option_entries(fixed)) extra.push_back(std::move(e));
       extra.emplace_back("train.epoch", optim::encode_count(epochs_done));
       extra.emplace_back("train.step", optim::encode_count(static_cast<std::int64_t>(steps_done)));
       extra.emplace_back("train.generator", generator);
-      nn::save_checkpoint(ck, model, extra);
+      examples::save_finite_checkpoint(ck, model, extra);
     };
 
     const int last_epoch = start_epoch + c.epochs;
@@ -417,17 +340,13 @@ int main(int argc, char** argv) {
     for (int epoch = start_epoch + 1; epoch <= last_epoch && !stopped; ++epoch) {
       const auto t0 = std::chrono::steady_clock::now();
       const bool continuing = epoch == start_epoch + 1 && start_step > 0;
-      std::size_t step = continuing ? start_step : 0;
       const Tensor<float> epoch_generator = nn::encode_generator(zg::generator());
       for (std::size_t i = 0; i < n_train; ++i) order[i] = i;
       std::shuffle(order.begin(), order.end(), zg::generator());
       std::ostringstream label;
       label << "epoch " << epoch << "/" << last_epoch;
-      examples::ProgressBar bar(label.str(), per_epoch);
       model.train();
-      double total = 0, recent = 0;
-      std::size_t steps = 0;
-      for (; step < per_epoch && !stop_signal; ++step) {
+      const auto loss_of = [&](std::size_t step) {
         const std::size_t at = step * c.batch;
         auto enc = model.encode(encode(data.questions, order, at, c.batch, 0, data.width));
         nn::RecurrentState state = enc.state;
@@ -435,29 +354,18 @@ int main(int argc, char** argv) {
                        target = encode(data.answers, order, at, c.batch, 1, kAnswer - 1);
         const Variable logits = model.decode(in, state, enc.output).logits;
         const std::size_t rows = c.batch * (kAnswer - 1);
-        Variable loss = nn::functional::cross_entropy(reshape(logits, {rows, kChars.size()}), reshape(target, {rows}));
-        const double l = loss.item();
-        if (!std::isfinite(l)) {
-          std::ostringstream msg;
-          msg << label.str() << ", step " << step + 1 << " of " << per_epoch << ": the loss is " << l
-              << "; training stopped before this step changed the parameters";
-          throw examples::NonFiniteLoss(msg.str());
-        }
-        loss.backward();
+        return nn::functional::cross_entropy(reshape(logits, {rows, kChars.size()}), reshape(target, {rows}));
+      };
+      const std::size_t first = continuing ? start_step : 0;
+      const examples::EpochResult r = examples::run_steps(label.str(), first, per_epoch, loss_of, [&] {
         adam.step();
         adam.zero_grad();
-        ++steps;
-        total += l;
-        recent = steps == 1 ? l : 0.95 * recent + 0.05 * l;
-        bar.update(step + 1, recent);
         if (++steps_run == c.stop_after) std::raise(SIGINT);
-      }
-      stopped = stop_signal && step < per_epoch;
-      const double mean = steps ? total / double(steps) : 0;
-      std::ostringstream summary;
-      summary << "mean loss " << std::fixed << std::setprecision(4) << mean << (stopped ? " (stopped)" : "");
-      bar.finish(summary.str());
-      if (stopped && steps == 0) break;
+      });
+      const std::size_t step = first + r.steps;
+      const double mean = r.mean_loss;
+      stopped = r.stopped;
+      if (stopped && r.steps == 0) break;
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       reached = stopped ? epoch - 1 + double(step) / double(per_epoch) : epoch;
       const Guesses g = decode_greedy(model, data, identity, n_train, n_test, false);

@@ -8,6 +8,7 @@
 // answer right, greedy decoding) per epoch is plotted for the four.
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -16,7 +17,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "training.hpp"
+#include "resume.hpp"
 
 namespace fs = std::filesystem;
 using namespace zg;
@@ -50,12 +51,13 @@ Problems make_problems(std::size_t n, std::uint64_t seed) {
   return p;
 }
 
-Variable encode(const std::vector<std::string>& rows, std::size_t first, std::size_t count, std::size_t from,
-                std::size_t length, bool reverse) {
+// Rows pick[first], ..., pick[first + count - 1], characters from .. from + length.
+Variable encode(const std::vector<std::string>& rows, const std::vector<std::size_t>& pick, std::size_t first,
+                std::size_t count, std::size_t from, std::size_t length, bool reverse) {
   Tensor<float> t = Tensor<float>::from_shape({count, length});
   for (std::size_t i = 0; i < count; ++i)
     for (std::size_t k = 0; k < length; ++k) {
-      const std::string& s = rows[first + i];
+      const std::string& s = rows[pick[first + i]];
       t(i, k) = static_cast<float>(id(s[from + (reverse ? length - 1 - k : k)]));
     }
   return Variable(t);
@@ -102,32 +104,57 @@ class Seq2Seq : public nn::Module {
 };
 
 struct Variant {
-  std::string name;
+  std::string name, key;  // key: the model's entries in a checkpoint ("reversed_peeky.encoder.weight_ih_l0")
   bool reverse, peeky;
+};
+const std::vector<Variant>& variants() {
+  static const std::vector<Variant> v = {{"plain", "plain", false, false},
+                                         {"reversed", "reversed", true, false},
+                                         {"peeky", "peeky", false, true},
+                                         {"reversed + peeky", "reversed_peeky", true, true}};
+  return v;
+}
+
+// The four models under one Module, so that one checkpoint holds them all.
+// Each starts from the same seed (the same draws for the layers they share)
+// and shuffles with a generator of its own, seeded as it was after its
+// init: the same four runs as if each were trained alone.
+class Variants : public nn::Module {
+ public:
+  Variants(std::size_t embed, std::size_t hidden, std::uint64_t seed) {
+    for (const Variant& v : variants()) {
+      zg::manual_seed(seed);
+      models.push_back(register_module(v.key, std::make_shared<Seq2Seq>(embed, hidden, v.peeky)));
+      generators.push_back(zg::generator());
+    }
+  }
+  Variable forward(const Variable&) override { throw ValueError("Variants: train each of models"); }
+  std::string type_name() const override { return "Variants"; }
+
+  std::vector<std::shared_ptr<Seq2Seq>> models;
+  std::vector<Generator> generators;  // each model's shuffles
 };
 
 // The fraction of problems whose 4 answer characters greedy decoding gets
 // all right, feeding each predicted character back in.
-double accuracy(Seq2Seq& model, const Problems& p, std::size_t first, std::size_t count, bool reverse) {
+double accuracy(Seq2Seq& model, const Problems& p, const std::vector<std::size_t>& identity, std::size_t first,
+                std::size_t count, bool reverse) {
   NoGradGuard no_grad;
   nn::EvalModeGuard eval;
   std::size_t right = 0;
   for (std::size_t at = first; at < first + count; at += 1000) {
     const std::size_t n = std::min<std::size_t>(1000, first + count - at);
-    nn::RecurrentState state = model.encode(encode(p.questions, at, n, 0, kQuestion, reverse));
+    nn::RecurrentState state = model.encode(encode(p.questions, identity, at, n, 0, kQuestion, reverse));
     const Variable enc_h = state.h;
     Tensor<float> next = Tensor<float>::from_shape({n, 1});
     next.fill(static_cast<float>(id('_')));
     std::vector<std::string> guess(n);
     for (std::size_t k = 1; k < kAnswer; ++k) {
       const Variable out = model.decode(Variable(next), state, enc_h);
-      const Tensor<float>& logits = out.data();
+      const Tensor<std::size_t> best = argmax_indices(out, -1);  // (n, 1)
       for (std::size_t i = 0; i < n; ++i) {
-        std::size_t best = 0;
-        for (std::size_t c = 1; c < kChars.size(); ++c)
-          if (logits(i, 0, c) > logits(i, 0, best)) best = c;
-        next(i, 0) = static_cast<float>(best);
-        guess[i] += kChars[best];
+        next(i, 0) = static_cast<float>(best(i, 0));
+        guess[i] += kChars[best(i, 0)];
       }
     }
     for (std::size_t i = 0; i < n; ++i) right += guess[i] == p.answers[at + i].substr(1);
@@ -135,109 +162,220 @@ double accuracy(Seq2Seq& model, const Problems& p, std::size_t first, std::size_
   return double(right) / double(count);
 }
 
-struct Config {
-  std::size_t samples = 50000, batch = 128, embed = 16, hidden = 128;
-  int epochs = 8, threads = 0;
-  double lr = 0.001, clip = 5.0;
-  std::uint64_t seed = 1;
-  std::string out = "out/seq2seq_addition";
-};
+using examples::install_stop_handlers;  // Ctrl-C and SIGTERM stop after the current step
+using examples::stop_signal;
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Config c;
+  examples::LessonConfig c;
+  c.epochs = 8;
+  c.out = "out/seq2seq_addition";
   CLI::App app{"Seq2seq on addition (\"16+75\" -> \"91\"): a plain encoder-decoder LSTM, the same with the\n"
                "question reversed, with Peeky decoding, and with both, trained side by side.\n"
-               "Prints test accuracy per epoch and draws accuracy.png."};
-  app.add_option("--samples", c.samples, "Problems generated (90% train, 10% test)")
-      ->check(CLI::Range(20, 10000000))->capture_default_str();
-  app.add_option("--epochs", c.epochs, "Epochs")->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_option("--batch-size", c.batch, "Batch size")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--embed", c.embed, "Character embedding size")->check(CLI::Range(1, 4096))->capture_default_str();
-  app.add_option("--hidden", c.hidden, "LSTM hidden size")->check(CLI::Range(1, 4096))->capture_default_str();
-  app.add_option("--lr", c.lr, "Adam's learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--clip", c.clip, "Gradient norm clipping (0: none)")->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--seed", c.seed, "Seed of the data and of each model's init and shuffling")->capture_default_str();
-  app.add_option("--threads", c.threads, "Threads (0: one per core)")->check(CLI::Range(0, 256))->capture_default_str();
-  app.add_option("--out", c.out, "Directory for accuracy.png and metrics.csv")->capture_default_str();
+               "Prints test accuracy per epoch; writes metrics.csv, accuracy.png and checkpoint.npz to --out."};
+  examples::add_lesson_options(app, c, {"Problems generated (90% train, 10% test)", 10000000,
+                                        "Seed of the data and of each model's init and shuffling (below 2^48)",
+                                        "Directory for metrics.csv, accuracy.png and checkpoint.npz"});
   CLI11_PARSE(app, argc, argv);
 
   try {
     zg::set_num_threads(c.threads);
+    const auto fixed = examples::lesson_fixed_options(c, "seq2seq");  // sizes, data and batch size
+    if (!c.resume.empty()) examples::read_fixed_options(c.resume, "seq2seq_addition", fixed, app);
+
+    install_stop_handlers();
     fs::create_directories(c.out);
     const Problems p = make_problems(c.samples, c.seed);
     const std::size_t n_train = c.samples * 9 / 10, n_test = c.samples - n_train;
+    if (n_train < c.batch)
+      throw ValueError("--batch-size " + std::to_string(c.batch) + " is more than the " + std::to_string(n_train) +
+                       " training problems: use more --samples or smaller batches");
+    std::vector<std::size_t> identity(c.samples);
+    for (std::size_t i = 0; i < c.samples; ++i) identity[i] = i;
     std::cout << n_train << " training and " << n_test << " test problems, e.g. '" << p.questions[0] << "' -> '"
               << p.answers[0] << "'\n";
-    const std::vector<Variant> variants = {
-        {"plain", false, false}, {"reversed", true, false}, {"peeky", false, true}, {"reversed + peeky", true, true}};
-    std::vector<examples::Series> curves;
-    std::vector<double> final_accuracy;
-    std::vector<std::string> columns = {"epoch"};
-    for (const auto& v : variants) columns.push_back(v.name);
-    std::vector<std::vector<double>> table(std::size_t(c.epochs), std::vector<double>(1 + variants.size()));
-    for (std::size_t m = 0; m < variants.size(); ++m) {
-      const Variant& v = variants[m];
-      // Each model starts from the same seed: the same init draws and the
-      // same batch order, so only the variant differs.
-      zg::manual_seed(c.seed);
-      Seq2Seq model(c.embed, c.hidden, v.peeky);
-      optim::Adam adam(model.parameters(), static_cast<float>(c.lr));
-      if (c.clip > 0) adam.set_max_grad_norm(static_cast<float>(c.clip));
-      std::vector<std::size_t> order(n_train);
-      examples::Series s{v.name, {}, true};
-      for (int epoch = 1; epoch <= c.epochs; ++epoch) {
-        const auto t0 = std::chrono::steady_clock::now();
-        for (std::size_t i = 0; i < n_train; ++i) order[i] = i;
-        std::shuffle(order.begin(), order.end(), zg::generator());
-        Problems shuffled;
-        for (std::size_t i : order) {
-          shuffled.questions.push_back(p.questions[i]);
-          shuffled.answers.push_back(p.answers[i]);
+
+    const std::vector<Variant>& vs = variants();
+    const std::size_t n_models = vs.size();
+    Variants all(c.embed, c.hidden, c.seed);
+    std::vector<std::unique_ptr<optim::Adam>> adams;
+    for (const auto& model : all.models) {
+      adams.push_back(std::make_unique<optim::Adam>(model->parameters(), static_cast<float>(c.lr)));
+      if (c.clip > 0) adams.back()->set_max_grad_norm(static_cast<float>(c.clip));
+    }
+
+    // The checkpoint holds the four models, each one's Adam state
+    // ("plain.optimizer.*") and generator ("plain.generator"), sizes and
+    // data, and where the run stood: whole epochs done by all four, how many
+    // models went through the next one, and steps of the next model into it.
+    // A model's generator is the one its unfinished epoch began with (the
+    // shuffle is drawn again on resuming).
+    int start_epoch = 0;
+    std::size_t start_model = 0, start_step = 0;
+    if (!c.resume.empty()) {
+      auto ours = [&](const std::string& n) {
+        if (n.rfind("train.", 0) == 0 || n.rfind("seq2seq.", 0) == 0) return true;
+        for (const Variant& v : vs)
+          if (n == v.key + ".generator" || n.rfind(v.key + ".optimizer.", 0) == 0) return true;
+        return false;
+      };
+      nn::LoadOptions options;
+      options.extra_names = ours;
+      nn::load_checkpoint(c.resume, all, [&](const nn::NamedArrays& rest) {
+        std::vector<nn::NamedArrays> opt(n_models);
+        std::vector<bool> has_generator(n_models);
+        for (const auto& [name, a] : rest) {
+          if (name == "train.epoch") start_epoch = static_cast<int>(optim::decode_count(a, name));
+          else if (name == "train.model") start_model = static_cast<std::size_t>(optim::decode_count(a, name));
+          else if (name == "train.step") start_step = static_cast<std::size_t>(optim::decode_count(a, name));
+          for (std::size_t m = 0; m < n_models; ++m) {
+            const std::string prefix = vs[m].key + ".";
+            if (name == prefix + "generator") {
+              nn::decode_generator(a, all.generators[m], name);
+              has_generator[m] = true;
+            } else if (name.rfind(prefix + "optimizer.", 0) == 0) {
+              opt[m].emplace_back(name.substr(prefix.size()), a);
+            }
+          }
         }
-        double total = 0;
-        std::size_t steps = 0;
+        for (std::size_t m = 0; m < n_models; ++m) {
+          if (!has_generator[m]) throw ValueError(c.resume + " holds no '" + vs[m].key + ".generator'");
+          adams[m]->load_state_dict(opt[m]);
+        }
+      }, options);
+      if (start_model >= n_models)
+        throw ValueError(c.resume + ": 'train.model' is " + std::to_string(start_model) + ", past the " +
+                         std::to_string(n_models) + " models");
+      if (app.count("--lr"))
+        for (auto& adam : adams) adam->set_lr(static_cast<float>(c.lr));
+      std::vector<std::string> done;  // of the unfinished epoch
+      for (std::size_t m = 0; m < start_model; ++m) done.push_back(vs[m].name);
+      if (start_step) done.push_back(std::to_string(start_step) + " steps of " + vs[start_model].name);
+      std::cout << examples::resumed_message(c.resume, start_epoch, 0);
+      const std::string in_epoch = " and, in epoch " + std::to_string(start_epoch + 1) + ", ";
+      for (std::size_t i = 0; i < done.size(); ++i)
+        std::cout << (i == 0 ? in_epoch : i + 1 < done.size() ? ", " : " and ") << done[i];
+      std::cout << "\n";
+    }
+    const std::size_t per_epoch = n_train / c.batch;
+    if (start_step >= per_epoch)
+      throw ValueError(c.resume + ": step " + std::to_string(start_step) + " is past the " +
+                       std::to_string(per_epoch) + " steps of an epoch");
+    std::cout << n_models << " models of " << all.models[0]->parameter_count() << " (plain) to "
+              << all.models[2]->parameter_count() << " (peeky) parameters; Adam, lr " << adams[0]->lr()
+              << ", gradient norm clipped to " << c.clip << ", batch " << c.batch << ", " << per_epoch
+              << " steps per epoch, threads " << zg::num_threads() << "\n";
+
+    const fs::path out(c.out);
+    const std::string ck = (out / "checkpoint.npz").string();
+    std::vector<std::string> columns = {"epoch"};
+    for (const auto& v : vs) columns.push_back(v.name);
+    examples::MetricsCsv csv((out / "metrics.csv").string(), columns);
+    if (!c.resume.empty()) csv.keep_rows_until(start_epoch);
+    std::vector<examples::Series> curves;
+    for (std::size_t m = 0; m < n_models; ++m) {
+      curves.push_back({vs[m].name, {}, true});
+      for (const auto& row : csv.rows()) curves[m].points.emplace_back(row[0], row[1 + m]);
+    }
+    auto save = [&](int epochs_done, std::size_t models_done, std::size_t steps_done,
+                    const std::vector<Generator>& generators) {
+      nn::NamedArrays extra = examples::fixed_option_entries(fixed);
+      for (std::size_t m = 0; m < n_models; ++m) {
+        for (auto& [name, a] : adams[m]->state_dict()) extra.emplace_back(vs[m].key + "." + name, std::move(a));
+        extra.emplace_back(vs[m].key + ".generator", nn::encode_generator(generators[m]));
+      }
+      extra.emplace_back("train.epoch", optim::encode_count(epochs_done));
+      extra.emplace_back("train.model", optim::encode_count(static_cast<std::int64_t>(models_done)));
+      extra.emplace_back("train.step", optim::encode_count(static_cast<std::int64_t>(steps_done)));
+      examples::save_finite_checkpoint(ck, all, extra);
+    };
+
+    // Epoch by epoch, each model in turn: a checkpoint after every epoch
+    // holds the four at the same point.
+    const int last_epoch = start_epoch + c.epochs;
+    bool stopped = false;
+    std::size_t steps_run = 0;
+    std::vector<std::size_t> order(n_train);
+    for (int epoch = start_epoch + 1; epoch <= last_epoch && !stopped; ++epoch) {
+      std::vector<double> row = {double(epoch)};
+      const bool continuing = epoch == start_epoch + 1;
+      for (std::size_t m = 0; m < n_models && !stopped; ++m) {
+        const Variant& v = vs[m];
+        Seq2Seq& model = *all.models[m];
+        if (continuing && m < start_model) {  // trained through this epoch before the stop
+          row.push_back(accuracy(model, p, identity, n_train, n_test, v.reverse));
+          continue;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        const Generator epoch_generator = all.generators[m];
+        for (std::size_t i = 0; i < n_train; ++i) order[i] = i;
+        std::shuffle(order.begin(), order.end(), all.generators[m]);
+        const std::size_t first = continuing && m == start_model ? start_step : 0;
+        std::ostringstream label;
+        label << v.name << " epoch " << epoch << "/" << last_epoch;
         model.train();
-        for (std::size_t at = 0; at + c.batch <= n_train; at += c.batch, ++steps) {
-          nn::RecurrentState state = model.encode(encode(shuffled.questions, at, c.batch, 0, kQuestion, v.reverse));
+        const auto loss_of = [&](std::size_t step) {
+          const std::size_t at = step * c.batch;
+          nn::RecurrentState state = model.encode(encode(p.questions, order, at, c.batch, 0, kQuestion, v.reverse));
           const Variable enc_h = state.h;
-          const Variable in = encode(shuffled.answers, at, c.batch, 0, kAnswer - 1, false),
-                         target = encode(shuffled.answers, at, c.batch, 1, kAnswer - 1, false);
+          const Variable in = encode(p.answers, order, at, c.batch, 0, kAnswer - 1, false),
+                         target = encode(p.answers, order, at, c.batch, 1, kAnswer - 1, false);
           const Variable logits = model.decode(in, state, enc_h);
           const std::size_t rows = c.batch * (kAnswer - 1);
-          Variable loss = nn::functional::cross_entropy(reshape(logits, {rows, kChars.size()}), reshape(target, {rows}));
-          loss.backward();
-          adam.step();
-          adam.zero_grad();
-          total += loss.item();
+          return nn::functional::cross_entropy(reshape(logits, {rows, kChars.size()}), reshape(target, {rows}));
+        };
+        const examples::EpochResult r = examples::run_steps(label.str(), first, per_epoch, loss_of, [&] {
+          adams[m]->step();
+          adams[m]->zero_grad();
+          if (++steps_run == c.stop_after) std::raise(SIGINT);
+        });
+        if (r.stopped) {  // the models before this one went through the epoch; this one stands at `step`
+          const std::size_t step = first + r.steps;
+          std::cout << std::left << std::setw(17) << v.name << std::right << " epoch " << std::setw(3) << epoch
+                    << ": stopped at step " << step << " of " << per_epoch << "\n";
+          std::vector<Generator> generators = all.generators;
+          generators[m] = epoch_generator;
+          save(epoch - 1, m, step, generators);
+          stopped = true;
+          break;
         }
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        const double acc = accuracy(model, p, n_train, n_test, v.reverse);
+        const double acc = accuracy(model, p, identity, n_train, n_test, v.reverse);
         std::cout << std::left << std::setw(17) << v.name << std::right << " epoch " << std::setw(3) << epoch
-                  << ": loss " << std::fixed << std::setprecision(4) << total / double(std::max<std::size_t>(steps, 1))
-                  << ", test accuracy " << std::setprecision(3) << acc << " (" << examples::format_seconds(seconds)
-                  << ")\n";
-        s.points.emplace_back(epoch, acc);
-        table[std::size_t(epoch - 1)][0] = epoch;
-        table[std::size_t(epoch - 1)][1 + m] = acc;
+                  << ": loss " << std::fixed << std::setprecision(4) << r.mean_loss << ", test accuracy "
+                  << std::setprecision(3) << acc << " (" << examples::format_seconds(seconds) << ")\n";
+        row.push_back(acc);
       }
-      final_accuracy.push_back(s.points.back().second);
-      curves.push_back(s);
+      if (stopped) break;
+      csv.add(row);
+      for (std::size_t m = 0; m < n_models; ++m) curves[m].points.emplace_back(epoch, row[1 + m]);
+      save(epoch, 0, 0, all.generators);
     }
-    examples::MetricsCsv csv((fs::path(c.out) / "metrics.csv").string(), columns);
-    for (const auto& row : table) csv.add(row);
-    std::cout << "\nfinal test accuracy after " << c.epochs << " epochs:";
-    for (std::size_t m = 0; m < variants.size(); ++m)
-      std::cout << (m ? ", " : " ") << variants[m].name << " " << std::fixed << std::setprecision(3)
-                << final_accuracy[m];
-    std::cout << "\n";
-    const std::string png = (fs::path(c.out) / "accuracy.png").string();
-    examples::PlotOptions o{"seq2seq on addition: test accuracy", "epoch", "accuracy (whole answer right)", false,
-                            true};
-    o.key = "top left";
-    examples::report_plot(examples::plot_lines(png, curves, o), png);
+    std::cout << "metrics: " << csv.path() << "\n";
+    if (!csv.rows().empty()) {
+      const auto& last = csv.rows().back();
+      std::cout << "\nfinal test accuracy after " << int(last[0]) << (last[0] == 1 ? " epoch:" : " epochs:");
+      for (std::size_t m = 0; m < n_models; ++m)
+        std::cout << (m ? ", " : " ") << vs[m].name << " " << std::fixed << std::setprecision(3) << last[1 + m];
+      std::cout << "\n";
+      const std::string png = (out / "accuracy.png").string();
+      examples::PlotOptions o{"seq2seq on addition: test accuracy", "epoch", "accuracy (whole answer right)", false,
+                              true};
+      o.key = "top left";
+      examples::report_plot(examples::plot_lines(png, curves, o), png);
+    }
+    std::cout << "checkpoint: " << ck << "\n";
+    if (stopped) {
+      const int sig = stop_signal.load();
+      std::cerr << "seq2seq_addition: stopped by " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+                << "; continue with --resume " << ck << "\n";
+      return 128 + sig;
+    }
+  } catch (const examples::NonFiniteLoss& e) {
+    std::cerr << "seq2seq_addition: " << e.what() << ".\nThe checkpoint in " << c.out
+              << " keeps the last good epoch. Try a smaller --lr or --clip.\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "seq2seq_addition: " << e.what() << std::endl;
     return 1;
