@@ -35,16 +35,18 @@ import subprocess
 import sys
 import time
 
-WORKLOADS = ["mlp_epoch", "simple_cnn", "deep_cnn", "op_overhead", "deep_chain", "lstm_lm", "gru_lm", "gpt_char"]
+WORKLOADS = ["mlp_epoch", "simple_cnn", "deep_cnn", "op_overhead", "deep_chain", "lstm_lm", "gru_lm", "gpt_char",
+             "attention"]
 # The sequence workloads are one zerograd binary, bench/lm_step --workload W.
-SEQUENCE = ("lstm_lm", "gru_lm", "gpt_char")
+SEQUENCE = ("lstm_lm", "gru_lm", "gpt_char", "attention")
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
 
 # The metric that picks each side's best thread setting; the other metrics of
 # that workload are reported at the same setting.
 PRIMARY = {"mlp_epoch": "ms_per_iter", "simple_cnn": "ms_per_iter", "deep_cnn": "ms_per_iter",
            "op_overhead": "total_ns_per_op",
-           "deep_chain": "total_s", "lstm_lm": "ms_per_step", "gru_lm": "ms_per_step", "gpt_char": "ms_per_step"}
+           "deep_chain": "total_s", "lstm_lm": "ms_per_step", "gru_lm": "ms_per_step", "gpt_char": "ms_per_step",
+           "attention": "ms_per_step"}
 
 # Settings both sides get in a compare run (chosen to keep it under ~10 min).
 RUN_ARGS = {
@@ -56,6 +58,7 @@ RUN_ARGS = {
     "lstm_lm": ["--iterations", "10", "--repeats", "3", "--warmup", "3"],
     "gru_lm": ["--iterations", "10", "--repeats", "3", "--warmup", "3"],
     "gpt_char": ["--iterations", "20", "--repeats", "3", "--warmup", "5"],
+    "attention": ["--iterations", "50", "--repeats", "3", "--warmup", "10"],
 }
 
 # (workload, JSON field, label, format, target on the ratio or None, baseline
@@ -90,6 +93,7 @@ METRICS = [
     ("gru_lm", "peak_rss_mb", "peak RSS MB", "{:.0f}", "<= 1.0", "pytorch"),
     ("gpt_char", "ms_per_step", "ms/step", "{:.1f}", "<= 0.6", "pytorch"),
     ("gpt_char", "peak_rss_mb", "peak RSS MB", "{:.0f}", "<= 1.0", "pytorch"),
+    ("attention", "ms_per_step", "fwd+bwd ms", "{:.2f}", "<= 0.6", "pytorch"),
 ]
 
 
@@ -318,6 +322,34 @@ def torch_language_model(a, name):
             "final_loss": round(float(state["loss"]), 4), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def torch_attention(a):
+    """bench/lm_step --workload attention in PyTorch: nn.MultiheadAttention, causal, forward and backward."""
+    import torch
+    torch.manual_seed(a.seed)
+    B, T, C, H = 16, 64, 128, 4
+    mha = torch.nn.MultiheadAttention(C, H, batch_first=True)
+    x = torch.randn(B, T, C, requires_grad=True)
+    r = torch.randn(B, T, C)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(T)
+
+    def step():
+        (mha(x, x, x, attn_mask=mask, need_weights=False)[0] * r).sum().backward()
+        mha.zero_grad(set_to_none=True)
+        x.grad = None
+
+    for _ in range(a.warmup):
+        step()
+    ms = []
+    for _ in range(a.repeats):
+        start = time.perf_counter()
+        for _ in range(a.iterations):
+            step()
+        ms.append((time.perf_counter() - start) * 1e3 / a.iterations)
+    return {"bench": "attention", "threads": a.threads, "parameters": sum(p.numel() for p in mha.parameters()),
+            "batch": B, "seq": T, "iterations": a.iterations, "repeats": a.repeats, "warmup": a.warmup,
+            "ms_per_step": round(statistics.median(ms), 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
 def chain(x, ops):
     y = x
     for _ in range(ops // 2):
@@ -403,6 +435,7 @@ WORKER_DEFAULTS = {  # the C++ binaries' defaults
     "lstm_lm": dict(iterations=20, repeats=3, warmup=5),
     "gru_lm": dict(iterations=20, repeats=3, warmup=5),
     "gpt_char": dict(iterations=20, repeats=3, warmup=5),
+    "attention": dict(iterations=50, repeats=3, warmup=10),
 }
 
 
@@ -427,6 +460,8 @@ def worker_main(argv):
     torch.set_num_threads(max(1, a.threads))
     if a.worker in ("mlp_epoch", "simple_cnn", "deep_cnn"):
         out = torch_training(a, a.worker)
+    elif a.worker == "attention":
+        out = torch_attention(a)
     elif a.worker in SEQUENCE:
         out = torch_language_model(a, a.worker)
     elif a.worker == "op_overhead":

@@ -8,6 +8,10 @@
 //   gpt_char  nanoGPT's CPU configuration: vocab 65, 4 layers, 4 heads,
 //             n_embd 128, block 64, batch 12, GELU MLP 4x, pre-norm, no
 //             dropout, AdamW lr 1e-3 (weight decay 0.01), clip 1 (818,176)
+//   attention one nn::MultiheadAttention block, causal self-attention of
+//             (16, 64, 128) batch first, 4 heads, no attention weights
+//             returned: forward and backward of sum(y * r) into x and the
+//             parameters, no optimizer (66,048 parameters)
 // Each window starts from a zero state (no carried state), as the PyTorch
 // side does. One JSON line per thread setting: the median ms per step over
 // `repeats` runs of `iterations` steps after `warmup`, and peak RSS.
@@ -63,16 +67,59 @@ Tensor<float> random_tokens(std::size_t B, std::size_t T, std::size_t vocab, std
   return t;
 }
 
+// The attention workload: one block's forward and backward, timed like the
+// language models.
+int attention_bench(int threads, int iterations, int repeats, int warmup, std::uint64_t seed) {
+  const std::size_t B = 16, T = 64, C = 128, heads = 4;
+  const auto settings = bench::thread_settings(threads);
+  for (const int t : settings) {
+    if (t != settings.front()) bench::reset_peak_rss();
+    set_num_threads(t);
+    manual_seed(seed);
+    nn::MultiheadAttentionOptions o(C, heads);
+    o.batch_first = true;
+    nn::MultiheadAttention mha(o);
+    Variable x = randn({B, T, C});
+    x.requires_grad_();
+    const Variable r = randn({B, T, C});
+    nn::MultiheadAttentionArgs args;
+    args.need_weights = false;
+    args.attn_mask = nn::generate_square_subsequent_mask(T);
+    args.attn_mask_kind = nn::functional::AttnMask::Additive;
+    std::size_t params = 0;
+    for (const auto& p : mha.parameters()) params += p.size();
+    const auto step = [&] {
+      sum(mha(x, x, x, args).output * r).backward();
+      mha.zero_grad();
+      x.cleargrad();
+    };
+    for (int i = 0; i < warmup; ++i) step();
+    std::vector<double> ms;
+    for (int k = 0; k < repeats; ++k) {
+      const auto start = bench::Clock::now();
+      for (int i = 0; i < iterations; ++i) step();
+      ms.push_back(bench::since(start) * 1e3 / iterations);
+    }
+    std::printf("{\"bench\": \"attention\", \"threads\": %d, \"parameters\": %zu, \"batch\": %zu, \"seq\": %zu, "
+                "\"iterations\": %d, \"repeats\": %d, \"warmup\": %d, \"ms_per_step\": %.3f, "
+                "\"peak_rss_mb\": %.1f}\n",
+                t, params, B, T, iterations, repeats, warmup, bench::median(ms), bench::peak_rss_mb());
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string name = "lstm_lm";
   int threads = 0, iterations = 20, repeats = 3, warmup = 5;
   std::uint64_t seed = 1;
-  CLI::App app{"lm_step: one training step of a character language model (lstm_lm, gru_lm, gpt_char: see the\n"
-               "source's header); one JSON line per thread setting"};
-  app.add_option("--workload", name, "lstm_lm, gru_lm or gpt_char")
-      ->check(CLI::IsMember({"lstm_lm", "gru_lm", "gpt_char"}))->capture_default_str();
+  CLI::App app{"lm_step: one training step of a character language model (lstm_lm, gru_lm, gpt_char), or one\n"
+               "attention block's forward and backward (attention): see the source's header; one JSON line per\n"
+               "thread setting"};
+  app.add_option("--workload", name, "lstm_lm, gru_lm, gpt_char or attention")
+      ->check(CLI::IsMember({"lstm_lm", "gru_lm", "gpt_char", "attention"}))->capture_default_str();
   app.add_option("--threads", threads, "OpenBLAS / zerograd threads; 0 runs 1 and 2, one JSON line each")
       ->check(CLI::Range(0, 256))->capture_default_str();
   app.add_option("--iterations", iterations, "Timed steps per repetition")->check(CLI::Range(1, 100000))
@@ -82,6 +129,7 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "Untimed steps first")->check(CLI::Range(0, 100000))->capture_default_str();
   app.add_option("--seed", seed, "Seed of the weights and the tokens")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (name == "attention") return attention_bench(threads, iterations, repeats, warmup, seed);
 
   const Workload w = workload(name);
   const std::size_t B = w.batch, T = w.seq, V = w.model.vocab;
