@@ -25,6 +25,20 @@ inline double seconds(const std::function<void()>& fn, int reps) {
 
 inline double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+// ms per step of each of `repeats` runs of `iterations` steps, after
+// `warmup` untimed ones.
+template <class Step>
+std::vector<double> timed_runs(Step&& step, int warmup, int repeats, int iterations) {
+  for (int i = 0; i < warmup; ++i) step();
+  std::vector<double> ms;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = Clock::now();
+    for (int i = 0; i < iterations; ++i) step();
+    ms.push_back(since(start) * 1e3 / iterations);
+  }
+  return ms;
+}
+
 inline double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());

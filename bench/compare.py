@@ -164,6 +164,19 @@ def load_train(data_dir):
     return x, t
 
 
+def timed_runs(step, a):
+    """ms per step of each of a.repeats runs of a.iterations steps, after a.warmup untimed ones."""
+    for _ in range(a.warmup):
+        step()
+    ms = []
+    for _ in range(a.repeats):
+        start = time.perf_counter()
+        for _ in range(a.iterations):
+            step()
+        ms.append((time.perf_counter() - start) * 1e3 / a.iterations)
+    return ms
+
+
 def torch_training(a, name):
     import torch
     import torch.nn as nn
@@ -222,14 +235,7 @@ def torch_training(a, name):
         opt.zero_grad(set_to_none=True)
         state["loss"] = loss
 
-    for _ in range(a.warmup):
-        step()
-    ms = []
-    for _ in range(a.repeats):
-        start = time.perf_counter()
-        for _ in range(a.iterations):
-            step()
-        ms.append((time.perf_counter() - start) * 1e3 / a.iterations)
+    ms = timed_runs(step, a)
     m = statistics.median(ms)
     return {"bench": name, "threads": a.threads, "batch": batch, "optimizer": opt_desc,
             "iterations": a.iterations, "repeats": a.repeats, "warmup": a.warmup,
@@ -308,14 +314,7 @@ def torch_language_model(a, name):
         opt.zero_grad(set_to_none=True)
         state["loss"] = loss
 
-    for _ in range(a.warmup):
-        step()
-    ms = []
-    for _ in range(a.repeats):
-        start = time.perf_counter()
-        for _ in range(a.iterations):
-            step()
-        ms.append((time.perf_counter() - start) * 1e3 / a.iterations)
+    ms = timed_runs(step, a)
     return {"bench": name, "threads": a.threads, "parameters": sum(p.numel() for p in model.parameters()),
             "batch": B, "seq": T, "optimizer": opt_desc, "iterations": a.iterations, "repeats": a.repeats,
             "warmup": a.warmup, "ms_per_step": round(statistics.median(ms), 3),
@@ -337,14 +336,7 @@ def torch_attention(a):
         mha.zero_grad(set_to_none=True)
         x.grad = None
 
-    for _ in range(a.warmup):
-        step()
-    ms = []
-    for _ in range(a.repeats):
-        start = time.perf_counter()
-        for _ in range(a.iterations):
-            step()
-        ms.append((time.perf_counter() - start) * 1e3 / a.iterations)
+    ms = timed_runs(step, a)
     return {"bench": "attention", "threads": a.threads, "parameters": sum(p.numel() for p in mha.parameters()),
             "batch": B, "seq": T, "iterations": a.iterations, "repeats": a.repeats, "warmup": a.warmup,
             "ms_per_step": round(statistics.median(ms), 3), "peak_rss_mb": round(peak_rss_mb(), 1)}

@@ -93,13 +93,7 @@ int attention_bench(int threads, int iterations, int repeats, int warmup, std::u
       mha.zero_grad();
       x.cleargrad();
     };
-    for (int i = 0; i < warmup; ++i) step();
-    std::vector<double> ms;
-    for (int k = 0; k < repeats; ++k) {
-      const auto start = bench::Clock::now();
-      for (int i = 0; i < iterations; ++i) step();
-      ms.push_back(bench::since(start) * 1e3 / iterations);
-    }
+    const std::vector<double> ms = bench::timed_runs(step, warmup, repeats, iterations);
     std::printf("{\"bench\": \"attention\", \"threads\": %d, \"parameters\": %zu, \"batch\": %zu, \"seq\": %zu, "
                 "\"iterations\": %d, \"repeats\": %d, \"warmup\": %d, \"ms_per_step\": %.3f, "
                 "\"peak_rss_mb\": %.1f}\n",
@@ -156,13 +150,7 @@ int main(int argc, char** argv) {
       opt->step();
       opt->zero_grad();
     };
-    for (int i = 0; i < warmup; ++i) step();
-    std::vector<double> ms;
-    for (int r = 0; r < repeats; ++r) {
-      const auto start = bench::Clock::now();
-      for (int i = 0; i < iterations; ++i) step();
-      ms.push_back(bench::since(start) * 1e3 / iterations);
-    }
+    const std::vector<double> ms = bench::timed_runs(step, warmup, repeats, iterations);
     std::printf("{\"bench\": \"%s\", \"threads\": %d, \"parameters\": %zu, \"batch\": %zu, \"seq\": %zu, "
                 "\"iterations\": %d, \"repeats\": %d, \"warmup\": %d, \"ms_per_step\": %.3f, "
                 "\"final_loss\": %.4f, \"peak_rss_mb\": %.1f}\n",

@@ -79,13 +79,7 @@ inline int run_training_bench(TrainingBench b, const std::string& description, i
       opt->step();
       opt->zero_grad();
     };
-    for (int i = 0; i < b.warmup; ++i) step();
-    std::vector<double> ms;
-    for (int r = 0; r < b.repeats; ++r) {
-      const auto start = Clock::now();
-      for (int i = 0; i < b.iterations; ++i) step();
-      ms.push_back(since(start) * 1e3 / b.iterations);
-    }
+    const std::vector<double> ms = timed_runs(step, b.warmup, b.repeats, b.iterations);
     const double ms_iter = median(ms);
     const double epoch_iters = static_cast<double>(loader.batches_per_epoch());
     std::string reps;
