@@ -18,7 +18,7 @@
 #include <iostream>
 #include <sstream>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include <zerograd/distributed.hpp>
 #include <zerograd/zerograd.hpp>
@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   int iterations = 50, repeats = 9, warmup = 5;
   std::size_t batch = 100, bucket_kb = 25 << 10;
   std::string data_dir = nn::data::default_data_dir();
-  CLI::App app{"ddp_scaling: SimpleConvNet + Adam, global batch 100, 1 thread per process (run by bench/ddp_scaling)"};
+  cli::App app{"ddp_scaling: SimpleConvNet + Adam, global batch 100, 1 thread per process (run by bench/ddp_scaling)"};
   app.add_option("--iterations", iterations, "Steps per repetition")->capture_default_str();
   app.add_option("--repeats", repeats, "Timed repetitions")->capture_default_str();
   app.add_option("--warmup", warmup, "Untimed steps first")->capture_default_str();
@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
                                           "1024 puts affine1.weight, ready first, in a bucket of its own)")
       ->capture_default_str();
   app.add_option("--data", data_dir, "Fashion-MNIST directory")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
   try {
     auto& g = dist::ProcessGroup::world();
     zg::set_num_threads(1);

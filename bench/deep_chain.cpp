@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include <zerograd/zerograd.hpp>
 
@@ -25,14 +25,14 @@
 int main(int argc, char** argv) {
   using namespace zg::bench;
   int threads = 0, ops = 1000000, repeats = 3;
-  CLI::App app{"deep_chain: forward, backward and teardown of a chain of 1,000,000 scalar ops;\n"
+  cli::App app{"deep_chain: forward, backward and teardown of a chain of 1,000,000 scalar ops;\n"
                "seconds each and peak memory per op, one JSON line per thread setting"};
   app.add_option("--threads", threads, "OpenBLAS / zerograd threads; 0 runs 1 and 2, one JSON line each")
-      ->check(CLI::Range(0, 256))->capture_default_str();
-  app.add_option("--ops,--iterations", ops, "Ops in the chain")->check(CLI::Range(2, 1000000000))->capture_default_str();
+      ->check(cli::Range(0, 256))->capture_default_str();
+  app.add_option("--ops,--iterations", ops, "Ops in the chain")->check(cli::Range(2, 1000000000))->capture_default_str();
   app.add_option("--repeats", repeats, "Chains (times are medians; memory is the first chain's)")
-      ->check(CLI::Range(1, 1000))->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+      ->check(cli::Range(1, 1000))->capture_default_str();
+  ZG_CLI_PARSE(app, argc, argv);
 
   for (const int t : thread_settings(threads)) {
     zg::set_num_threads(t);

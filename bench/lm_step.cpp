@@ -20,7 +20,7 @@
 #include <random>
 #include <string>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 #include <xtensor/xview.hpp>
 
 #include <zerograd/zerograd.hpp>
@@ -109,20 +109,20 @@ int main(int argc, char** argv) {
   std::string name = "lstm_lm";
   int threads = 0, iterations = 20, repeats = 3, warmup = 5;
   std::uint64_t seed = 1;
-  CLI::App app{"lm_step: one training step of a character language model (lstm_lm, gru_lm, gpt_char), or one\n"
+  cli::App app{"lm_step: one training step of a character language model (lstm_lm, gru_lm, gpt_char), or one\n"
                "attention block's forward and backward (attention): see the source's header; one JSON line per\n"
                "thread setting"};
   app.add_option("--workload", name, "lstm_lm, gru_lm, gpt_char or attention")
-      ->check(CLI::IsMember({"lstm_lm", "gru_lm", "gpt_char", "attention"}))->capture_default_str();
+      ->check(cli::IsMember({"lstm_lm", "gru_lm", "gpt_char", "attention"}))->capture_default_str();
   app.add_option("--threads", threads, "OpenBLAS / zerograd threads; 0 runs 1 and 2, one JSON line each")
-      ->check(CLI::Range(0, 256))->capture_default_str();
-  app.add_option("--iterations", iterations, "Timed steps per repetition")->check(CLI::Range(1, 100000))
+      ->check(cli::Range(0, 256))->capture_default_str();
+  app.add_option("--iterations", iterations, "Timed steps per repetition")->check(cli::Range(1, 100000))
       ->capture_default_str();
-  app.add_option("--repeats", repeats, "Timed repetitions (the median is reported)")->check(CLI::Range(1, 1000))
+  app.add_option("--repeats", repeats, "Timed repetitions (the median is reported)")->check(cli::Range(1, 1000))
       ->capture_default_str();
-  app.add_option("--warmup", warmup, "Untimed steps first")->check(CLI::Range(0, 100000))->capture_default_str();
+  app.add_option("--warmup", warmup, "Untimed steps first")->check(cli::Range(0, 100000))->capture_default_str();
   app.add_option("--seed", seed, "Seed of the weights and the tokens")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
   if (name == "attention") return attention_bench(threads, iterations, repeats, warmup, seed);
 
   const Workload w = workload(name);

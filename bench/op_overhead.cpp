@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include <zerograd/zerograd.hpp>
 
@@ -27,15 +27,15 @@ zg::Variable chain(const zg::Variable& x, int ops) {
 int main(int argc, char** argv) {
   using namespace zg::bench;
   int threads = 0, ops = 10000, repeats = 51, warmup = 5;
-  CLI::App app{"op_overhead: forward and backward of a chain of scalar ops (y * 1.0001, y + 0.5 alternating);\n"
+  cli::App app{"op_overhead: forward and backward of a chain of scalar ops (y * 1.0001, y + 0.5 alternating);\n"
                "ns per op each way, one JSON line per thread setting"};
   app.add_option("--threads", threads, "OpenBLAS / zerograd threads; 0 runs 1 and 2, one JSON line each")
-      ->check(CLI::Range(0, 256))->capture_default_str();
-  app.add_option("--ops,--iterations", ops, "Ops in the chain")->check(CLI::Range(2, 100000000))->capture_default_str();
-  app.add_option("--repeats", repeats, "Timed chains (the median is reported)")->check(CLI::Range(1, 100000))
+      ->check(cli::Range(0, 256))->capture_default_str();
+  app.add_option("--ops,--iterations", ops, "Ops in the chain")->check(cli::Range(2, 100000000))->capture_default_str();
+  app.add_option("--repeats", repeats, "Timed chains (the median is reported)")->check(cli::Range(1, 100000))
       ->capture_default_str();
-  app.add_option("--warmup", warmup, "Untimed chains first")->check(CLI::Range(0, 100000))->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--warmup", warmup, "Untimed chains first")->check(cli::Range(0, 100000))->capture_default_str();
+  ZG_CLI_PARSE(app, argc, argv);
 
   const auto settings = thread_settings(threads);
   for (const int t : settings) {

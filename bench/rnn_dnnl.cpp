@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 #include <dnnl.hpp>
 #include <zerograd/zerograd.hpp>
 
@@ -277,7 +277,7 @@ bool run(const Sizes& z, std::size_t layers, int threads, int warmup, int repeat
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"LSTM forward + backward: oneDNN's fused primitives against zerograd's nn::LSTM"};
+  cli::App app{"LSTM forward + backward: oneDNN's fused primitives against zerograd's nn::LSTM"};
   Sizes z;
   int threads = 0, layers = 0, warmup = 3, repeats = 20;
   app.add_option("--threads", threads, "zerograd and oneDNN threads; 0 runs 1 and 2, one JSON line each");
@@ -288,7 +288,7 @@ int main(int argc, char** argv) {
   app.add_option("--hidden", z.hidden, "hidden size (default 256)");
   app.add_option("--warmup", warmup, "untimed repetitions first (default 3)");
   app.add_option("--repeats", repeats, "timed repetitions; the median is reported (default 20)");
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
   bool agree = true;
   try {
     for (int l : layers > 0 ? std::vector<int>{layers} : std::vector<int>{1, 2})

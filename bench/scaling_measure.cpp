@@ -20,7 +20,7 @@
 #include <set>
 #include <sstream>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include <zerograd/distributed.hpp>
 #include <zerograd/zerograd.hpp>
@@ -282,21 +282,21 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> bucket_kb{25 << 10, 1024}, sizes_kb{4, 16, 64, 256, 1024, 4096, 16384};
   int steps = 15, warmup = 3, repeats = 30;
   bool sync = false, no_window = false;
-  CLI::App app{"scaling_measure: the inputs of bench/scaling_model.py (run by bench/scaling)"};
+  cli::App app{"scaling_measure: the inputs of bench/scaling_model.py (run by bench/scaling)"};
   app.add_option("--model", model, "Profile one step in 1 process: simple-cnn, deep-cnn, lstm, gpt")
-      ->check(CLI::IsMember({"simple-cnn", "deep-cnn", "lstm", "gpt"}));
+      ->check(cli::IsMember({"simple-cnn", "deep-cnn", "lstm", "gpt"}));
   app.add_option("--batch", batch, "Per-process batch (default: 100 images, 32 or 12 rows of 64 tokens)");
   app.add_option("--bucket-kb", bucket_kb, "DDP bucket sizes whose buckets to report")
       ->delimiter(',')->capture_default_str();
-  app.add_option("--steps", steps, "Timed steps")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--warmup", warmup, "Untimed steps first")->check(CLI::Range(0, 100000))->capture_default_str();
+  app.add_option("--steps", steps, "Timed steps")->check(cli::Range(1, 100000))->capture_default_str();
+  app.add_option("--warmup", warmup, "Untimed steps first")->check(cli::Range(0, 100000))->capture_default_str();
   app.add_option("--data", data_dir, "Fashion-MNIST directory (the convolutional nets)")->capture_default_str();
   app.add_flag("--sync", sync, "Measure DDP's gradient sync in 2 or more processes instead");
   app.add_option("--sizes-kb", sizes_kb, "Gradient sizes for --sync")->delimiter(',')
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 22))->capture_default_str();
-  app.add_option("--repeats", repeats, "Syncs per size for --sync")->check(CLI::Range(1, 100000))->capture_default_str();
+      ->check(cli::Range(std::size_t{1}, std::size_t{1} << 22))->capture_default_str();
+  app.add_option("--repeats", repeats, "Syncs per size for --sync")->check(cli::Range(1, 100000))->capture_default_str();
   app.add_flag("--no-window", no_window, "--sync: the all-reduce bucket only");
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
   try {
     zg::set_num_threads(1);
     if (sync == !model.empty()) throw ValueError("give either --model NAME or --sync");

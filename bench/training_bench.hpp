@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include <zerograd/zerograd.hpp>
 
@@ -38,19 +38,19 @@ inline int run_training_bench(TrainingBench b, const std::string& description, i
   std::string data_dir = nn::data::default_data_dir();
   std::size_t batch = 100;
   std::uint64_t seed = 1;
-  CLI::App app{description};
+  cli::App app{description};
   app.add_option("--threads", threads, "OpenBLAS / zerograd threads; 0 runs 1 and 2, one JSON line each")
-      ->check(CLI::Range(0, 256))->capture_default_str();
+      ->check(cli::Range(0, 256))->capture_default_str();
   app.add_option("--iterations", b.iterations, "Timed iterations per repetition")
-      ->check(CLI::Range(1, 1000000))->capture_default_str();
+      ->check(cli::Range(1, 1000000))->capture_default_str();
   app.add_option("--repeats", b.repeats, "Timed repetitions (the median is reported)")
-      ->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_option("--warmup", b.warmup, "Untimed iterations first")->check(CLI::Range(0, 1000000))->capture_default_str();
-  app.add_option("--batch", batch, "Batch size")->check(CLI::Range(1, 60000))->capture_default_str();
+      ->check(cli::Range(1, 1000))->capture_default_str();
+  app.add_option("--warmup", b.warmup, "Untimed iterations first")->check(cli::Range(0, 1000000))->capture_default_str();
+  app.add_option("--batch", batch, "Batch size")->check(cli::Range(1, 60000))->capture_default_str();
   app.add_option("--data", data_dir, "Directory with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
       ->capture_default_str();
   app.add_option("--seed", seed, "Seed for weights and shuffling")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   const nn::data::TensorDataset train = nn::data::load_idx_dataset(data_dir, true);
   const double data_rss = rss_mb();

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 #include <zerograd/zerograd.hpp>
 
 namespace {
@@ -111,7 +111,7 @@ void draw(const Variable64& price, const std::filesystem::path& dir, const std::
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "The apple-shopping graph of Deep Learning from Scratch (chapter 5), computed by zerograd's\n"
       "add and multiply nodes. Prints each node as values flow forward, then each node as\n"
       "gradients flow back (multiply: upstream x the other input; add: passed through), the\n"
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
                "Also write apple.html and apple_orange.html: pages that play each graph forward and backward, "
                "step by step, in a browser (needs Graphviz's dot)");
   app.add_option("--out", out_dir, "Directory for apple*.dot / .png / .html")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     std::filesystem::create_directories(out_dir);

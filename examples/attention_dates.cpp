@@ -21,7 +21,7 @@
 #include <sstream>
 #include <unordered_set>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include "resume.hpp"
 
@@ -235,7 +235,7 @@ using examples::stop_signal;
 int main(int argc, char** argv) {
   examples::LessonConfig c;
   c.out = "out/attention_dates";
-  CLI::App app{"Attention on dates: dates written in ~40 ways (\"september 27, 1994\", \"TUE, SEP 27, 1994\",\n"
+  cli::App app{"Attention on dates: dates written in ~40 ways (\"september 27, 1994\", \"TUE, SEP 27, 1994\",\n"
                "\"9/27/94\", \"27.09.1994\", ...) translated into ISO form (\"1994-09-27\") by an encoder-decoder\n"
                "LSTM with dot-product attention, as in the sequel. Prints held-out accuracy per epoch; writes\n"
                "metrics.csv, accuracy.png, the attention weights of a few held-out dates as attention.png,\n"
@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
                                         "Directory for metrics.csv, accuracy.png, attention.png and checkpoint.npz"});
   std::size_t print_data = 0;
   app.add_option("--print-data", print_data, "Print the first N generated dates (question, tab, answer) and exit");
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     zg::set_num_threads(c.threads);

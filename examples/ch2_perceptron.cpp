@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include "chapters.hpp"
 #include "training.hpp"
@@ -108,7 +108,7 @@ std::string script(const fs::path& dir, const fs::path& png) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "Deep Learning from Scratch, chapter 2: AND, NAND and OR perceptrons with the book's weights\n"
       "and biases, and XOR as a two-layer perceptron (NAND and OR into AND), computed with zerograd\n"
       "ops (y = step(x w + b), step = zg::greater(., 0)). Prints the truth tables, writes them to\n"
@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
       "Nothing here is random, so there is no --seed; it runs in well under a second."};
   std::string out_dir = "out/ch2_perceptron";
   app.add_option("--out", out_dir, "Directory for the CSV, the plot data and the PNG")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     const fs::path dir = fs::absolute(out_dir);

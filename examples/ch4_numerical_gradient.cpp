@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include "chapters.hpp"
 #include "training.hpp"
@@ -60,7 +60,7 @@ std::vector<double> gradient_check(const Variable64& x, const Variable64& t, std
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "Deep Learning from Scratch, chapter 4: the two-layer net (784 - hidden - 10, weight std 0.01,\n"
       "sigmoid hidden layer as in chapter 4) trained by NUMERICAL gradients: zg::numerical_gradient\n"
       "perturbs every parameter element by h = 1e-4 in turn, two forward passes each. That is slow by\n"
@@ -81,22 +81,22 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", seed, "Seed for the initial weights and the batch draws")->capture_default_str();
   app.add_option("--train-size", train_size, "Training images used (the first N)")
-      ->check(CLI::Range(1, 60000))->capture_default_str();
+      ->check(cli::Range(1, 60000))->capture_default_str();
   app.add_option("--hidden", hidden, "Hidden units of the net trained numerically")
-      ->check(CLI::Range(1, 1000))->capture_default_str();
+      ->check(cli::Range(1, 1000))->capture_default_str();
   app.add_option("--iters", iters, "Training iterations (each costs 2 forward passes per parameter element)")
-      ->check(CLI::Range(0, 100000))->capture_default_str();
+      ->check(cli::Range(0, 100000))->capture_default_str();
   app.add_option("--batch", batch, "Images per iteration, drawn at random (>= --train-size: all of them)")
-      ->check(CLI::Range(1, 60000))->capture_default_str();
+      ->check(cli::Range(1, 60000))->capture_default_str();
   app.add_option("--lr", lr, "SGD learning rate (the book's 0.1 barely moves the loss in a dozen iterations)")
       ->capture_default_str();
   app.add_option("--activation", activation, "Hidden activation (sigmoid: chapter 4; relu: chapter 5)")
-      ->check(CLI::IsMember({"sigmoid", "relu"}))->capture_default_str();
+      ->check(cli::IsMember({"sigmoid", "relu"}))->capture_default_str();
   app.add_option("--check-images", check_images, "Images for the gradient check (0 skips it)")
-      ->check(CLI::Range(0, 1000))->capture_default_str();
+      ->check(cli::Range(0, 1000))->capture_default_str();
   app.add_option("--check-hidden", check_hidden, "Hidden units of the net in the gradient check")
-      ->check(CLI::Range(1, 1000))->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+      ->check(cli::Range(1, 1000))->capture_default_str();
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     const fs::path dir = fs::absolute(out_dir);

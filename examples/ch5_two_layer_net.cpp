@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include "chapters.hpp"
 #include "training.hpp"
@@ -51,7 +51,7 @@ std::vector<double> train_one_epoch(zg::nn::Module& model, data::DataLoader& loa
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "Deep Learning from Scratch, chapter 5: TwoLayerNet (784 - 50 ReLU - 10, weight std 0.01)\n"
       "trained by backprop on Fashion-MNIST with SGD (lr 0.1, batch 100, flattened images), as the\n"
       "book's train_neuralnet.py. After each epoch prints and records the mean training loss, the\n"
@@ -68,13 +68,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", seed, "Seed for the initial weights and the shuffling")->capture_default_str();
   app.add_option("--epochs", epochs, "Passes over the 60000 training images")
-      ->check(CLI::Range(1, 1000))->capture_default_str();
+      ->check(cli::Range(1, 1000))->capture_default_str();
   app.add_option("--lr", lr, "SGD learning rate")->capture_default_str();
-  app.add_option("--batch", batch, "Images per batch")->check(CLI::Range(1, 60000))->capture_default_str();
-  app.add_option("--hidden", hidden, "Hidden units")->check(CLI::Range(1, 10000))->capture_default_str();
+  app.add_option("--batch", batch, "Images per batch")->check(cli::Range(1, 60000))->capture_default_str();
+  app.add_option("--hidden", hidden, "Hidden units")->check(cli::Range(1, 10000))->capture_default_str();
   app.add_option("--train-eval", train_eval, "Training images on which train accuracy is measured")
-      ->check(CLI::Range(1, 60000))->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+      ->check(cli::Range(1, 60000))->capture_default_str();
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     const fs::path dir = fs::absolute(out_dir);

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 #include <zerograd/zerograd.hpp>
 
 #include "training.hpp"
@@ -521,12 +521,12 @@ void run_hyperparams(const Common& c, std::size_t trials, std::size_t epochs, st
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Deep Learning from Scratch, chapter 6 (training techniques) on Fashion-MNIST. Each subcommand\n"
+  cli::App app{"Deep Learning from Scratch, chapter 6 (training techniques) on Fashion-MNIST. Each subcommand\n"
                "runs one experiment of the book, prints a summary and writes CSV files and PNG plots to --out."};
   app.require_subcommand(1);
-  std::vector<std::pair<CLI::App*, Common>> subs;
+  std::vector<std::pair<cli::App*, Common>> subs;
   auto add = [&](const std::string& name, const std::string& help) {
-    CLI::App* sub = app.add_subcommand(name, help);
+    cli::App* sub = app.add_subcommand(name, help);
     subs.push_back({sub, Common{"out/ch6/" + name}});
     return sub;
   };
@@ -548,27 +548,27 @@ int main(int argc, char** argv) {
 
   auto* optimizers = add("optimizers", "SGD, Momentum, AdaGrad, Adam: training loss of a 5-layer ReLU MLP");
   optimizers->add_option("--iterations", opt_iterations, "Minibatches of 128 per optimizer")
-      ->check(CLI::Range(1, 1000000))->capture_default_str();
+      ->check(cli::Range(1, 1000000))->capture_default_str();
   auto* init = add("init", "Weight init std 0.01 / Xavier / He: loss curves and activation histograms");
   init->add_option("--iterations", init_iterations, "Minibatches of 128 per init for the loss curves")
-      ->check(CLI::Range(1, 1000000))->capture_default_str();
+      ->check(cli::Range(1, 1000000))->capture_default_str();
   auto* batchnorm = add("batchnorm", "With vs without BatchNorm for several init stds");
-  batchnorm->add_option("--epochs", bn_epochs, "Epochs per run")->check(CLI::Range(1, 100000))->capture_default_str();
-  batchnorm->add_option("--samples", bn_samples, "Training samples")->check(CLI::Range(1, 60000))->capture_default_str();
+  batchnorm->add_option("--epochs", bn_epochs, "Epochs per run")->check(cli::Range(1, 100000))->capture_default_str();
+  batchnorm->add_option("--samples", bn_samples, "Training samples")->check(cli::Range(1, 60000))->capture_default_str();
   batchnorm->add_option("--stds", bn_stds, "Weight init stds, one panel each")->capture_default_str();
   auto* overfit = add("overfit", "Few samples, deep net: no regularization vs weight decay vs Dropout");
-  overfit->add_option("--epochs", of_epochs, "Epochs per setting")->check(CLI::Range(1, 100000))->capture_default_str();
-  overfit->add_option("--samples", of_samples, "Training samples")->check(CLI::Range(1, 60000))->capture_default_str();
-  overfit->add_option("--lambda", of_lambda, "Weight decay lambda")->check(CLI::PositiveNumber)->capture_default_str();
-  overfit->add_option("--dropout", of_dropout, "Dropout ratio")->check(CLI::Range(0.01, 0.99))->capture_default_str();
+  overfit->add_option("--epochs", of_epochs, "Epochs per setting")->check(cli::Range(1, 100000))->capture_default_str();
+  overfit->add_option("--samples", of_samples, "Training samples")->check(cli::Range(1, 60000))->capture_default_str();
+  overfit->add_option("--lambda", of_lambda, "Weight decay lambda")->check(cli::PositiveNumber)->capture_default_str();
+  overfit->add_option("--dropout", of_dropout, "Dropout ratio")->check(cli::Range(0.01, 0.99))->capture_default_str();
   auto* hyperparams = add("hyperparams", "Random search of lr and weight decay on a validation split");
-  hyperparams->add_option("--trials", hp_trials, "Random (lr, decay) pairs")->check(CLI::Range(1, 10000))->capture_default_str();
-  hyperparams->add_option("--epochs", hp_epochs, "Epochs per trial")->check(CLI::Range(1, 100000))->capture_default_str();
+  hyperparams->add_option("--trials", hp_trials, "Random (lr, decay) pairs")->check(cli::Range(1, 10000))->capture_default_str();
+  hyperparams->add_option("--epochs", hp_epochs, "Epochs per trial")->check(cli::Range(1, 100000))->capture_default_str();
   hyperparams->add_option("--samples", hp_samples, "Samples, 20% of them for validation")
-      ->check(CLI::Range(10, 60000))->capture_default_str();
-  hyperparams->add_option("--show", hp_show, "Best runs to plot")->check(CLI::Range(1, 20))->capture_default_str();
+      ->check(cli::Range(10, 60000))->capture_default_str();
+  hyperparams->add_option("--show", hp_show, "Best runs to plot")->check(cli::Range(1, 20))->capture_default_str();
   for (std::size_t i = 0; i < subs.size(); ++i) common(i);
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     for (const auto& [sub, c] : subs) {

@@ -33,7 +33,7 @@ std::vector<convnets::Tile> filter_tiles(const Tensor<float>& weight) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "Deep Learning from Scratch, chapter 7: SimpleConvNet (conv 30 filters 5x5 -> ReLU -> max pool\n"
       "2x2 -> Affine 100 -> ReLU -> Affine 10, weight std 0.01) trained on Fashion-MNIST with Adam\n"
       "(lr 0.001, batch 100), as the book's train_convnet.py. Prints the test accuracy after each\n"
@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   convnets::Options o;
   o.out = "out/ch7_simple_convnet";
   convnets::add_options(app, o);
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     zg::set_num_threads(o.threads);

@@ -34,7 +34,7 @@ std::vector<std::size_t> predictions(nn::Module& model, const nn::data::TensorDa
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "Deep Learning from Scratch, chapter 8: DeepConvNet (conv16-conv16-pool-conv32-conv32-pool-\n"
       "conv64-conv64-pool-Affine 50-Dropout-Affine 10-Dropout, 3x3 convs, He init) trained on\n"
       "Fashion-MNIST with Adam (lr 0.001, batch 100), as the book's train_deepnet.py. Prints the\n"
@@ -50,9 +50,9 @@ int main(int argc, char** argv) {
   o.limit = 6000;
   std::size_t shown = 20;
   convnets::add_options(app, o);
-  app.add_option("--show", shown, "Misclassified test images to list and draw")->check(CLI::Range(0, 1000))
+  app.add_option("--show", shown, "Misclassified test images to list and draw")->check(cli::Range(0, 1000))
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     zg::set_num_threads(o.threads);

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include "training.hpp"
 
@@ -30,8 +30,8 @@ struct Options {
   int threads = 0;
 };
 
-inline void add_options(CLI::App& app, Options& o) {
-  app.add_option("--epochs", o.epochs, "Passes over the training images")->check(CLI::Range(1, 1000))
+inline void add_options(cli::App& app, Options& o) {
+  app.add_option("--epochs", o.epochs, "Passes over the training images")->check(cli::Range(1, 1000))
       ->capture_default_str();
   app.add_option("--limit", o.limit, "Train on the first N training images only (0: all 60000)")
       ->capture_default_str();
@@ -39,7 +39,7 @@ inline void add_options(CLI::App& app, Options& o) {
   app.add_option("--data", o.data, "Directory with the Fashion-MNIST (or MNIST) IDX files")->capture_default_str();
   app.add_option("--seed", o.seed, "Seed for the initial weights, the shuffling and dropout")->capture_default_str();
   app.add_option("--threads", o.threads, "Threads for BLAS and zerograd's kernels (0: one per core)")
-      ->check(CLI::Range(0, 256))->capture_default_str();
+      ->check(cli::Range(0, 256))->capture_default_str();
   app.add_option("--save", o.save, "Write a checkpoint (.npz: model and optimizer) after training");
 }
 

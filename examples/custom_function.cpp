@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 #include <zerograd/zerograd.hpp>
 
 namespace {
@@ -104,7 +104,7 @@ void draw(const std::filesystem::path& dir, bool html) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "A user-defined differentiable function (softplus) written once with zg::call: it runs in\n"
       "float and double, passes gradcheck and gradgradcheck, and a broken backward (the upstream\n"
       "gradient forgotten) is caught by gradcheck, which names the worst element."};
@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
   app.add_flag("--html", html,
                "Also write softplus.html, a page that plays the custom node's graph forward and backward step "
                "by step in a browser (needs Graphviz's dot)");
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     std::filesystem::create_directories(out_dir);

@@ -5,7 +5,7 @@
 #include <iomanip>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include <zerograd/zerograd.hpp>
 
@@ -55,11 +55,11 @@ int main(int argc, char** argv) {
   int epochs = 3;
   std::size_t prefetch = 2;
   std::string out = "out/data_pipeline";
-  CLI::App app{"Trains a small CNN on a Dataset of its own through samplers, transforms and prefetching."};
-  app.add_option("--epochs", epochs, "Epochs to train")->check(CLI::Range(1, 100))->capture_default_str();
+  cli::App app{"Trains a small CNN on a Dataset of its own through samplers, transforms and prefetching."};
+  app.add_option("--epochs", epochs, "Epochs to train")->check(cli::Range(1, 100))->capture_default_str();
   app.add_option("--prefetch", prefetch, "Batches the loader's thread assembles ahead (0: none)")->capture_default_str();
   app.add_option("--out", out, "Directory for metrics.csv and training.png")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
   zg::manual_seed(1);
 
   Bars train(512);

@@ -12,7 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 #include <zerograd/zerograd.hpp>
 
 namespace {
@@ -142,7 +142,7 @@ void double_backprop() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "Higher-order derivatives with backward(create_graph): Newton's method on x^4 - 2x^2 using\n"
       "the second derivative, the first four derivatives of tanh against their closed forms, and\n"
       "the gradient of a function of a gradient (double backprop)."};
@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
   double at = 0.5;
   app.add_option("--out", out_dir, "Directory for newton.csv and tanh_d2.dot / .png")->capture_default_str();
   app.add_option("--at", at, "Point at which to differentiate tanh")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     fs::create_directories(out_dir);

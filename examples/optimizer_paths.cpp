@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 #include <zerograd/optim.hpp>
 #include <zerograd/zerograd.hpp>
 
@@ -123,15 +123,15 @@ std::string gnuplot_script(const fs::path& dir, const fs::path& png, int steps) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "Deep Learning from Scratch, chapter 6: SGD, Momentum, AdaGrad, Adam, Nesterov and RMSprop\n"
       "minimize f(x, y) = x^2/20 + y^2 from (-7, 2). Writes DIR/<optimizer>.csv (step,x,y,f) and,\n"
       "when gnuplot is installed, DIR/optimizer_paths.png with every path on the contour of f."};
   std::string out_dir = "out/optimizer_paths";
   int steps = 30;
   app.add_option("--out", out_dir, "Directory for the CSV files and the PNG")->capture_default_str();
-  app.add_option("--steps", steps, "Steps per optimizer")->check(CLI::Range(1, 100000))->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--steps", steps, "Steps per optimizer")->check(cli::Range(1, 100000))->capture_default_str();
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     const fs::path dir = fs::absolute(out_dir);

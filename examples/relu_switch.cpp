@@ -8,7 +8,7 @@
 #include <sstream>
 #include <string>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 #include <zerograd/zerograd.hpp>
 
 namespace {
@@ -89,7 +89,7 @@ Variable parameter(Tensor<float> values, const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "ReLU as a switch (Deep Learning from Scratch, chapter 5): x (2 samples, 3 features) ->\n"
       "Affine (3 -> 4) -> ReLU -> Affine (4 -> 2) with fixed weights. Backward shows, element by\n"
       "element, ReLU passing the gradient where its input was positive and blocking it elsewhere."};
@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   app.add_flag("--html", html,
                "Also write relu_switch.html, a page that plays the graph forward and backward step by step "
                "in a browser (needs Graphviz's dot)");
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     std::filesystem::create_directories(out_dir);

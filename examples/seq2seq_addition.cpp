@@ -15,7 +15,7 @@
 #include <random>
 #include <sstream>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include "resume.hpp"
 
@@ -171,13 +171,13 @@ int main(int argc, char** argv) {
   examples::LessonConfig c;
   c.epochs = 8;
   c.out = "out/seq2seq_addition";
-  CLI::App app{"Seq2seq on addition (\"16+75\" -> \"91\"): a plain encoder-decoder LSTM, the same with the\n"
+  cli::App app{"Seq2seq on addition (\"16+75\" -> \"91\"): a plain encoder-decoder LSTM, the same with the\n"
                "question reversed, with Peeky decoding, and with both, trained side by side.\n"
                "Prints test accuracy per epoch; writes metrics.csv, accuracy.png and checkpoint.npz to --out."};
   examples::add_lesson_options(app, c, {"Problems generated (90% train, 10% test)", 10000000,
                                         "Seed of the data and of each model's init and shuffling (below 2^48)",
                                         "Directory for metrics.csv, accuracy.png and checkpoint.npz"});
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     zg::set_num_threads(c.threads);

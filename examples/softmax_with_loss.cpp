@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 #include <zerograd/zerograd.hpp>
 
 namespace {
@@ -134,7 +134,7 @@ void write_page(const zg::GraphRecorder<double>& recorder, const std::filesystem
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "Deep Learning from Scratch, Appendix A: softmax + cross-entropy built from primitive ops\n"
       "(exp, sum, div, log, mul, neg) for 2 samples and 3 classes. Backward is narrated node by\n"
       "node; the gradient at the logits is (y - t) / N, the same as the fused\n"
@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   app.add_flag("--html", html,
                "Also write softmax_with_loss.html, a page that plays the primitive graph forward and backward "
                "step by step in a browser (needs Graphviz's dot)");
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     std::filesystem::create_directories(out_dir);

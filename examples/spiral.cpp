@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include "training.hpp"
 
@@ -69,7 +69,7 @@ std::string regions_script(const fs::path& dir, const fs::path& png, const std::
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "The spiral data set (3 noisy arms, seeded) classified by a small MLP (2 - hidden - 3), as in\n"
       "volume 3 of Deep Learning from Scratch (DeZero, step 48: 2-10-3 sigmoid, SGD lr 1, batch 30,\n"
       "300 epochs). Shows a progress bar and prints the final training accuracy (about 0.96 by\n"
@@ -83,18 +83,18 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_dir, "Directory for the CSV, the plot data and the PNGs")->capture_default_str();
   app.add_option("--seed", seed, "Seed for the data set, the initial weights and the shuffling")
       ->capture_default_str();
-  app.add_option("--points", per_class, "Points per class")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--hidden", hidden, "Hidden units")->check(CLI::Range(1, 10000))->capture_default_str();
+  app.add_option("--points", per_class, "Points per class")->check(cli::Range(1, 100000))->capture_default_str();
+  app.add_option("--hidden", hidden, "Hidden units")->check(cli::Range(1, 10000))->capture_default_str();
   app.add_option("--activation", activation, "Hidden activation")
-      ->check(CLI::IsMember({"sigmoid", "relu", "tanh"}))->capture_default_str();
-  app.add_option("--optimizer", optimizer, "sgd or adam")->check(CLI::IsMember({"sgd", "adam"}))
+      ->check(cli::IsMember({"sigmoid", "relu", "tanh"}))->capture_default_str();
+  app.add_option("--optimizer", optimizer, "sgd or adam")->check(cli::IsMember({"sgd", "adam"}))
       ->capture_default_str();
   app.add_option("--lr", lr, "Learning rate (try 0.01 with adam)")->capture_default_str();
-  app.add_option("--epochs", epochs, "Passes over the data")->check(CLI::Range(1, 1000000))->capture_default_str();
-  app.add_option("--batch", batch, "Points per batch")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app.add_option("--epochs", epochs, "Passes over the data")->check(cli::Range(1, 1000000))->capture_default_str();
+  app.add_option("--batch", batch, "Points per batch")->check(cli::Range(1, 1000000))->capture_default_str();
   app.add_option("--grid", grid, "Grid points per side of the decision-region image")
-      ->check(CLI::Range(2, 2000))->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+      ->check(cli::Range(2, 2000))->capture_default_str();
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     const fs::path dir = fs::absolute(out_dir);

@@ -10,7 +10,7 @@
 #include <iostream>
 #include <string>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 #include <zerograd/zerograd.hpp>
 
 #include "language_model.hpp"
@@ -75,7 +75,7 @@ void write_npy(const std::string& path, const zg::Tensor<float>& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Loads a PyTorch state_dict (.npz from examples/torch_interop.py) into the same zerograd model, "
+  cli::App app{"Loads a PyTorch state_dict (.npz from examples/torch_interop.py) into the same zerograd model, "
                "or saves a zerograd model for PyTorch, and predicts on .npy images or token ids."};
   std::string model = "simple-cnn", load, save, checkpoint, inputs, predictions, expect;
   std::size_t size = 28;
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   double tolerance = 1e-5;
   SequenceSizes sizes;
   app.add_option("--model", model, "two-layer, simple-cnn, deep-cnn, lstm-lm or gpt")
-      ->check(CLI::IsMember({"two-layer", "simple-cnn", "deep-cnn", "lstm-lm", "gpt"}));
+      ->check(cli::IsMember({"two-layer", "simple-cnn", "deep-cnn", "lstm-lm", "gpt"}));
   app.add_option("--size", size, "image side (default 28)");
   app.add_option("--vocab", sizes.vocab, "lstm-lm, gpt: vocabulary size (default 20)");
   app.add_option("--embed", sizes.embed, "lstm-lm: embedding size; gpt: n_embd (default 8)");
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
   app.add_option("--predictions", predictions, "write the outputs on --inputs here (.npy)");
   app.add_option("--expect", expect, "compare the outputs with this .npy; fail beyond --tolerance");
   app.add_option("--tolerance", tolerance, "of max |difference| / (1 + |expected|) (default 1e-5)");
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     zg::manual_seed(seed);

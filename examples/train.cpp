@@ -12,7 +12,7 @@
 #include <sstream>
 #include <thread>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include "train_distributed.hpp"
 #include "training.hpp"
@@ -154,7 +154,7 @@ std::shared_ptr<nn::Module> make_model(const Config& c) {
   if (c.model == "mlp") return std::make_shared<nn::MLP>(784, c.hidden, 10);
   if (c.model == "simple-cnn") return nn::models::simple_conv_net();
   if (c.model == "deep-cnn") return nn::models::deep_conv_net();
-  throw CLI::ValidationError("--model", "unknown model '" + c.model + "'");
+  throw ValueError("--model: unknown model '" + c.model + "'");
 }
 
 // The book trains TwoLayerNet with SGD (lr 0.1) and SimpleConvNet and
@@ -185,29 +185,29 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const Config& c, const std::vec
 
 int main(int argc, char** argv) {
   Config c;
-  CLI::App app{"Train one of the book's networks on Fashion-MNIST (or any IDX data set such as MNIST,\n"
+  cli::App app{"Train one of the book's networks on Fashion-MNIST (or any IDX data set such as MNIST,\n"
                "or numpy arrays in an .npz: --data).\n"
                "Shows a progress bar per epoch, evaluates on the whole test set in eval mode, writes\n"
                "metrics.csv and loss/accuracy PNGs to --out, and can save and resume checkpoints (.npz)."};
   app.add_option("--model", c.model, "two-layer (784-50-10, the book's TwoLayerNet), mlp (--hidden),\n"
                                      "simple-cnn (SimpleConvNet) or deep-cnn (DeepConvNet)")
-      ->check(CLI::IsMember({"two-layer", "mlp", "simple-cnn", "deep-cnn"}))->capture_default_str();
+      ->check(cli::IsMember({"two-layer", "mlp", "simple-cnn", "deep-cnn"}))->capture_default_str();
   app.add_option("--hidden", c.hidden, "Hidden layer sizes for --model mlp")->delimiter(',')->capture_default_str();
   app.add_option("--optimizer", c.optimizer, "sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw\n"
                                              "(default: what the book uses: sgd for two-layer and mlp, adam for the CNNs)")
-      ->check(CLI::IsMember({"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"}));
+      ->check(cli::IsMember({"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"}));
   app.add_option("--lr", c.lr, "Learning rate (default: 0.1 for SGD on MLPs, 0.01 for SGD on CNNs,\n"
-                               "0.001 for Adam/AdamW, 0.01 otherwise)")->check(CLI::PositiveNumber);
+                               "0.001 for Adam/AdamW, 0.01 otherwise)")->check(cli::PositiveNumber);
   app.add_flag("--allow-nonfinite", c.allow_nonfinite,
                "Train on when the loss is NaN or infinite (by default the run stops with an error;\n"
                "a checkpoint is never written from non-finite parameters either way)");
   app.add_option("--weight-decay", c.weight_decay, "The book's weight decay lambda (weights only)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--epochs", c.epochs, "Epochs to train")->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_option("--batch-size", c.batch, "Mini-batch size (with --distributed: the global batch, split evenly)")->check(CLI::Range(1, 60000))->capture_default_str();
+      ->check(cli::NonNegativeNumber)->capture_default_str();
+  app.add_option("--epochs", c.epochs, "Epochs to train")->check(cli::Range(1, 1000))->capture_default_str();
+  app.add_option("--batch-size", c.batch, "Mini-batch size (with --distributed: the global batch, split evenly)")->check(cli::Range(1, 60000))->capture_default_str();
   app.add_option("--seed", c.seed, "Seed of the one random generator (init, shuffling, dropout)")->capture_default_str();
   app.add_option("--threads", c.threads, "Threads for BLAS and zerograd's kernels (0: one per core)")
-      ->check(CLI::Range(0, 256))->capture_default_str();
+      ->check(cli::Range(0, 256))->capture_default_str();
   app.add_option("--data", c.data, "Directory with train-/t10k- images and labels in IDX format (.gz or not),\n"
                                    "or an .npz with x_train, y_train, x_test, y_test as Keras's mnist.npz holds\n"
                                    "them (np.savez): x (N, 28, 28), (N, 1, 28, 28) or (N, 784), bytes or floats;\n"
@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
                                    "after each epoch and when stopped by Ctrl-C or SIGTERM");
   app.add_option("--resume", c.resume, "Continue from a checkpoint written by --save exactly where it stopped, for\n"
                                        "--epochs more epochs (with --lr: a new learning rate); metrics.csv is appended to")
-      ->check(CLI::ExistingFile);
+      ->check(cli::ExistingFile);
   app.add_option("--export-onnx", c.export_onnx, "After training, write the model as ONNX (opset 17, any batch size)\n"
                                                  "to this path, for ONNX Runtime (examples/onnx_predict.js)");
   app.add_option("--limit", c.limit, "Use only the first N training images (quick runs)");
@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
                "writes the checkpoint, metrics, plots and progress. Threads default to cores / processes");
   app.add_option("--stop-after", c.stop_after, "Raise SIGINT after this many steps (to test stopping and resuming)")
       ->group("");  // hidden from --help
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   if (c.optimizer.empty()) c.optimizer = default_optimizer(c.model);
   install_stop_handlers();

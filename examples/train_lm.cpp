@@ -18,7 +18,7 @@
 #include <set>
 #include <sstream>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include "language_model.hpp"
 #include "training.hpp"
@@ -320,7 +320,7 @@ std::vector<std::size_t> context_for(const std::vector<std::size_t>& prompt, con
 
 int main(int argc, char** argv) {
   Config c;
-  CLI::App app{"Train a character-level language model (LSTM, GRU or GPT) on the fortunes text (Debian's fortunes\n"
+  cli::App app{"Train a character-level language model (LSTM, GRU or GPT) on the fortunes text (Debian's fortunes\n"
                "package) with truncated backpropagation through time, or sample from a trained one.\n"
                "Each epoch prints train and validation loss in nats per character (the unigram baseline,\n"
                "the entropy of the character frequencies, is printed once) and a sample; metrics.csv,\n"
@@ -328,34 +328,34 @@ int main(int argc, char** argv) {
   std::string kinds_help;
   for (const auto& k : examples::language_model_kinds()) kinds_help += (kinds_help.empty() ? "" : ", ") + k;
   app.add_option("--model", c.model.kind, "The network: " + kinds_help)
-      ->check(CLI::IsMember(examples::language_model_kinds()))->capture_default_str();
-  app.add_option("--embed", c.model.embed, "Embedding size")->check(CLI::Range(1, 65536))->capture_default_str();
+      ->check(cli::IsMember(examples::language_model_kinds()))->capture_default_str();
+  app.add_option("--embed", c.model.embed, "Embedding size")->check(cli::Range(1, 65536))->capture_default_str();
   app.add_option("--hidden", c.model.hidden, "Hidden size of each recurrent layer")
-      ->check(CLI::Range(1, 65536))->capture_default_str();
+      ->check(cli::Range(1, 65536))->capture_default_str();
   app.add_option("--layers", c.model.layers, "Recurrent layers, or transformer layers for gpt")
-      ->check(CLI::Range(1, 64))->capture_default_str();
+      ->check(cli::Range(1, 64))->capture_default_str();
   app.add_option("--heads", c.model.heads, "Attention heads (gpt; they divide --embed)")
-      ->check(CLI::Range(1, 1024))->capture_default_str();
+      ->check(cli::Range(1, 1024))->capture_default_str();
   app.add_option("--dropout", c.model.dropout, "Dropout between layers and before the output layer (training only)")
-      ->check(CLI::Range(0.0, 0.99))->capture_default_str();
+      ->check(cli::Range(0.0, 0.99))->capture_default_str();
   app.add_option("--data", c.data, "Directory whose text files (UTF-8, e.g. fortune files) make the corpus;\n"
                                    "other files (fortune's .dat indexes) are skipped")->capture_default_str();
   app.add_option("--limit-chars", c.limit_chars, "Use only the first N characters of the corpus (quick runs; 0: all)");
-  app.add_option("--batch-size", c.batch, "Rows trained side by side")->check(CLI::Range(1, 65536))->capture_default_str();
+  app.add_option("--batch-size", c.batch, "Rows trained side by side")->check(cli::Range(1, 65536))->capture_default_str();
   app.add_option("--bptt", c.bptt, "Steps per window: backpropagation through time is truncated there")
-      ->check(CLI::Range(1, 65536))->capture_default_str();
-  app.add_option("--epochs", c.epochs, "Epochs to train")->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_option("--lr", c.lr, "Adam's learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(cli::Range(1, 65536))->capture_default_str();
+  app.add_option("--epochs", c.epochs, "Epochs to train")->check(cli::Range(1, 1000))->capture_default_str();
+  app.add_option("--lr", c.lr, "Adam's learning rate")->check(cli::PositiveNumber)->capture_default_str();
   app.add_option("--clip", c.clip, "Clip the gradient norm of all parameters to this (0: no clipping)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(cli::NonNegativeNumber)->capture_default_str();
   app.add_option("--seed", c.seed, "Seed of the one random generator (init, dropout, sampling)")->capture_default_str();
   app.add_option("--threads", c.threads, "Threads for BLAS and zerograd's kernels (0: one per core)")
-      ->check(CLI::Range(0, 256))->capture_default_str();
+      ->check(cli::Range(0, 256))->capture_default_str();
   app.add_option("--out", c.out, "Directory for metrics.csv, loss.png and checkpoint.npz")->capture_default_str();
   app.add_option("--resume", c.resume, "Continue from a checkpoint exactly where it stopped, for --epochs more epochs\n"
                                        "(the model's sizes come from the checkpoint; --lr sets a new learning rate)")
-      ->check(CLI::ExistingFile);
-  app.add_option("--load", c.load, "A checkpoint to sample from (with --sample)")->check(CLI::ExistingFile);
+      ->check(cli::ExistingFile);
+  app.add_option("--load", c.load, "A checkpoint to sample from (with --sample)")->check(cli::ExistingFile);
   app.add_option("--sample", c.sample, "Print the prompt and N characters generated after it from --load or\n"
                                        "--resume, then exit (nothing else goes to standard output)");
   app.add_option("--prompt", c.prompt, "Text the samples continue (empty: the start of a fortune)");
@@ -364,7 +364,7 @@ int main(int argc, char** argv) {
   app.add_option("--export-onnx", c.export_onnx, "After training, write the model as ONNX (opset 17) to this path");
   app.add_option("--stop-after", c.stop_after, "Raise SIGINT after this many steps (to test stopping and resuming)")
       ->group("");
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     if (!(c.temperature > 0)) throw ValueError("--temperature must be > 0, got " + std::to_string(c.temperature));

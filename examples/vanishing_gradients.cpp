@@ -11,7 +11,7 @@
 #include <iostream>
 #include <sstream>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 #include "training.hpp"
 
@@ -98,21 +98,21 @@ std::vector<double> lstm_gradients(const Config& c, const std::vector<Variable>&
 
 int main(int argc, char** argv) {
   Config c;
-  CLI::App app{"How the gradient of the last step's loss flows back through T steps: a tanh RNN with a small\n"
+  cli::App app{"How the gradient of the last step's loss flows back through T steps: a tanh RNN with a small\n"
                "and with a large recurrent weight (vanishing, exploding), the large one with the gradient\n"
                "clipped as it passes each step, and an LSTM. Prints a table and draws gradients.png."};
-  app.add_option("--steps", c.steps, "Time steps T")->check(CLI::Range(2, 10000))->capture_default_str();
-  app.add_option("--hidden", c.hidden, "Hidden size H")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--steps", c.steps, "Time steps T")->check(cli::Range(2, 10000))->capture_default_str();
+  app.add_option("--hidden", c.hidden, "Hidden size H")->check(cli::Range(1, 4096))->capture_default_str();
   app.add_option("--small-gain", c.small_gain, "W_hh ~ N(0, gain^2 / H) for the vanishing RNN")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--large-gain", c.large_gain, "... and for the exploding RNN")->check(CLI::PositiveNumber)
+      ->check(cli::PositiveNumber)->capture_default_str();
+  app.add_option("--large-gain", c.large_gain, "... and for the exploding RNN")->check(cli::PositiveNumber)
       ->capture_default_str();
   app.add_option("--clip", c.clip, "Largest gradient norm let through each step in the clipped run")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(cli::PositiveNumber)->capture_default_str();
   app.add_option("--forget-bias", c.forget_bias, "The LSTM's forget-gate bias at the start")->capture_default_str();
   app.add_option("--seed", c.seed, "Seed of the random weights and inputs")->capture_default_str();
   app.add_option("--out", c.out, "Directory for gradients.png")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     zg::manual_seed(c.seed);

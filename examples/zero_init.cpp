@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 #include <training.hpp>
 #include <zerograd/zerograd.hpp>
 
@@ -71,7 +71,7 @@ void show_hidden_units(const char* title, const nn::Linear& fc1) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  cli::App app{
       "Zero versus random initialisation (Deep Learning from Scratch, chapter 6): a two-layer net\n"
       "(Linear -> Sigmoid -> Linear) trained with SGD on the spiral data. With all-zero (or all-\n"
       "equal, --equal) weights every hidden unit keeps identical weights and gradients; He-normal\n"
@@ -84,12 +84,12 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 0;
   double equal = 0.0;
   app.add_option("--out", out_dir, "Directory for losses.csv and losses.png")->capture_default_str();
-  app.add_option("--steps", steps, "SGD steps (full batch)")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--steps", steps, "SGD steps (full batch)")->capture_default_str()->check(cli::PositiveNumber);
   app.add_option("--lr", lr, "Learning rate")->capture_default_str();
-  app.add_option("--hidden", hidden, "Hidden units")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--hidden", hidden, "Hidden units")->capture_default_str()->check(cli::Range(1, 64));
   app.add_option("--seed", seed, "Seed for the random init")->capture_default_str();
   app.add_option("--equal", equal, "The value every weight of the symmetric net starts at")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  ZG_CLI_PARSE(app, argc, argv);
 
   try {
     std::filesystem::create_directories(out_dir);

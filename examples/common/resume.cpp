@@ -5,28 +5,28 @@
 #include <map>
 #include <sstream>
 
-#include <CLI/CLI.hpp>
+#include "cli.hpp"
 
 namespace zg::examples {
 
-void add_lesson_options(CLI::App& app, LessonConfig& c, const LessonHelp& help) {
+void add_lesson_options(cli::App& app, LessonConfig& c, const LessonHelp& help) {
   app.add_option("--samples", c.samples, help.samples)
-      ->check(CLI::Range(std::size_t(20), help.max_samples))->capture_default_str();
-  app.add_option("--epochs", c.epochs, "Epochs")->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_option("--batch-size", c.batch, "Batch size")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--embed", c.embed, "Character embedding size")->check(CLI::Range(1, 4096))->capture_default_str();
-  app.add_option("--hidden", c.hidden, "LSTM hidden size")->check(CLI::Range(1, 4096))->capture_default_str();
-  app.add_option("--lr", c.lr, "Adam's learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--clip", c.clip, "Gradient norm clipping (0: none)")->check(CLI::NonNegativeNumber)
+      ->check(cli::Range(std::size_t(20), help.max_samples))->capture_default_str();
+  app.add_option("--epochs", c.epochs, "Epochs")->check(cli::Range(1, 1000))->capture_default_str();
+  app.add_option("--batch-size", c.batch, "Batch size")->check(cli::Range(1, 100000))->capture_default_str();
+  app.add_option("--embed", c.embed, "Character embedding size")->check(cli::Range(1, 4096))->capture_default_str();
+  app.add_option("--hidden", c.hidden, "LSTM hidden size")->check(cli::Range(1, 4096))->capture_default_str();
+  app.add_option("--lr", c.lr, "Adam's learning rate")->check(cli::PositiveNumber)->capture_default_str();
+  app.add_option("--clip", c.clip, "Gradient norm clipping (0: none)")->check(cli::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--seed", c.seed, help.seed)
-      ->check(CLI::Range(std::uint64_t(0), (std::uint64_t(1) << 48) - 1))->capture_default_str();
-  app.add_option("--threads", c.threads, "Threads (0: one per core)")->check(CLI::Range(0, 256))->capture_default_str();
+      ->check(cli::Range(std::uint64_t(0), (std::uint64_t(1) << 48) - 1))->capture_default_str();
+  app.add_option("--threads", c.threads, "Threads (0: one per core)")->check(cli::Range(0, 256))->capture_default_str();
   app.add_option("--out", c.out, help.out)->capture_default_str();
   app.add_option("--resume", c.resume, "Continue from a checkpoint exactly where it stopped, for --epochs more epochs\n"
                                        "(sizes, data and batch size come from the checkpoint;\n"
                                        "--lr sets a new learning rate)")
-      ->check(CLI::ExistingFile);
+      ->check(cli::ExistingFile);
   app.add_option("--stop-after", c.stop_after, "Raise SIGINT after this many steps (to test stopping and resuming)")
       ->group("");
 }
@@ -67,7 +67,7 @@ nn::NamedArrays fixed_option_entries(const std::vector<FixedOptions>& fixed) {
 }
 
 void read_fixed_options(const std::string& path, const std::string& program, const std::vector<FixedOptions>& fixed,
-                        const CLI::App& app) {
+                        const cli::App& app) {
   nn::NpzReader zip(path);
   std::map<std::string, Tensor<float>> entries;
   for (const auto& m : zip.members())

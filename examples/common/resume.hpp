@@ -10,11 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "cli.hpp"
 #include "training.hpp"
-
-namespace CLI {
-class App;
-}
 
 namespace zg::examples {
 
@@ -35,7 +32,7 @@ struct LessonHelp {
 };
 // --samples, --epochs, --batch-size, --embed, --hidden, --lr, --clip,
 // --seed, --threads, --out, --resume and the hidden --stop-after.
-void add_lesson_options(CLI::App& app, LessonConfig& c, const LessonHelp& help);
+void add_lesson_options(cli::App& app, LessonConfig& c, const LessonHelp& help);
 
 // Whole numbers (sizes, a seed, a count) as one float32 entry, each as two
 // exact parts (optim::encode_count): exact below 2^48.
@@ -59,7 +56,7 @@ nn::NamedArrays fixed_option_entries(const std::vector<FixedOptions>& fixed);
 // is a ValueError naming both values; a file without one of the entries is
 // not a checkpoint of `program`.
 void read_fixed_options(const std::string& path, const std::string& program, const std::vector<FixedOptions>& fixed,
-                        const CLI::App& app);
+                        const cli::App& app);
 
 // nn::save_checkpoint(path, model, extra) (atomic), unless a value of either
 // is a NaN or an infinity: then a ValueError names it and the last
