@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
-bash scripts/install-deps.sh
+# The demo installs only what it needs; everything else installs it all.
+if [ "${1:-}" = demo ]; then bash scripts/install-deps.sh demo; else bash scripts/install-deps.sh; fi
 
 configure() {  # configure DIR [cmake args...]
   local dir=$1; shift
@@ -23,7 +24,7 @@ case "${1:-}" in
   demo)
     # Only the two programs the demo runs (and the libraries they link), not
     # the tests and benchmarks: those are for `test`.
-    configure build
+    configure build -DZEROGRAD_BUILD_TESTS=OFF -DZEROGRAD_BUILD_BENCH=OFF
     cmake --build build -j "$jobs" --target apple_shopping train
     ./build/examples/apple_shopping --html --out out/apple
     echo
@@ -33,7 +34,7 @@ case "${1:-}" in
   test)
     # 1. Release build: every unit test, the compile-fail check, the examples'
     #    build, and an install consumed through find_package(zerograd).
-    build build
+    build build -DZEROGRAD_BUILD_TESTS=ON -DZEROGRAD_BUILD_EXAMPLES=ON -DZEROGRAD_BUILD_BENCH=ON
     ./build/tests/zerograd_tests --count  # names the OpenBLAS kernel this run uses
     ctest --test-dir build -j "$jobs" --output-on-failure
     # 2. The same tests under AddressSanitizer + UndefinedBehaviorSanitizer

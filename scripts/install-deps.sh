@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
-# Installs what zerograd needs from Debian's packages, only what is missing.
+# Installs what zerograd needs from Debian's packages, only what is missing:
+# `install-deps.sh demo` what the demo needs, `install-deps.sh` everything.
 # Idempotent and quiet when everything is there. Runs apt-get as root, or
 # through sudo.
 set -euo pipefail
 
+# What the demo builds and runs: the library, apple_shopping and train.
 packages=(
   g++ cmake make ccache                      # toolchain (ccache: fast rebuilds)
-  pkgconf dpkg-dev                           # zerograd.pc's tests; dpkg-shlibdeps for the .deb's Depends
-  clang libclang-rt-14-dev                   # sanitizer build and libFuzzer in the test command
   libxtensor-dev libxtensor-blas-dev libxsimd-dev libopenblas-dev  # tensors and BLAS
-  doctest-dev                                # tests
   libcli11-dev                               # command-line parsing in examples
   libzip-dev zlib1g-dev                      # .npz checkpoints, gzip-compressed IDX data
   graphviz                                   # graph pictures (dot)
-  doxygen                                    # the API reference and its test (dev.sh docs)
   gnuplot-nox                                # training plots (PNG)
   dataset-fashion-mnist                      # the built-in data set
+)
+# Small float GEMMs run on libxsmm's generated kernels (Debian ships it for
+# amd64 only; elsewhere OpenBLAS runs them).
+[ "$(dpkg --print-architecture)" = amd64 ] && packages+=(libxsmm-dev)
+# float convolutions run on oneDNN's kernels (the library PyTorch's CPU
+# convolutions use); without it im2col + GEMM runs them.
+[ "$(dpkg --print-architecture)" = amd64 ] && packages+=(libdnnl-dev)
+
+# Everything else: the tests, the other layers, the reference and the package.
+if [ "${1:-all}" != demo ]; then
+packages+=(
+  pkgconf dpkg-dev                           # zerograd.pc's tests; dpkg-shlibdeps for the .deb's Depends
+  clang libclang-rt-14-dev                   # sanitizer build and libFuzzer in the test command
+  doctest-dev                                # tests
+  doxygen                                    # the API reference and its test (dev.sh docs)
   fortunes                                   # English text (quotes) that train-lm learns characters from
   python3-numpy                              # checks that numpy reads our .npz files
   chromium                                   # the graph player's browser test
@@ -29,13 +42,7 @@ packages=(
 # conflicts with Debian's npm package): install Debian's only when missing.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
-
-# Small float GEMMs run on libxsmm's generated kernels (Debian ships it for
-# amd64 only; elsewhere OpenBLAS runs them).
-[ "$(dpkg --print-architecture)" = amd64 ] && packages+=(libxsmm-dev)
-# float convolutions run on oneDNN's kernels (the library PyTorch's CPU
-# convolutions use); without it im2col + GEMM runs them.
-[ "$(dpkg --print-architecture)" = amd64 ] && packages+=(libdnnl-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
