@@ -75,22 +75,46 @@ void gemm_one_thread(bool trans_a, bool trans_b, std::size_t M, std::size_t N, s
 // OpenBLAS. Measured again with prefetch off (as called here) on 30 MLP
 // shapes the rule admits: 1.4-2.5x the Haswell kernels, 1.0-1.6x SkylakeX's,
 // 1.5-2.9x Zen's.
+// All of that was AVX-512. libxsmm's AVX2 kernels (LIBXSMM_TARGET=hsw on
+// the same machine, against OpenBLAS's Zen kernels, one thread, M = 100,
+// K in {10, 50, 100, 144, 256, 784}, N in {10, 16, 30, 50, 64, 100, 144,
+// 784}, op(A) and op(B) each plain or transposed: 130 shapes) are fast only
+// where N is a multiple of 16, two 8-float registers: there 0.95-1.4x
+// (N = 16, 64, 144, 784), elsewhere 0.3-0.9x for K >= 50 (N = 10, 30, 50;
+// 100x784 @ 784x50 131 us against 87, 100x50 @ 50x10 3.9 against 2.2), and
+// about 1.0x at N = 100. With K <= 16 they won at every N (0.94-2.8x).
+// So on a CPU where libxsmm targets AVX2 (below AVX-512), a product goes to
+// it only when, besides the rule above, N is a multiple of 16 or K <= 16;
+// small_product_fits takes the ISA libxsmm runs on, and the tests check
+// both rules and run the products once more with LIBXSMM_TARGET=hsw.
+// Measured with build/bench/matmul_efficiency and the sweep of this Note
+// (each shape timed alternately, median of 7).
 constexpr std::size_t kSmallOperand = 1 << 17;  // floats in op(B) (512 KB)
 
 }  // namespace
 
-bool small_product_fits(bool trans_a, bool trans_b, std::size_t N, std::size_t K, float alpha, float beta) {
+bool small_product_fits(bool trans_a, bool trans_b, std::size_t N, std::size_t K, float alpha, float beta,
+                        SmallIsa isa) {
   return alpha == 1.f && (beta == 0.f || beta == 1.f) && K <= 1024 && N <= 1024 && K * N <= kSmallOperand &&
-         (!trans_a || K <= 256) && (!trans_b || N >= 16 || K <= 256);
+         (!trans_a || K <= 256) && (!trans_b || N >= 16 || K <= 256) &&
+         (isa == SmallIsa::avx512 || N % 16 == 0 || K <= 16);
 }
 
 #ifdef ZEROGRAD_HAVE_LIBXSMM
 bool small_kernels_expected() { return libxsmm_get_target_archid() >= LIBXSMM_X86_AVX2; }
 
+SmallIsa small_isa() {
+  // libxsmm's target is fixed once it has looked at the CPU (or at LIBXSMM_TARGET).
+  static const SmallIsa isa =
+      libxsmm_get_target_archid() >= LIBXSMM_X86_AVX512 ? SmallIsa::avx512 : SmallIsa::avx2;
+  return isa;
+}
+
 bool small_product(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha,
                    const float* A, std::size_t lda, const float* B, std::size_t ldb, float beta, float* C,
                    std::size_t ldc) {
-  if (!small_product_fits(trans_a, trans_b, N, K, alpha, beta) || M > static_cast<std::size_t>(INT_MAX)) return false;
+  if (!small_product_fits(trans_a, trans_b, N, K, alpha, beta, small_isa()) || M > static_cast<std::size_t>(INT_MAX))
+    return false;
   // Row-major C = op(A) B is column-major C^T = B^T op(A)^T: B's array is
   // libxsmm's first operand as it is, A's its second (transposed if A is).
   const int flags = trans_a ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
@@ -114,6 +138,8 @@ bool small_product(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std
 }
 #else
 bool small_kernels_expected() { return false; }
+
+SmallIsa small_isa() { return SmallIsa::avx2; }
 
 bool small_product(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t,
                    const float*, std::size_t, float, float*, std::size_t) {

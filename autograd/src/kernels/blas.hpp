@@ -15,7 +15,11 @@ namespace zg::detail {
 // Whether libxsmm is built in and targets AVX2 or wider on this CPU, where
 // every product that fits is expected to get a kernel (for the tests).
 bool small_kernels_expected();
-bool small_product_fits(bool trans_a, bool trans_b, std::size_t N, std::size_t K, float alpha, float beta);
+// The instruction set libxsmm's kernels run on: the shape rule differs.
+enum class SmallIsa { avx2, avx512 };
+SmallIsa small_isa();
+bool small_product_fits(bool trans_a, bool trans_b, std::size_t N, std::size_t K, float alpha, float beta,
+                        SmallIsa isa);
 bool small_product(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha,
                    const float* A, std::size_t lda, const float* B, std::size_t ldb, float beta, float* C,
                    std::size_t ldc);
