@@ -20,6 +20,12 @@ and torch.set_num_threads(n); OMP_WAIT_POLICY=PASSIVE for PyTorch unless
 set or --torch-omp-wait-policy says otherwise, and zerograd with the
 environment's own (see thread_env).
 
+Instruction sets: --isa avx2 runs every process of both sides with each
+library held to its AVX2 code (ISA_ENV), on any machine that has AVX2;
+--isa native removes those variables, so each library picks the best the
+CPU has; without --isa the environment stands as it is. The header says
+what each library ran with, and --json records it.
+
 Usage: bench/compare (builds the Release benchmarks, installs python3-torch
 if missing, then runs this), or directly:
   bench/compare.py --bin build/bench [--pairs 3] [--threads 1,2] [--workloads ...]
@@ -520,6 +526,41 @@ def fmt(spec, v):
     return "-" if v is None else spec.format(v)
 
 
+# What --isa sets for every process of both sides (None: removed).
+ISA_ENV = {
+    "avx2": {"ZEROGRAD_MAX_ISA": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell",
+             "LIBXSMM_TARGET": "hsw", "ATEN_CPU_CAPABILITY": "avx2"},
+    "native": {"ZEROGRAD_MAX_ISA": None, "ONEDNN_MAX_CPU_ISA": None, "OPENBLAS_CORETYPE": None,
+               "LIBXSMM_TARGET": None, "ATEN_CPU_CAPABILITY": None},
+}
+
+
+def set_isa(isa):
+    for k, v in ISA_ENV.get(isa, {}).items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def isa_report(bin_dir):
+    """The instruction set each library runs with under this environment, as its own query says."""
+    try:
+        zg = json.loads(subprocess.run([os.path.join(bin_dir, "matmul_efficiency"), "--isa-report"],
+                                       capture_output=True, text=True, timeout=60).stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        zg = {}
+    try:
+        import torch
+        pt = next((l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines()
+                   if "CPU capability usage" in l), "unknown")
+    except ImportError:
+        pt = "unknown"
+    return {"zerograd_kernels": zg.get("zerograd", "unknown"), "onednn": zg.get("onednn", "unknown"),
+            "libxsmm": zg.get("libxsmm", "unknown"), "openblas_zerograd": zg.get("openblas", "unknown"),
+            "pytorch": pt}
+
+
 def blas_cores(bin_dir):
     """Which OpenBLAS kernels zerograd's benchmarks and this PyTorch run on (OPENBLAS_CORETYPE may force one)."""
     try:
@@ -563,7 +604,11 @@ def main(argv):
     p.add_argument("--torch-omp-wait-policy", default=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
                    help="OMP_WAIT_POLICY of the PyTorch and LibTorch side: PASSIVE, ACTIVE or default (unset)")
     p.add_argument("--timeout", type=float, default=300, help="seconds before a run counts as failed")
+    p.add_argument("--isa", choices=sorted(ISA_ENV),
+                   help="hold every library to its AVX2 code (avx2) or let each pick the CPU's best (native); "
+                        "default: the environment as it is")
     a = p.parse_args(argv)
+    set_isa(a.isa)  # before torch is imported: OpenBLAS reads OPENBLAS_CORETYPE when it loads
     global MALLOC, TORCH_OMP_WAIT_POLICY
     MALLOC = a.malloc
     TORCH_OMP_WAIT_POLICY = a.torch_omp_wait_policy
@@ -652,8 +697,10 @@ def main(argv):
         pass
     names = {"pytorch": "PyTorch", "libtorch": "LibTorch"}
     zg_blas, torch_blas = blas_cores(a.bin)
+    isa = isa_report(a.bin)
     if log:
         log.write(json.dumps({"blas": {"zerograd": zg_blas, "pytorch": torch_blas}}) + "\n")
+        log.write(json.dumps({"isa": dict(isa, option=a.isa or "environment")}) + "\n")
 
     def with_verdict(target, zv, bv):
         """'<= 0.5 no', '>= 0.9 yes', 'zg <= 1000 ns yes': the target and whether it is met."""
@@ -673,6 +720,9 @@ def main(argv):
     print(f"medians of {a.pairs} runs per side and thread setting, sides alternating; ratio = zerograd / baseline, "
           f"lower is better")
     print(f"OpenBLAS: zerograd on {zg_blas}; PyTorch on {torch_blas}")
+    print(f"instruction sets (--isa {a.isa or 'not given: the environment as it is'}): zerograd's kernels "
+          f"{isa['zerograd_kernels']}, oneDNN {isa['onednn']}, libxsmm {isa['libxsmm']}, OpenBLAS "
+          f"{isa['openblas_zerograd']}; PyTorch's kernels {isa['pytorch']}")
     print(f"glibc malloc: {MALLOC} on both sides; OMP_WAIT_POLICY {TORCH_OMP_WAIT_POLICY} for PyTorch, {os.environ.get('OMP_WAIT_POLICY', 'unset')} for zerograd; load average {load_start:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end")
     head = (f"{'workload':<12} {'metric':<19} {'threads':<11} {'zerograd':>10} {'baseline':>10} {'vs':<9} "

@@ -17,6 +17,12 @@
 #include <vector>
 
 #include <cblas.h>
+#if defined(ZG_BENCH_DNNL)
+#include <dnnl.h>
+#endif
+#if defined(ZG_BENCH_LIBXSMM)
+#include <libxsmm.h>
+#endif
 
 #include <zerograd/zerograd.hpp>
 
@@ -121,9 +127,43 @@ void run(const Shape3& s, int threads) {
 
 }  // namespace
 
+// The instruction set oneDNN's kernels run with (ONEDNN_MAX_CPU_ISA caps it).
+std::string onednn_isa() {
+#if defined(ZG_BENCH_DNNL)
+  switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+  }
+#else
+  return "not built";
+#endif
+}
+
+// The code path libxsmm generates its kernels for (LIBXSMM_TARGET caps it).
+std::string libxsmm_arch() {
+#if defined(ZG_BENCH_LIBXSMM)
+  libxsmm_init();
+  return libxsmm_get_target_arch();
+#else
+  return "not built";
+#endif
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--blas-info") {  // bench/compare prints the kernel it ran on
     std::printf("%s\n", zg::blas_info().c_str());
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "--isa-report") {  // and the instruction set of each library
+    std::printf("{\"zerograd\": \"%s\", \"onednn\": \"%s\", \"libxsmm\": \"%s\", \"openblas\": \"%s\"}\n",
+                zg::simd_isa().c_str(), onednn_isa().c_str(), libxsmm_arch().c_str(), openblas_get_corename());
     return 0;
   }
   for (int threads : {1, 2})

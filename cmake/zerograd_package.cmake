@@ -79,7 +79,11 @@ set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "zerograd's libraries (autograd, viewers, n
 with MPI) with their headers, CMake package (find_package(zerograd)) and
 pkg-config file (zerograd.pc).
 Instruction-set baseline: compiled with ${arch}; the libraries run only on
-CPUs that have every instruction those flags allow.")
+CPUs that have every instruction those flags allow. zerograd's own SIMD
+kernels are compiled for that baseline and for AVX2 + FMA, and use AVX2
+where the CPU has it (the environment variable ZEROGRAD_MAX_ISA=sse4.2
+holds them to the baseline); OpenBLAS, oneDNN and libxsmm choose their
+kernels at run time too.")
 # The headers include xtensor (and through it xtl and xsimd), whatever the
 # library kind; a static library also needs what zerogradConfig.cmake finds
 # for its consumers' link. The shared libraries' runtime packages (OpenBLAS,

@@ -63,7 +63,8 @@ case "${1:-}" in
   package)
     # A package runs on machines other than the one that built it: the
     # x86-64-v2 baseline (up to SSE4.2 and POPCNT: every x86-64 CPU of the
-    # last ~12 years) instead of -march=native (docs/install.md). Shared, so
+    # last ~12 years) instead of -march=native, zerograd's own SIMD kernels
+    # choosing AVX2 at run time where the CPU has it (docs/install.md). Shared, so
     # that it needs no -dev packages of what it links inside; /usr so that
     # the libraries go to Debian's multiarch lib dir.
     configure build-package -DZEROGRAD_ARCH_FLAGS=-march=x86-64-v2 -DBUILD_SHARED_LIBS=ON \

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// One setting for every thread zerograd uses: OpenBLAS's and our own loops;
-/// and which BLAS kernels run them.
+/// and which BLAS and SIMD kernels run them.
 #include <string>
 
 namespace zg {
@@ -18,5 +18,14 @@ int num_threads();  ///< the current setting, the number of threads a loop may u
 /// benchmarks, such as "OpenBLAS 0.3.21 ... core Haswell (OPENBLAS_CORETYPE=Haswell)".
 /// Results can differ in the last bits between kernels (docs/details.md, Determinism).
 std::string blas_info();
+
+/// The instruction set zerograd's own SIMD kernels (softmax rows, GELU,
+/// LayerNorm, pooling, ...) run with in this process: "avx2", or the
+/// baseline the library was compiled for ("sse4.2" in the package). Chosen
+/// once, by CPU, capped by the environment variable ZEROGRAD_MAX_ISA
+/// (sse4.2 or baseline, avx2, avx512, native; unset means native); throws
+/// zg::Error on another value. OpenBLAS, oneDNN and libxsmm choose their
+/// own kernels by their own variables.
+std::string simd_isa();
 
 }  // namespace zg

@@ -15,8 +15,10 @@
 
 #include "zerograd/parallel.hpp"
 #include "zerograd/row_softmax.hpp"
+#include "zerograd/simd_dispatch.hpp"
 
 namespace zg::detail {
+namespace ZG_SIMD_VARIANT {  // Note [Kernels per instruction set]
 namespace {
 
 template <class T>
@@ -73,5 +75,22 @@ void softmax_rows(T* x, std::size_t rows, std::size_t n, bool log) {
 
 template void softmax_rows(float*, std::size_t, std::size_t, bool);
 template void softmax_rows(double*, std::size_t, std::size_t, bool);
+
+}  // namespace ZG_SIMD_VARIANT
+
+#if ZG_SIMD_ENTRIES
+namespace avx2 {
+template <class T>
+void softmax_rows(T* x, std::size_t rows, std::size_t n, bool log);
+}
+
+template <class T>
+void softmax_rows(T* x, std::size_t rows, std::size_t n, bool log) {
+  ZG_SIMD_CALL(softmax_rows, x, rows, n, log);
+}
+
+template void softmax_rows(float*, std::size_t, std::size_t, bool);
+template void softmax_rows(double*, std::size_t, std::size_t, bool);
+#endif
 
 }  // namespace zg::detail

@@ -28,7 +28,7 @@ void conv2d_grad_weight_forward(const T* x, const T* gy, const Geometry& g, std:
 // pooled = max_pool2d(relu(x conv w + b), 2) and, where window_argmax is not
 // null, per pooled output its maximum's position byte (0-3, or 4 where that
 // is not > 0). Returns oneDNN's channel block when the bytes are in its
-// blocked order (Note [Pooling in the reorders] in conv_dnnl.cpp), 0 when
+// blocked order (Note [Pooling in the reorders] in blocked_reorders.cpp), 0 when
 // they are in (N, FN, OH / 2, OW / 2) order.
 template <class T>
 std::size_t conv2d_relu_max_pool_forward(const T* x, const T* w, const T* b, const Geometry& g, std::size_t FN,

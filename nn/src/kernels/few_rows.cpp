@@ -11,7 +11,10 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "zerograd/simd_dispatch.hpp"
+
 namespace zg::nn::kernels {
+namespace ZG_SIMD_VARIANT {  // Note [Kernels per instruction set]
 namespace {
 
 template <class T, std::size_t KB>
@@ -48,5 +51,22 @@ void few_rows_grad(const T* gy, const T* col, std::size_t FN, std::size_t K, std
 
 template void few_rows_grad(const float*, const float*, std::size_t, std::size_t, std::size_t, float*);
 template void few_rows_grad(const double*, const double*, std::size_t, std::size_t, std::size_t, double*);
+
+}  // namespace ZG_SIMD_VARIANT
+
+#if ZG_SIMD_ENTRIES
+namespace avx2 {
+template <class T>
+void few_rows_grad(const T* gy, const T* col, std::size_t FN, std::size_t K, std::size_t M, T* gw);
+}
+
+template <class T>
+void few_rows_grad(const T* gy, const T* col, std::size_t FN, std::size_t K, std::size_t M, T* gw) {
+  ZG_SIMD_CALL(few_rows_grad, gy, col, FN, K, M, gw);
+}
+
+template void few_rows_grad(const float*, const float*, std::size_t, std::size_t, std::size_t, float*);
+template void few_rows_grad(const double*, const double*, std::size_t, std::size_t, std::size_t, double*);
+#endif
 
 }  // namespace zg::nn::kernels

@@ -15,8 +15,10 @@
 #include <xsimd/xsimd.hpp>
 
 #include "zerograd/parallel.hpp"
+#include "zerograd/simd_dispatch.hpp"
 
 namespace zg::nn::kernels {
+namespace ZG_SIMD_VARIANT {  // Note [Kernels per instruction set]
 namespace {
 
 template <class T>
@@ -92,5 +94,31 @@ template void gelu(const float*, float*, std::size_t, bool);
 template void gelu(const double*, double*, std::size_t, bool);
 template void gelu_backward(const float*, const float*, float*, std::size_t, bool);
 template void gelu_backward(const double*, const double*, double*, std::size_t, bool);
+
+}  // namespace ZG_SIMD_VARIANT
+
+#if ZG_SIMD_ENTRIES
+namespace avx2 {
+template <class T>
+void gelu(const T* x, T* y, std::size_t n, bool tanh_approximation);
+template <class T>
+void gelu_backward(const T* gy, const T* x, T* gx, std::size_t n, bool tanh_approximation);
+}  // namespace avx2
+
+template <class T>
+void gelu(const T* x, T* y, std::size_t n, bool tanh_approximation) {
+  ZG_SIMD_CALL(gelu, x, y, n, tanh_approximation);
+}
+
+template <class T>
+void gelu_backward(const T* gy, const T* x, T* gx, std::size_t n, bool tanh_approximation) {
+  ZG_SIMD_CALL(gelu_backward, gy, x, gx, n, tanh_approximation);
+}
+
+template void gelu(const float*, float*, std::size_t, bool);
+template void gelu(const double*, double*, std::size_t, bool);
+template void gelu_backward(const float*, const float*, float*, std::size_t, bool);
+template void gelu_backward(const double*, const double*, double*, std::size_t, bool);
+#endif
 
 }  // namespace zg::nn::kernels

@@ -17,8 +17,10 @@
 #include <xsimd/xsimd.hpp>
 
 #include "zerograd/parallel.hpp"
+#include "zerograd/simd_dispatch.hpp"
 
 namespace zg::nn::kernels {
+namespace ZG_SIMD_VARIANT {  // Note [Kernels per instruction set]
 namespace {
 
 template <class T>
@@ -150,5 +152,39 @@ template void layer_norm_backward(const float*, const float*, const float*, cons
                                   std::size_t, float*, float*, float*);
 template void layer_norm_backward(const double*, const double*, const double*, const double*, const double*,
                                   std::size_t, std::size_t, double*, double*, double*);
+
+}  // namespace ZG_SIMD_VARIANT
+
+#if ZG_SIMD_ENTRIES
+namespace avx2 {
+template <class T>
+void layer_norm(const T* x, const T* w, const T* b, std::size_t rows, std::size_t D, double eps, T* y, T* mean,
+                T* rstd);
+template <class T>
+void layer_norm_backward(const T* gy, const T* x, const T* w, const T* mean, const T* rstd, std::size_t rows,
+                         std::size_t D, T* gx, T* gw, T* gb);
+}  // namespace avx2
+
+template <class T>
+void layer_norm(const T* x, const T* w, const T* b, std::size_t rows, std::size_t D, double eps, T* y, T* mean,
+                T* rstd) {
+  ZG_SIMD_CALL(layer_norm, x, w, b, rows, D, eps, y, mean, rstd);
+}
+
+template <class T>
+void layer_norm_backward(const T* gy, const T* x, const T* w, const T* mean, const T* rstd, std::size_t rows,
+                         std::size_t D, T* gx, T* gw, T* gb) {
+  ZG_SIMD_CALL(layer_norm_backward, gy, x, w, mean, rstd, rows, D, gx, gw, gb);
+}
+
+template void layer_norm(const float*, const float*, const float*, std::size_t, std::size_t, double, float*, float*,
+                         float*);
+template void layer_norm(const double*, const double*, const double*, std::size_t, std::size_t, double, double*,
+                         double*, double*);
+template void layer_norm_backward(const float*, const float*, const float*, const float*, const float*, std::size_t,
+                                  std::size_t, float*, float*, float*);
+template void layer_norm_backward(const double*, const double*, const double*, const double*, const double*,
+                                  std::size_t, std::size_t, double*, double*, double*);
+#endif
 
 }  // namespace zg::nn::kernels

@@ -38,6 +38,10 @@ struct ArgMax {
 // row-major order wins, a NaN wins once), and its position into arg.
 template <class T>
 void max_pool2d(const T* x, const Geometry& g, T* y, ArgMax& arg);
+// The same for 2x2 windows, stride 2, no padding, on planes [p0, p1) of x
+// (Note [Pooling eight windows at a time] in pool_2x2.cpp).
+template <class T>
+void max_pool_2x2(const T* x, const Geometry& g, std::size_t p0, std::size_t p1, T* y, std::uint32_t* arg);
 // y = x at the saved positions; gx = gy added onto them (zero elsewhere).
 template <class T>
 void gather(const T* x, const ArgMax& arg, T* y);

@@ -1,7 +1,7 @@
 #pragma once
 // 2x2 max pooling after ReLU, one window or (with AVX2) eight at once:
 // shared by the oneDNN path's blocked layout (Note [Pooling in the
-// reorders] in conv_dnnl.cpp) and im2col's plain one (Note [Conv2d with
+// reorders] in blocked_reorders.cpp) and im2col's plain one (Note [Conv2d with
 // ReLU and pooling] in ops/conv_fused.cpp).
 #include <algorithm>
 #include <cstddef>
@@ -11,7 +11,13 @@
 #include <immintrin.h>
 #endif
 
+#include "zerograd/simd_dispatch.hpp"
+
+// In the variant's namespace: an AVX2 compile's copy of these inline
+// functions must not stand in for a baseline compile's (Note [Kernels per
+// instruction set]).
 namespace zg::nn::simd {
+inline namespace ZG_SIMD_VARIANT {
 
 // One window's values v[0, 4) (row-major, after ReLU): its maximum by
 // max_pool2d's rule (the first maximum wins, a NaN wins once), and where at
@@ -105,4 +111,5 @@ inline void interleave(__m256 even, __m256 odd, float* p) {
 
 #endif  // __AVX2__
 
+}  // namespace ZG_SIMD_VARIANT
 }  // namespace zg::nn::simd

@@ -6,7 +6,7 @@
 // by a ReLU, run relu(conv2d(x, W, b)) as one Function, "Conv2dReLU". On
 // oneDNN the ReLU is applied as the output is copied out of the kernel's
 // blocked layout and its backward as gy is copied in (Note [ReLU in the
-// reorders] in kernels/conv_dnnl.cpp); on im2col + GEMM as the bias is
+// reorders] in kernels/blocked_reorders.cpp); on im2col + GEMM as the bias is
 // added. So the pre-activation array is never written, read back and kept
 // for ReLU's backward, and neither ReLU nor ReLUGrad makes its own pass over
 // memory. The backward's switch (output > 0, the same as pre-activation >
@@ -20,7 +20,7 @@
 // the book's conv - relu - pool block, as one op "Conv2dReLUMaxPool". The
 // full-size output is never written out or kept: on oneDNN it is pooled in
 // the kernel's blocked layout (Note [Pooling in the reorders] in
-// kernels/conv_dnnl.cpp), on im2col sample by sample while in cache. The
+// kernels/blocked_reorders.cpp), on im2col sample by sample while in cache. The
 // backward needs one byte per pooled output: the window position (0-3) of
 // its maximum, which is where the separate pooling sends gy, or 4 where that
 // maximum is not > 0, which is exactly where the separate ReLU's switch
