@@ -113,6 +113,95 @@ TEST_CASE("attention: float32 follows float64, with a padding mask over keys and
   }
 }
 
+// Checks Note [Attention backward in one pass]. A plain backward runs the
+// kernel, a create_graph backward the composed ops; in float32 their
+// gradients of q, k, v (and of an additive mask) agree to rounding, with
+// each mask, a scale, dropout, broadcast batches and sizes off the SIMD
+// width; and the kernel repeats bit for bit.
+TEST_CASE("attention: the one-pass backward equals the composed backward in float32") {
+  // The mask's values: a Boolean pattern (row 1 and every third entry
+  // masked), -inf above the diagonal (GPT's), random with row 1 and every
+  // third entry -inf, or random.
+  enum class M { none, boolean, causal_additive, additive_with_inf, additive };
+  struct Case {
+    const char* name;
+    Shape q, k, v, mask;
+    M style;
+    bool causal;
+    double scale, dropout;
+  };
+  const std::vector<Case> cases = {
+      {"causal, odd sizes", {2, 3, 5, 4}, {2, 3, 5, 4}, {2, 3, 5, 3}, {}, M::none, true, 0, 0},
+      {"GPT's shape and mask", {2, 4, 64, 32}, {2, 4, 64, 32}, {2, 4, 64, 32}, {64, 64}, M::causal_additive, false, 0,
+       0},
+      {"boolean mask with a row of no key", {2, 7, 3}, {2, 19, 3}, {2, 19, 5}, {7, 19}, M::boolean, false, 0, 0},
+      {"key padding (batch 1 all padding) and causal", {3, 2, 9, 4}, {3, 2, 9, 4}, {3, 2, 9, 2}, {3, 1, 1, 9},
+       M::boolean, true, 0, 0},
+      {"additive mask with a row of -inf, and its gradient", {2, 6, 4}, {2, 11, 4}, {2, 11, 3}, {6, 11},
+       M::additive_with_inf, false, 0, 0},
+      {"a scale, k and v broadcast over the batch", {3, 2, 5, 4}, {1, 2, 17, 4}, {1, 2, 17, 6}, {}, M::none, false,
+       0.3, 0},
+      {"T 1", {2, 1, 1, 4}, {2, 1, 1, 4}, {2, 1, 1, 4}, {}, M::none, true, 0, 0},
+      {"one query, a (1, 1) additive mask", {2, 1, 5}, {2, 13, 5}, {2, 13, 2}, {1, 1}, M::additive, false, 0, 0},
+      {"dropout 0.3, causal", {2, 2, 6, 4}, {2, 2, 10, 4}, {2, 2, 10, 3}, {}, M::none, true, 0, 0.3},
+      {"v widens the batch (composed both ways)", {1, 5, 4}, {1, 6, 4}, {3, 6, 2}, {}, M::none, false, 0, 0},
+  };
+  const double inf = std::numeric_limits<double>::infinity();
+  unsigned seed = 4100;
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    const Tensor<double> q64 = uniform(c.q, -1, 1, seed++).data(), k64 = uniform(c.k, -1, 1, seed++).data(),
+                         v64 = uniform(c.v, -1, 1, seed++).data();
+    Tensor<double> m64;
+    if (c.style != M::none) {
+      m64 = uniform(c.mask, -1, 1, seed++).data();
+      const std::size_t S = c.mask.back(), rows = m64.size() / S;
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t j = 0; j < S; ++j) {
+          double& x = m64.data()[r * S + j];
+          const bool off = r == 1 || (j + r) % 3 == 0;
+          if (c.style == M::boolean) x = off ? 0 : 1;
+          if (c.style == M::additive_with_inf && off) x = -inf;
+          if (c.style == M::causal_additive) x = j > r ? -inf : 0;
+        }
+    }
+    std::vector<Tensor<float>> grads[3];
+    Variable seed_grad;
+    for (int run = 0; run < 3; ++run) {  // the kernel, the kernel again, the composed ops
+      std::vector<Variable> in;
+      for (const Tensor<double>* x : {&q64, &k64, &v64}) in.push_back(Variable(Tensor<float>(*x)).requires_grad_());
+      F::AttentionOptions<float> o;
+      o.is_causal = c.causal;
+      if (c.scale) o.scale = c.scale;
+      Generator gen(7);
+      if (c.dropout) o.dropout_p = c.dropout, o.generator = &gen;
+      if (c.style != M::none) {
+        o.attn_mask = Variable(Tensor<float>(m64));
+        o.attn_mask_kind = c.style == M::boolean ? F::AttnMask::Boolean : F::AttnMask::Additive;
+        if (c.style == M::additive_with_inf) in.push_back(o.attn_mask.requires_grad_());
+      }
+      const Variable y = F::scaled_dot_product_attention(in[0], in[1], in[2], o);
+      if (!seed_grad.defined()) seed_grad = Variable(Tensor<float>(uniform(y.shape(), -1, 1, seed++).data()));
+      Variable::BackwardOptions b;
+      b.seed = seed_grad;
+      b.create_graph = run == 2;
+      y.backward(b);
+      for (auto& x : in) {
+        REQUIRE(x.grad().defined());
+        grads[run].push_back(x.grad().data());
+        x.cleargrad();  // a create_graph gradient holds its graph, which holds x: a cycle
+      }
+    }
+    for (std::size_t i = 0; i < grads[0].size(); ++i) {
+      CAPTURE(i);
+      CHECK(xt::all(xt::isfinite(grads[0][i])));
+      CHECK(grads[0][i] == grads[1][i]);
+      const float size = std::max(1.0f, float(xt::amax(xt::abs(grads[2][i]))()));
+      CHECK(float(xt::amax(xt::abs(grads[0][i] - grads[2][i]))()) <= 2e-6f * size);
+    }
+  }
+}
+
 ZG_GRADCHECK_CASE("ScaledDotProductAttention") {
   unsigned seed = 3000;
   const auto qkv = [&](const Shape& q, const Shape& k, const Shape& v) {

@@ -10,8 +10,10 @@ namespace zg::detail {
 // Each of `rows` rows of n values, in place: exp(x - max) / sum, or with
 // log, (x - max) - log(sum). Rows are split over zerograd's threads; every
 // row gets the same arithmetic whatever the split. A row whose maximum is
-// -infinity (all masked) becomes NaN, as in PyTorch.
+// -infinity (all masked) becomes NaN, as in PyTorch; or, where `empty` (one
+// flag per row) is given, zeros, with its flag set to 1 (0 for every other
+// row).
 template <class T>
-void softmax_rows(T* x, std::size_t rows, std::size_t n, bool log = false);
+void softmax_rows(T* x, std::size_t rows, std::size_t n, bool log = false, unsigned char* empty = nullptr);
 
 }  // namespace zg::detail

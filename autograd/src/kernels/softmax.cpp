@@ -7,6 +7,8 @@
 // threads. The ragged end of a row goes through the same batch code through
 // a buffer padded with -infinity, so a value's result does not depend on
 // where it lies. Measured figures are in docs/speed.md (sequence models).
+// Attention asks for its fully masked rows (maximum -infinity) as zeros
+// and a flag, from the maximum this pass finds anyway.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -22,7 +24,7 @@ namespace ZG_SIMD_VARIANT {  // Note [Kernels per instruction set]
 namespace {
 
 template <class T>
-void softmax_row(T* x, std::size_t n, bool log) {
+bool softmax_row(T* x, std::size_t n, bool log, bool zero_empty) {
   using B = xsimd::batch<T>;
   constexpr std::size_t L = B::size;
   constexpr T minus_inf = -std::numeric_limits<T>::infinity();
@@ -37,6 +39,10 @@ void softmax_row(T* x, std::size_t n, bool log) {
   alignas(64) T lanes[L];
   mb.store_aligned(lanes);
   const T m = *std::max_element(lanes, lanes + L);
+  if (zero_empty && m == minus_inf) {
+    std::fill(x, x + n, T(0));
+    return true;
+  }
   // exp(x - max), kept for softmax, and its sum
   const B mv(m);
   B sb(T(0));
@@ -60,21 +66,25 @@ void softmax_row(T* x, std::size_t n, bool log) {
     (B::load_aligned(tail) * r).store_aligned(tail);
   }
   std::copy(tail, tail + (n - body), x + body);
+  return false;
 }
 
 }  // namespace
 
 template <class T>
-void softmax_rows(T* x, std::size_t rows, std::size_t n, bool log) {
+void softmax_rows(T* x, std::size_t rows, std::size_t n, bool log, unsigned char* empty) {
   if (n == 0) return;
   const std::size_t grain = std::max<std::size_t>(1, kElementGrain / n);
   parallel_for(rows, grain, [=](std::size_t r0, std::size_t r1) {
-    for (std::size_t r = r0; r < r1; ++r) softmax_row(x + r * n, n, log);
+    for (std::size_t r = r0; r < r1; ++r) {
+      const bool none = softmax_row(x + r * n, n, log, empty != nullptr);
+      if (empty) empty[r] = none;
+    }
   });
 }
 
-template void softmax_rows(float*, std::size_t, std::size_t, bool);
-template void softmax_rows(double*, std::size_t, std::size_t, bool);
+template void softmax_rows(float*, std::size_t, std::size_t, bool, unsigned char*);
+template void softmax_rows(double*, std::size_t, std::size_t, bool, unsigned char*);
 
 }  // namespace ZG_SIMD_VARIANT
 
