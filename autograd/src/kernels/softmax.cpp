@@ -91,16 +91,16 @@ template void softmax_rows(double*, std::size_t, std::size_t, bool, unsigned cha
 #if ZG_SIMD_ENTRIES
 namespace avx2 {
 template <class T>
-void softmax_rows(T* x, std::size_t rows, std::size_t n, bool log);
+void softmax_rows(T* x, std::size_t rows, std::size_t n, bool log, unsigned char* empty);
 }
 
 template <class T>
-void softmax_rows(T* x, std::size_t rows, std::size_t n, bool log) {
-  ZG_SIMD_CALL(softmax_rows, x, rows, n, log);
+void softmax_rows(T* x, std::size_t rows, std::size_t n, bool log, unsigned char* empty) {
+  ZG_SIMD_CALL(softmax_rows, x, rows, n, log, empty);
 }
 
-template void softmax_rows(float*, std::size_t, std::size_t, bool);
-template void softmax_rows(double*, std::size_t, std::size_t, bool);
+template void softmax_rows(float*, std::size_t, std::size_t, bool, unsigned char*);
+template void softmax_rows(double*, std::size_t, std::size_t, bool, unsigned char*);
 #endif
 
 }  // namespace zg::detail
