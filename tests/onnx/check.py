@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The ONNX export test's second step: every exported model passes ONNX's own
 checker (full_check: with strict shape inference) and its shape inference
-gives each output a shape, its batch axis symbolic (but in *_fixed_batch models).
+gives each output a shape, its batch axis symbolic (but in *_fixed_batch models),
+and axis 1 of the input is the symbolic sequence where the runs have two lengths.
 
     /usr/bin/python3 check.py OUT_DIR
 """
@@ -15,7 +16,8 @@ except ImportError:
     sys.exit(77)
 
 out = sys.argv[1]
-names = sorted({line.split()[0] for line in open(f"{out}/manifest.txt")})
+runs = [line.split() for line in open(f"{out}/manifest.txt")]
+names = sorted({r[0] for r in runs})
 failed = 0
 for name in names:
     model = onnx.load(f"{out}/{name}.onnx")
@@ -32,5 +34,10 @@ for name in names:
     print(f"ok {name}: opset {opset}, {len(model.graph.node)} nodes, output {dims}, ops {' '.join(ops)}")
     if dims[0] != "batch" and not name.endswith("_fixed_batch"):
         print(f"FAIL {name}: the output's axis 0 is {dims[0]}, not the symbolic batch")
+        failed += 1
+    lengths = {r[2].split(",")[1] for r in runs if r[0] == name and "," in r[2]}
+    axis1 = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim][1:2]
+    if len(lengths) > 1 and axis1 != ["sequence"]:
+        print(f"FAIL {name}: runs on lengths {sorted(lengths)}, but the input's axis 1 is {axis1}, not the symbolic sequence")
         failed += 1
 sys.exit(1 if failed else 0)

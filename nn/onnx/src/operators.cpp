@@ -53,6 +53,66 @@ std::string Builder::initializer(const std::string& name, const float* data, con
   return name;
 }
 
+void Builder::add_symbol(std::size_t a, std::size_t b, const std::string& input, std::size_t axis,
+                         const std::string& name) {
+  symbols_.push_back({a, b, input, name, axis, {}});
+}
+
+std::string Builder::symbol_name(std::size_t a, std::size_t b) const {
+  for (const Symbol& s : symbols_)
+    if (s.a == a && s.b == b) return s.name;
+  for (const Symbol& s : symbols_)
+    for (const Symbol& t : symbols_)
+      if (&s < &t && s.a * t.a == a && s.b * t.b == b) return s.name + "*" + t.name;
+  return {};
+}
+
+std::string Builder::size(std::size_t a, std::size_t b, const std::string& what) {
+  if (a == b) return ints({static_cast<std::int64_t>(a)});
+  const auto read = [this](Symbol& s) {
+    if (s.tensor.empty()) {
+      const std::string axis = ints({static_cast<std::int64_t>(s.axis)});
+      s.tensor = node1("Gather", {node1("Shape", {s.input}), axis});
+    }
+    return s.tensor;
+  };
+  for (Symbol& s : symbols_)
+    if (s.a == a && s.b == b) return read(s);
+  for (Symbol& s : symbols_)
+    for (Symbol& t : symbols_)
+      if (&s < &t && s.a * t.a == a && s.b * t.b == b) return node1("Mul", {read(s), read(t)});
+  throw ValueError("onnx export: " + what + " has a size that is " + std::to_string(a) + " in the example and " +
+                   std::to_string(b) + " in a run on another batch or sequence length, neither of which it follows: the "
+                   "file would be right for the example's size only");
+}
+
+std::string Builder::shape(const std::vector<std::int64_t>& fixed, const std::vector<bool>& computed, const Shape& a,
+                           const Shape& b, const std::string& what) {
+  if (std::find(computed.begin(), computed.end(), true) == computed.end()) return ints(fixed);
+  std::vector<std::string> parts;
+  for (std::size_t d = 0; d < fixed.size(); ++d) parts.push_back(computed[d] ? size(a[d], b.at(d), what) : ints({fixed[d]}));
+  const std::string y = fresh("Concat");
+  set_attr(node("Concat", parts, {y}), "axis", std::int64_t{0});
+  return y;
+}
+
+std::string Builder::shape(const Shape& a, const Shape& b, const std::string& what) {
+  std::vector<bool> computed(a.size());
+  for (std::size_t d = 0; d < a.size(); ++d) computed[d] = a[d] != b.at(d);
+  return shape(std::vector<std::int64_t>(a.begin(), a.end()), computed, a, b, what);
+}
+
+std::string Builder::scalar_size(std::size_t a, std::size_t b, const std::string& what) {
+  if (a == b) return ints({static_cast<std::int64_t>(a)}, true);
+  return node1("Squeeze", {size(a, b, what), ints({0})});
+}
+
+std::string Builder::above_diagonal(const std::string& rows, const std::string& cols) {
+  const std::string zero = ints({0}, true), one = ints({1}, true);
+  const std::string i = node1("Unsqueeze", {node1("Range", {zero, rows, one}), ints({1})});  // (rows, 1)
+  return node1("Greater", {node1("Range", {zero, cols, one}), i});
+}
+
 void set_attr(pb::NodeProto& n, const std::string& name, std::int64_t v) {
   pb::AttributeProto& a = *n.add_attribute();
   a.set_name(name);
@@ -87,16 +147,31 @@ std::vector<std::int64_t> Call::integers(const std::string& name) const {
 namespace {
 
 // Note [Dynamic batch in shapes]: Reshape, Expand and SumTo carry the
-// example's shape, whose axis 0 is the batch (or, after a reshape that folds
-// the batch into the rows, a multiple of it). Axis 0 of the target becomes 0
-// (ONNX: "copy the input's") when it equals the input's, -1 ("whatever is
-// left") otherwise; the other axes keep their sizes, so a sequence length
-// folded into them stays fixed at the example's.
-std::vector<std::int64_t> target_shape(const Call& c, const Shape& target) {
-  std::vector<std::int64_t> t(target.begin(), target.end());
-  if (c.dynamic_batch && !t.empty() && !c.in_shapes[0].empty())
-    t[0] = target[0] == c.in_shapes[0][0] ? 0 : -1;
-  return t;
+// example's shape. With a second run (Note [Two runs]) an axis whose size
+// differs between the runs is 0 in a Reshape's target ("copy the input's")
+// when the input has it at the same place in both runs, 1 in an Expand's
+// (the input's size stays), -1 ("whatever is left") when it is the only
+// other one, and otherwise read from the input's shape (Builder::size). With
+// one run (export_graph), axis 0 of a Reshape's target becomes 0 when it
+// equals the input's, -1 otherwise, and every other axis keeps its size.
+std::string target_shape(Builder& b, const Call& c, const Shape& in, const Shape& in2, const Shape& out,
+                         const Shape& out2) {
+  std::vector<std::int64_t> t(out.begin(), out.end());
+  std::vector<bool> computed(out.size(), false);
+  if (!c.two_runs) {
+    if (c.dynamic_batch && !t.empty() && !in.empty()) t[0] = out[0] == in[0] ? 0 : -1;
+    return b.ints(t);
+  }
+  std::vector<std::size_t> left;
+  for (std::size_t d = 0; d < out.size(); ++d) {
+    if (out[d] == out2[d]) continue;
+    if (d < in.size() && in[d] == out[d] && in2[d] == out2[d]) t[d] = 0;
+    else left.push_back(d);
+  }
+  if (left.size() == 1) t[left[0]] = -1;
+  if (left.size() > 1)
+    for (std::size_t d : left) computed[d] = true;
+  return b.shape(t, computed, out, out2, "the target shape " + shape_str(out) + " of " + c.function);
 }
 
 Mapping same(const std::string& op) {
@@ -206,7 +281,7 @@ void get_item(Builder& b, const Call& c) {
 }
 
 // softmax(q k^T * scale + mask) v, the mask additive, boolean (0 = masked)
-// or causal (a constant of the example's query and key lengths).
+// or causal (built from the scores' shape, so any length runs).
 void attention(Builder& b, const Call& c) {
   if (c.number("dropout") != 0)
     throw ValueError("onnx export: ScaledDotProductAttention with dropout has no ONNX form (export in eval mode)");
@@ -223,12 +298,10 @@ void attention(Builder& b, const Call& c) {
       s = b.node1("Where", {keep, s, b.scalar(-inf)});
     }
   }
-  if (c.number("causal") != 0) {
-    const std::size_t L = c.in_shapes[0][c.in_shapes[0].size() - 2], S = c.in_shapes[1][rank - 2];
-    std::vector<float> mask(L * S, 0.0f);
-    for (std::size_t i = 0; i < L; ++i)
-      for (std::size_t j = i + 1; j < S; ++j) mask[i * S + j] = -inf;
-    s = b.node1("Add", {s, b.floats(mask, {L, S})});
+  if (c.number("causal") != 0) {  // key j > query i is masked, for the lengths the scores have
+    const std::string shape = b.node1("Shape", {s});
+    const std::string L = b.node1("Gather", {shape, b.ints({-2}, true)}), S = b.node1("Gather", {shape, b.ints({-1}, true)});
+    s = b.node1("Where", {b.above_diagonal(L, S), b.scalar(-inf), s});
   }
   const std::string p = b.fresh("Softmax");
   set_attr(b.node("Softmax", {s}, {p}), "axis", std::int64_t{-1});
@@ -248,6 +321,16 @@ void gelu(Builder& b, const Call& c) {
   }
   const std::string half_x = b.node1("Mul", {x, b.scalar(0.5)});
   b.node("Mul", {half_x, b.node1("Add", {inner, b.scalar(1.0)})}, c.out);
+}
+
+// PyTorch's softplus: x where beta x > threshold, else Softplus(beta x) / beta
+// (ONNX's Softplus has neither beta nor threshold).
+void softplus(Builder& b, const Call& c) {
+  const double beta = c.number("beta");
+  const std::string bx = beta == 1 ? c.in[0] : b.node1("Mul", {c.in[0], b.scalar(beta)});
+  std::string soft = b.node1("Softplus", {bx});
+  if (beta != 1) soft = b.node1("Div", {soft, b.scalar(beta)});
+  b.node("Where", {b.node1("Greater", {bx, b.scalar(c.number("threshold"))}), c.in[0], soft}, c.out);
 }
 
 // LayerNormalization (opset 17) over the trailing axes; its Scale input is
@@ -297,9 +380,14 @@ std::map<std::string, Mapping> make_table() {
   t["Softmax"] = with_axis("Softmax");
   t["LogSoftmax"] = with_axis("LogSoftmax");
   t["Concat"] = with_axis("Concat");
-  t["Split"] = [](Builder& b, const Call& c) {
-    set_attr(b.node("Split", {c.in[0], b.ints(c.integers("sizes"))}, c.out), "axis",
-             static_cast<std::int64_t>(c.number("axis")));
+  t["Split"] = [](Builder& b, const Call& c) {  // the sizes of both runs (Note [Two runs])
+    const std::int64_t rank = std::int64_t(c.in_shapes[0].size()), axis = std::int64_t(c.number("axis"));
+    const std::size_t a = std::size_t(axis < 0 ? axis + rank : axis);
+    const std::vector<std::int64_t> given = c.integers("sizes");
+    Shape sizes(given.begin(), given.end()), sizes2 = sizes;
+    for (std::size_t o = 0; o < c.out.size(); ++o)  // an output nobody kept has no shape: its size is fixed
+      if (c.out_shapes[o].size() > a && c.out_shapes2[o].size() > a) sizes2[o] = c.out_shapes2[o][a];
+    set_attr(b.node("Split", {c.in[0], b.shape(sizes, sizes2, "the sizes of Split")}, c.out), "axis", axis);
   };
   t["Sum"] = reduce("ReduceSum");
   t["Max"] = reduce("ReduceMax");
@@ -323,13 +411,23 @@ std::map<std::string, Mapping> make_table() {
     b.node("Add", {b.node1("MatMul", {c.in[0], c.in[1]}), c.in[2]}, c.out);
   };
   t["Reshape"] = [](Builder& b, const Call& c) {
-    b.node("Reshape", {c.in[0], b.ints(target_shape(c, c.out_shapes[0]))}, c.out);
+    b.node("Reshape", {c.in[0], target_shape(b, c, c.in_shapes[0], c.in_shapes2[0], c.out_shapes[0], c.out_shapes2[0])},
+           c.out);
   };
   t["BroadcastTo"] = [](Builder& b, const Call& c) {
-    std::vector<std::int64_t> shape(c.out_shapes[0].begin(), c.out_shapes[0].end());
-    const Shape& in = c.in_shapes[0];
-    if (c.dynamic_batch && in.size() == shape.size() && !in.empty() && std::size_t(shape[0]) == in[0]) shape[0] = 1;
-    b.node("Expand", {c.in[0], b.ints(shape)}, c.out);
+    const Shape &in = c.in_shapes[0], &in2 = c.in_shapes2[0], &out = c.out_shapes[0], &out2 = c.out_shapes2[0];
+    std::vector<std::int64_t> shape(out.begin(), out.end());
+    std::vector<bool> computed(out.size(), false);
+    const std::size_t lead = out.size() - in.size();
+    for (std::size_t d = 0; d < out.size(); ++d) {
+      const bool kept = d >= lead && in[d - lead] == out[d] && in2[d - lead] == out2[d];
+      if (c.two_runs && out[d] != out2[d]) {
+        if (kept) shape[d] = 1;
+        else computed[d] = true;
+      }
+      if (!c.two_runs && c.dynamic_batch && d == 0 && lead == 0 && kept) shape[d] = 1;
+    }
+    b.node("Expand", {c.in[0], b.shape(shape, computed, out, out2, "the shape " + shape_str(out) + " of BroadcastTo")}, c.out);
   };
   t["SumTo"] = [](Builder& b, const Call& c) {
     const Shape& in = c.in_shapes[0];
@@ -343,9 +441,8 @@ std::map<std::string, Mapping> make_table() {
       y = b.fresh("ReduceSum");
       set_attr(b.node("ReduceSum", {c.in[0], b.ints(axes)}, {y}), "keepdims", std::int64_t{1});
     }
-    Call shaped = c;
-    shaped.in_shapes[0] = Shape(in.begin() + lead, in.end());
-    b.node("Reshape", {y, b.ints(target_shape(shaped, out))}, c.out);
+    const Shape kept(in.begin() + lead, in.end()), kept2(c.in_shapes2[0].begin() + lead, c.in_shapes2[0].end());
+    b.node("Reshape", {y, target_shape(b, c, kept, kept2, out, c.out_shapes2[0])}, c.out);
   };
   t["Transpose"] = [](Builder& b, const Call& c) { set_attr(b.node("Transpose", c.in, c.out), "perm", c.integers("perm")); };
   t["Tril"] = [](Builder& b, const Call& c) {
@@ -387,6 +484,7 @@ std::map<std::string, Mapping> make_table() {
   t["AvgPool2d"] = pool2d("AveragePool");
   t["ScaledDotProductAttention"] = attention;
   t["GELU"] = gelu;
+  t["Softplus"] = softplus;
   t["LayerNorm"] = layer_norm;
   return t;
 }
