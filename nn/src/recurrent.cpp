@@ -1,6 +1,6 @@
-// Recurrent layers and cells as compositions of autograd ops: matmul, split,
-// sigmoid, tanh, relu, stack, concat. Their backwards come from those ops,
-// so gradients of every order need nothing here.
+// Recurrent layers and cells. A layer runs each of its layers and directions
+// as one Function over every step (functional::recurrent_layer,
+// ops/recurrent.cpp); a cell is one step of the same math in autograd ops.
 #include "zerograd/nn/recurrent.hpp"
 
 #include <cmath>
@@ -9,19 +9,20 @@
 #include "zerograd/nn/init.hpp"
 #include "zerograd/ops.hpp"
 
+#include "ops/recurrent.hpp"
+
 namespace zg::nn {
+
+using functional::gru_step;
+using functional::lstm_step;
+using functional::rnn_step;
+using functional::times_transposed;
 
 namespace {
 
 template <class T>
 Var<T> zero_state(const Shape& shape) {
   return Var<T>(Tensor<T>(xt::zeros<T>(shape)));
-}
-
-// x W^T for x (N, in) and W (out, in): PyTorch's layout, read in place by BLAS.
-template <class T>
-Var<T> times_transposed(const Var<T>& x, const Var<T>& w) {
-  return zg::matmul(x, w, false, true);
 }
 
 // The parameter uniform in [-1/sqrt(H), 1/sqrt(H)], as PyTorch initialises
@@ -32,36 +33,6 @@ Var<T> uniform_parameter(const Shape& shape, std::size_t hidden) {
   const double k = 1 / std::sqrt(double(hidden));
   init::uniform(v, -k, k);
   return v;
-}
-
-// One step of each cell. xw is x W_ih^T + b_ih for this step, (B, G H);
-// b_hh may be empty (no bias, or already added into xw).
-template <class T>
-Var<T> rnn_step(const Var<T>& xw, const Var<T>& h, const Var<T>& w_hh, const Var<T>& b_hh, bool relu) {
-  Var<T> a = xw + times_transposed(h, w_hh);
-  if (b_hh.defined()) a = a + b_hh;
-  return relu ? zg::relu(a) : zg::tanh(a);
-}
-
-template <class T>
-void lstm_step(const Var<T>& xw, Var<T>& h, Var<T>& c, const Var<T>& w_hh, const Var<T>& b_hh) {
-  Var<T> a = xw + times_transposed(h, w_hh);
-  if (b_hh.defined()) a = a + b_hh;
-  const auto g = zg::split(a, std::size_t{4}, 1);  // i, f, g, o
-  c = zg::sigmoid(g[1]) * c + zg::sigmoid(g[0]) * zg::tanh(g[2]);
-  h = zg::sigmoid(g[3]) * zg::tanh(c);
-}
-
-template <class T>
-Var<T> gru_step(const Var<T>& xw, const Var<T>& h, const Var<T>& w_hh, const Var<T>& b_hh) {
-  Var<T> hw = times_transposed(h, w_hh);
-  if (b_hh.defined()) hw = hw + b_hh;
-  const auto x = zg::split(xw, std::size_t{3}, 1);  // r, z, n
-  const auto y = zg::split(hw, std::size_t{3}, 1);
-  const Var<T> r = zg::sigmoid(x[0] + y[0]);
-  const Var<T> z = zg::sigmoid(x[1] + y[1]);
-  const Var<T> n = zg::tanh(x[2] + r * y[2]);
-  return n + z * (h - n);  // (1 - z) n + z h
 }
 
 std::string sizes(std::size_t in, std::size_t hidden) {
@@ -158,60 +129,20 @@ BasicVariable<T> BasicRecurrent<T>::forward(const BasicVariable<T>& input) {
   return forward(input, {}).output;
 }
 
-// Note [LSTM speed]: the layers run as the composed ops above, whose
-// backwards come from those ops (so gradients of every order, and float64
-// gradient checks, need nothing more), with one GEMM for every step's input
-// product. oneDNN's fused lstm_forward / lstm_backward primitives, which
-// zerograd links for convolutions, are faster at train-lm's shapes
-// (T 64, B 32, input 128, hidden 256; forward training + backward, median
-// of 20, AVX-512 EPYC, 2 shared cores; bench/rnn_dnnl):
-//
-//   layers  threads  composed  oneDNN  oneDNN + reorders  | AVX2: composed  oneDNN + reorders
-//   1       1        63.4 ms   31.2    31.0 (2.04x)       |       59.1      54.1 (1.09x)
-//   1       2        49.9      20.8    20.6 (2.42x)       |       43.0      30.7 (1.40x)
-//   2       1        159.1     73.4    75.7 (2.10x)       |       144.5     128.9 (1.12x)
-//   2       2        93.7      40.5    41.2 (2.27x)       |       93.2      75.0 (1.24x)
-//
-// "+ reorders" converts zerograd's (4H, in) weights to the layouts each
-// primitive wants and the weight gradients back, every step: they cost
-// nothing measurable. Outputs and gradients agree to float rounding (output
-// 1.8e-07, input gradient 1e-06, weight gradients 3e-05 of up to 51) once
-// the zero initial state is passed as an array: left out (an empty
-// descriptor, which oneDNN accepts for zeros), oneDNN 2.6's weight_hh
-// gradient came out wrong while every other one was right. A fused
-// LSTM would be a Function of its own over oneDNN, with these composed ops
-// as its plain twin; it does not exist yet, so the composed ops run
-// everywhere today.
 template <class T>
 BasicVariable<T> BasicRecurrent<T>::run_direction(const BasicVariable<T>& input, std::size_t layer, bool reverse,
                                                   BasicVariable<T>& h, BasicVariable<T>& c) {
   const auto& w = weights_[layer * directions() + (reverse ? 1 : 0)];
-  const std::size_t steps = input.shape()[0], batch = input.shape()[1];
-  // Every step's input product in one GEMM; for RNN and LSTM both biases
-  // join it (GRU keeps b_hh inside r * (h W_hn^T + b_hn)).
-  Var<T> xw = times_transposed(zg::reshape(input, {steps * batch, input.shape()[2]}), w[0]);
-  Var<T> b_hh = w[3];
-  if (w[2].defined()) {
-    if (kind_ == Kind::GRU) {
-      xw = xw + w[2];
-    } else {
-      xw = xw + (w[2] + w[3]);
-      b_hh = Var<T>();
-    }
-  }
-  const auto xs = zg::split(xw, std::vector<std::size_t>(steps, batch), 0);
-  std::vector<Var<T>> hs(steps);
-  for (std::size_t k = 0; k < steps; ++k) {
-    const std::size_t t = reverse ? steps - 1 - k : k;
-    switch (kind_) {
-      case Kind::RNNTanh:
-      case Kind::RNNReLU: h = rnn_step(xs[t], h, w[1], b_hh, kind_ == Kind::RNNReLU); break;
-      case Kind::LSTM: lstm_step(xs[t], h, c, w[1], b_hh); break;
-      case Kind::GRU: h = gru_step(xs[t], h, w[1], b_hh); break;
-    }
-    hs[t] = h;
-  }
-  return zg::stack(hs, 0);
+  functional::RecurrentLayerOptions o;
+  o.mode = kind_ == Kind::LSTM ? functional::RecurrentMode::LSTM
+           : kind_ == Kind::GRU ? functional::RecurrentMode::GRU
+           : kind_ == Kind::RNNReLU ? functional::RecurrentMode::RNNReLU
+                                   : functional::RecurrentMode::RNNTanh;
+  o.reverse = reverse;
+  const Variables<T> out = functional::recurrent_layer(input, h, c, w[0], w[1], w[2], w[3], o);
+  h = out[1];
+  if (out.size() > 2) c = out[2];
+  return out[0];
 }
 
 template <class T>
@@ -253,9 +184,8 @@ BasicRecurrentOutput<T> BasicRecurrent<T>::forward(const BasicVariable<T>& input
     std::vector<Var<T>> outs;
     for (std::size_t d = 0; d < D; ++d) {
       const std::size_t k = l * D + d;
-      Var<T> h = h0.empty() ? zero_state<T>({batch, H}) : zg::reshape(h0[k], {batch, H});
-      Var<T> c;
-      if (lstm) c = c0.empty() ? zero_state<T>({batch, H}) : zg::reshape(c0[k], {batch, H});
+      Var<T> h = h0.empty() ? Var<T>() : zg::reshape(h0[k], {batch, H});
+      Var<T> c = c0.empty() ? Var<T>() : zg::reshape(c0[k], {batch, H});
       outs.push_back(run_direction(x, l, d == 1, h, c));
       hn.push_back(h);
       if (lstm) cn.push_back(c);

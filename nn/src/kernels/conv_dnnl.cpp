@@ -42,14 +42,8 @@
 #include "zerograd/parallel.hpp"
 #include "zerograd/threads.hpp"
 
+#include "kernels/onednn_runtime.hpp"
 #include "kernels/pool_simd.hpp"
-
-// libgomp, oneDNN's thread runtime. GOMP_parallel is the call GCC makes for
-// `#pragma omp parallel` (libgomp's ABI since GCC 4.9); calling it directly
-// needs no -fopenmp, which under clang would bring LLVM's libomp as a
-// second OpenMP runtime beside oneDNN's libgomp.
-extern "C" void omp_set_num_threads(int);
-extern "C" void GOMP_parallel(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags);
 
 namespace zg::nn::onednn {
 namespace {
@@ -65,11 +59,6 @@ bool enabled() {
     return !(v && std::strcmp(v, "im2col") == 0);
   }();
   return on;
-}
-
-dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
 }
 
 memory::dims dims(std::size_t a, std::size_t b, std::size_t c, std::size_t d) {
@@ -381,25 +370,6 @@ struct Entry {
   }
 };
 
-// One buffer per thread for the blocked copies and oneDNN's scratchpad of
-// the call running now, grown to the largest call: the buffers are dead
-// between calls, and keeping one set per cached shape added 95 MB to
-// DeepConvNet's peak memory (275 to 370 MB).
-char* arena(std::size_t bytes) {
-  struct Free {
-    void operator()(char* p) const { ::operator delete(p, std::align_val_t(64)); }
-  };
-  thread_local std::unique_ptr<char, Free> buf;
-  thread_local std::size_t size = 0;
-  if (bytes > size) {
-    buf.reset();
-    size = 0;
-    buf.reset(static_cast<char*>(::operator new(bytes, std::align_val_t(64))));
-    size = bytes;
-  }
-  return buf.get();
-}
-
 using Key = std::tuple<int, int, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t,
                        std::size_t, bool>;
 
@@ -525,7 +495,7 @@ Entry* entry(Kind kind, const ConvDims& d, bool bias) {
     std::unique_ptr<Entry> made;
     try {
       // oneDNN fixes a primitive's thread count when it makes it.
-      omp_set_num_threads(zg::num_threads());
+      use_onednn_threads();
       made = std::make_unique<Entry>(make_entry(kind, d, bias));
     } catch (const dnnl::error&) {
     }
@@ -535,10 +505,6 @@ Entry* entry(Kind kind, const ConvDims& d, bool bias) {
 }
 
 
-// zerograd's parallel loops on libgomp's threads (Note [One thread team] in
-// zerograd/parallel.hpp).
-void libgomp_team(unsigned threads, void (*body)(void*), void* arg) { GOMP_parallel(body, arg, threads, 0); }
-
 using Args = std::unordered_map<int, memory>;
 
 // Points e's scratchpad at the arena's next free bytes and passes it.
@@ -547,24 +513,6 @@ void add_scratch(Entry* e, Args& args, char*& free) {
   e->scratch.set_data_handle(free);
   free += Operand::rounded(e->scratch_bytes);
   args.emplace(DNNL_ARG_SCRATCHPAD, e->scratch);
-}
-
-// Runs body(stream, arena of `bytes`) with oneDNN's threads and zerograd's
-// loops on libgomp's team, then waits for the stream. oneDNN's errors and a
-// failed allocation become a zg::Error naming `what`.
-template <class Body>
-void on_onednn(const char* what, std::size_t bytes, Body&& body) {
-  if (zg::detail::loops_runner() != &libgomp_team) zg::detail::run_loops_on(libgomp_team);
-  omp_set_num_threads(zg::num_threads());
-  try {
-    thread_local dnnl::stream s(engine());
-    body(s, arena(bytes));
-    s.wait();
-  } catch (const dnnl::error& err) {
-    throw Error(std::string(what) + " on oneDNN: " + err.what());
-  } catch (const std::bad_alloc&) {
-    throw Error(std::string(what) + " on oneDNN: cannot allocate " + std::to_string(bytes) + " bytes of working memory");
-  }
 }
 
 // Runs e's primitive on (p, q) into r with `args` naming them, then

@@ -194,6 +194,36 @@ template <class T>
 Var<T> scaled_dot_product_attention(const Var<T>& q, const Var<T>& k, const Var<T>& v,
                                     const AttentionOptions<T>& options = {});
 
+// Recurrent layers (ops/recurrent.cpp)
+
+/// Which recurrence recurrent_layer runs, each in PyTorch's gate order:
+/// RNNTanh and RNNReLU h' = tanh or relu(x W_ih^T + b_ih + h W_hh^T + b_hh);
+/// LSTM gates i, f, g, o; GRU gates r, z, n (as nn::RNN, nn::LSTM, nn::GRU).
+enum class RecurrentMode { RNNTanh, RNNReLU, LSTM, GRU };
+
+/// The options of recurrent_layer, set by name: o.mode = RecurrentMode::GRU; o.reverse = true.
+struct RecurrentLayerOptions {
+  RecurrentMode mode = RecurrentMode::LSTM;  ///< the recurrence
+  bool reverse = false;  ///< run from the last step to the first (a bidirectional layer's second direction)
+};
+
+/// One recurrent layer in one direction over every step, as one Function
+/// ("RNNLayer", "LSTMLayer" or "GRULayer"): x (T, B, I); the initial state
+/// h0 and (LSTM only) c0, each (B, H) or empty for zeros; w_ih (G H, I),
+/// w_hh (G H, H), and the biases b_ih, b_hh (G H), both given or both empty,
+/// in PyTorch's layout (G = 1, 4 or 3 gates). Returns {y, h_T} and for an
+/// LSTM also c_T: y (T, B, H) is h after each step, in the input's order of
+/// time also when reverse, and h_T, c_T (B, H) the state after the last
+/// step. Float32 runs on oneDNN's fused kernels where zerograd was built
+/// with them; float64 and gradients under create_graph run the same math as
+/// autograd ops, so every order of gradient works. Bad shapes throw
+/// ShapeError naming the op and the shapes; a c0 for a layer that is not an
+/// LSTM, or one bias without the other, ValueError.
+template <class T>
+Variables<T> recurrent_layer(const Var<T>& x, const Var<T>& h0, const Var<T>& c0, const Var<T>& w_ih,
+                             const Var<T>& w_hh, const Var<T>& b_ih, const Var<T>& b_hh,
+                             const RecurrentLayerOptions& options);
+
 /// Mean over the windows PyTorch's adaptive pooling uses: output cell i of
 /// OH covers rows floor(i H / OH) to ceil((i + 1) H / OH) - 1 (columns alike).
 /// x (N, C, H, W) -> (N, C, OH, OW); (1, 1) is global average pooling.

@@ -1,8 +1,11 @@
 #pragma once
 /// @file
 /// Recurrent layers and cells with PyTorch 1.13's semantics, parameter names
-/// and layouts: RNN, LSTM, GRU and RNNCell, LSTMCell, GRUCell, composed from
-/// autograd ops (so every order of gradient comes from theirs).
+/// and layouts: RNN, LSTM, GRU and RNNCell, LSTMCell, GRUCell. A layer runs
+/// each of its layers and directions as one Function over every step
+/// (functional::recurrent_layer: oneDNN's fused kernels in float32 where
+/// zerograd has them); a cell is one step in autograd ops. Gradients of
+/// every order work for both.
 ///
 /// Weights keep PyTorch's (out, in) layout: weight_ih_l{k} is (G H, in),
 /// weight_hh_l{k} (G H, H), with G = 1 (RNN), 4 (LSTM: gates i, f, g, o) or
@@ -70,9 +73,8 @@ struct BasicRecurrentOutput {
 using RecurrentOutput = BasicRecurrentOutput<float>;  ///< the float output
 
 /// The common part of RNN, LSTM and GRU. Input is (T, B, input_size)
-/// ((B, T, input_size) with batch_first), or unbatched (T, input_size). For
-/// each layer and direction the input product x W_ih^T for all steps is one
-/// GEMM over (T B, in) before the loop over time. Errors are zg::ShapeError
+/// ((B, T, input_size) with batch_first), or unbatched (T, input_size). Each
+/// layer and direction is one functional::recurrent_layer. Errors are zg::ShapeError
 /// (input rank, feature size, state shape, T = 0) and zg::ValueError (sizes,
 /// dropout, a cell state given to RNN or GRU), naming the layer and shapes.
 template <class T>
