@@ -3,6 +3,8 @@
 checker (full_check: with strict shape inference) and its shape inference
 gives each output a shape, its batch axis symbolic (but in *_fixed_batch models),
 and axis 1 of the input is the symbolic sequence where the runs have two lengths.
+The recurrent models hold one ONNX LSTM, GRU or RNN node per layer and
+direction, and few other nodes: no copy of the cell per step.
 
     /usr/bin/python3 check.py OUT_DIR
 """
@@ -14,6 +16,9 @@ try:
 except ImportError:
     print("SKIP: python3-onnx is not installed (apt-get install python3-onnx)", file=sys.stderr)
     sys.exit(77)
+
+# model -> (ONNX operator, one node per layer and direction)
+RECURRENT = {"lstm_lm": ("LSTM", 2), "gru_lm": ("GRU", 1), "bidirectional_lstm": ("LSTM", 4), "rnn_tanh": ("RNN", 1)}
 
 out = sys.argv[1]
 runs = [line.split() for line in open(f"{out}/manifest.txt")]
@@ -40,4 +45,15 @@ for name in names:
     if len(lengths) > 1 and axis1 != ["sequence"]:
         print(f"FAIL {name}: runs on lengths {sorted(lengths)}, but the input's axis 1 is {axis1}, not the symbolic sequence")
         failed += 1
+    if name in RECURRENT:
+        op, want = RECURRENT[name]
+        got = sum(n.op_type == op for n in model.graph.node)
+        # Each node comes with about 20 that reorder its weights; a cell
+        # unrolled over 8 steps would be well over 100 per layer.
+        if got != want or len(model.graph.node) > 30 * want + 30:
+            print(f"FAIL {name}: {got} {op} nodes (want {want}) in {len(model.graph.node)} nodes")
+            failed += 1
+for name in sorted(set(RECURRENT) - set(names)):
+    print(f"FAIL {name}: not exported")
+    failed += 1
 sys.exit(1 if failed else 0)

@@ -181,6 +181,46 @@ std::shared_ptr<examples::LanguageModel> language_model(const std::string& kind,
   return examples::make_language_model(c);
 }
 
+// A 2-layer bidirectional LSTM (batch first) on (N, T, 5) from an initial
+// state made from the first step, so ONNX's LSTM gets initial_h and
+// initial_c; its final h and c, summed over the layers and directions, are
+// added to every step's output (N, T, 12).
+struct BidirectionalLSTM : nn::Module {
+  std::shared_ptr<nn::Linear> to_state;
+  std::shared_ptr<nn::LSTM> lstm;
+  BidirectionalLSTM() {
+    nn::RecurrentOptions o(5, 6, 2);
+    o.bidirectional = true;
+    o.batch_first = true;
+    to_state = register_module("to_state", std::make_shared<nn::Linear>(5, 48));
+    lstm = register_module("lstm", std::make_shared<nn::LSTM>(o));
+  }
+  std::string type_name() const override { return "BidirectionalLSTM"; }
+  Variable forward(const Variable& x) override {
+    const Variable s = transpose(reshape((*to_state)(get_item(x, {Index(), 0})), {x.shape()[0], 8, 6}), Axes{1, 0, 2});
+    const std::vector<Variable> hc = split(s, std::vector<std::size_t>{4, 4}, 0);  // (4, N, 6) each
+    const nn::RecurrentOutput out = lstm->forward(x, {tanh(hc[0]), hc[1]});
+    const Variable last = transpose(concat(std::vector<Variable>{out.state.h, out.state.c}, 2), Axes{1, 0, 2});
+    return out.output + sum(last, {1}, true);
+  }
+};
+
+// An RNN with tanh (batch first) on (N, T, 5) from a zero state; its final h
+// is added to every step's output (N, T, 6).
+struct TanhRNN : nn::Module {
+  std::shared_ptr<nn::RNN> rnn;
+  TanhRNN() {
+    nn::RNNOptions o(5, 6);
+    o.batch_first = true;
+    rnn = register_module("rnn", std::make_shared<nn::RNN>(o));
+  }
+  std::string type_name() const override { return "TanhRNN"; }
+  Variable forward(const Variable& x) override {
+    const nn::RecurrentOutput out = rnn->forward(x, {});
+    return out.output + transpose(out.state.h, Axes{1, 0, 2});
+  }
+};
+
 // Running statistics away from (0, 1), so that eval-mode BatchNorm is tested.
 void randomize_buffers(nn::Module& model) {
   Generator gen(7);
@@ -299,9 +339,13 @@ int main(int argc, char** argv) {
     export_sequence(dir, "gpt", gpt, {}, true, 11, manifest);
     CausalTransformer causal;
     export_sequence(dir, "causal_transformer", causal, {8}, false, 0, manifest);
-    // Unrolled over 6 steps; the zero initial state is rebuilt for any batch (Note [Constants that follow the batch]).
-    export_one(dir, "lstm_lm_unrolled", *language_model("lstm", 2), {6}, true, 12, manifest);
-    export_one(dir, "gru_lm_unrolled", *language_model("gru", 1), {6}, true, 12, manifest);
+    // Each recurrent layer and direction is one ONNX LSTM, GRU or RNN node (check.py counts them).
+    export_sequence(dir, "lstm_lm", *language_model("lstm", 2), {}, true, 12, manifest);
+    export_sequence(dir, "gru_lm", *language_model("gru", 1), {}, true, 12, manifest);
+    BidirectionalLSTM bilstm;
+    export_sequence(dir, "bidirectional_lstm", bilstm, {5}, false, 0, manifest);
+    TanhRNN rnn;
+    export_sequence(dir, "rnn_tanh", rnn, {5}, false, 0, manifest);
   } catch (const std::exception& e) {
     std::cerr << "FAIL: " << e.what() << '\n';
     return 1;

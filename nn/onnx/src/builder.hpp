@@ -64,6 +64,8 @@ class Builder {
 void set_attr(pb::NodeProto& n, const std::string& name, std::int64_t v);
 void set_attr(pb::NodeProto& n, const std::string& name, float v);
 void set_attr(pb::NodeProto& n, const std::string& name, const std::vector<std::int64_t>& v);
+void set_attr(pb::NodeProto& n, const std::string& name, const std::string& v);
+void set_attr(pb::NodeProto& n, const std::string& name, const std::vector<std::string>& v);
 
 // One recorded Function as the table sees it: its tensors' names and shapes,
 // and its fields (Note [Op fields]).

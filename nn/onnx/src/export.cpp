@@ -272,7 +272,7 @@ void write_model(const std::vector<Variable>& outputs, const std::vector<Variabl
       throw ValueError("onnx export: the forward runs other Functions for " + second->sizes + " (" +
                        std::to_string(fs2.size()) + " against the example's " + std::to_string(fs.size()) + "; node " +
                        std::to_string(k + 1) + " is " + c.function + " in the example, " +
-                       (f2 ? f2->name() : std::string("missing")) + " there), such as a recurrent layer unrolled "
+                       (f2 ? f2->name() : std::string("missing")) + " there), such as a loop of a recurrent cell "
                        "over the sequence (Note [Two runs]). Export with ExportOptions::dynamic_batch = false and no "
                        "sequence_axis for the example's sizes");
     if (f2 && !same_fields(c.fields, f2->fields()))
@@ -377,7 +377,7 @@ Tensor<float> resized(const Variable& example, const ExportOptions& options, std
 // and on one with another batch size (dynamic_batch) and sequence length
 // (sequence_axis), and walks both graphs side by side.
 // The same Functions with the same fields must run in both, or export
-// refuses, naming the first that differs (a recurrent layer unrolled over
+// refuses, naming the first that differs (a loop of a recurrent cell over
 // the steps, a Split of the sequence). A size that differs between the runs
 // is a symbol read from the input's shape in the graph: "batch" and
 // "sequence" in the inputs' and outputs' shapes, and wherever Reshape,

@@ -132,6 +132,19 @@ void set_attr(pb::NodeProto& n, const std::string& name, const std::vector<std::
   for (std::int64_t x : v) a.add_ints(x);
 }
 
+void set_attr(pb::NodeProto& n, const std::string& name, const std::string& v) {
+  pb::AttributeProto& a = *n.add_attribute();
+  a.set_name(name);
+  a.set_type(pb::AttributeProto::STRING);
+  a.set_s(v);
+}
+void set_attr(pb::NodeProto& n, const std::string& name, const std::vector<std::string>& v) {
+  pb::AttributeProto& a = *n.add_attribute();
+  a.set_name(name);
+  a.set_type(pb::AttributeProto::STRINGS);
+  for (const std::string& x : v) a.add_strings(x);
+}
+
 const std::vector<double>& Call::field(const std::string& name) const {
   for (const auto& [key, value] : fields)
     if (key == name) return value;
@@ -333,6 +346,58 @@ void softplus(Builder& b, const Call& c) {
   b.node("Where", {b.node1("Greater", {bx, b.scalar(c.number("threshold"))}), c.in[0], soft}, c.out);
 }
 
+// One direction of a recurrent layer (LSTMLayer, GRULayer, RNNLayer: inputs
+// x (T, B, I), [h0], [c0], w_ih, w_hh, [b_ih, b_hh] in PyTorch's layout) as
+// ONNX's LSTM, GRU or RNN on one direction. ONNX orders the gates i, o, f, c
+// (PyTorch i, f, g, o) and z, r, h (PyTorch r, z, n), so the weights' row
+// blocks are split and concatenated in its order; its B is Wb and Rb end to
+// end; PyTorch's GRU applies the reset gate after the hidden product
+// (linear_before_reset). Y (T, 1, B, H) loses its direction axis, Y_h and
+// Y_c (1, B, H) theirs.
+Mapping recurrent(const std::string& op, std::vector<std::int64_t> order) {
+  return [op, order](Builder& b, const Call& c) {
+    const bool has_h0 = c.number("initial_h") != 0, has_bias = c.number("bias") != 0;
+    const bool has_c0 = op == "LSTM" && c.number("initial_c") != 0;
+    const std::int64_t hidden = std::int64_t(c.number("hidden_size"));
+    std::size_t k = 1;
+    const std::string h0 = has_h0 ? c.in[k++] : "", c0 = has_c0 ? c.in[k++] : "";
+    const std::string w_ih = c.in[k], w_hh = c.in[k + 1];
+    const auto onnx_order = [&](const std::string& w) {  // gate blocks reordered, rows first
+      std::vector<std::string> blocks;
+      for (std::size_t g = 0; g < order.size(); ++g) blocks.push_back(b.fresh("Split"));
+      set_attr(b.node("Split", {w, b.ints(std::vector<std::int64_t>(order.size(), hidden))}, blocks), "axis",
+               std::int64_t{0});
+      std::vector<std::string> reordered;
+      for (std::int64_t g : order) reordered.push_back(blocks[std::size_t(g)]);
+      const std::string y = b.fresh("Concat");
+      set_attr(b.node("Concat", reordered, {y}), "axis", std::int64_t{0});
+      return y;
+    };
+    const auto first_axis = [&](const std::string& x) { return b.node1("Unsqueeze", {x, b.ints({0})}); };
+    std::vector<std::string> in{c.in[0], first_axis(onnx_order(w_ih)), first_axis(onnx_order(w_hh))};
+    if (has_bias) {
+      const std::string both = b.fresh("Concat");
+      set_attr(b.node("Concat", {onnx_order(c.in[k + 2]), onnx_order(c.in[k + 3])}, {both}), "axis", std::int64_t{0});
+      in.push_back(first_axis(both));
+    } else {
+      in.push_back("");
+    }
+    in.push_back("");  // sequence_lens: every sequence is T long
+    in.push_back(has_h0 ? first_axis(h0) : "");
+    if (op == "LSTM") in.push_back(has_c0 ? first_axis(c0) : "");
+    while (in.back().empty()) in.pop_back();
+    std::vector<std::string> out{b.fresh(op), b.fresh(op)};
+    if (op == "LSTM") out.push_back(b.fresh(op));
+    pb::NodeProto& n = b.node(op, in, out);
+    set_attr(n, "hidden_size", hidden);
+    set_attr(n, "direction", std::string(c.number("reverse") != 0 ? "reverse" : "forward"));
+    if (op == "GRU") set_attr(n, "linear_before_reset", std::int64_t{1});
+    if (op == "RNN") set_attr(n, "activations", std::vector<std::string>{c.number("relu") != 0 ? "Relu" : "Tanh"});
+    b.node("Squeeze", {out[0], b.ints({1})}, {c.out[0]});
+    for (std::size_t o = 1; o < out.size(); ++o) b.node("Squeeze", {out[o], b.ints({0})}, {c.out[o]});
+  };
+}
+
 // LayerNormalization (opset 17) over the trailing axes; its Scale input is
 // required, so a LayerNorm without weight gets ones.
 void layer_norm(Builder& b, const Call& c) {
@@ -485,6 +550,9 @@ std::map<std::string, Mapping> make_table() {
   t["ScaledDotProductAttention"] = attention;
   t["GELU"] = gelu;
   t["Softplus"] = softplus;
+  t["LSTMLayer"] = recurrent("LSTM", {0, 3, 1, 2});
+  t["GRULayer"] = recurrent("GRU", {1, 0, 2});
+  t["RNNLayer"] = recurrent("RNN", {0});
   t["LayerNorm"] = layer_norm;
   return t;
 }
