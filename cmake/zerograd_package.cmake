@@ -2,9 +2,10 @@
 # (CPack's DEB generator) of the installed library, headers and both.
 # Included by the top-level CMakeLists.txt after its install rules.
 
-# Libs.private is what a static zerograd's consumer links, the same libraries
-# zerogradConfig.cmake finds for it: libzip, zlib, libxsmm, oneDNN + libgomp,
-# xtensor-blas's BLAS and LAPACK, threads. It names the libraries CMake found
+# Libs names the layers zerograd::zerograd links: zerograd_onnx too when it
+# is built. Libs.private is what a static zerograd's consumer links, the same
+# libraries zerogradConfig.cmake finds for it: ONNX and protobuf, libzip,
+# zlib, libxsmm, oneDNN + libgomp, xtensor-blas's BLAS and LAPACK, threads. It names the libraries CMake found
 # rather than Requires.private on their .pc files: libzip.pc's own
 # Libs.private would ask a --static link for OpenSSL and bzip2 archives that
 # linking libzip's shared library never needs. A shared zerograd has them
@@ -35,8 +36,15 @@ function(zerograd_pc_flags out)
   set(${out} "${flags}" PARENT_SCOPE)
 endfunction()
 
+set(ZEROGRAD_PC_LIBS "-lzerograd_nn -lzerograd_optim -lzerograd_viewers -lzerograd_autograd")
+if(ZEROGRAD_WITH_ONNX)
+  set(ZEROGRAD_PC_LIBS "-lzerograd_onnx ${ZEROGRAD_PC_LIBS}")
+endif()
 set(private "")
 if(NOT BUILD_SHARED_LIBS)
+  if(ZEROGRAD_WITH_ONNX)
+    list(APPEND private onnx onnx_proto protobuf)
+  endif()
   get_target_property(zip zerograd_libzip INTERFACE_LINK_LIBRARIES)
   list(APPEND private ${zip} ${ZLIB_LIBRARIES})
   if(TARGET zerograd_libxsmm)
@@ -75,9 +83,15 @@ set(CPACK_DEBIAN_PACKAGE_NAME libzerograd-dev)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
 # CPack puts the summary first; this is the extended description after it.
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "zerograd's libraries (autograd, viewers, nn, optim; distributed when built
-with MPI) with their headers, CMake package (find_package(zerograd)) and
-pkg-config file (zerograd.pc).
+set(layers "autograd, viewers, nn, optim")
+if(ZEROGRAD_WITH_ONNX)
+  string(APPEND layers ", onnx (ONNX export)")
+endif()
+if(ZEROGRAD_WITH_DISTRIBUTED)
+  string(APPEND layers ", distributed")
+endif()
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "zerograd's libraries (${layers}) with their headers, CMake package
+(find_package(zerograd)) and pkg-config file (zerograd.pc).
 Instruction-set baseline: compiled with ${arch}; the libraries run only on
 CPUs that have every instruction those flags allow. zerograd's own SIMD
 kernels are compiled for that baseline and for AVX2 + FMA, and use AVX2
@@ -87,10 +101,10 @@ kernels at run time too.")
 # The headers include xtensor (and through it xtl and xsimd), whatever the
 # library kind; a static library also needs what zerogradConfig.cmake finds
 # for its consumers' link. The shared libraries' runtime packages (OpenBLAS,
-# libzip, zlib, oneDNN, OpenMPI) come from dpkg-shlibdeps, which reads the
-# libraries' NEEDED entries; it runs in the package's staging root, where the
-# libraries' own lib dir (for zerograd_nn's NEEDED zerograd_autograd) is
-# relative.
+# libzip, zlib, oneDNN, OpenMPI, ONNX and protobuf) come from dpkg-shlibdeps,
+# which reads the libraries' NEEDED entries; it runs in the package's staging
+# root, where the libraries' own lib dir (for zerograd_nn's NEEDED
+# zerograd_autograd) is relative.
 set(depends libxtensor-dev libxtl-dev libxsimd-dev)
 if(NOT BUILD_SHARED_LIBS)
   list(APPEND depends libxtensor-blas-dev libopenblas-dev libzip-dev zlib1g-dev)
@@ -102,6 +116,9 @@ if(NOT BUILD_SHARED_LIBS)
   endif()
   if(ZEROGRAD_WITH_DISTRIBUTED)
     list(APPEND depends libopenmpi-dev)
+  endif()
+  if(ZEROGRAD_WITH_ONNX)
+    list(APPEND depends libonnx-dev libprotobuf-dev)
   endif()
 endif()
 string(REPLACE ";" ", " CPACK_DEBIAN_PACKAGE_DEPENDS "${depends}")

@@ -153,19 +153,20 @@ Variable tokens_variable(const std::vector<std::size_t>& tokens) {
 }
 
 // --export-onnx: the model as ONNX on token ids (batch, steps) -> logits
-// (batch, steps, vocab). A transformer's file takes any batch of its context
-// length; a recurrent one's is unrolled over --bptt steps for a batch of one
-// (its zero initial state has the batch's size: docs/onnx.md).
+// (batch, steps, vocab), for any batch size and length (a transformer's up
+// to its context length): a recurrent layer is ONNX's LSTM or GRU
+// (docs/onnx.md).
 void export_onnx(examples::LanguageModel& model, const std::vector<std::size_t>& text, std::size_t bptt,
                  const std::string& path) {
 #ifdef ZEROGRAD_WITH_ONNX
   const std::size_t steps = std::min(model.context_length() ? model.context_length() : bptt, text.size());
   onnx::ExportOptions options;
-  options.dynamic_batch = model.context_length() > 0;
+  options.sequence_axis = 1;
   const Variable example = tokens_variable(std::vector<std::size_t>(text.begin(), text.begin() + std::ptrdiff_t(steps)));
   onnx::export_model(model, example, path, options);
-  std::cout << "onnx: " << path << " (opset " << onnx::kOpset << ", token ids \"input\" (" << (options.dynamic_batch ? "batch" : "1")
-            << ", " << steps << ") -> logits \"output\")\n";
+  std::cout << "onnx: " << path << " (opset " << onnx::kOpset << ", token ids \"input\" (batch, "
+            << (model.context_length() ? "sequence <= " + std::to_string(steps) : std::string("sequence"))
+            << ") -> logits \"output\")\n";
 #else
   (void)model, (void)text, (void)bptt, (void)path;
   throw ValueError("--export-onnx: this train-lm was built without ONNX (install libonnx-dev and rebuild)");

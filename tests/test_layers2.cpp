@@ -50,12 +50,19 @@ ZG_GRADCHECK_CASE("GELU") {
   }
 }
 
-TEST_CASE("SiLU, Softplus: gradcheck and gradgradcheck in float64") {
+TEST_CASE("SiLU: gradcheck and gradgradcheck in float64") {
   V x = {uniform({3, 4}, 0.1, 2.0, 182, true)};
   CHECK_GRADCHECK([](const V& v) { return F::silu(v[0]); }, x);
   CHECK_GRADGRADCHECK([](const V& v) { return F::silu(v[0]); }, x);
+}
+
+ZG_GRADCHECK_CASE("Softplus") {
+  // beta 1.5, threshold 2: the last three are on the linear side (x > 4/3), none near the switch
+  V x = {Variable64({-2.5, -1.0, -0.3, 0.4, 0.9, 1.6, 2.2, 3.1})};
   CHECK_GRADCHECK([](const V& v) { return F::softplus(v[0], 1.5, 2.0); }, x);
   CHECK_GRADGRADCHECK([](const V& v) { return F::softplus(v[0], 1.5, 2.0); }, x);
+  CHECK_GRADCHECK([](const V& v) { return F::softplus(v[0]); }, x);
+  CHECK_GRADGRADCHECK([](const V& v) { return F::softplus(v[0]); }, x);
 }
 
 TEST_CASE("Softplus is stable and exact at large inputs, and checks its arguments") {

@@ -124,10 +124,19 @@ TEST_CASE("train-lm: --model gru trains, checkpoints and samples (the state has 
   REQUIRE(r.status == 130);
   CHECK(zg::testing::checkpoint_entries(dir / "checkpoint.npz").count("train.state.h") == 1);
   CHECK(zg::testing::checkpoint_entries(dir / "checkpoint.npz").count("train.state.c") == 0);
-  const Run resumed = train_lm(kTiny + "--model gru --epochs 1 --resume " + (dir / "checkpoint.npz").string() +
-                               " --out " + dir.string());
+  std::string resume = kTiny + "--model gru --epochs 1 --resume " + (dir / "checkpoint.npz").string() + " --out " + dir.string();
+#ifdef ZG_TRAIN_WITH_ONNX
+  const fs::path onnx = dir / "gru.onnx";  // any length: one ONNX GRU node, not the steps unrolled
+  resume += " --export-onnx " + onnx.string();
+#endif
+  const Run resumed = train_lm(resume);
   CAPTURE(resumed.err);
   CHECK(resumed.status == 0);
+#ifdef ZG_TRAIN_WITH_ONNX
+  CHECK(resumed.out.find("onnx: " + onnx.string() + " (opset 17, token ids \"input\" (batch, sequence) -> logits") !=
+        std::string::npos);
+  CHECK(read_text(onnx).find("linear_before_reset") != std::string::npos);
+#endif
   const Run s = train_lm("--load " + (dir / "checkpoint.npz").string() + " --sample 30 --threads 1");
   CHECK(s.status == 0);
   CHECK(code_points(s.out) == 30);

@@ -1,8 +1,11 @@
 // Layers added for PyTorch users: erf, GELU, SiLU, Softplus, LayerNorm,
-// Embedding, adaptive average pooling and the ConvTranspose2d layer. SiLU,
-// Softplus and the pooling are compositions of autograd ops, so every order
-// of gradient comes from those ops' backwards; F::gelu and F::layer_norm are
-// Functions of their own (ops/gelu_layer_norm.cpp).
+// Embedding, adaptive average pooling and the ConvTranspose2d layer. SiLU
+// and the pooling are compositions of autograd ops, so every order of
+// gradient comes from those ops' backwards; Softplus is a Function (its
+// switch to the linear branch is part of the op, so an exported graph has
+// it); F::gelu and F::layer_norm are Functions of their own
+// (ops/gelu_layer_norm.cpp).
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <sstream>
@@ -38,6 +41,34 @@ struct Erf final : Function<T> {
   std::string rule(std::size_t) const override { return "upstream \u00d7 2 / sqrt(pi) exp(-x^2)"; }
 };
 ZG_REGISTER_OP(Erf);
+
+// PyTorch's softplus: log(1 + exp(beta x)) / beta, and x itself where
+// beta x > threshold.
+template <class T>
+struct Softplus final : Function<T> {
+  Softplus(double beta, double threshold) : beta(beta), threshold(threshold) {}
+  double beta, threshold;
+  std::string name() const override { return "Softplus"; }
+  std::string attributes() const override { return "beta=" + number_str(beta) + ", threshold=" + number_str(threshold); }
+  OpFields fields() const override { return {{"beta", field_of(beta)}, {"threshold", field_of(threshold)}}; }
+  Outputs<T> forward(const TensorList<T>& x) override {
+    Tensor<T> y = Tensor<T>::from_shape(x[0].shape());
+    const T b = static_cast<T>(beta), t = static_cast<T>(threshold);
+    // log(1 + exp(bx)) = max(bx, 0) + log1p(exp(-|bx|)): no exp overflows
+    std::transform(x[0].begin(), x[0].end(), y.begin(), [b, t](T v) {
+      const T bx = v * b;
+      return bx > t ? v : (std::max(bx, T(0)) + std::log1p(std::exp(-std::abs(bx)))) / b;
+    });
+    return y;
+  }
+  // d softplus(x) = sigmoid(beta x) dx, and dx on the linear side
+  Variables<T> backward(const Variables<T>& gy) override {
+    const Var<T> bx = this->input(0) * static_cast<T>(beta);
+    return {zg::where(zg::greater(bx.detach(), static_cast<T>(threshold)), gy[0], gy[0] * zg::sigmoid(bx))};
+  }
+  std::string rule(std::size_t) const override { return "upstream \u00d7 sigmoid(beta x), upstream where beta x > threshold"; }
+};
+ZG_REGISTER_OP(Softplus);
 
 // The index at position i as a row number in [0, rows), or a ValueError.
 template <class T>
@@ -123,11 +154,7 @@ Var<T> silu(const Var<T>& x) {
 template <class T>
 Var<T> softplus(const Var<T>& x, double beta, double threshold) {
   check_softplus("softplus", beta, threshold);
-  Var<T> bx = x * static_cast<T>(beta);
-  // log(1 + exp(bx)) = max(bx, 0) + log(1 + exp(-|bx|)): no exp overflows
-  Var<T> soft = (zg::relu(bx) + zg::log(zg::exp(-zg::abs(bx)) + T(1))) * static_cast<T>(1 / beta);
-  Var<T> linear = zg::greater(bx.detach(), static_cast<T>(threshold));
-  return zg::where(linear, x, soft);
+  return apply1<Softplus<T>>({x}, beta, threshold);
 }
 
 template <class T>

@@ -2,11 +2,17 @@
 // flags of its own: trains a tiny model (exits 1 unless the loss falls),
 // round-trips a checkpoint, runs a user-defined op through gradcheck in
 // float64 and catches a zerograd error by its type across the library
-// boundary (which needs the library's typeinfo exported).
+// boundary (which needs the library's typeinfo exported); and, when the
+// library has its ONNX layer, exports the model to ONNX.
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include <zerograd/zerograd.hpp>
+#if __has_include(<zerograd/onnx.hpp>)
+#include <zerograd/onnx.hpp>
+#define CONSUMER_ONNX 1
+#endif
 
 namespace {
 
@@ -52,6 +58,15 @@ int main() {
   zg::nn::load_checkpoint(path, copy);
   std::remove(path.c_str());
   if (!(copy(x).data() == model(x).data())) return fail("the checkpoint did not restore the model");
+
+#ifdef CONSUMER_ONNX
+  const std::string onnx_path = "consumer.onnx";
+  zg::onnx::export_model(model, x, onnx_path);
+  const auto onnx_bytes = std::ifstream(onnx_path, std::ios::binary | std::ios::ate).tellg();
+  std::remove(onnx_path.c_str());
+  std::cout << "consumer: exported the model to ONNX, " << onnx_bytes << " bytes\n";
+  if (!(onnx_bytes > 400)) return fail("zg::onnx::export_model wrote no model");
+#endif
 
   zg::Variable64 c(zg::Tensor<double>({0.5, 1.5, -2.0}));
   auto report = zg::gradcheck([](const std::vector<zg::Variable64>& v) { return zg::call(Cube{}, v[0]); }, {c});

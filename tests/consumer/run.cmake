@@ -59,8 +59,12 @@ else()
     message(FATAL_ERROR "the package's version is '${Version}', not the project's ${VERSION}")
   endif()
   # The headers' dependencies (xtensor) and, from dpkg-shlibdeps, the
-  # libraries' runtime ones (OpenBLAS, libzip, zlib).
-  foreach(dep libxtensor-dev libxsimd-dev libxtl-dev libopenblas0[-a-z]* libzip4 zlib1g)
+  # libraries' runtime ones (OpenBLAS, libzip, zlib; ONNX and protobuf).
+  set(deps libxtensor-dev libxsimd-dev libxtl-dev libopenblas0[-a-z]* libzip4 zlib1g)
+  if(WITH_ONNX)
+    list(APPEND deps libonnx[0-9]+ libprotobuf[0-9]+)
+  endif()
+  foreach(dep ${deps})
     if(NOT Depends MATCHES "(^|[ ,|])${dep}([ ,|(]|$)")
       message(FATAL_ERROR "the package does not depend on ${dep}: ${Depends}")
     endif()
@@ -90,8 +94,25 @@ foreach(f ${exported})
   endif()
 endforeach()
 
+# zerograd_onnx, built with this project, is in the package and the
+# pkg-config file, and the consumer exports to ONNX through it (it calls
+# zg::onnx when the header is there).
+if(WITH_ONNX)
+  if(NOT EXISTS ${prefix}/include/zerograd/onnx.hpp)
+    message(FATAL_ERROR "zerograd_onnx was built but zerograd/onnx.hpp is not installed in ${prefix}")
+  endif()
+  file(READ ${libdir}/pkgconfig/zerograd.pc pc)
+  if(NOT pc MATCHES "Libs:[^\n]*-lzerograd_onnx")
+    message(FATAL_ERROR "zerograd.pc does not link zerograd_onnx:\n${pc}")
+  endif()
+endif()
+
+set(layers autograd nn optim)
+if(WITH_ONNX)
+  list(APPEND layers onnx)
+endif()
 if(KIND STREQUAL "package")
-  foreach(layer autograd nn optim)
+  foreach(layer ${layers})
     file(GLOB so ${libdir}/libzerograd_${layer}.so.*.*.*)
     list(LENGTH so n)
     if(NOT n EQUAL 1)

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <random>
 
+#include "language_model.hpp"
 #include "zerograd/custom.hpp"
 #include "zerograd/nn.hpp"
 #include "zerograd/onnx.hpp"
@@ -37,6 +38,16 @@ struct OpsNet : nn::Module {
     h = h + broadcast_to(get_item(h, {Index(), Index(Index::Array{2})}), h.shape());  // (N, 1, 4) -> (N, 4, 4)
     h = tanh(matmul(h, h, false, true) * 0.01f) + tanh(sum_to(h, {1, 4, 4}) * 0.01f) + 2.0f / (abs(h) + 1.0f);
     return concat(std::vector<Variable>{g, reshape(h, {h.shape()[0], 16}), norm(h, 1, {2})}, 1);  // (N, 24)
+  }
+};
+
+// Softplus on both sides of its threshold: PyTorch's defaults (linear where
+// 15 x > 20) and beta 2, threshold 1, where the linear branch differs from
+// softplus by up to 0.16.
+struct SoftplusNet : nn::Module {
+  std::string type_name() const override { return "SoftplusNet"; }
+  Variable forward(const Variable& x) override {
+    return concat(std::vector<Variable>{F::softplus(x * 15.0f), F::softplus(x, 2, 1)}, 1);
   }
 };
 
@@ -85,39 +96,130 @@ std::string dims(const Shape& s) {
   return out;
 }
 
-// Exports model on a batch of 3, then runs it on batches of 1 and 7 (on
-// another batch of 3 when the batch is fixed).
-void export_one(const std::string& dir, const std::string& name, nn::Module& model, Shape sample, bool tokens,
-                std::size_t vocab, std::ofstream& manifest, bool dynamic_batch = true) {
+// Exports model on an example of shape example, then runs it on each shape
+// of runs: batches of 1 and 7 (another batch of 3 when the batch is fixed),
+// each at two sequence lengths when there is a sequence axis.
+void export_one(const std::string& dir, const std::string& name, nn::Module& model, const Shape& example,
+                const std::vector<Shape>& runs, bool tokens, std::size_t vocab, std::ofstream& manifest,
+                const onnx::ExportOptions& options = {}) {
   Generator gen(42);
   model.eval();
-  Shape example = sample;
-  example.insert(example.begin(), 3);
-  onnx::ExportOptions options;
-  options.dynamic_batch = dynamic_batch;
   onnx::export_model(model, Variable(random_input(example, tokens, vocab, gen)), dir + "/" + name + ".onnx", options);
-  for (std::size_t batch : dynamic_batch ? std::vector<std::size_t>{1, 7} : std::vector<std::size_t>{3}) {
-    Shape s = sample;
-    s.insert(s.begin(), batch);
-    const Variable x(random_input(s, tokens, vocab, gen));
+  for (std::size_t r = 0; r < runs.size(); ++r) {
+    const Variable x(random_input(runs[r], tokens, vocab, gen));
     NoGradGuard no_grad;
     const Variable y = model(x);
-    const std::string stem = dir + "/" + name + ".b" + std::to_string(batch);
+    const std::string stem = dir + "/" + name + ".r" + std::to_string(r);
     write_raw(stem + ".in", x.data());
     write_raw(stem + ".out", y.data());
-    manifest << name << ' ' << batch << ' ' << dims(x.shape()) << ' ' << dims(y.shape()) << '\n';
+    manifest << name << ' ' << r << ' ' << dims(x.shape()) << ' ' << dims(y.shape()) << '\n';
   }
 }
 
-// A character language model's layers on token ids (N, 6).
-template <class Recurrent>
-std::shared_ptr<nn::Sequential> recurrent_lm(std::size_t layers) {
-  nn::RecurrentOptions o(8, 10, layers);
-  o.batch_first = true;
-  auto net = std::make_shared<nn::Sequential>();
-  net->add(std::make_shared<nn::Embedding>(12, 8)).add(std::make_shared<Recurrent>(o)).add(std::make_shared<nn::Linear>(10, 12));
-  return net;
+// The example on a batch of 3, the runs on batches of 1 and 7.
+void export_one(const std::string& dir, const std::string& name, nn::Module& model, const Shape& sample, bool tokens,
+                std::size_t vocab, std::ofstream& manifest) {
+  const auto batch = [&](std::size_t n) {
+    Shape s = sample;
+    s.insert(s.begin(), n);
+    return s;
+  };
+  export_one(dir, name, model, batch(3), {batch(1), batch(7)}, tokens, vocab, manifest);
 }
+
+// Token ids (batch, steps) with the sequence axis dynamic: an example of
+// (3, 6), runs on batches of 1 and 7 at lengths 8 and 5 (dynamic_batch), or
+// on a batch of 3 at those lengths.
+void export_sequence(const std::string& dir, const std::string& name, nn::Module& model, const Shape& features,
+                     bool tokens, std::size_t vocab, std::ofstream& manifest, bool dynamic_batch = true) {
+  const auto shape = [&](std::size_t b, std::size_t t) {
+    Shape s{b, t};
+    s.insert(s.end(), features.begin(), features.end());
+    return s;
+  };
+  std::vector<Shape> runs;
+  for (std::size_t t : {8, 5})
+    for (std::size_t b : dynamic_batch ? std::vector<std::size_t>{1, 7} : std::vector<std::size_t>{3}) runs.push_back(shape(b, t));
+  onnx::ExportOptions options;
+  options.dynamic_batch = dynamic_batch;
+  options.sequence_axis = 1;
+  export_one(dir, name, model, shape(3, 6), runs, tokens, vocab, manifest, options);
+}
+
+// One pre-norm Transformer layer under a boolean causal mask on (N, T, 8).
+struct CausalTransformer : nn::Module {
+  std::shared_ptr<nn::TransformerEncoderLayer> layer;
+  CausalTransformer() {
+    nn::TransformerLayerOptions o(8, 2);
+    o.dim_feedforward = 16;
+    o.batch_first = true;
+    layer = register_module("layer", std::make_shared<nn::TransformerEncoderLayer>(o));
+  }
+  std::string type_name() const override { return "CausalTransformer"; }
+  Variable forward(const Variable& x) override {
+    const std::size_t steps = x.shape()[1];
+    Tensor<float> masked = Tensor<float>::from_shape({steps, steps});
+    for (std::size_t i = 0; i < steps; ++i)
+      for (std::size_t j = 0; j < steps; ++j) masked(i, j) = j > i ? 1.0f : 0.0f;
+    nn::EncoderMasks m;
+    m.src_mask = Variable(std::move(masked));
+    m.src_mask_kind = F::AttnMask::Boolean;
+    return layer->forward(x, m);
+  }
+};
+
+// train-lm's language model of that kind, small: token ids (N, T) of 12
+// characters to logits (N, T, 12).
+std::shared_ptr<examples::LanguageModel> language_model(const std::string& kind, std::size_t layers) {
+  examples::LanguageModelConfig c;
+  c.kind = kind;
+  c.vocab = 12;
+  c.embed = 8;
+  c.hidden = 10;
+  c.layers = layers;
+  c.dropout = 0.2;
+  return examples::make_language_model(c);
+}
+
+// A 2-layer bidirectional LSTM (batch first) on (N, T, 5) from an initial
+// state made from the first step, so ONNX's LSTM gets initial_h and
+// initial_c; its final h and c, summed over the layers and directions, are
+// added to every step's output (N, T, 12).
+struct BidirectionalLSTM : nn::Module {
+  std::shared_ptr<nn::Linear> to_state;
+  std::shared_ptr<nn::LSTM> lstm;
+  BidirectionalLSTM() {
+    nn::RecurrentOptions o(5, 6, 2);
+    o.bidirectional = true;
+    o.batch_first = true;
+    to_state = register_module("to_state", std::make_shared<nn::Linear>(5, 48));
+    lstm = register_module("lstm", std::make_shared<nn::LSTM>(o));
+  }
+  std::string type_name() const override { return "BidirectionalLSTM"; }
+  Variable forward(const Variable& x) override {
+    const Variable s = transpose(reshape((*to_state)(get_item(x, {Index(), 0})), {x.shape()[0], 8, 6}), Axes{1, 0, 2});
+    const std::vector<Variable> hc = split(s, std::vector<std::size_t>{4, 4}, 0);  // (4, N, 6) each
+    const nn::RecurrentOutput out = lstm->forward(x, {tanh(hc[0]), hc[1]});
+    const Variable last = transpose(concat(std::vector<Variable>{out.state.h, out.state.c}, 2), Axes{1, 0, 2});
+    return out.output + sum(last, {1}, true);
+  }
+};
+
+// An RNN with tanh (batch first) on (N, T, 5) from a zero state; its final h
+// is added to every step's output (N, T, 6).
+struct TanhRNN : nn::Module {
+  std::shared_ptr<nn::RNN> rnn;
+  TanhRNN() {
+    nn::RNNOptions o(5, 6);
+    o.batch_first = true;
+    rnn = register_module("rnn", std::make_shared<nn::RNN>(o));
+  }
+  std::string type_name() const override { return "TanhRNN"; }
+  Variable forward(const Variable& x) override {
+    const nn::RecurrentOutput out = rnn->forward(x, {});
+    return out.output + transpose(out.state.h, Axes{1, 0, 2});
+  }
+};
 
 // Running statistics away from (0, 1), so that eval-mode BatchNorm is tested.
 void randomize_buffers(nn::Module& model) {
@@ -133,25 +235,52 @@ struct Twice {  // a Function the exporter does not know
   template <class T> Variables<T> backward(const Function<T>&, const Variables<T>& gy) const { return {gy[0] * T(2)}; }
 };
 
-// An LSTM starts from a zero state of the batch's size: a file for any
-// batch size would be wrong, so export refuses and says why.
-int check_batch_constant(const std::string& dir) {
-  const std::string path = dir + "/lstm.onnx";
-  nn::LSTMOptions lo(4, 6);
-  lo.batch_first = true;
-  nn::LSTM lstm(lo);
+// A value computed outside the graph from the input: a constant of the
+// batch's size that is no fill, positions or causal mask.
+struct OutsideValue : nn::Module {
+  std::string type_name() const override { return "OutsideValue"; }
+  Variable forward(const Variable& x) override {
+    Tensor<float> t = Tensor<float>::from_shape(x.shape());
+    for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = 1.0f + 0.5f * float(i);
+    return x + Variable(std::move(t));
+  }
+};
+
+// A loop over the steps: other Functions for another sequence length.
+struct StepLoop : nn::Module {
+  std::string type_name() const override { return "StepLoop"; }
+  Variable forward(const Variable& x) override {
+    Variable y = get_item(x, {Index(), 0});
+    for (std::size_t t = 1; t < x.shape()[1]; ++t) y = y + get_item(x, {Index(), Index(std::ptrdiff_t(t))});
+    return y;
+  }
+};
+
+// Export must refuse what would run on the example's sizes only, saying
+// why, and write nothing.
+int check_refused(const std::string& dir, nn::Module& model, const onnx::ExportOptions& options, const std::string& want) {
+  const std::string path = dir + "/refused.onnx";
   try {
-    onnx::export_model(lstm, Variable(Tensor<float>(xt::ones<float>({3, 5, 4}))), path);
+    onnx::export_model(model, Variable(Tensor<float>(xt::ones<float>({3, 5}))), path, options);
   } catch (const ValueError& e) {
     const std::string m = e.what();
-    std::cout << "batch-sized constant: " << m.substr(0, 160) << "...\n";
-    if (m.find("a constant of shape (3, 6) that follows the batch size ((4, 6) for a batch of 4)") == std::string::npos)
-      return std::cerr << "FAIL: the error should name the constant and both shapes: " << m << '\n', 1;
+    std::cout << model.type_name() << " refused: " << m.substr(0, 160) << "...\n";
+    if (m.find(want) == std::string::npos) return std::cerr << "FAIL: the error should say " << want << ": " << m << '\n', 1;
     if (std::ifstream(path)) return std::cerr << "FAIL: a file was left at " << path << '\n', 1;
     return 0;
   }
-  std::cerr << "FAIL: exporting an LSTM with a dynamic batch did not throw\n";
+  std::cerr << "FAIL: exporting " << model.type_name() << " did not throw\n";
   return 1;
+}
+
+int check_refusals(const std::string& dir) {
+  OutsideValue outside;
+  StepLoop loop;
+  onnx::ExportOptions sequence;
+  sequence.sequence_axis = 1;
+  return check_refused(dir, outside, {}, "a constant of shape (3, 5) that follows the batch size or the sequence "
+                                         "length ((4, 5) for a batch of 4)") ||
+         check_refused(dir, loop, sequence, "the forward runs other Functions for a batch of 4 and a sequence of 4");
 }
 
 int check_unsupported(const std::string& dir) {
@@ -183,7 +312,7 @@ int main(int argc, char** argv) {
   if (argc != 2) return std::cerr << "usage: export_models OUT_DIR\n", 2;
   const std::string dir = argv[1];
   try {
-    if (check_unsupported(dir) || check_batch_constant(dir)) return 1;
+    if (check_unsupported(dir) || check_refusals(dir)) return 1;
     std::ofstream manifest(dir + "/manifest.txt");
     manual_seed(1);
     export_one(dir, "two_layer_net", *nn::models::two_layer_net(784, 50, 10, 0.1), {784}, false, 0, manifest);
@@ -199,16 +328,24 @@ int main(int argc, char** argv) {
     export_one(dir, "upsampling", *upsampling_net(), {3, 8, 8}, false, 0, manifest);
     OpsNet ops;
     export_one(dir, "elementwise_reductions_shapes", ops, {4, 6}, false, 0, manifest);
+    SoftplusNet softplus;
+    export_one(dir, "softplus", softplus, {10}, false, 0, manifest);
     nn::GPTOptions g(11, 8);
     g.n_layer = 2;
     g.n_head = 2;
     g.n_embd = 16;
     g.dropout = 0.1;
     nn::GPT gpt(g);
-    export_one(dir, "gpt", gpt, {8}, true, 11, manifest);
-    // Unrolled over 6 steps at the example's batch size (Note [Constants that follow the batch]).
-    export_one(dir, "lstm_lm_fixed_batch", *recurrent_lm<nn::LSTM>(2), {6}, true, 12, manifest, false);
-    export_one(dir, "gru_lm_fixed_batch", *recurrent_lm<nn::GRU>(1), {6}, true, 12, manifest, false);
+    export_sequence(dir, "gpt", gpt, {}, true, 11, manifest);
+    CausalTransformer causal;
+    export_sequence(dir, "causal_transformer", causal, {8}, false, 0, manifest);
+    // Each recurrent layer and direction is one ONNX LSTM, GRU or RNN node (check.py counts them).
+    export_sequence(dir, "lstm_lm", *language_model("lstm", 2), {}, true, 12, manifest);
+    export_sequence(dir, "gru_lm", *language_model("gru", 1), {}, true, 12, manifest);
+    BidirectionalLSTM bilstm;
+    export_sequence(dir, "bidirectional_lstm", bilstm, {5}, false, 0, manifest);
+    TanhRNN rnn;
+    export_sequence(dir, "rnn_tanh", rnn, {5}, false, 0, manifest);
   } catch (const std::exception& e) {
     std::cerr << "FAIL: " << e.what() << '\n';
     return 1;

@@ -1,5 +1,6 @@
 // The ONNX export test's last step: ONNX Runtime (onnxruntime-node) runs each
-// exported model on batches of 1 and 7 and its outputs must equal zerograd's
+// exported model on the inputs export_models wrote (batches of 1 and 7, and
+// two sequence lengths for sequence models) and its outputs must equal zerograd's
 // to 1e-5 relative (the largest difference over the output's largest value).
 // usage: node run_ort.js OUT_DIR
 const fs = require('fs');
@@ -17,15 +18,17 @@ async function main() {
   const cases = fs.readFileSync(`${out}/manifest.txt`, 'utf8').trim().split('\n').map((l) => l.split(' '));
   const worst = {};
   let failed = 0;
-  for (const [name, batch, inDims, outDims] of cases) {
-    const session = await ort.InferenceSession.create(`${out}/${name}.onnx`);
+  const sessions = {};
+  for (const [name, run, inDims, outDims] of cases) {
+    sessions[name] = sessions[name] || await ort.InferenceSession.create(`${out}/${name}.onnx`);
+    const session = sessions[name];
     const dims = inDims.split(',').map(Number);
-    const x = new ort.Tensor('float32', readFloats(`${out}/${name}.b${batch}.in`), dims);
+    const x = new ort.Tensor('float32', readFloats(`${out}/${name}.r${run}.in`), dims);
     const result = await session.run({ [session.inputNames[0]]: x });
     const y = result[session.outputNames[0]];
-    const want = readFloats(`${out}/${name}.b${batch}.out`);
+    const want = readFloats(`${out}/${name}.r${run}.out`);
     if (y.dims.join(',') !== outDims) {
-      console.log(`FAIL ${name} batch ${batch}: ONNX Runtime gives shape ${y.dims}, zerograd ${outDims}`);
+      console.log(`FAIL ${name} on (${inDims}): ONNX Runtime gives shape ${y.dims}, zerograd ${outDims}`);
       failed++;
       continue;
     }
@@ -38,7 +41,7 @@ async function main() {
     worst[name] = Math.max(worst[name] || 0, rel);
     const ok = rel <= TOLERANCE && Number.isFinite(rel);
     if (!ok) failed++;
-    console.log(`${ok ? 'ok' : 'FAIL'} ${name} batch ${batch}: output ${outDims}, ` +
+    console.log(`${ok ? 'ok' : 'FAIL'} ${name} on (${inDims}): output (${outDims}), ` +
                 `largest difference ${diff.toExponential(2)} (${rel.toExponential(2)} relative)`);
   }
   console.log('largest relative difference per model: ' +

@@ -53,6 +53,66 @@ std::string Builder::initializer(const std::string& name, const float* data, con
   return name;
 }
 
+void Builder::add_symbol(std::size_t a, std::size_t b, const std::string& input, std::size_t axis,
+                         const std::string& name) {
+  symbols_.push_back({a, b, input, name, axis, {}});
+}
+
+std::string Builder::symbol_name(std::size_t a, std::size_t b) const {
+  for (const Symbol& s : symbols_)
+    if (s.a == a && s.b == b) return s.name;
+  for (const Symbol& s : symbols_)
+    for (const Symbol& t : symbols_)
+      if (&s < &t && s.a * t.a == a && s.b * t.b == b) return s.name + "*" + t.name;
+  return {};
+}
+
+std::string Builder::size(std::size_t a, std::size_t b, const std::string& what) {
+  if (a == b) return ints({static_cast<std::int64_t>(a)});
+  const auto read = [this](Symbol& s) {
+    if (s.tensor.empty()) {
+      const std::string axis = ints({static_cast<std::int64_t>(s.axis)});
+      s.tensor = node1("Gather", {node1("Shape", {s.input}), axis});
+    }
+    return s.tensor;
+  };
+  for (Symbol& s : symbols_)
+    if (s.a == a && s.b == b) return read(s);
+  for (Symbol& s : symbols_)
+    for (Symbol& t : symbols_)
+      if (&s < &t && s.a * t.a == a && s.b * t.b == b) return node1("Mul", {read(s), read(t)});
+  throw ValueError("onnx export: " + what + " has a size that is " + std::to_string(a) + " in the example and " +
+                   std::to_string(b) + " in a run on another batch or sequence length, neither of which it follows: the "
+                   "file would be right for the example's size only");
+}
+
+std::string Builder::shape(const std::vector<std::int64_t>& fixed, const std::vector<bool>& computed, const Shape& a,
+                           const Shape& b, const std::string& what) {
+  if (std::find(computed.begin(), computed.end(), true) == computed.end()) return ints(fixed);
+  std::vector<std::string> parts;
+  for (std::size_t d = 0; d < fixed.size(); ++d) parts.push_back(computed[d] ? size(a[d], b.at(d), what) : ints({fixed[d]}));
+  const std::string y = fresh("Concat");
+  set_attr(node("Concat", parts, {y}), "axis", std::int64_t{0});
+  return y;
+}
+
+std::string Builder::shape(const Shape& a, const Shape& b, const std::string& what) {
+  std::vector<bool> computed(a.size());
+  for (std::size_t d = 0; d < a.size(); ++d) computed[d] = a[d] != b.at(d);
+  return shape(std::vector<std::int64_t>(a.begin(), a.end()), computed, a, b, what);
+}
+
+std::string Builder::scalar_size(std::size_t a, std::size_t b, const std::string& what) {
+  if (a == b) return ints({static_cast<std::int64_t>(a)}, true);
+  return node1("Squeeze", {size(a, b, what), ints({0})});
+}
+
+std::string Builder::above_diagonal(const std::string& rows, const std::string& cols) {
+  const std::string zero = ints({0}, true), one = ints({1}, true);
+  const std::string i = node1("Unsqueeze", {node1("Range", {zero, rows, one}), ints({1})});  // (rows, 1)
+  return node1("Greater", {node1("Range", {zero, cols, one}), i});
+}
+
 void set_attr(pb::NodeProto& n, const std::string& name, std::int64_t v) {
   pb::AttributeProto& a = *n.add_attribute();
   a.set_name(name);
@@ -72,6 +132,19 @@ void set_attr(pb::NodeProto& n, const std::string& name, const std::vector<std::
   for (std::int64_t x : v) a.add_ints(x);
 }
 
+void set_attr(pb::NodeProto& n, const std::string& name, const std::string& v) {
+  pb::AttributeProto& a = *n.add_attribute();
+  a.set_name(name);
+  a.set_type(pb::AttributeProto::STRING);
+  a.set_s(v);
+}
+void set_attr(pb::NodeProto& n, const std::string& name, const std::vector<std::string>& v) {
+  pb::AttributeProto& a = *n.add_attribute();
+  a.set_name(name);
+  a.set_type(pb::AttributeProto::STRINGS);
+  for (const std::string& x : v) a.add_strings(x);
+}
+
 const std::vector<double>& Call::field(const std::string& name) const {
   for (const auto& [key, value] : fields)
     if (key == name) return value;
@@ -87,16 +160,31 @@ std::vector<std::int64_t> Call::integers(const std::string& name) const {
 namespace {
 
 // Note [Dynamic batch in shapes]: Reshape, Expand and SumTo carry the
-// example's shape, whose axis 0 is the batch (or, after a reshape that folds
-// the batch into the rows, a multiple of it). Axis 0 of the target becomes 0
-// (ONNX: "copy the input's") when it equals the input's, -1 ("whatever is
-// left") otherwise; the other axes keep their sizes, so a sequence length
-// folded into them stays fixed at the example's.
-std::vector<std::int64_t> target_shape(const Call& c, const Shape& target) {
-  std::vector<std::int64_t> t(target.begin(), target.end());
-  if (c.dynamic_batch && !t.empty() && !c.in_shapes[0].empty())
-    t[0] = target[0] == c.in_shapes[0][0] ? 0 : -1;
-  return t;
+// example's shape. With a second run (Note [Two runs]) an axis whose size
+// differs between the runs is 0 in a Reshape's target ("copy the input's")
+// when the input has it at the same place in both runs, 1 in an Expand's
+// (the input's size stays), -1 ("whatever is left") when it is the only
+// other one, and otherwise read from the input's shape (Builder::size). With
+// one run (export_graph), axis 0 of a Reshape's target becomes 0 when it
+// equals the input's, -1 otherwise, and every other axis keeps its size.
+std::string target_shape(Builder& b, const Call& c, const Shape& in, const Shape& in2, const Shape& out,
+                         const Shape& out2) {
+  std::vector<std::int64_t> t(out.begin(), out.end());
+  std::vector<bool> computed(out.size(), false);
+  if (!c.two_runs) {
+    if (c.dynamic_batch && !t.empty() && !in.empty()) t[0] = out[0] == in[0] ? 0 : -1;
+    return b.ints(t);
+  }
+  std::vector<std::size_t> left;
+  for (std::size_t d = 0; d < out.size(); ++d) {
+    if (out[d] == out2[d]) continue;
+    if (d < in.size() && in[d] == out[d] && in2[d] == out2[d]) t[d] = 0;
+    else left.push_back(d);
+  }
+  if (left.size() == 1) t[left[0]] = -1;
+  if (left.size() > 1)
+    for (std::size_t d : left) computed[d] = true;
+  return b.shape(t, computed, out, out2, "the target shape " + shape_str(out) + " of " + c.function);
 }
 
 Mapping same(const std::string& op) {
@@ -206,7 +294,7 @@ void get_item(Builder& b, const Call& c) {
 }
 
 // softmax(q k^T * scale + mask) v, the mask additive, boolean (0 = masked)
-// or causal (a constant of the example's query and key lengths).
+// or causal (built from the scores' shape, so any length runs).
 void attention(Builder& b, const Call& c) {
   if (c.number("dropout") != 0)
     throw ValueError("onnx export: ScaledDotProductAttention with dropout has no ONNX form (export in eval mode)");
@@ -223,12 +311,10 @@ void attention(Builder& b, const Call& c) {
       s = b.node1("Where", {keep, s, b.scalar(-inf)});
     }
   }
-  if (c.number("causal") != 0) {
-    const std::size_t L = c.in_shapes[0][c.in_shapes[0].size() - 2], S = c.in_shapes[1][rank - 2];
-    std::vector<float> mask(L * S, 0.0f);
-    for (std::size_t i = 0; i < L; ++i)
-      for (std::size_t j = i + 1; j < S; ++j) mask[i * S + j] = -inf;
-    s = b.node1("Add", {s, b.floats(mask, {L, S})});
+  if (c.number("causal") != 0) {  // key j > query i is masked, for the lengths the scores have
+    const std::string shape = b.node1("Shape", {s});
+    const std::string L = b.node1("Gather", {shape, b.ints({-2}, true)}), S = b.node1("Gather", {shape, b.ints({-1}, true)});
+    s = b.node1("Where", {b.above_diagonal(L, S), b.scalar(-inf), s});
   }
   const std::string p = b.fresh("Softmax");
   set_attr(b.node("Softmax", {s}, {p}), "axis", std::int64_t{-1});
@@ -248,6 +334,68 @@ void gelu(Builder& b, const Call& c) {
   }
   const std::string half_x = b.node1("Mul", {x, b.scalar(0.5)});
   b.node("Mul", {half_x, b.node1("Add", {inner, b.scalar(1.0)})}, c.out);
+}
+
+// PyTorch's softplus: x where beta x > threshold, else Softplus(beta x) / beta
+// (ONNX's Softplus has neither beta nor threshold).
+void softplus(Builder& b, const Call& c) {
+  const double beta = c.number("beta");
+  const std::string bx = beta == 1 ? c.in[0] : b.node1("Mul", {c.in[0], b.scalar(beta)});
+  std::string soft = b.node1("Softplus", {bx});
+  if (beta != 1) soft = b.node1("Div", {soft, b.scalar(beta)});
+  b.node("Where", {b.node1("Greater", {bx, b.scalar(c.number("threshold"))}), c.in[0], soft}, c.out);
+}
+
+// One direction of a recurrent layer (LSTMLayer, GRULayer, RNNLayer: inputs
+// x (T, B, I), [h0], [c0], w_ih, w_hh, [b_ih, b_hh] in PyTorch's layout) as
+// ONNX's LSTM, GRU or RNN on one direction. ONNX orders the gates i, o, f, c
+// (PyTorch i, f, g, o) and z, r, h (PyTorch r, z, n), so the weights' row
+// blocks are split and concatenated in its order; its B is Wb and Rb end to
+// end; PyTorch's GRU applies the reset gate after the hidden product
+// (linear_before_reset). Y (T, 1, B, H) loses its direction axis, Y_h and
+// Y_c (1, B, H) theirs.
+Mapping recurrent(const std::string& op, std::vector<std::int64_t> order) {
+  return [op, order](Builder& b, const Call& c) {
+    const bool has_h0 = c.number("initial_h") != 0, has_bias = c.number("bias") != 0;
+    const bool has_c0 = op == "LSTM" && c.number("initial_c") != 0;
+    const std::int64_t hidden = std::int64_t(c.number("hidden_size"));
+    std::size_t k = 1;
+    const std::string h0 = has_h0 ? c.in[k++] : "", c0 = has_c0 ? c.in[k++] : "";
+    const std::string w_ih = c.in[k], w_hh = c.in[k + 1];
+    const auto onnx_order = [&](const std::string& w) {  // gate blocks reordered, rows first
+      std::vector<std::string> blocks;
+      for (std::size_t g = 0; g < order.size(); ++g) blocks.push_back(b.fresh("Split"));
+      set_attr(b.node("Split", {w, b.ints(std::vector<std::int64_t>(order.size(), hidden))}, blocks), "axis",
+               std::int64_t{0});
+      std::vector<std::string> reordered;
+      for (std::int64_t g : order) reordered.push_back(blocks[std::size_t(g)]);
+      const std::string y = b.fresh("Concat");
+      set_attr(b.node("Concat", reordered, {y}), "axis", std::int64_t{0});
+      return y;
+    };
+    const auto first_axis = [&](const std::string& x) { return b.node1("Unsqueeze", {x, b.ints({0})}); };
+    std::vector<std::string> in{c.in[0], first_axis(onnx_order(w_ih)), first_axis(onnx_order(w_hh))};
+    if (has_bias) {
+      const std::string both = b.fresh("Concat");
+      set_attr(b.node("Concat", {onnx_order(c.in[k + 2]), onnx_order(c.in[k + 3])}, {both}), "axis", std::int64_t{0});
+      in.push_back(first_axis(both));
+    } else {
+      in.push_back("");
+    }
+    in.push_back("");  // sequence_lens: every sequence is T long
+    in.push_back(has_h0 ? first_axis(h0) : "");
+    if (op == "LSTM") in.push_back(has_c0 ? first_axis(c0) : "");
+    while (in.back().empty()) in.pop_back();
+    std::vector<std::string> out{b.fresh(op), b.fresh(op)};
+    if (op == "LSTM") out.push_back(b.fresh(op));
+    pb::NodeProto& n = b.node(op, in, out);
+    set_attr(n, "hidden_size", hidden);
+    set_attr(n, "direction", std::string(c.number("reverse") != 0 ? "reverse" : "forward"));
+    if (op == "GRU") set_attr(n, "linear_before_reset", std::int64_t{1});
+    if (op == "RNN") set_attr(n, "activations", std::vector<std::string>{c.number("relu") != 0 ? "Relu" : "Tanh"});
+    b.node("Squeeze", {out[0], b.ints({1})}, {c.out[0]});
+    for (std::size_t o = 1; o < out.size(); ++o) b.node("Squeeze", {out[o], b.ints({0})}, {c.out[o]});
+  };
 }
 
 // LayerNormalization (opset 17) over the trailing axes; its Scale input is
@@ -297,9 +445,14 @@ std::map<std::string, Mapping> make_table() {
   t["Softmax"] = with_axis("Softmax");
   t["LogSoftmax"] = with_axis("LogSoftmax");
   t["Concat"] = with_axis("Concat");
-  t["Split"] = [](Builder& b, const Call& c) {
-    set_attr(b.node("Split", {c.in[0], b.ints(c.integers("sizes"))}, c.out), "axis",
-             static_cast<std::int64_t>(c.number("axis")));
+  t["Split"] = [](Builder& b, const Call& c) {  // the sizes of both runs (Note [Two runs])
+    const std::int64_t rank = std::int64_t(c.in_shapes[0].size()), axis = std::int64_t(c.number("axis"));
+    const std::size_t a = std::size_t(axis < 0 ? axis + rank : axis);
+    const std::vector<std::int64_t> given = c.integers("sizes");
+    Shape sizes(given.begin(), given.end()), sizes2 = sizes;
+    for (std::size_t o = 0; o < c.out.size(); ++o)  // an output nobody kept has no shape: its size is fixed
+      if (c.out_shapes[o].size() > a && c.out_shapes2[o].size() > a) sizes2[o] = c.out_shapes2[o][a];
+    set_attr(b.node("Split", {c.in[0], b.shape(sizes, sizes2, "the sizes of Split")}, c.out), "axis", axis);
   };
   t["Sum"] = reduce("ReduceSum");
   t["Max"] = reduce("ReduceMax");
@@ -323,13 +476,23 @@ std::map<std::string, Mapping> make_table() {
     b.node("Add", {b.node1("MatMul", {c.in[0], c.in[1]}), c.in[2]}, c.out);
   };
   t["Reshape"] = [](Builder& b, const Call& c) {
-    b.node("Reshape", {c.in[0], b.ints(target_shape(c, c.out_shapes[0]))}, c.out);
+    b.node("Reshape", {c.in[0], target_shape(b, c, c.in_shapes[0], c.in_shapes2[0], c.out_shapes[0], c.out_shapes2[0])},
+           c.out);
   };
   t["BroadcastTo"] = [](Builder& b, const Call& c) {
-    std::vector<std::int64_t> shape(c.out_shapes[0].begin(), c.out_shapes[0].end());
-    const Shape& in = c.in_shapes[0];
-    if (c.dynamic_batch && in.size() == shape.size() && !in.empty() && std::size_t(shape[0]) == in[0]) shape[0] = 1;
-    b.node("Expand", {c.in[0], b.ints(shape)}, c.out);
+    const Shape &in = c.in_shapes[0], &in2 = c.in_shapes2[0], &out = c.out_shapes[0], &out2 = c.out_shapes2[0];
+    std::vector<std::int64_t> shape(out.begin(), out.end());
+    std::vector<bool> computed(out.size(), false);
+    const std::size_t lead = out.size() - in.size();
+    for (std::size_t d = 0; d < out.size(); ++d) {
+      const bool kept = d >= lead && in[d - lead] == out[d] && in2[d - lead] == out2[d];
+      if (c.two_runs && out[d] != out2[d]) {
+        if (kept) shape[d] = 1;
+        else computed[d] = true;
+      }
+      if (!c.two_runs && c.dynamic_batch && d == 0 && lead == 0 && kept) shape[d] = 1;
+    }
+    b.node("Expand", {c.in[0], b.shape(shape, computed, out, out2, "the shape " + shape_str(out) + " of BroadcastTo")}, c.out);
   };
   t["SumTo"] = [](Builder& b, const Call& c) {
     const Shape& in = c.in_shapes[0];
@@ -343,9 +506,8 @@ std::map<std::string, Mapping> make_table() {
       y = b.fresh("ReduceSum");
       set_attr(b.node("ReduceSum", {c.in[0], b.ints(axes)}, {y}), "keepdims", std::int64_t{1});
     }
-    Call shaped = c;
-    shaped.in_shapes[0] = Shape(in.begin() + lead, in.end());
-    b.node("Reshape", {y, b.ints(target_shape(shaped, out))}, c.out);
+    const Shape kept(in.begin() + lead, in.end()), kept2(c.in_shapes2[0].begin() + lead, c.in_shapes2[0].end());
+    b.node("Reshape", {y, target_shape(b, c, kept, kept2, out, c.out_shapes2[0])}, c.out);
   };
   t["Transpose"] = [](Builder& b, const Call& c) { set_attr(b.node("Transpose", c.in, c.out), "perm", c.integers("perm")); };
   t["Tril"] = [](Builder& b, const Call& c) {
@@ -387,6 +549,10 @@ std::map<std::string, Mapping> make_table() {
   t["AvgPool2d"] = pool2d("AveragePool");
   t["ScaledDotProductAttention"] = attention;
   t["GELU"] = gelu;
+  t["Softplus"] = softplus;
+  t["LSTMLayer"] = recurrent("LSTM", {0, 3, 1, 2});
+  t["GRULayer"] = recurrent("GRU", {1, 0, 2});
+  t["RNNLayer"] = recurrent("RNN", {0});
   t["LayerNorm"] = layer_norm;
   return t;
 }

@@ -3,6 +3,8 @@
 /// ONNX export: a recorded forward pass written as an ONNX model, through
 /// ONNX's own generated classes (nn/onnx/src/export.cpp). Built when the ONNX
 /// library is found (zerograd::onnx); docs/onnx.md has the operator table.
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,8 +21,13 @@ struct ExportOptions {
   std::vector<std::string> input_names;   ///< default "input", then "input1", ...
   std::vector<std::string> output_names;  ///< default "output", then "output1", ...
   /// Axis 0 of every input and output is the symbolic "batch": the model runs
-  /// on any batch size. Other axes keep the example's sizes.
+  /// on any batch size. Other axes keep the example's sizes, but sequence_axis.
   bool dynamic_batch = true;
+  /// The input's axis that is a sequence length, such as 1 for token ids
+  /// (batch, steps): export_model makes it, and every size that follows it,
+  /// the symbolic "sequence", so that the model runs on any length its
+  /// forward accepts. Unset, the length is the example's.
+  std::optional<std::size_t> sequence_axis;
   /// Initializer names for leaves of the graph (parameters, buffers); other
   /// constants are named by their Variable's name or "const_<k>".
   nn::NamedVariables names;
@@ -34,9 +41,11 @@ struct ExportOptions {
 /// unless options name them. The file passes ONNX's checker before it is
 /// written, atomically (temp file, then rename). A Function without an ONNX
 /// mapping is a ValueError naming it, its place in the graph and the Functions
-/// that have one; nothing is written then. So is a constant made from the
-/// batch size (a recurrent layer's zero initial state) while dynamic_batch is
-/// set (Note [Constants that follow the batch]).
+/// that have one; nothing is written then. With dynamic_batch or
+/// sequence_axis, a second forward on other sizes must run the same Functions
+/// (Note [Two runs]); a constant made from those sizes is rebuilt in the graph
+/// when it is a fill, the positions 0..n-1 or a causal mask, and is a
+/// ValueError otherwise (Note [Constants that follow the batch]).
 void export_model(nn::Module& model, const Variable& example_input, const std::string& path,
                   const ExportOptions& options = {});
 
